@@ -97,6 +97,7 @@ struct GenerationConfig {
   std::optional<double> min_p;
   std::optional<double> repetition_penalty;
   std::optional<int64_t> max_new_tokens;
+  std::optional<bool> do_sample;  // HF ignores temperature/top_p/top_k when this is false
 };
 
 Expected<GenerationConfig> parse_generation_config(std::string_view json, std::string_view source);

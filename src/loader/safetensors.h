@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -30,6 +31,14 @@ struct SafetensorsEntry {
 // `begin`. "__metadata__" (string-to-string map) is allowed and skipped.
 Expected<std::vector<SafetensorsEntry>> parse_safetensors_header(std::string_view header_json, uint64_t data_size);
 
+// A whole file image (8-byte little-endian header length, header JSON, data section) validated in memory:
+// what open() runs on the mapping, and what the fuzzer feeds arbitrary bytes to.
+struct SafetensorsLayout {
+  uint64_t data_offset = 0;  // where the data section starts in the image (8 + header length)
+  std::vector<SafetensorsEntry> entries;
+};
+Expected<SafetensorsLayout> parse_safetensors_image(const uint8_t* image, uint64_t size);
+
 // One mapped file. Tensors returned by `tensor()` keep the mapping alive.
 class SafetensorsFile {
  public:
@@ -50,7 +59,9 @@ class SafetensorsFile {
   void* mapping_ = nullptr;
   size_t mapping_size_ = 0;
   const uint8_t* data_ = nullptr;  // start of the data section
+  uint64_t data_size_ = 0;
   std::vector<SafetensorsEntry> entries_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in entries_
 };
 
 }  // namespace radixlm

@@ -1,0 +1,146 @@
+// --load-format dummy: weights drawn from a seed and the tensor's name alone, so any shape from config.json
+// runs without weight files and every run (any thread count, any load order) sees the same values.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <string_view>
+#include <thread>
+
+#include "core/checked_math.h"
+#include "core/dtype.h"
+#include "loader/weight_source.h"
+
+namespace radixlm {
+
+namespace {
+
+// Elements per independently seeded chunk: the unit of parallel work. Part of the output's definition (a
+// chunk's values depend on its index), so changing it changes every dummy model.
+constexpr int64_t kChunkElements = int64_t{1} << 16;
+// Uniform on [-a, a) has standard deviation a / sqrt(3); 0.02 is the initializer_range HF configs use.
+constexpr float kStd = 0.02f;
+
+uint64_t splitmix64_mix(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t hash_name(std::string_view name) {  // FNV-1a, 64-bit
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+enum class Fill { kOnes, kZeros, kRandom };
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+Fill fill_for(std::string_view name) {
+  // Covers input_layernorm.weight, q_norm.weight, kv_a_layernorm.weight, model.norm.weight.
+  if (ends_with(name, "norm.weight")) return Fill::kOnes;
+  if (ends_with(name, "bias")) return Fill::kZeros;
+  return Fill::kRandom;
+}
+
+// Fills elements [begin, end) of chunk `chunk` with uniform values of std kStd, converted to `dtype`.
+void fill_chunk(uint64_t chunk_seed, DType dtype, void* out, int64_t begin, int64_t end) {
+  constexpr int64_t kBlock = 1024;
+  float values[kBlock];
+  const float half_width = kStd * std::sqrt(3.0f);
+  uint64_t state = chunk_seed;
+  const size_t element_size = dtype_size(dtype);
+  for (int64_t block = begin; block < end; block += kBlock) {
+    const int64_t n = std::min(kBlock, end - block);
+    for (int64_t i = 0; i < n; ++i) {
+      state += 0x9e3779b97f4a7c15ull;
+      const uint64_t bits = splitmix64_mix(state);
+      const float unit = static_cast<float>(bits >> 40) * 0x1p-24f;  // [0, 1)
+      values[i] = (2.0f * unit - 1.0f) * half_width;
+    }
+    convert_from_f32(values, dtype, static_cast<char*>(out) + block * static_cast<int64_t>(element_size),
+                     static_cast<size_t>(n));
+  }
+}
+
+class DummyWeights final : public WeightSource {
+ public:
+  DummyWeights(DType dtype, uint64_t seed) : dtype_(dtype), seed_(seed) {}
+
+  // It can make any tensor, so it holds every name.
+  bool contains(const std::string&) const override { return true; }
+
+  Expected<Tensor> get(const std::string& name, const Shape& shape) override {
+    if (!dtype_is_float(dtype_) || dtype_ == DType::kF64) {
+      return make_error(StatusCode::kUnsupported, "dummy weights: dtype {} is not bf16, f16, f32 or fp8",
+                        dtype_name(dtype_));
+    }
+    uint64_t numel = 1;
+    for (int i = 0; i < shape.ndim; ++i) {
+      std::optional<uint64_t> product = shape[i] < 0 ? std::nullopt : checked_mul(numel, static_cast<uint64_t>(shape[i]));
+      if (!product || *product > (uint64_t{1} << 48)) {
+        return make_error(StatusCode::kInvalidArgument, "dummy weights: tensor '{}' has an impossible shape {}", name,
+                          shape.to_string());
+      }
+      numel = *product;
+    }
+    Tensor tensor = alloc_host_tensor(dtype_, shape);  // zero-filled: biases are done
+    const int64_t count = static_cast<int64_t>(numel);
+    const Fill fill = fill_for(name);
+    if (fill == Fill::kOnes) {
+      const float one = 1.0f;
+      const size_t element_size = dtype_size(dtype_);
+      for (int64_t i = 0; i < count; ++i) {
+        convert_from_f32(&one, dtype_, tensor.as<char>() + i * static_cast<int64_t>(element_size), 1);
+      }
+    } else if (fill == Fill::kRandom) {
+      fill_random(name, tensor.view.data, count);
+    }
+    return tensor;
+  }
+
+  std::vector<std::string> names() const override { return {}; }
+
+ private:
+  void fill_random(const std::string& name, void* out, int64_t count) const {
+    const uint64_t name_seed = splitmix64_mix(hash_name(name) ^ splitmix64_mix(seed_));
+    const int64_t chunks = (count + kChunkElements - 1) / kChunkElements;
+    auto run_chunk = [&](int64_t chunk) {
+      const int64_t begin = chunk * kChunkElements;
+      const int64_t end = std::min(count, begin + kChunkElements);
+      fill_chunk(splitmix64_mix(name_seed + static_cast<uint64_t>(chunk)), dtype_, out, begin, end);
+    };
+    const int64_t threads =
+        std::min<int64_t>(chunks, std::max(1u, std::min(std::thread::hardware_concurrency(), 64u)));
+    if (threads <= 1) {
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) run_chunk(chunk);
+      return;
+    }
+    std::atomic<int64_t> next{0};
+    auto worker = [&] {
+      for (int64_t chunk = next++; chunk < chunks; chunk = next++) run_chunk(chunk);
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(threads - 1));
+    for (int64_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& thread : pool) thread.join();
+  }
+
+  DType dtype_;
+  uint64_t seed_;
+};
+
+}  // namespace
+
+std::unique_ptr<WeightSource> make_dummy_weights(DType dtype, uint64_t seed) {
+  return std::make_unique<DummyWeights>(dtype, seed);
+}
+
+}  // namespace radixlm
