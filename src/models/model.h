@@ -31,11 +31,21 @@ class Model {
   virtual Tensor forward(const ForwardBatch& batch, const std::vector<LayerKvCache>& kv_cache) = 0;
 };
 
+// Choices about how a model is built that are not in config.json.
+struct ModelOptions {
+  // Round the RoPE inverse frequencies to the checkpoint dtype (config.dtype). HF keeps inv_freq as a module
+  // buffer, so a model cast with torch's `.to(bfloat16)` and back carries bf16-rounded frequencies; the
+  // fixture goldens were made that way (tools/make_golden.py). Real checkpoints loaded by HF, SGLang or vLLM
+  // compute inv_freq in fp32, which is the default here.
+  bool rope_inv_freq_in_checkpoint_dtype = false;
+};
+
 // Architectures (config.json "architectures"[0]) that load_model accepts.
 std::vector<std::string> supported_architectures();
 
 // Builds the model for config.architecture, taking every weight from `weights` (uploaded to `backend`).
 // An unsupported architecture is an error that lists the supported ones.
-Expected<std::unique_ptr<Model>> load_model(const ModelConfig& config, WeightSource& weights, Backend& backend);
+Expected<std::unique_ptr<Model>> load_model(const ModelConfig& config, WeightSource& weights, Backend& backend,
+                                            const ModelOptions& options = {});
 
 }  // namespace radixlm

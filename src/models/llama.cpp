@@ -1,0 +1,262 @@
+// The dense Llama family written once against ops/Backend. The residual stream follows SGLang's Llama:
+// add_rms_norm both adds the sublayer output into the residual and normalises it, so each layer is
+//   residual += x; x = input_norm(residual); x = attention(x)
+//   residual += x; x = post_attention_norm(residual); x = mlp(x)
+// and the final norm closes the last residual add. The residual starts at zero, which makes the first
+// add an exact copy of the embeddings.
+
+#include "models/llama.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "ops/rope.h"
+
+namespace radixlm {
+namespace {
+
+struct LayerWeights {
+  Tensor input_norm, post_attention_norm;
+  Tensor q_proj, k_proj, v_proj, o_proj;
+  Tensor q_bias, k_bias, v_bias, o_bias;  // undefined when absent
+  Tensor q_norm, k_norm;                  // Qwen3
+  Tensor gate_up_proj, gate_up_bias;      // gate and up stacked: [2I, H], as silu_and_mul wants
+  Tensor down_proj, down_bias;
+};
+
+// Stacks two host matrices with the same column count, [a; b], so one matmul computes both.
+Tensor stack_rows(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype()) {
+    // Mixed dtypes are odd but legal: widen both to f32 rather than round either.
+    Tensor out = alloc_host_tensor(DType::kF32, {a.shape()[0] + b.shape()[0], a.shape().numel() / a.shape()[0]});
+    convert_to_f32(a.dtype(), a.view.data, out.as<float>(), static_cast<size_t>(a.shape().numel()));
+    convert_to_f32(b.dtype(), b.view.data, out.as<float>() + a.shape().numel(), static_cast<size_t>(b.shape().numel()));
+    return out;
+  }
+  Shape shape = a.shape();
+  shape[0] += b.shape()[0];
+  Tensor out = alloc_host_tensor(a.dtype(), shape);
+  std::memcpy(out.view.data, a.view.data, a.view.nbytes());
+  std::memcpy(static_cast<uint8_t*>(out.view.data) + a.view.nbytes(), b.view.data, b.view.nbytes());
+  return out;
+}
+
+class LlamaFamilyModel final : public Model {
+ public:
+  LlamaFamilyModel(ModelConfig config, LlamaFamilyFlags flags, ModelOptions options, Backend& backend)
+      : config_(std::move(config)), flags_(flags), options_(options), backend_(backend) {}
+
+  Status load(WeightSource& weights);
+
+  const ModelConfig& config() const override { return config_; }
+  KvCacheShape kv_cache_shape() const override {
+    return {config_.num_hidden_layers, config_.num_key_value_heads, config_.head_dim};
+  }
+  Tensor forward(const ForwardBatch& batch, const std::vector<LayerKvCache>& kv_cache) override;
+
+ private:
+  Expected<Tensor> fetch(WeightSource& weights, const std::string& name, const Shape& shape);
+
+  ModelConfig config_;
+  LlamaFamilyFlags flags_;
+  ModelOptions options_;
+  Backend& backend_;
+  RopeTable rope_;
+  Tensor embed_tokens, final_norm, lm_head;
+  std::vector<LayerWeights> layers_;
+};
+
+Expected<Tensor> LlamaFamilyModel::fetch(WeightSource& weights, const std::string& name, const Shape& shape) {
+  RADIXLM_ASSIGN_OR_RETURN(Tensor host, weights.get(name, shape));
+  if (!dtype_is_float(host.dtype())) {
+    return make_error(StatusCode::kUnsupported, "weight '{}' has dtype {}; a float type is needed", name,
+                      dtype_name(host.dtype()));
+  }
+  return host;
+}
+
+Status LlamaFamilyModel::load(WeightSource& weights) {
+  const int64_t hidden = config_.hidden_size, inter = config_.intermediate_size, vocab = config_.vocab_size;
+  const int64_t q_width = config_.num_attention_heads * config_.head_dim;
+  const int64_t kv_width = config_.num_key_value_heads * config_.head_dim;
+
+  RADIXLM_ASSIGN_OR_RETURN(Tensor embed, fetch(weights, "model.embed_tokens.weight", {vocab, hidden}));
+  embed_tokens = backend_.upload(embed);
+  RADIXLM_ASSIGN_OR_RETURN(Tensor norm, fetch(weights, "model.norm.weight", {hidden}));
+  final_norm = backend_.upload(norm);
+  // A checkpoint without lm_head.weight ties it to the embeddings even if the config forgot to say so.
+  const bool tied = config_.tie_word_embeddings || (!weights.names().empty() && !weights.contains("lm_head.weight"));
+  if (tied) {
+    lm_head = embed_tokens;
+  } else {
+    RADIXLM_ASSIGN_OR_RETURN(Tensor head, fetch(weights, "lm_head.weight", {vocab, hidden}));
+    lm_head = backend_.upload(head);
+  }
+
+  layers_.resize(static_cast<size_t>(config_.num_hidden_layers));
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    LayerWeights& layer = layers_[static_cast<size_t>(i)];
+    auto get = [&](const std::string& name, const Shape& shape) -> Expected<Tensor> {
+      RADIXLM_ASSIGN_OR_RETURN(Tensor host, fetch(weights, prefix + name, shape));
+      return backend_.upload(host);
+    };
+    RADIXLM_ASSIGN_OR_RETURN(layer.input_norm, get("input_layernorm.weight", {hidden}));
+    RADIXLM_ASSIGN_OR_RETURN(layer.post_attention_norm, get("post_attention_layernorm.weight", {hidden}));
+    RADIXLM_ASSIGN_OR_RETURN(layer.q_proj, get("self_attn.q_proj.weight", {q_width, hidden}));
+    RADIXLM_ASSIGN_OR_RETURN(layer.k_proj, get("self_attn.k_proj.weight", {kv_width, hidden}));
+    RADIXLM_ASSIGN_OR_RETURN(layer.v_proj, get("self_attn.v_proj.weight", {kv_width, hidden}));
+    RADIXLM_ASSIGN_OR_RETURN(layer.o_proj, get("self_attn.o_proj.weight", {hidden, q_width}));
+    if (flags_.qkv_bias) {
+      RADIXLM_ASSIGN_OR_RETURN(layer.q_bias, get("self_attn.q_proj.bias", {q_width}));
+      RADIXLM_ASSIGN_OR_RETURN(layer.k_bias, get("self_attn.k_proj.bias", {kv_width}));
+      RADIXLM_ASSIGN_OR_RETURN(layer.v_bias, get("self_attn.v_proj.bias", {kv_width}));
+    }
+    if (flags_.o_proj_bias) {
+      RADIXLM_ASSIGN_OR_RETURN(layer.o_bias, get("self_attn.o_proj.bias", {hidden}));
+    }
+    if (flags_.qk_norm) {
+      RADIXLM_ASSIGN_OR_RETURN(layer.q_norm, get("self_attn.q_norm.weight", {config_.head_dim}));
+      RADIXLM_ASSIGN_OR_RETURN(layer.k_norm, get("self_attn.k_norm.weight", {config_.head_dim}));
+    }
+    RADIXLM_ASSIGN_OR_RETURN(Tensor gate, fetch(weights, prefix + "mlp.gate_proj.weight", {inter, hidden}));
+    RADIXLM_ASSIGN_OR_RETURN(Tensor up, fetch(weights, prefix + "mlp.up_proj.weight", {inter, hidden}));
+    layer.gate_up_proj = backend_.upload(stack_rows(gate, up));
+    RADIXLM_ASSIGN_OR_RETURN(layer.down_proj, get("mlp.down_proj.weight", {hidden, inter}));
+    if (flags_.mlp_bias) {
+      RADIXLM_ASSIGN_OR_RETURN(Tensor gate_bias, fetch(weights, prefix + "mlp.gate_proj.bias", {inter}));
+      RADIXLM_ASSIGN_OR_RETURN(Tensor up_bias, fetch(weights, prefix + "mlp.up_proj.bias", {inter}));
+      layer.gate_up_bias = backend_.upload(stack_rows(gate_bias, up_bias));
+      RADIXLM_ASSIGN_OR_RETURN(layer.down_bias, get("mlp.down_proj.bias", {hidden}));
+    }
+  }
+  rope_ = make_rope_table(config_.rope, config_.head_dim, config_.max_position_embeddings);
+  if (options_.rope_inv_freq_in_checkpoint_dtype && dtype_is_float(config_.dtype)) {
+    std::vector<uint8_t> stored(rope_.inv_freq.size() * dtype_size(config_.dtype));
+    convert_from_f32(rope_.inv_freq.data(), config_.dtype, stored.data(), rope_.inv_freq.size());
+    convert_to_f32(config_.dtype, stored.data(), rope_.inv_freq.data(), rope_.inv_freq.size());
+  }
+  return {};
+}
+
+Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<LayerKvCache>& kv_cache) {
+  RADIXLM_CHECK(kv_cache.size() == layers_.size(), "{} KV layers for {} model layers", kv_cache.size(),
+                layers_.size());
+  backend_.begin_step(batch);
+  const int64_t tokens = batch.num_tokens(), rows = static_cast<int64_t>(batch.logit_rows.size());
+  const int64_t hidden_size = config_.hidden_size, inter = config_.intermediate_size;
+  const auto q_heads = static_cast<int32_t>(config_.num_attention_heads);
+  const auto kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
+  const auto head_dim = static_cast<int32_t>(config_.head_dim);
+  const auto eps = static_cast<float>(config_.rms_norm_eps);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const DType act = backend_.activation_dtype();
+
+  Tensor hidden = backend_.alloc(act, {tokens, hidden_size});
+  Tensor residual = backend_.alloc(act, {tokens, hidden_size});  // zero-filled
+  Tensor q = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
+  Tensor k = backend_.alloc(act, {tokens, int64_t{kv_heads} * head_dim});
+  Tensor v = backend_.alloc(act, {tokens, int64_t{kv_heads} * head_dim});
+  Tensor attn = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
+  Tensor gate_up = backend_.alloc(act, {tokens, 2 * inter});
+  Tensor mlp = backend_.alloc(act, {tokens, inter});
+
+  backend_.embedding(embed_tokens, hidden);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerWeights& layer = layers_[i];
+    backend_.add_rms_norm(hidden, residual, layer.input_norm, eps);
+    backend_.linear(hidden, layer.q_proj, layer.q_bias, q);
+    backend_.linear(hidden, layer.k_proj, layer.k_bias, k);
+    backend_.linear(hidden, layer.v_proj, layer.v_bias, v);
+    if (flags_.qk_norm) {
+      backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
+      backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
+    }
+    backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
+    backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
+    backend_.linear(attn, layer.o_proj, layer.o_bias, hidden);
+    backend_.add_rms_norm(hidden, residual, layer.post_attention_norm, eps);
+    backend_.linear(hidden, layer.gate_up_proj, layer.gate_up_bias, gate_up);
+    backend_.silu_and_mul(gate_up, mlp);
+    backend_.linear(mlp, layer.down_proj, layer.down_bias, hidden);
+  }
+  backend_.add_rms_norm(hidden, residual, final_norm, eps);
+
+  Tensor selected = backend_.alloc(act, {rows, hidden_size});
+  backend_.gather_logit_rows(hidden, selected);
+  Tensor logits = backend_.alloc(DType::kF32, {rows, config_.vocab_size});
+  backend_.linear(selected, lm_head, TensorView(), logits);
+  return logits;
+}
+
+Status check_dims(const ModelConfig& config) {
+  const auto positive = [&](int64_t value, const char* name) -> Status {
+    if (value <= 0) return make_error(StatusCode::kInvalidArgument, "{}: {} must be positive, got {}", config.source, name, value);
+    return {};
+  };
+  RADIXLM_RETURN_IF_ERROR(positive(config.hidden_size, "hidden_size"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.intermediate_size, "intermediate_size"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.num_hidden_layers, "num_hidden_layers"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.num_attention_heads, "num_attention_heads"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.num_key_value_heads, "num_key_value_heads"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.head_dim, "head_dim"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.vocab_size, "vocab_size"));
+  RADIXLM_RETURN_IF_ERROR(positive(config.max_position_embeddings, "max_position_embeddings"));
+  if (config.num_attention_heads % config.num_key_value_heads != 0) {
+    return make_error(StatusCode::kInvalidArgument, "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                      config.source, config.num_attention_heads, config.num_key_value_heads);
+  }
+  const auto rotary = static_cast<int64_t>(static_cast<double>(config.head_dim) * config.rope.partial_rotary_factor);
+  if (rotary <= 0 || rotary % 2 != 0 || rotary > config.head_dim) {
+    return make_error(StatusCode::kInvalidArgument, "{}: rotary width {} (head_dim {} x partial_rotary_factor {}) must be even and within the head",
+                      config.source, rotary, config.head_dim, config.rope.partial_rotary_factor);
+  }
+  if (config.hidden_act != "silu") {
+    return make_error(StatusCode::kUnsupported, "{}: hidden_act '{}' is not supported (only silu)", config.source,
+                      config.hidden_act);
+  }
+  if (!(config.rms_norm_eps > 0)) {
+    return make_error(StatusCode::kInvalidArgument, "{}: rms_norm_eps must be positive", config.source);
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<LlamaFamilyFlags> llama_family_flags(const ModelConfig& config) {
+  LlamaFamilyFlags flags;
+  const std::string& arch = config.architecture;
+  if (arch == "LlamaForCausalLM") {
+    flags.qkv_bias = flags.o_proj_bias = config.attention_bias;
+    flags.mlp_bias = config.mlp_bias;
+  } else if (arch == "MistralForCausalLM") {
+    // Mistral has no biases anywhere.
+  } else if (arch == "Qwen2ForCausalLM") {
+    flags.qkv_bias = true;  // always, whatever attention_bias says
+  } else if (arch == "Qwen3ForCausalLM") {
+    flags.qkv_bias = flags.o_proj_bias = config.attention_bias;
+    flags.qk_norm = true;
+  } else {
+    return make_error(StatusCode::kUnsupported, "{} is not a Llama-family architecture", arch);
+  }
+  return flags;
+}
+
+Expected<std::unique_ptr<Model>> build_llama_family(const ModelConfig& config, WeightSource& weights,
+                                                    Backend& backend, const ModelOptions& options) {
+  RADIXLM_ASSIGN_OR_RETURN(LlamaFamilyFlags flags, llama_family_flags(config));
+  RADIXLM_RETURN_IF_ERROR(check_dims(config));
+  if (config.sliding_window && *config.sliding_window < config.max_position_embeddings) {
+    spdlog::warn("{}: sliding_window {} is not applied: attention is full, exact up to {} tokens", config.source,
+                 *config.sliding_window, *config.sliding_window);
+  }
+  auto model = std::make_unique<LlamaFamilyModel>(config, flags, options, backend);
+  RADIXLM_RETURN_IF_ERROR(model->load(weights));
+  return std::unique_ptr<Model>(std::move(model));
+}
+
+}  // namespace radixlm
