@@ -1,13 +1,16 @@
 # Helpers every src/ folder uses, so that warnings, sanitizers and test registration are set in one place.
 
 set(RADIXLM_WARNINGS -Wall -Wextra -Wpedantic -Werror -Wno-missing-field-initializers)
+# Sanitizer and fuzzer flags apply to host C++ only: nvcc neither needs nor accepts them.
 if(RADIXLM_SANITIZE)
-  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined>
+                      $<$<COMPILE_LANGUAGE:CXX>:-fno-omit-frame-pointer>
+                      $<$<COMPILE_LANGUAGE:CXX>:-fno-sanitize-recover=undefined>)
   add_link_options(-fsanitize=address,undefined)
 endif()
 if(RADIXLM_FUZZ)
   # Coverage instrumentation for the libraries the fuzzers link; the fuzzer main comes from -fsanitize=fuzzer.
-  add_compile_options(-fsanitize=fuzzer-no-link)
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
 endif()
 
 # radixlm_library(NAME SOURCES a.cpp ... DEPS other_targets ...)
@@ -16,7 +19,7 @@ function(radixlm_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_library(radixlm_${name} STATIC ${ARG_SOURCES})
   target_include_directories(radixlm_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
-  target_compile_options(radixlm_${name} PRIVATE ${RADIXLM_WARNINGS})
+  target_compile_options(radixlm_${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${RADIXLM_WARNINGS}>)
   target_link_libraries(radixlm_${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
