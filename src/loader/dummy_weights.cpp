@@ -1,9 +1,13 @@
 // --load-format dummy: weights drawn from a seed and the tensor's name alone, so any shape from config.json
 // runs without weight files and every run (any thread count, any load order) sees the same values.
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string_view>
 #include <thread>
 
@@ -20,6 +24,7 @@ namespace {
 constexpr int64_t kChunkElements = int64_t{1} << 16;
 // Uniform on [-a, a) has standard deviation a / sqrt(3); 0.02 is the initializer_range HF configs use.
 constexpr float kStd = 0.02f;
+constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 uint64_t splitmix64_mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -90,16 +95,15 @@ class DummyWeights final : public WeightSource {
       }
       numel = *product;
     }
-    Tensor tensor = alloc_host_tensor(dtype_, shape);  // zero-filled: biases are done
     const int64_t count = static_cast<int64_t>(numel);
     const Fill fill = fill_for(name);
+    if (fill == Fill::kZeros) return alloc_host_tensor(dtype_, shape);
+    // Random and ones overwrite every byte, so skip the zero-fill pass alloc_host_tensor would make: on a
+    // 16 GB model that pass costs as much as the generation. The fill threads fault the pages in.
+    Tensor tensor = alloc_uninitialized(shape, count);
     if (fill == Fill::kOnes) {
-      const float one = 1.0f;
-      const size_t element_size = dtype_size(dtype_);
-      for (int64_t i = 0; i < count; ++i) {
-        convert_from_f32(&one, dtype_, tensor.as<char>() + i * static_cast<int64_t>(element_size), 1);
-      }
-    } else if (fill == Fill::kRandom) {
+      fill_ones(tensor.view.data, count);
+    } else {
       fill_random(name, tensor.view.data, count);
     }
     return tensor;
@@ -108,6 +112,34 @@ class DummyWeights final : public WeightSource {
   std::vector<std::string> names() const override { return {}; }
 
  private:
+  Tensor alloc_uninitialized(const Shape& shape, int64_t count) const {
+    const size_t bytes = static_cast<size_t>(count) * dtype_size(dtype_);
+    if (bytes >= kHugePageBytes) {
+      // Large tensors: anonymous memory with transparent huge pages, because first-touch page faults (not
+      // the random numbers) dominate filling gigabytes, and huge pages cut their number 512-fold.
+      void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      RADIXLM_CHECK(data != MAP_FAILED, "out of host memory mapping {} bytes of dummy weights", bytes);
+      ::madvise(data, bytes, MADV_HUGEPAGE);
+      std::shared_ptr<void> storage(data, [bytes](void* p) { ::munmap(p, bytes); });
+      return Tensor(TensorView(data, dtype_, shape, Device::kCpu), std::move(storage));
+    }
+    constexpr size_t kAlignment = 64;
+    const size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+    void* data = std::aligned_alloc(kAlignment, rounded);
+    RADIXLM_CHECK(data != nullptr, "out of host memory allocating {} bytes of dummy weights", bytes);
+    std::shared_ptr<void> storage(data, [](void* p) { std::free(p); });
+    return Tensor(TensorView(data, dtype_, shape, Device::kCpu), std::move(storage));
+  }
+
+  void fill_ones(void* out, int64_t count) const {
+    const float one = 1.0f;
+    uint8_t pattern[8];
+    convert_from_f32(&one, dtype_, pattern, 1);
+    const size_t element_size = dtype_size(dtype_);
+    auto* bytes = static_cast<uint8_t*>(out);
+    for (int64_t i = 0; i < count; ++i) std::memcpy(bytes + i * static_cast<int64_t>(element_size), pattern, element_size);
+  }
+
   void fill_random(const std::string& name, void* out, int64_t count) const {
     const uint64_t name_seed = splitmix64_mix(hash_name(name) ^ splitmix64_mix(seed_));
     const int64_t chunks = (count + kChunkElements - 1) / kChunkElements;

@@ -398,6 +398,9 @@ Expected<ModelConfig> parse_root(const Json& root, std::string_view source) {
 
   RADIXLM_RETURN_IF_ERROR(read_moe_fields(root, source, config));
   // Dense models need an MLP width; an MoE model may have none of its own.
+  if (config.num_experts == 0 && config.intermediate_size == 0 && !root.contains("intermediate_size")) {
+    return make_error(StatusCode::kInvalidArgument, "{}: missing 'intermediate_size'", source);
+  }
   RADIXLM_RETURN_IF_ERROR(check_size(source, "intermediate_size", config.intermediate_size, config.num_experts > 0));
   return config;
 }

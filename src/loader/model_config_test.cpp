@@ -409,6 +409,9 @@ TEST(ModelConfigErrors, InvalidJson) {
 TEST(ModelConfigErrors, Sizes) {
   expect_config_error(R"({"architectures": ["X"], "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 8})",
                       {"missing 'hidden_size'"});
+  expect_config_error(R"({"architectures": ["X"], "hidden_size": 64, "num_hidden_layers": 1,
+      "num_attention_heads": 4, "vocab_size": 8})",
+                      {"missing 'intermediate_size'"});
   std::string json = with_common(R"("rope_theta": 1e4)");
   auto replaced = [&](std::string_view from, std::string_view to) {
     std::string out = json;

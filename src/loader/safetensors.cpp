@@ -240,7 +240,8 @@ Expected<SafetensorsLayout> parse_safetensors_image(const uint8_t* image, uint64
 
 Expected<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open(const std::filesystem::path& path) {
   const std::string where = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO in place of a weight file must fail below (not a regular file), not hang here.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     return make_error(err == ENOENT ? StatusCode::kNotFound : StatusCode::kIoError, "{}: cannot open: {}", where,

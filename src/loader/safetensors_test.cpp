@@ -1,6 +1,7 @@
 #include "loader/safetensors.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -262,6 +263,17 @@ TEST(SafetensorsErrors, MissingFile) {
   ASSERT_FALSE(file.ok());
   EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
   EXPECT_NE(file.status().message().find("nope.safetensors"), std::string::npos);
+}
+
+TEST(SafetensorsErrors, NotARegularFile) {
+  ScratchDir dir;
+  ASSERT_EQ(::mkfifo((dir.path() / "pipe.safetensors").c_str(), 0600), 0);
+  auto fifo = SafetensorsFile::open(dir.path() / "pipe.safetensors");  // must not block waiting for a writer
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_NE(fifo.status().message().find("pipe.safetensors: not a regular file"), std::string::npos);
+  auto directory = SafetensorsFile::open(dir.path());
+  ASSERT_FALSE(directory.ok());
+  EXPECT_NE(directory.status().message().find("not a regular file"), std::string::npos);
 }
 
 TEST(SafetensorsImage, SameValidationInMemory) {

@@ -160,7 +160,7 @@ std::vector<float> to_f32(const Tensor& t) {
 }
 
 TEST(DummyWeights, DeterministicAndOrderIndependent) {
-  const Shape shape{300, 1000};  // several chunks, so the parallel fill is exercised
+  const Shape shape{1100, 1000};  // many chunks (the parallel fill), and over 2 MB (the huge-page allocation)
   auto first = make_dummy_weights(DType::kBF16, 7);
   auto a1 = first->get("model.layers.0.mlp.up_proj.weight", shape);
   auto b1 = first->get("model.layers.1.mlp.up_proj.weight", shape);
