@@ -1,0 +1,68 @@
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
+
+namespace radixlm::tokenizer {
+namespace {
+
+constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+// Ids before the window are dropped once this many pile up, so a long stream keeps bounded memory.
+constexpr size_t kCompactAfter = 4096;
+
+}  // namespace
+
+IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, DetokenizeOptions options)
+    : tokenizer_(&tokenizer), options_(options) {}
+
+std::string IncrementalDetokenizer::decode_window(size_t begin, size_t end) const {
+  return tokenizer_->decode(std::span<const int32_t>(ids_).subspan(begin, end - begin),
+                            options_.skip_special_tokens, options_.spaces_between_special_tokens);
+}
+
+bool IncrementalDetokenizer::stable_to_emit() const {
+  // A run of byte-fallback tokens decodes as one unit: valid UTF-8, or one U+FFFD per byte if any byte is
+  // bad. Until a non-byte token ends the run, its text is not final.
+  const TokenizerImpl& t = tokenizer_->impl();
+  const auto last = static_cast<size_t>(ids_.back());
+  return !(last < t.byte_fallback.size() && t.byte_fallback[last]);
+}
+
+std::string IncrementalDetokenizer::feed(int32_t id) {
+  const TokenizerImpl& t = tokenizer_->impl();
+  // Ids decode() would drop change nothing; keeping them out of the window keeps the window meaningful.
+  if (id < 0 || static_cast<size_t>(id) >= t.has_token.size() || !t.has_token[static_cast<size_t>(id)]) return {};
+  if (options_.skip_special_tokens && t.special[static_cast<size_t>(id)]) return {};
+  ids_.push_back(id);
+  if (!stable_to_emit()) return {};
+  const std::string prefix_text = decode_window(prefix_offset_, read_offset_);
+  std::string new_text = decode_window(prefix_offset_, ids_.size());
+  // Emit only when the window grew, ends on a whole character, and still starts with what was emitted.
+  if (new_text.size() <= prefix_text.size() || ends_with(new_text, kReplacementChar) ||
+      new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
+    return {};
+  }
+  prefix_offset_ = read_offset_;
+  read_offset_ = ids_.size();
+  if (prefix_offset_ >= kCompactAfter) {
+    ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(prefix_offset_));
+    read_offset_ -= prefix_offset_;
+    prefix_offset_ = 0;
+  }
+  return new_text.substr(prefix_text.size());
+}
+
+std::string IncrementalDetokenizer::finish() {
+  if (read_offset_ == ids_.size()) return {};
+  const std::string prefix_text = decode_window(prefix_offset_, read_offset_);
+  std::string new_text = decode_window(prefix_offset_, ids_.size());
+  prefix_offset_ = read_offset_;
+  read_offset_ = ids_.size();
+  if (new_text.size() <= prefix_text.size()) return {};
+  return new_text.substr(prefix_text.size());
+}
+
+}  // namespace radixlm::tokenizer
