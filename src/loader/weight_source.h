@@ -30,7 +30,9 @@ Expected<std::unique_ptr<WeightSource>> open_checkpoint(const std::filesystem::p
 
 // Deterministic random weights: the same name and seed give the same values on every run and machine.
 // Names ending in "norm.weight" (and "layernorm.weight") are ones, "bias" zeros, everything else is drawn
-// with a small standard deviation, so activations stay finite through a full-size model.
+// with a small standard deviation, so activations stay finite through a full-size model. Each value depends
+// only on (seed, name, position): not on thread count or the order tensors are asked for. It can make any
+// tensor, so contains() is true for every name and names() is empty.
 std::unique_ptr<WeightSource> make_dummy_weights(DType dtype, uint64_t seed = 0);
 
 }  // namespace radixlm
