@@ -19,32 +19,6 @@ constexpr int64_t kMinWorkPerPart = 1 << 16;
 
 }  // namespace
 
-float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int k = 0; k < 16; ++k) acc[k] += a[i + k] * b[i + k];
-  }
-  for (int k = 0; k < 8; ++k) acc[k] += acc[k + 8];
-  for (int k = 0; k < 4; ++k) acc[k] += acc[k + 4];
-  float sum = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-float dot_bf16(const float* a, const uint16_t* b, int64_t n) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int k = 0; k < 16; ++k) acc[k] += a[i + k] * bf16_to_f32(b[i + k]);
-  }
-  for (int k = 0; k < 8; ++k) acc[k] += acc[k + 8];
-  for (int k = 0; k < 4; ++k) acc[k] += acc[k + 4];
-  float sum = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-  for (; i < n; ++i) sum += a[i] * bf16_to_f32(b[i]);
-  return sum;
-}
-
 void linear(ThreadPool& pool, const TensorView& x, const TensorView& weight, const TensorView& bias,
             const TensorView& out) {
   RADIXLM_CHECK(x.ndim() == 2 && weight.ndim() == 2 && out.ndim() == 2, "linear wants 2-D views");
@@ -82,20 +56,19 @@ void linear(ThreadPool& pool, const TensorView& x, const TensorView& weight, con
           const int64_t row_end = std::min(out_features, row_begin + kRowsPerTile);
           const uint8_t* rows = weight_bytes + static_cast<size_t>(row_begin * in) * element_size;
           if (!stream) convert_to_f32(weight.dtype, rows, tile.data(), static_cast<size_t>((row_end - row_begin) * in));
+          const int64_t count = row_end - row_begin;
           for (int64_t t = 0; t < tokens; ++t) {
             const float* x_row = x_data + t * in;
-            float* out_row = out_data + t * out_features;
-            for (int64_t r = row_begin; r < row_end; ++r) {
-              const int64_t local = r - row_begin;
-              float value;
-              if (!stream) {
-                value = dot_f32(x_row, tile.data() + local * in, in);
-              } else if (weight.dtype == DType::kF32) {
-                value = dot_f32(x_row, reinterpret_cast<const float*>(rows) + local * in, in);
-              } else {
-                value = dot_bf16(x_row, reinterpret_cast<const uint16_t*>(rows) + local * in, in);
-              }
-              out_row[r] = bias_f32.empty() ? value : value + bias_f32[static_cast<size_t>(r)];
+            float* out_row = out_data + t * out_features + row_begin;
+            if (!stream) {
+              dot_rows_f32(x_row, tile.data(), count, in, out_row);
+            } else if (weight.dtype == DType::kF32) {
+              dot_rows_f32(x_row, reinterpret_cast<const float*>(rows), count, in, out_row);
+            } else {
+              dot_rows_bf16(x_row, reinterpret_cast<const uint16_t*>(rows), count, in, out_row);
+            }
+            if (!bias_f32.empty()) {
+              for (int64_t r = 0; r < count; ++r) out_row[r] += bias_f32[static_cast<size_t>(row_begin + r)];
             }
           }
         }
