@@ -93,7 +93,11 @@ using DotRowsBf16 = void (*)(const float*, const uint16_t*, int64_t, int64_t, fl
 
 bool use_avx2() {
 #if defined(RADIXLM_HAVE_AVX2_DOT)
-  static const bool supported = __builtin_cpu_supports("avx2");
+  // Called from static initialisers, which may run before libgcc has probed the CPU: probe explicitly.
+  static const bool supported = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
   return supported;
 #else
   return false;
