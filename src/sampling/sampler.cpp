@@ -1,0 +1,211 @@
+// Greedy choice, temperature softmax, the joint top-k/top-p/min-p cut, the seeded draw and logprobs.
+
+#include "sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/status.h"
+#include "sampling/philox.h"
+
+namespace radixlm {
+namespace {
+
+// log_softmax(logits / temperature)[i] = (logits[i] - max) / temperature - log_sum.
+struct LogSoftmaxNorm {
+  double max = 0.0;
+  double log_sum = 0.0;
+  bool any_finite = false;
+};
+
+LogSoftmaxNorm log_softmax_norm(std::span<const float> logits, double temperature) {
+  LogSoftmaxNorm norm;
+  double max = -std::numeric_limits<double>::infinity();
+  for (float logit : logits) {
+    if (logit > max) max = logit;  // NaN compares false and is skipped
+  }
+  if (!std::isfinite(max)) return norm;  // all -inf/NaN, or a +inf logit: no proper distribution
+  double sum = 0.0;
+  for (float logit : logits) {
+    if (logit == logit) sum += std::exp((logit - max) / temperature);
+  }
+  norm.max = max;
+  norm.log_sum = std::log(sum);
+  norm.any_finite = true;
+  return norm;
+}
+
+float clamp_logprob(double logprob) {
+  constexpr double kLowest = std::numeric_limits<float>::lowest();
+  if (!(logprob >= kLowest)) return std::numeric_limits<float>::lowest();  // -inf and NaN
+  return static_cast<float>(logprob);
+}
+
+float logprob_with(const LogSoftmaxNorm& norm, std::span<const float> logits, int32_t token_id,
+                   double temperature, int32_t fallback_token) {
+  if (!norm.any_finite) return token_id == fallback_token ? 0.0f : std::numeric_limits<float>::lowest();
+  return clamp_logprob((logits[token_id] - norm.max) / temperature - norm.log_sum);
+}
+
+std::vector<TokenLogprob> top_logprobs_with(const LogSoftmaxNorm& norm, std::span<const float> logits, int32_t top_n,
+                                            double temperature) {
+  std::vector<TokenLogprob> result;
+  if (top_n <= 0 || logits.empty()) return result;
+  const int32_t n = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(top_n), logits.size()));
+  // Rank by logit (log_softmax is monotone in it); NaN sorts last; ties: lower id first.
+  auto before = [&](int32_t a, int32_t b) {
+    const float la = logits[a], lb = logits[b];
+    const bool a_nan = la != la, b_nan = lb != lb;
+    if (a_nan != b_nan) return b_nan;
+    if (!a_nan && la != lb) return la > lb;
+    return a < b;
+  };
+  // A bounded selection keeps this O(vocab * n) with n <= 20, without a vocab-sized buffer.
+  std::vector<int32_t> best;
+  best.reserve(static_cast<size_t>(n) + 1);
+  for (int32_t id = 0; id < static_cast<int32_t>(logits.size()); ++id) {
+    if (static_cast<int32_t>(best.size()) == n && !before(id, best.back())) continue;
+    best.insert(std::upper_bound(best.begin(), best.end(), id, before), id);
+    if (static_cast<int32_t>(best.size()) > n) best.pop_back();
+  }
+  const int32_t fallback = argmax_token(logits);
+  for (int32_t id : best) result.push_back({id, logprob_with(norm, logits, id, temperature, fallback)});
+  return result;
+}
+
+}  // namespace
+
+int32_t argmax_token(std::span<const float> logits) {
+  int32_t best = -1;
+  for (int32_t id = 0; id < static_cast<int32_t>(logits.size()); ++id) {
+    const float logit = logits[id];
+    if (logit != logit) continue;
+    if (best < 0 || logit > logits[best]) best = id;
+  }
+  return best < 0 ? 0 : best;
+}
+
+void softmax_with_temperature(std::span<const float> logits, double temperature, std::span<float> probs) {
+  RADIXLM_CHECK(probs.size() == logits.size(), "probs {} vs logits {}", probs.size(), logits.size());
+  RADIXLM_CHECK(temperature > 0.0, "temperature {}", temperature);
+  const LogSoftmaxNorm norm = log_softmax_norm(logits, temperature);
+  if (!norm.any_finite) {
+    std::fill(probs.begin(), probs.end(), 0.0f);
+    if (!probs.empty()) probs[argmax_token(logits)] = 1.0f;
+    return;
+  }
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float logit = logits[i];
+    probs[i] = logit == logit ? static_cast<float>(std::exp((logit - norm.max) / temperature - norm.log_sum)) : 0.0f;
+  }
+}
+
+FilterCut compute_filter_cut(std::span<const float> probs, int32_t top_k, double top_p, double min_p,
+                             std::vector<int32_t>& order) {
+  const int64_t vocab = static_cast<int64_t>(probs.size());
+  RADIXLM_CHECK(vocab > 0, "empty probability row");
+  auto before = [&](int32_t a, int32_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
+
+  // min-p first: it keeps every token at or above a threshold, so it narrows the candidates for free.
+  int32_t top_id = 0;
+  for (int32_t id = 1; id < vocab; ++id) {
+    if (before(id, top_id)) top_id = id;
+  }
+  const float threshold = static_cast<float>(min_p * probs[top_id]);
+  order.clear();
+  for (int32_t id = 0; id < vocab; ++id) {
+    if (min_p <= 0.0 || probs[id] >= threshold) order.push_back(id);
+  }
+  int64_t kept = static_cast<int64_t>(order.size());
+  if (top_k > 0 && top_k < kept) kept = top_k;
+  const bool use_top_p = top_p < 1.0;
+
+  if (!use_top_p) {
+    if (kept == static_cast<int64_t>(order.size())) {
+      // The last kept token is the candidate that ranks last.
+      int32_t last = order.front();
+      for (int32_t id : order) {
+        if (before(last, id)) last = id;
+      }
+      return {probs[last], last, kept};
+    }
+    std::nth_element(order.begin(), order.begin() + (kept - 1), order.end(), before);
+    const int32_t last = order[kept - 1];
+    return {probs[last], last, kept};
+  }
+
+  // top-p needs the candidates in order, but only as far as the mass reaches top_p: once the first m carry
+  // more than top_p, every later token has more than top_p before it. Sort a growing head, not the vocab.
+  int64_t head = std::min<int64_t>(kept, 64);
+  while (true) {
+    if (head < static_cast<int64_t>(order.size())) {
+      std::nth_element(order.begin(), order.begin() + head, order.end(), before);
+    }
+    double head_mass = 0.0;
+    for (int64_t i = 0; i < head; ++i) head_mass += probs[order[i]];
+    if (head_mass > top_p || head >= kept) break;
+    head = std::min<int64_t>(kept, head * 8);
+  }
+  std::sort(order.begin(), order.begin() + head, before);
+  double mass_before = 0.0;
+  int64_t count = 0;
+  for (; count < head; ++count) {
+    if (mass_before > top_p) break;
+    mass_before += probs[order[count]];
+  }
+  const int32_t last = order[count - 1];
+  return {probs[last], last, count};
+}
+
+int32_t sample_kept(std::span<const float> probs, const FilterCut& cut, double uniform) {
+  double total = 0.0;
+  for (int32_t id = 0; id < static_cast<int32_t>(probs.size()); ++id) {
+    if (is_kept(probs[id], id, cut)) total += probs[id];
+  }
+  if (!(total > 0.0)) return cut.token_id;
+  const double target = uniform * total;
+  double cumulative = 0.0;
+  int32_t last_positive = cut.token_id;
+  for (int32_t id = 0; id < static_cast<int32_t>(probs.size()); ++id) {
+    if (!is_kept(probs[id], id, cut) || !(probs[id] > 0.0f)) continue;
+    cumulative += probs[id];
+    last_positive = id;
+    if (target < cumulative) return id;
+  }
+  return last_positive;  // rounding left the target at the very top
+}
+
+float token_logprob(std::span<const float> logits, int32_t token_id, double temperature) {
+  return logprob_with(log_softmax_norm(logits, temperature), logits, token_id, temperature, argmax_token(logits));
+}
+
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t top_n, double temperature) {
+  return top_logprobs_with(log_softmax_norm(logits, temperature), logits, top_n, temperature);
+}
+
+SampledToken sample_next_token(std::span<float> logits, const SamplingParams& params, const SamplingState& state,
+                               std::span<const int32_t> eos_token_ids, SamplerScratch& scratch) {
+  RADIXLM_CHECK(!logits.empty(), "empty logits row");
+  apply_logit_processors(logits, params, state, eos_token_ids);
+  const double temperature = effective_temperature(params);
+  SampledToken result;
+  if (is_greedy(params)) {
+    result.token_id = argmax_token(logits);
+  } else {
+    scratch.probs.resize(logits.size());
+    softmax_with_temperature(logits, temperature, scratch.probs);
+    const int32_t top_k = params.top_k;
+    const FilterCut cut = compute_filter_cut(scratch.probs, top_k, params.top_p, params.min_p, scratch.order);
+    const double uniform = uniform_for_step(state.seed, static_cast<uint64_t>(state.num_generated));
+    result.token_id = sample_kept(scratch.probs, cut, uniform);
+  }
+  if (params.return_logprob) {
+    const LogSoftmaxNorm norm = log_softmax_norm(logits, temperature);
+    result.logprob = logprob_with(norm, logits, result.token_id, temperature, argmax_token(logits));
+    result.top_logprobs = top_logprobs_with(norm, logits, params.top_logprobs_num, temperature);
+  }
+  return result;
+}
+
+}  // namespace radixlm
