@@ -1,0 +1,323 @@
+// `radixlm bench one-batch`: the latency of one static batch, as sglang.bench_one_batch measures it. For
+// each --batch-size: a prefill of batch x input_len random tokens, then output_len - 1 greedy decode steps
+// (argmax on the device; the one host read per step is the new tokens, which a real engine also needs).
+// Prints prefill tok/s, the median decode step and decode tok/s, each against a roofline computed from
+// figures measured on the same machine (--roofline-bandwidth-tbs, --roofline-tflops from gpu_ceilings.py):
+//   decode floor  = (weight bytes + KV bytes read per step) / bandwidth
+//   prefill floor = (2 * layer params * tokens + 2 * lm_head params * rows + causal attention FLOPs) / GEMM rate
+// A warm-up pass of the same shapes runs first, so the measured pass allocates nothing and plans no GEMM.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "apps/command_registry.h"
+#include "backends/cpu/cpu_backend.h"
+#include "loader/model_config.h"
+#include "loader/weight_source.h"
+#include "models/model.h"
+#if defined(RADIXLM_HAVE_CUDA)
+#include "backends/cuda/cuda_backend.h"
+#endif
+
+namespace radixlm::apps {
+namespace {
+
+struct BenchArgs {
+  std::string model_path;
+  std::string load_format = "auto";
+  std::vector<int32_t> batch_sizes{1};
+  int32_t input_len = 128;
+  int32_t output_len = 256;
+  int32_t page_size = 16;
+  std::string device = "auto";
+  double roofline_bandwidth_tbs = 0.0;
+  double roofline_tflops = 0.0;
+  std::string output_file;
+  uint64_t seed = 1;
+  std::string gemm = "auto";
+  int cpu_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+};
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Parameters each matmul reads, from the config (the Llama family's shapes).
+struct ModelCounts {
+  double layer_params = 0;    // every layer's matmul weights
+  double lm_head_params = 0;
+  double kv_bytes_per_token = 0;  // K and V over all layers, bf16
+  double attention_flops_per_pair = 0;  // QK^T and PV for one (query, key) pair over all layers and heads
+};
+
+ModelCounts count_model(const ModelConfig& c) {
+  ModelCounts m;
+  const double h = static_cast<double>(c.hidden_size), d = static_cast<double>(c.head_dim);
+  const double hq = static_cast<double>(c.num_attention_heads), hk = static_cast<double>(c.num_key_value_heads);
+  const double per_layer = h * hq * d + 2 * h * hk * d + hq * d * h + 3 * h * static_cast<double>(c.intermediate_size);
+  m.layer_params = per_layer * static_cast<double>(c.num_hidden_layers);
+  m.lm_head_params = h * static_cast<double>(c.vocab_size);
+  m.kv_bytes_per_token = 2.0 * 2.0 * hk * d * static_cast<double>(c.num_hidden_layers);
+  m.attention_flops_per_pair = 2.0 * 2.0 * hq * d * static_cast<double>(c.num_hidden_layers);
+  return m;
+}
+
+// The engine's step for `batch` sequences of equal length, all pages laid out sequence by sequence.
+ForwardBatch make_step(int32_t batch, int32_t new_tokens, int32_t cached, int32_t page_size, int32_t pages_per_seq,
+                       const std::vector<int32_t>& tokens) {
+  ForwardBatch b;
+  b.page_size = page_size;
+  b.query_start = {0};
+  b.page_table_start = {0};
+  for (int32_t s = 0; s < batch; ++s) {
+    for (int32_t i = 0; i < new_tokens; ++i) {
+      const int32_t pos = cached + i;
+      b.token_ids.push_back(tokens[static_cast<size_t>(s * new_tokens + i)]);
+      b.positions.push_back(pos);
+      b.kv_slots.push_back((int64_t{s} * pages_per_seq + pos / page_size) * page_size + pos % page_size);
+    }
+    b.logit_rows.push_back(b.num_tokens() - 1);
+    b.query_start.push_back(b.num_tokens());
+    b.kv_length.push_back(cached + new_tokens);
+    for (int32_t p = 0; p < pages_per_seq; ++p) b.page_table.push_back(s * pages_per_seq + p);
+    b.page_table_start.push_back(static_cast<int32_t>(b.page_table.size()));
+  }
+  return b;
+}
+
+struct BatchResult {
+  int32_t batch = 0;
+  double prefill_ms = 0, prefill_tok_s = 0, prefill_floor_ms = 0;
+  double decode_median_ms = 0, decode_tok_s = 0, decode_floor_ms = 0;
+  int32_t decode_steps = 0;
+};
+
+class Runner {
+ public:
+  Runner(Model& model, Backend& backend, const BenchArgs& args)
+      : model_(model), backend_(backend), args_(args) {
+#if defined(RADIXLM_HAVE_CUDA)
+    cuda_ = dynamic_cast<CudaBackend*>(&backend);
+#endif
+  }
+
+  std::vector<int32_t> greedy(const Tensor& logits) {
+#if defined(RADIXLM_HAVE_CUDA)
+    if (cuda_) return cuda_->argmax_rows(logits);
+#endif
+    const int64_t rows = logits.shape()[0], vocab = logits.shape()[1];
+    std::vector<float> host(static_cast<size_t>(rows * vocab));
+    backend_.copy_to_host_f32(logits, host.data());
+    std::vector<int32_t> out;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = host.data() + r * vocab;
+      out.push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
+    }
+    return out;
+  }
+
+  // One prefill and the decode steps; returns per-step decode latencies and the prefill time.
+  BatchResult run(int32_t batch, int32_t decode_steps) {
+    const KvCacheShape shape = model_.kv_cache_shape();
+    const int32_t page = args_.page_size;
+    const int32_t total = args_.input_len + std::max(args_.output_len, 1);
+    const int32_t pages_per_seq = (total + page - 1) / page;
+    const Shape kv{int64_t{batch} * pages_per_seq * page, shape.num_kv_heads, shape.head_dim};
+    std::vector<LayerKvCache> cache;
+    for (int64_t l = 0; l < shape.num_layers; ++l) {
+      cache.push_back({backend_.alloc(backend_.activation_dtype(), kv), backend_.alloc(backend_.activation_dtype(), kv)});
+    }
+    std::mt19937 rng(static_cast<uint32_t>(args_.seed));
+    std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(model_.config().vocab_size - 1));
+    std::vector<int32_t> prompt(static_cast<size_t>(batch) * static_cast<size_t>(args_.input_len));
+    for (int32_t& t : prompt) t = token(rng);
+
+    BatchResult r;
+    r.batch = batch;
+    const ForwardBatch prefill = make_step(batch, args_.input_len, 0, page, pages_per_seq, prompt);
+    greedy(model_.forward(prefill, cache));  // drains the queue before timing
+    const auto start = Clock::now();
+    std::vector<int32_t> next = greedy(model_.forward(prefill, cache));
+    r.prefill_ms = ms_since(start);
+    std::vector<double> steps;
+    for (int32_t k = 0; k < decode_steps; ++k) {
+      const ForwardBatch step = make_step(batch, 1, args_.input_len + k, page, pages_per_seq, next);
+      const auto t0 = Clock::now();
+      next = greedy(model_.forward(step, cache));
+      steps.push_back(ms_since(t0));
+    }
+    r.decode_steps = decode_steps;
+    if (!steps.empty()) {
+      std::sort(steps.begin(), steps.end());
+      r.decode_median_ms = steps[steps.size() / 2];
+      r.decode_tok_s = 1000.0 * batch / r.decode_median_ms;
+    }
+    r.prefill_tok_s = 1000.0 * batch * args_.input_len / r.prefill_ms;
+    return r;
+  }
+
+ private:
+  Model& model_;
+  Backend& backend_;
+  const BenchArgs& args_;
+#if defined(RADIXLM_HAVE_CUDA)
+  CudaBackend* cuda_ = nullptr;
+#endif
+};
+
+Status run_one_batch(const BenchArgs& args) {
+  if (args.input_len < 1 || args.output_len < 1 || args.page_size < 1) {
+    return make_error(StatusCode::kInvalidArgument, "--input-len, --output-len and --page-size must be >= 1");
+  }
+  for (int32_t b : args.batch_sizes) {
+    if (b < 1) return make_error(StatusCode::kInvalidArgument, "--batch-size {} must be >= 1", b);
+  }
+  RADIXLM_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(args.model_path));
+  std::unique_ptr<WeightSource> weights;
+  if (args.load_format == "auto") {
+    RADIXLM_ASSIGN_OR_RETURN(weights, open_checkpoint(args.model_path));
+  } else if (args.load_format == "dummy") {
+    weights = make_dummy_weights(config.dtype);
+  } else {
+    return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto or dummy", args.load_format);
+  }
+
+  std::unique_ptr<Backend> backend;
+  std::string device_name = "cpu";
+  if (args.device == "cuda" || args.device == "auto") {
+#if defined(RADIXLM_HAVE_CUDA)
+    auto made = CudaBackend::create();
+    if (made.ok()) {
+      device_name = (*made)->info().name;
+      (*made)->set_force_cublaslt(args.gemm == "cublaslt");
+      backend = std::move(*made);
+    } else if (args.device == "cuda") {
+      return made.status();
+    } else {
+      spdlog::warn("bench: {}; running on the CPU backend", made.status().to_string());
+    }
+#else
+    if (args.device == "cuda") return make_error(StatusCode::kUnsupported, "this radixlm was built without CUDA");
+#endif
+  } else if (args.device != "cpu") {
+    return make_error(StatusCode::kInvalidArgument, "--device '{}': want cuda, cpu or auto", args.device);
+  }
+  if (!backend) backend = std::make_unique<CpuBackend>(args.cpu_threads);
+
+  const auto load_start = Clock::now();
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(config, *weights, *backend));
+  spdlog::info("bench: model loaded on {} in {:.1f} s", device_name, ms_since(load_start) / 1000.0);
+  const ModelCounts counts = count_model(config);
+  const double bandwidth = args.roofline_bandwidth_tbs * 1e12, gemm_rate = args.roofline_tflops * 1e12;
+
+  Runner runner(*model, *backend, args);
+  std::vector<BatchResult> results;
+  nlohmann::json json_results = nlohmann::json::array();
+  for (int32_t batch : args.batch_sizes) {
+    BatchResult r = runner.run(batch, args.output_len - 1);
+    const double tokens = static_cast<double>(batch) * args.input_len;
+    const double pairs = static_cast<double>(batch) * args.input_len * (args.input_len + 1) / 2.0;
+    const double prefill_flops =
+        2.0 * counts.layer_params * tokens + 2.0 * counts.lm_head_params * batch + counts.attention_flops_per_pair * pairs;
+    // KV read by the median decode step: every sequence's context at the middle of the decode.
+    const double median_kv = args.input_len + (args.output_len - 1) / 2.0;
+    const double weight_bytes = 2.0 * (counts.layer_params + counts.lm_head_params);
+    const double decode_bytes = weight_bytes + counts.kv_bytes_per_token * batch * median_kv;
+    r.prefill_floor_ms = gemm_rate > 0 ? 1000.0 * prefill_flops / gemm_rate : 0.0;
+    r.decode_floor_ms = bandwidth > 0 ? 1000.0 * decode_bytes / bandwidth : 0.0;
+    results.push_back(r);
+    nlohmann::json j;
+    j["batch_size"] = batch;
+    j["input_len"] = args.input_len;
+    j["output_len"] = args.output_len;
+    j["prefill_ms"] = r.prefill_ms;
+    j["prefill_tok_s"] = r.prefill_tok_s;
+    j["prefill_tflops"] = prefill_flops / (r.prefill_ms / 1000.0) / 1e12;
+    j["prefill_roofline_ms"] = r.prefill_floor_ms;
+    j["prefill_roofline_fraction"] = r.prefill_floor_ms > 0 ? r.prefill_floor_ms / r.prefill_ms : 0.0;
+    j["decode_steps"] = r.decode_steps;
+    j["decode_median_step_ms"] = r.decode_median_ms;
+    j["decode_tok_s"] = r.decode_tok_s;
+    j["decode_bytes_per_step"] = decode_bytes;
+    j["decode_roofline_ms"] = r.decode_floor_ms;
+    j["decode_roofline_fraction"] =
+        r.decode_floor_ms > 0 && r.decode_median_ms > 0 ? r.decode_floor_ms / r.decode_median_ms : 0.0;
+    json_results.push_back(j);
+  }
+
+  std::printf("bench one-batch: %s on %s, input %d, output %d, page %d\n", config.architecture.c_str(),
+              device_name.c_str(), args.input_len, args.output_len, args.page_size);
+  std::printf("%6s %12s %14s %9s %14s %14s %9s\n", "batch", "prefill ms", "prefill tok/s", "of roof", "decode step ms",
+              "decode tok/s", "of roof");
+  for (const auto& j : json_results) {
+    std::printf("%6d %12.2f %14.0f %8.1f%% %14.3f %14.1f %8.1f%%\n", j["batch_size"].get<int>(),
+                j["prefill_ms"].get<double>(), j["prefill_tok_s"].get<double>(),
+                100.0 * j["prefill_roofline_fraction"].get<double>(), j["decode_median_step_ms"].get<double>(),
+                j["decode_tok_s"].get<double>(), 100.0 * j["decode_roofline_fraction"].get<double>());
+  }
+  std::fflush(stdout);
+  if (!args.output_file.empty()) {
+    nlohmann::json out;
+    out["model_path"] = args.model_path;
+    out["architecture"] = config.architecture;
+    out["device"] = device_name;
+    out["load_format"] = args.load_format;
+    out["page_size"] = args.page_size;
+    out["roofline_bandwidth_tbs"] = args.roofline_bandwidth_tbs;
+    out["roofline_tflops"] = args.roofline_tflops;
+    out["results"] = json_results;
+    std::ofstream file(args.output_file);
+    if (!file) return make_error(StatusCode::kIoError, "cannot write --output-file {}", args.output_file);
+    file << out.dump(2) << "\n";
+  }
+  return {};
+}
+
+std::function<int()> setup_bench(CLI::App& sub) {
+  auto args = std::make_shared<BenchArgs>();
+  sub.require_subcommand(1);
+  CLI::App* one = sub.add_subcommand("one-batch", "latency of one static batch: prefill, then greedy decode steps");
+  one->add_option("--model-path", args->model_path, "HF model folder (config.json, *.safetensors)")->required();
+  one->add_option("--load-format", args->load_format, "auto (safetensors) or dummy (random weights)")
+      ->capture_default_str();
+  one->add_option("--batch-size", args->batch_sizes, "one or more batch sizes")->capture_default_str();
+  one->add_option("--input-len", args->input_len, "prompt tokens per sequence")->capture_default_str();
+  one->add_option("--output-len", args->output_len, "tokens per sequence (1 from prefill, the rest decode steps)")
+      ->capture_default_str();
+  one->add_option("--page-size", args->page_size, "tokens per KV cache page")->capture_default_str();
+  one->add_option("--device", args->device, "cuda, cpu or auto (cuda when a GPU is found)")->capture_default_str();
+  one->add_option("--roofline-bandwidth-tbs", args->roofline_bandwidth_tbs,
+                  "measured memory bandwidth, TB/s (gpu_ceilings.py), for the decode roofline");
+  one->add_option("--roofline-tflops", args->roofline_tflops,
+                  "measured bf16 GEMM rate, TFLOP/s (gpu_ceilings.py), for the prefill roofline");
+  one->add_option("--output-file", args->output_file, "also write the results as JSON here");
+  one->add_option("--gemm", args->gemm, "CUDA linear path: auto (GEMV kernel for <= 8 tokens) or cublaslt")
+      ->capture_default_str();
+  one->add_option("--seed", args->seed, "seed of the random prompts")->capture_default_str();
+  one->add_option("--cpu-threads", args->cpu_threads, "threads of the CPU backend")->capture_default_str();
+  return [args] {
+    const Status status = run_one_batch(*args);
+    if (!status.ok()) {
+      std::fprintf(stderr, "radixlm bench one-batch: error: %s\n", status.to_string().c_str());
+      return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    return 0;
+  };
+}
+
+const CommandRegistrar kBench({"bench", setup_bench, "benchmarks: one-batch (prefill and decode latency)"});
+
+}  // namespace
+}  // namespace radixlm::apps

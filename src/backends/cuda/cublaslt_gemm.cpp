@@ -1,0 +1,80 @@
+#include "backends/cuda/cublaslt_gemm.h"
+
+#include "backends/cuda/cuda_check.h"
+
+namespace radixlm::cuda {
+
+CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
+  RADIXLM_CUBLAS_CHECK(cublasLtCreate(&handle_));
+  RADIXLM_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+}
+
+CublasLtGemm::~CublasLtGemm() {
+  for (auto& [key, plan] : plans_) {
+    if (plan.d) cublasLtMatrixLayoutDestroy(plan.d);
+    if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
+    if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
+    if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
+  }
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+// Row-major out[T, N] = x[T, K] w[N, K]^T is, read column-major, out^T[N, T] = w^T... i.e. D (N x T) =
+// op(A) B with A = w stored as a column-major K x N matrix (transposed) and B = x as column-major K x T.
+CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second;
+  const auto [tokens, n, k, out_f32, bias] = key;
+  Plan plan;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+  RADIXLM_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof(trans_a)));
+  RADIXLM_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
+  if (bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    RADIXLM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    const cudaDataType_t bias_type = CUDA_R_16BF;
+    RADIXLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                        &bias_type, sizeof(bias_type)));
+  }
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(k),
+                                                  static_cast<uint64_t>(n), k));
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(k),
+                                                  static_cast<uint64_t>(tokens), k));
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.d, out_f32 ? CUDA_R_32F : CUDA_R_16BF,
+                                                  static_cast<uint64_t>(n), static_cast<uint64_t>(tokens), n));
+  cublasLtMatmulPreference_t preference = nullptr;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                            &workspace_bytes_, sizeof(workspace_bytes_)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d,
+                                                               preference, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(preference);
+  if (status == CUBLAS_STATUS_SUCCESS && found > 0) {
+    plan.algo = result.algo;
+    plan.ok = true;
+  }
+  return plans_.emplace(key, plan).first->second;
+}
+
+bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32,
+                       int64_t tokens, int64_t n, int64_t k, cudaStream_t stream) {
+  Plan& plan = plan_for({tokens, n, k, out_f32, bias != nullptr});
+  if (!plan.ok) return false;
+  if (bias) {
+    RADIXLM_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out,
+                                      plan.d, &plan.algo, workspace_, workspace_bytes_, stream));
+  return true;
+}
+
+}  // namespace radixlm::cuda

@@ -1,0 +1,456 @@
+#include "backends/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cuda/cublaslt_gemm.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device_allocator.h"
+
+namespace radixlm {
+namespace {
+
+cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
+
+uint16_t* bf16_ptr(const TensorView& t) { return static_cast<uint16_t*>(t.data); }
+
+void check_device_rows(const TensorView& t, DType dtype, const char* what) {
+  RADIXLM_CHECK(t.device == Device::kCuda && t.dtype == dtype && t.ndim() == 2 && t.is_contiguous(),
+                "{}: want a contiguous {} [rows, cols] on the GPU, got {} {}", what, dtype_name(dtype),
+                dtype_name(t.dtype), t.shape.to_string());
+}
+
+void check_vector(const TensorView& t, int64_t size, const char* what) {
+  RADIXLM_CHECK(t.device == Device::kCuda && t.dtype == DType::kBF16 && t.numel() == size && t.is_contiguous(),
+                "{}: want bf16 [{}] on the GPU, got {} {}", what, size, dtype_name(t.dtype), t.shape.to_string());
+}
+
+size_t align_up(size_t value, size_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+}  // namespace
+
+Expected<CudaDeviceInfo> probe_cuda_device(int device) {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) {
+    (void)cudaGetLastError();
+    return make_error(StatusCode::kUnsupported, "no usable CUDA device: {} ({})", cudaGetErrorString(error),
+                      cudaGetErrorName(error));
+  }
+  if (count == 0) return make_error(StatusCode::kUnsupported, "no CUDA device found");
+  if (device < 0 || device >= count) {
+    return make_error(StatusCode::kInvalidArgument, "CUDA device {} does not exist ({} found)", device, count);
+  }
+  cudaDeviceProp prop{};
+  RADIXLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  if (prop.major < 8) {
+    return make_error(StatusCode::kUnsupported, "CUDA device {} ({}) has compute capability {}.{}; 8.0+ is needed",
+                      device, prop.name, prop.major, prop.minor);
+  }
+  CudaDeviceInfo info;
+  info.device = device;
+  info.name = prop.name;
+  info.num_sms = prop.multiProcessorCount;
+  info.total_memory = prop.totalGlobalMem;
+  return info;
+}
+
+Expected<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
+  RADIXLM_ASSIGN_OR_RETURN(CudaDeviceInfo info, probe_cuda_device(device));
+  RADIXLM_CUDA_CHECK(cudaSetDevice(device));
+  return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(info)));
+}
+
+CudaBackend::CudaBackend(CudaDeviceInfo info)
+    : info_(std::move(info)), allocator_(std::make_shared<cuda::DeviceAllocator>()),
+      step_(std::make_unique<cuda::StepArrays>()) {
+  cudaStream_t stream = nullptr;
+  RADIXLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  stream_ = stream;
+  gemm_ = std::make_unique<cuda::CublasLtGemm>();
+  cudaEvent_t event = nullptr;
+  RADIXLM_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  staging_free_event_ = event;
+  argmax_out_ = alloc(DType::kI32, {4096});
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(as_stream(stream_));
+  rope_tables_.clear();
+  attention_partial_ = Tensor();
+  argmax_out_ = Tensor();
+  gemm_.reset();
+  if (staging_) cudaFreeHost(staging_);
+  if (step_device_) cudaFree(step_device_);
+  if (staging_free_event_) cudaEventDestroy(static_cast<cudaEvent_t>(staging_free_event_));
+  if (stream_) cudaStreamDestroy(as_stream(stream_));
+}
+
+Tensor CudaBackend::alloc_uninitialized(DType dtype, const Shape& shape) {
+  const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+  size_t rounded = 0;
+  void* data = allocator_->allocate(bytes, &rounded);
+  std::shared_ptr<cuda::DeviceAllocator> allocator = allocator_;
+  std::shared_ptr<void> storage(data, [allocator, rounded](void* p) { allocator->release(p, rounded); });
+  return Tensor(TensorView(data, dtype, shape, Device::kCuda), std::move(storage));
+}
+
+Tensor CudaBackend::alloc(DType dtype, const Shape& shape) {
+  Tensor tensor = alloc_uninitialized(dtype, shape);
+  if (tensor.view.nbytes() > 0) {
+    RADIXLM_CUDA_CHECK(cudaMemsetAsync(tensor.view.data, 0, tensor.view.nbytes(), as_stream(stream_)));
+  }
+  return tensor;
+}
+
+Tensor CudaBackend::upload(const Tensor& host) {
+  RADIXLM_CHECK(host.view.device == Device::kCpu && host.view.is_contiguous(), "upload wants a contiguous host tensor");
+  RADIXLM_CHECK(dtype_is_float(host.dtype()), "upload: {} is not a float dtype", dtype_name(host.dtype()));
+  Tensor device = alloc_uninitialized(DType::kBF16, host.shape());
+  const size_t count = static_cast<size_t>(host.view.numel());
+  if (count == 0) return device;
+  if (host.dtype() == DType::kBF16) {
+    RADIXLM_CUDA_CHECK(cudaMemcpyAsync(device.view.data, host.view.data, count * 2, cudaMemcpyHostToDevice,
+                                       as_stream(stream_)));
+  } else {
+    // Converted on the host in chunks: exact rounding to nearest even, as torch's .to(bfloat16).
+    constexpr size_t kChunk = size_t{1} << 22;
+    std::vector<float> f32(std::min(count, kChunk));
+    std::vector<uint16_t> bf16(f32.size());
+    for (size_t begin = 0; begin < count; begin += kChunk) {
+      const size_t n = std::min(kChunk, count - begin);
+      convert_to_f32(host.dtype(), static_cast<const uint8_t*>(host.view.data) + begin * dtype_size(host.dtype()),
+                     f32.data(), n);
+      for (size_t i = 0; i < n; ++i) bf16[i] = f32_to_bf16(f32[i]);
+      RADIXLM_CUDA_CHECK(cudaMemcpyAsync(static_cast<uint16_t*>(device.view.data) + begin, bf16.data(), n * 2,
+                                         cudaMemcpyHostToDevice, as_stream(stream_)));
+      RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));  // the host buffers are reused
+    }
+  }
+  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));  // the host tensor may be freed after this
+  return device;
+}
+
+void CudaBackend::copy_to_host(const TensorView& src, void* dst) {
+  RADIXLM_CHECK(src.device == Device::kCuda && src.is_contiguous());
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, as_stream(stream_)));
+  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+}
+
+void CudaBackend::copy_to_host_f32(const TensorView& src, float* dst) {
+  RADIXLM_CHECK(src.device == Device::kCuda && src.is_contiguous() && dtype_is_float(src.dtype));
+  if (src.dtype == DType::kF32) {
+    copy_to_host(src, dst);
+    return;
+  }
+  std::vector<uint8_t> raw(src.nbytes());
+  copy_to_host(src, raw.data());
+  convert_to_f32(src.dtype, raw.data(), dst, static_cast<size_t>(src.numel()));
+}
+
+void CudaBackend::synchronize() { RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_))); }
+
+size_t CudaBackend::device_malloc_calls() const { return allocator_->malloc_calls(); }
+
+void CudaBackend::begin_step(const ForwardBatch& batch) {
+  // The batch is the engine's; a broken one is a bug, so it is checked once here (as the CPU backend does).
+  const int32_t num_seqs = batch.num_seqs();
+  const int32_t tokens = batch.num_tokens();
+  RADIXLM_CHECK(batch.page_size > 0);
+  RADIXLM_CHECK(batch.positions.size() == batch.token_ids.size() && batch.kv_slots.size() == batch.token_ids.size());
+  RADIXLM_CHECK(static_cast<int32_t>(batch.query_start.size()) == num_seqs + 1 && batch.query_start.front() == 0 &&
+                batch.query_start.back() == tokens);
+  RADIXLM_CHECK(static_cast<int32_t>(batch.page_table_start.size()) == num_seqs + 1 &&
+                batch.page_table_start.back() == static_cast<int32_t>(batch.page_table.size()));
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    const int32_t pages = batch.page_table_start[s + 1] - batch.page_table_start[s];
+    RADIXLM_CHECK(static_cast<int64_t>(pages) * batch.page_size >= batch.kv_length[s],
+                  "sequence {} has {} pages for {} kv tokens", s, pages, batch.kv_length[s]);
+    RADIXLM_CHECK(batch.query_start[s + 1] >= batch.query_start[s]);
+    for (int32_t t = batch.query_start[s]; t < batch.query_start[s + 1]; ++t) {
+      RADIXLM_CHECK(batch.positions[t] >= 0 && batch.positions[t] < batch.kv_length[s]);
+    }
+  }
+  for (int32_t row : batch.logit_rows) RADIXLM_CHECK(row >= 0 && row < tokens);
+
+  // One packed buffer: int64 slots first (8-byte aligned), then the int32 arrays.
+  const size_t n_tok = batch.token_ids.size(), n_seq = batch.kv_length.size();
+  const size_t n_pages = batch.page_table.size(), n_rows = batch.logit_rows.size();
+  size_t offset = 0;
+  const size_t off_slots = offset;
+  offset += n_tok * 8;
+  const size_t off_ids = offset;
+  offset += n_tok * 4;
+  const size_t off_pos = offset;
+  offset += n_tok * 4;
+  const size_t off_qs = offset;
+  offset += (n_seq + 1) * 4;
+  const size_t off_kvl = offset;
+  offset += n_seq * 4;
+  const size_t off_pts = offset;
+  offset += (n_seq + 1) * 4;
+  const size_t off_pt = offset;
+  offset += n_pages * 4;
+  const size_t off_rows = offset;
+  offset += n_rows * 4;
+  const size_t bytes = align_up(offset + 8, 256);
+
+  cudaEvent_t staging_free = static_cast<cudaEvent_t>(staging_free_event_);
+  RADIXLM_CUDA_CHECK(cudaEventSynchronize(staging_free));  // the previous upload has left the staging buffer
+  if (bytes > step_capacity_) {
+    // Grows rarely (only for a bigger batch than any before); the old buffers may still be read by queued
+    // kernels, so wait for them first.
+    RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+    if (staging_) RADIXLM_CUDA_CHECK(cudaFreeHost(staging_));
+    if (step_device_) RADIXLM_CUDA_CHECK(cudaFree(step_device_));
+    step_capacity_ = std::max(bytes * 2, size_t{1} << 20);
+    RADIXLM_CUDA_CHECK(cudaMallocHost(&staging_, step_capacity_));
+    RADIXLM_CUDA_CHECK(cudaMalloc(&step_device_, step_capacity_));
+  }
+  auto* host = static_cast<uint8_t*>(staging_);
+  auto put = [&](size_t at, const auto& vec) {
+    if (!vec.empty()) std::memcpy(host + at, vec.data(), vec.size() * sizeof(vec[0]));
+  };
+  put(off_slots, batch.kv_slots);
+  put(off_ids, batch.token_ids);
+  put(off_pos, batch.positions);
+  put(off_qs, batch.query_start);
+  put(off_kvl, batch.kv_length);
+  put(off_pts, batch.page_table_start);
+  put(off_pt, batch.page_table);
+  put(off_rows, batch.logit_rows);
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(step_device_, staging_, offset, cudaMemcpyHostToDevice, as_stream(stream_)));
+  RADIXLM_CUDA_CHECK(cudaEventRecord(staging_free, as_stream(stream_)));
+
+  auto* dev = static_cast<uint8_t*>(step_device_);
+  cuda::StepArrays& step = *step_;
+  step.kv_slots = reinterpret_cast<const int64_t*>(dev + off_slots);
+  step.token_ids = reinterpret_cast<const int32_t*>(dev + off_ids);
+  step.positions = reinterpret_cast<const int32_t*>(dev + off_pos);
+  step.query_start = reinterpret_cast<const int32_t*>(dev + off_qs);
+  step.kv_length = reinterpret_cast<const int32_t*>(dev + off_kvl);
+  step.page_table_start = reinterpret_cast<const int32_t*>(dev + off_pts);
+  step.page_table = reinterpret_cast<const int32_t*>(dev + off_pt);
+  step.logit_rows = reinterpret_cast<const int32_t*>(dev + off_rows);
+  step.num_tokens = tokens;
+  step.num_seqs = num_seqs;
+  step.num_logit_rows = static_cast<int32_t>(n_rows);
+  step.page_size = batch.page_size;
+  step.max_query_len = batch.max_query_len();
+  step.max_kv_len = batch.max_kv_len();
+  host_batch_ = batch;
+}
+
+void CudaBackend::embedding(const TensorView& table, const TensorView& out) {
+  check_device_rows(table, DType::kBF16, "embedding table");
+  check_device_rows(out, DType::kBF16, "embedding out");
+  RADIXLM_CHECK(table.size(1) == out.size(1) && out.size(0) == step_->num_tokens);
+  for (int32_t id : host_batch_.token_ids) {
+    RADIXLM_CHECK(id >= 0 && id < table.size(0), "token id {} outside the vocabulary of {}", id, table.size(0));
+  }
+  cuda::launch_embedding(bf16_ptr(table), table.size(0), table.size(1), *step_, bf16_ptr(out), as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) {
+  check_device_rows(x, DType::kBF16, "rms_norm x");
+  check_device_rows(out, DType::kBF16, "rms_norm out");
+  RADIXLM_CHECK(x.shape == out.shape);
+  check_vector(weight, x.size(1), "rms_norm weight");
+  cuda::RmsNormParams p;
+  p.x = bf16_ptr(x);
+  p.weight = bf16_ptr(weight);
+  p.out = bf16_ptr(out);
+  p.rows = x.size(0);
+  p.width = x.size(1);
+  p.eps = eps;
+  cuda::launch_rms_norm(p, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
+  check_device_rows(x, DType::kBF16, "add_rms_norm x");
+  check_device_rows(residual, DType::kBF16, "add_rms_norm residual");
+  RADIXLM_CHECK(x.shape == residual.shape);
+  check_vector(weight, x.size(1), "add_rms_norm weight");
+  cuda::RmsNormParams p;
+  p.x = bf16_ptr(x);
+  p.residual = bf16_ptr(residual);
+  p.weight = bf16_ptr(weight);
+  p.out = bf16_ptr(x);
+  p.rows = x.size(0);
+  p.width = x.size(1);
+  p.eps = eps;
+  cuda::launch_rms_norm(p, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
+  check_device_rows(x, DType::kBF16, "head_rms_norm x");
+  RADIXLM_CHECK(head_dim > 0 && x.size(1) % head_dim == 0, "width {} is not a multiple of head_dim {}", x.size(1),
+                head_dim);
+  check_vector(weight, head_dim, "head_rms_norm weight");
+  cuda::launch_head_rms_norm(bf16_ptr(x), bf16_ptr(weight), x.size(0), x.size(1), head_dim, eps, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::linear(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                         const TensorView& out) {
+  check_device_rows(x, DType::kBF16, "linear x");
+  check_device_rows(weight, DType::kBF16, "linear weight");
+  RADIXLM_CHECK(out.device == Device::kCuda && out.ndim() == 2 && out.is_contiguous() &&
+                (out.dtype == DType::kBF16 || out.dtype == DType::kF32), "linear out {} {}", dtype_name(out.dtype),
+                out.shape.to_string());
+  const int64_t tokens = x.size(0), k = x.size(1), n = weight.size(0);
+  RADIXLM_CHECK(weight.size(1) == k && out.size(0) == tokens && out.size(1) == n, "linear: x {} weight {} out {}",
+                x.shape.to_string(), weight.shape.to_string(), out.shape.to_string());
+  const bool has_bias = bias.data != nullptr;
+  if (has_bias) check_vector(bias, n, "linear bias");
+  if (tokens == 0 || n == 0) return;
+  const bool out_f32 = out.dtype == DType::kF32;
+  const auto* bias_ptr = has_bias ? static_cast<const uint16_t*>(bias.data) : nullptr;
+  const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
+  if (!force_cublaslt_ && tokens <= cuda::kGemvMaxTokens && k % 8 == 0 && aligned) {
+    cuda::GemvParams p;
+    p.x = bf16_ptr(x);
+    p.w = bf16_ptr(weight);
+    p.bias = bias_ptr;
+    p.out = out.data;
+    p.out_f32 = out_f32;
+    p.tokens = static_cast<int32_t>(tokens);
+    p.n = n;
+    p.k = k;
+    cuda::launch_gemv(p, as_stream(stream_));
+    RADIXLM_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  const bool fuse_bias = has_bias && !out_f32;
+  const bool ran = gemm_->run(bf16_ptr(x), bf16_ptr(weight), fuse_bias ? bias_ptr : nullptr, out.data, out_f32, tokens,
+                              n, k, as_stream(stream_));
+  RADIXLM_CHECK(ran, "cuBLASLt has no algorithm for linear [{}, {}] x [{}, {}]^T", tokens, k, n, k);
+  if (has_bias && !fuse_bias) cuda::launch_add_bias(out.data, out_f32, bias_ptr, tokens, n, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {
+  check_device_rows(x, DType::kBF16, "silu_and_mul x");
+  check_device_rows(out, DType::kBF16, "silu_and_mul out");
+  RADIXLM_CHECK(x.size(0) == out.size(0) && x.size(1) == 2 * out.size(1), "silu_and_mul: x {} out {}",
+                x.shape.to_string(), out.shape.to_string());
+  cuda::launch_silu_and_mul(bf16_ptr(x), bf16_ptr(out), out.size(0), out.size(1), as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+const float* CudaBackend::rope_inv_freq(const RopeTable& rope) {
+  for (auto& [values, tensor] : rope_tables_) {
+    if (values == rope.inv_freq) return tensor.as<float>();
+  }
+  // First sight of this table (once per model): upload it and keep it.
+  Tensor table = alloc_uninitialized(DType::kF32, {static_cast<int64_t>(rope.inv_freq.size())});
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(table.view.data, rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float),
+                                     cudaMemcpyHostToDevice, as_stream(stream_)));
+  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+  rope_tables_.emplace_back(rope.inv_freq, table);
+  return rope_tables_.back().second.as<float>();
+}
+
+void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
+                                    const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
+  check_device_rows(q, DType::kBF16, "rope q");
+  check_device_rows(k, DType::kBF16, "rope k");
+  check_device_rows(v, DType::kBF16, "rope v");
+  const int64_t tokens = step_->num_tokens;
+  RADIXLM_CHECK(q.size(0) == tokens && k.shape == v.shape && k.size(0) == tokens);
+  RADIXLM_CHECK(head_dim > 0 && q.size(1) % head_dim == 0 && k.size(1) % head_dim == 0);
+  RADIXLM_CHECK(rope.rotary_dim > 0 && rope.rotary_dim <= head_dim && rope.rotary_dim % 2 == 0 &&
+                static_cast<int32_t>(rope.inv_freq.size()) == rope.rotary_dim / 2);
+  RADIXLM_CHECK(cache.k.dtype() == DType::kBF16 && cache.v.dtype() == DType::kBF16 &&
+                cache.k.view.device == Device::kCuda, "CUDA KV cache is bf16 on the GPU");
+  const int64_t kv_width = k.size(1);
+  RADIXLM_CHECK(cache.k.view.numel() % kv_width == 0 && cache.v.view.numel() == cache.k.view.numel());
+  const int64_t num_slots = cache.k.view.numel() / kv_width;
+  for (int64_t slot : host_batch_.kv_slots) {
+    RADIXLM_CHECK(slot >= 0 && slot < num_slots, "kv slot {} outside the cache of {}", slot, num_slots);
+  }
+  cuda::RopeStoreParams p;
+  p.q = bf16_ptr(q);
+  p.k = bf16_ptr(k);
+  p.v = bf16_ptr(v);
+  p.k_cache = bf16_ptr(cache.k);
+  p.v_cache = bf16_ptr(cache.v);
+  p.inv_freq = rope_inv_freq(rope);
+  p.q_heads = static_cast<int32_t>(q.size(1) / head_dim);
+  p.kv_heads = static_cast<int32_t>(kv_width / head_dim);
+  p.head_dim = head_dim;
+  p.rotary_dim = rope.rotary_dim;
+  p.interleaved = rope.interleaved;
+  p.attention_scaling = rope.attention_scaling;
+  cuda::launch_rope_and_store_kv(p, *step_, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+float* CudaBackend::attention_workspace(int64_t floats) {
+  if (floats > attention_partial_floats_) {
+    // Grows to the largest decode batch seen; sized generously so it settles after the first steps.
+    attention_partial_floats_ = std::max<int64_t>(floats * 2, int64_t{1} << 20);
+    attention_partial_ = alloc_uninitialized(DType::kF32, {attention_partial_floats_});
+  }
+  return attention_partial_.as<float>();
+}
+
+void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
+                            int32_t head_dim, float scale, const TensorView& out) {
+  check_device_rows(q, DType::kBF16, "attention q");
+  check_device_rows(out, DType::kBF16, "attention out");
+  const int64_t tokens = step_->num_tokens;
+  RADIXLM_CHECK(num_kv_heads > 0 && num_q_heads % num_kv_heads == 0, "GQA {} / {}", num_q_heads, num_kv_heads);
+  RADIXLM_CHECK(num_q_heads / num_kv_heads <= 64, "GQA group {} > 64 is not supported", num_q_heads / num_kv_heads);
+  RADIXLM_CHECK(cuda::attention_supports_head_dim(head_dim), "attention: head_dim {} is not supported", head_dim);
+  RADIXLM_CHECK(q.numel() == tokens * num_q_heads * head_dim && out.shape == q.shape, "attention: q {} out {}",
+                q.shape.to_string(), out.shape.to_string());
+  RADIXLM_CHECK(cache.k.dtype() == DType::kBF16 && cache.v.dtype() == DType::kBF16, "CUDA KV cache is bf16");
+  const int64_t kv_row = int64_t{num_kv_heads} * head_dim;
+  RADIXLM_CHECK(cache.k.view.numel() % kv_row == 0 && cache.v.view.numel() == cache.k.view.numel());
+  const int64_t num_slots = cache.k.view.numel() / kv_row;
+  for (int32_t page : host_batch_.page_table) {
+    RADIXLM_CHECK(page >= 0 && (int64_t{page} + 1) * host_batch_.page_size <= num_slots, "page {} outside the cache",
+                  page);
+  }
+  cuda::AttentionParams p;
+  p.q = bf16_ptr(q);
+  p.k_cache = bf16_ptr(cache.k);
+  p.v_cache = bf16_ptr(cache.v);
+  p.out = bf16_ptr(out);
+  p.q_heads = num_q_heads;
+  p.kv_heads = num_kv_heads;
+  p.head_dim = head_dim;
+  p.scale = scale;
+  p.num_splits = cuda::attention_num_splits(*step_, num_q_heads, num_kv_heads, info_.num_sms);
+  const int64_t partial = cuda::attention_partial_floats(step_->num_tokens, num_q_heads, head_dim, p.num_splits);
+  if (partial > 0) p.partial = attention_workspace(partial);
+  cuda::launch_attention(p, *step_, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::gather_logit_rows(const TensorView& x, const TensorView& out) {
+  RADIXLM_CHECK(x.ndim() == 2 && out.ndim() == 2 && x.dtype == out.dtype && x.size(1) == out.size(1) &&
+                out.size(0) == step_->num_logit_rows && x.is_contiguous() && out.is_contiguous() &&
+                x.device == Device::kCuda && out.device == Device::kCuda && dtype_size(x.dtype) == 2);
+  RADIXLM_CHECK(x.size(0) == step_->num_tokens);
+  cuda::launch_gather_rows(x.data, out.data, x.size(1) * 2, *step_, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+std::vector<int32_t> CudaBackend::argmax_rows(const TensorView& logits) {
+  check_device_rows(logits, DType::kF32, "argmax logits");
+  const int64_t rows = logits.size(0);
+  if (rows > argmax_out_.view.numel()) argmax_out_ = alloc(DType::kI32, {rows});
+  cuda::launch_argmax_rows(logits.as<float>(), rows, logits.size(1), argmax_out_.as<int32_t>(), as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+  std::vector<int32_t> tokens(static_cast<size_t>(rows));
+  if (rows > 0) copy_to_host(argmax_out_.view.slice_rows(0, rows), tokens.data());
+  return tokens;
+}
+
+}  // namespace radixlm

@@ -1,0 +1,107 @@
+#pragma once
+// ops/Backend on one NVIDIA GPU: bf16 activations, weights and KV cache; f32 logits. GEMMs go through
+// cuBLASLt, except decode shapes (<= 8 tokens), which a bandwidth-bound GEMV kernel handles; attention is
+// FlashAttention-style over the paged cache with split-KV for decode (cuda_attention.cu).
+//
+// Per step the backend allocates nothing from the driver once shapes repeat (DeviceAllocator caches
+// blocks), never synchronizes with the host, and uploads the step's ForwardBatch with one async copy from
+// pinned memory into a preallocated device buffer that every kernel reads. Only copy_to_host_f32 (and
+// argmax_rows, which returns tokens) waits for the GPU.
+//
+// A binary built with this backend runs anywhere: CudaBackend::create() says clearly when there is no
+// usable GPU and the caller falls back to the CPU backend.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "ops/backend.h"
+
+namespace radixlm {
+
+namespace cuda {
+class DeviceAllocator;
+class CublasLtGemm;
+struct StepArrays;
+}  // namespace cuda
+
+struct CudaDeviceInfo {
+  int device = 0;
+  std::string name;
+  int num_sms = 0;
+  size_t total_memory = 0;
+};
+
+// The first usable GPU, or an error that says why there is none (no driver, no device).
+Expected<CudaDeviceInfo> probe_cuda_device(int device = 0);
+
+class CudaBackend final : public Backend {
+ public:
+  static Expected<std::unique_ptr<CudaBackend>> create(int device = 0);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::kCuda; }
+  std::string name() const override { return "cuda"; }
+  DType activation_dtype() const override { return DType::kBF16; }
+  const CudaDeviceInfo& info() const { return info_; }
+
+  Tensor alloc(DType dtype, const Shape& shape) override;
+  // bf16 stays bf16; f32, f16 and fp8 weights become bf16 (the activation dtype the GEMMs read).
+  Tensor upload(const Tensor& host) override;
+  void copy_to_host_f32(const TensorView& src, float* dst) override;
+
+  void begin_step(const ForwardBatch& batch) override;
+
+  void embedding(const TensorView& table, const TensorView& out) override;
+  void rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) override;
+  void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) override;
+  void head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) override;
+  void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
+  void silu_and_mul(const TensorView& x, const TensorView& out) override;
+  void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
+                         int32_t head_dim, const LayerKvCache& cache) override;
+  void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
+                 int32_t head_dim, float scale, const TensorView& out) override;
+  void gather_logit_rows(const TensorView& x, const TensorView& out) override;
+
+  // Greedy tokens of f32 logits [rows, vocab], computed on the device; waits for the step (the one host
+  // read a decode loop needs).
+  std::vector<int32_t> argmax_rows(const TensorView& logits);
+  // Host-side copy of raw bytes (any dtype); waits.
+  void copy_to_host(const TensorView& src, void* dst);
+  // Waits for all queued work.
+  void synchronize();
+  // How many times the allocator has called cudaMalloc (tests check it stops growing in steady state).
+  size_t device_malloc_calls() const;
+  // Linear through cuBLASLt even for decode shapes (benchmarks and tests compare both paths).
+  void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
+
+ private:
+  explicit CudaBackend(CudaDeviceInfo info);
+  Tensor alloc_uninitialized(DType dtype, const Shape& shape);
+  const float* rope_inv_freq(const RopeTable& rope);
+  float* attention_workspace(int64_t floats);
+
+  CudaDeviceInfo info_;
+  void* stream_ = nullptr;  // cudaStream_t
+  std::shared_ptr<cuda::DeviceAllocator> allocator_;
+  std::unique_ptr<cuda::CublasLtGemm> gemm_;
+  std::unique_ptr<cuda::StepArrays> step_;
+  ForwardBatch host_batch_;  // the step's batch as given (host checks read it)
+  // Step metadata: pinned staging on the host, one device buffer; both grow only when a bigger batch comes.
+  void* staging_ = nullptr;
+  void* step_device_ = nullptr;
+  size_t step_capacity_ = 0;
+  void* staging_free_event_ = nullptr;  // cudaEvent_t: the last upload from staging has finished
+  std::vector<std::pair<std::vector<float>, Tensor>> rope_tables_;  // device copies of inv_freq, by content
+  Tensor attention_partial_;
+  int64_t attention_partial_floats_ = 0;
+  Tensor argmax_out_;
+  bool force_cublaslt_ = false;
+};
+
+}  // namespace radixlm

@@ -1,0 +1,311 @@
+// Every CUDA op against the CPU backend (the exact f32 reference) on fresh random inputs, over a sweep of
+// shapes: batch sizes 1-256, ragged sequence lengths, page sizes 1/16/64, head dims 16-128, GQA 1/4/8.
+// Inputs are bf16-exact so both backends see the same numbers; outputs are poisoned (NaN) first. Tolerances
+// are bf16's: relative L2 error <= 1e-2 and max |error| <= 2-3% of max |reference| (values ~1).
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/cuda_test_util.h"
+
+namespace radixlm {
+namespace {
+
+using cuda_test::compare;
+using cuda_test::expect_close;
+using cuda_test::host_f32;
+using cuda_test::poisoned;
+using cuda_test::random_bf16_values;
+using cuda_test::to_host;
+
+constexpr double kRel = 1e-2;
+constexpr double kAbs = 3e-2;
+
+// A batch of sequences, each with `cached` tokens already in the cache and `fresh` new ones, over pages
+// handed out in shuffled order.
+ForwardBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs, int32_t page_size, std::mt19937& rng,
+                        int32_t* num_pages_out, int32_t vocab = 1000) {
+  ForwardBatch b;
+  b.page_size = page_size;
+  b.query_start = {0};
+  b.page_table_start = {0};
+  int32_t num_pages = 0;
+  for (auto [cached, fresh] : seqs) num_pages += (cached + fresh + page_size - 1) / page_size;
+  std::vector<int32_t> ids(static_cast<size_t>(num_pages));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::uniform_int_distribution<int32_t> token(0, vocab - 1);
+  size_t next = 0;
+  for (auto [cached, fresh] : seqs) {
+    const int32_t total = cached + fresh;
+    const int32_t pages = (total + page_size - 1) / page_size;
+    std::vector<int32_t> mine(ids.begin() + static_cast<int64_t>(next), ids.begin() + static_cast<int64_t>(next + pages));
+    next += static_cast<size_t>(pages);
+    for (int32_t pos = cached; pos < total; ++pos) {
+      b.token_ids.push_back(token(rng));
+      b.positions.push_back(pos);
+      b.kv_slots.push_back(int64_t{mine[static_cast<size_t>(pos / page_size)]} * page_size + pos % page_size);
+    }
+    b.logit_rows.push_back(b.num_tokens() - 1);
+    b.query_start.push_back(b.num_tokens());
+    b.kv_length.push_back(total);
+    b.page_table.insert(b.page_table.end(), mine.begin(), mine.end());
+    b.page_table_start.push_back(static_cast<int32_t>(b.page_table.size()));
+  }
+  *num_pages_out = num_pages;
+  return b;
+}
+
+TEST(CudaBackendTest, NoGpuIsAClearErrorNotACrash) {
+  auto made = CudaBackend::create();
+  if (made.ok()) {
+    EXPECT_GT((*made)->info().num_sms, 0);
+    EXPECT_EQ((*made)->activation_dtype(), DType::kBF16);
+  } else {
+    EXPECT_NE(made.status().to_string().find("CUDA"), std::string::npos) << made.status().to_string();
+  }
+}
+
+TEST(CudaBackendTest, UploadConvertsToBf16AndCopiesBack) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  std::mt19937 rng(1);
+  std::vector<float> values = random_bf16_values(1000, rng, 3.0f);
+  Tensor dev = gpu.upload(host_f32(values, {10, 100}));
+  EXPECT_EQ(dev.dtype(), DType::kBF16);
+  EXPECT_EQ(to_host(gpu, dev), values);  // bf16-exact values survive exactly
+}
+
+TEST(CudaBackendTest, LinearMatchesCpuAcrossShapesAndPaths) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(2);
+  struct Case {
+    int64_t n, k;
+  };
+  for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}}) {
+    for (int64_t tokens : {1, 2, 5, 8, 9, 33, 256}) {
+      for (bool with_bias : {false, true}) {
+        for (DType out_dtype : {DType::kBF16, DType::kF32}) {
+          for (bool force_lt : {false, true}) {
+            const std::string what = "linear n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) + " T=" +
+                                     std::to_string(tokens) + (with_bias ? " bias" : "") +
+                                     (out_dtype == DType::kF32 ? " f32" : " bf16") + (force_lt ? " cublaslt" : "");
+            const float w_scale = 1.0f / std::sqrt(static_cast<float>(c.k));
+            Tensor x_h = host_f32(random_bf16_values(static_cast<size_t>(tokens * c.k), rng), {tokens, c.k});
+            Tensor w_h = host_f32(random_bf16_values(static_cast<size_t>(c.n * c.k), rng, w_scale), {c.n, c.k});
+            Tensor b_h = host_f32(random_bf16_values(static_cast<size_t>(c.n), rng), {c.n});
+            Tensor ref = cpu.alloc(DType::kF32, {tokens, c.n});
+            cpu.linear(x_h, w_h, with_bias ? b_h.view : TensorView(), ref);
+            gpu.set_force_cublaslt(force_lt);
+            Tensor x = gpu.upload(x_h), w = gpu.upload(w_h), b = gpu.upload(b_h);
+            Tensor out = poisoned(gpu, out_dtype, {tokens, c.n});
+            gpu.linear(x, w, with_bias ? b.view : TensorView(), out);
+            std::vector<float> want(ref.as<float>(), ref.as<float>() + ref.view.numel());
+            expect_close(to_host(gpu, out), want, kRel, kAbs, what);
+          }
+        }
+      }
+    }
+  }
+  gpu.set_force_cublaslt(false);
+}
+
+TEST(CudaBackendTest, NormsSiluEmbeddingAndGatherMatchCpu) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(3);
+  for (int64_t rows : {1, 7, 64, 256}) {
+    for (int64_t width : {64, 128, 200, 4096}) {
+      const std::string what = " rows=" + std::to_string(rows) + " width=" + std::to_string(width);
+      const size_t n = static_cast<size_t>(rows * width);
+      std::vector<float> x = random_bf16_values(n, rng, 2.0f), res = random_bf16_values(n, rng, 2.0f);
+      std::vector<float> w = random_bf16_values(static_cast<size_t>(width), rng, 1.5f);
+      // rms_norm
+      Tensor x_c = host_f32(x, {rows, width}), w_c = host_f32(w, {width});
+      Tensor ref = cpu.alloc(DType::kF32, {rows, width});
+      cpu.rms_norm(x_c, w_c, 1e-5f, ref);
+      Tensor x_g = gpu.upload(x_c), w_g = gpu.upload(w_c);
+      Tensor out = poisoned(gpu, DType::kBF16, {rows, width});
+      gpu.rms_norm(x_g, w_g, 1e-5f, out);
+      expect_close(to_host(gpu, out), std::vector<float>(ref.as<float>(), ref.as<float>() + n), kRel, kAbs,
+                   "rms_norm" + what);
+      // add_rms_norm: both outputs
+      Tensor r_c = host_f32(res, {rows, width}), x2_c = host_f32(x, {rows, width});
+      cpu.add_rms_norm(x2_c, r_c, w_c, 1e-6f);
+      Tensor x2_g = gpu.upload(host_f32(x, {rows, width})), r_g = gpu.upload(host_f32(res, {rows, width}));
+      gpu.add_rms_norm(x2_g, r_g, w_g, 1e-6f);
+      expect_close(to_host(gpu, r_g), std::vector<float>(r_c.as<float>(), r_c.as<float>() + n), kRel, kAbs,
+                   "add_rms_norm residual" + what);
+      expect_close(to_host(gpu, x2_g), std::vector<float>(x2_c.as<float>(), x2_c.as<float>() + n), kRel, kAbs,
+                   "add_rms_norm out" + what);
+      // silu_and_mul over [rows, width] -> [rows, width / 2]
+      Tensor s_ref = cpu.alloc(DType::kF32, {rows, width / 2});
+      cpu.silu_and_mul(x_c, s_ref);
+      Tensor s_out = poisoned(gpu, DType::kBF16, {rows, width / 2});
+      gpu.silu_and_mul(x_g, s_out);
+      expect_close(to_host(gpu, s_out), std::vector<float>(s_ref.as<float>(), s_ref.as<float>() + n / 2), kRel, kAbs,
+                   "silu_and_mul" + what);
+    }
+    for (int32_t head_dim : {16, 32, 48, 64, 128}) {
+      const int64_t width = head_dim * 6;
+      const size_t n = static_cast<size_t>(rows * width);
+      std::vector<float> x = random_bf16_values(n, rng, 2.0f);
+      std::vector<float> w = random_bf16_values(static_cast<size_t>(head_dim), rng, 1.5f);
+      Tensor x_c = host_f32(x, {rows, width});
+      cpu.head_rms_norm(x_c, host_f32(w, {head_dim}), head_dim, 1e-6f);
+      Tensor x_g = gpu.upload(host_f32(x, {rows, width}));
+      gpu.head_rms_norm(x_g, gpu.upload(host_f32(w, {head_dim})), head_dim, 1e-6f);
+      expect_close(to_host(gpu, x_g), std::vector<float>(x_c.as<float>(), x_c.as<float>() + n), kRel, kAbs,
+                   "head_rms_norm d=" + std::to_string(head_dim));
+    }
+  }
+  // embedding and logit-row gather through a step
+  for (int32_t seqs : {1, 5, 256}) {
+    int32_t pages = 0;
+    std::vector<std::pair<int32_t, int32_t>> shape;
+    for (int32_t s = 0; s < seqs; ++s) shape.push_back({s % 3, 1 + (s * 7) % 5});
+    const ForwardBatch batch = make_batch(shape, 16, rng, &pages, 500);
+    const int64_t hidden = 96;
+    std::vector<float> table = random_bf16_values(500 * hidden, rng);
+    Tensor table_c = host_f32(table, {500, hidden});
+    Tensor table_g = gpu.upload(table_c);
+    cpu.begin_step(batch);
+    gpu.begin_step(batch);
+    const int64_t tokens = batch.num_tokens(), rows = static_cast<int64_t>(batch.logit_rows.size());
+    Tensor e_ref = cpu.alloc(DType::kF32, {tokens, hidden});
+    cpu.embedding(table_c, e_ref);
+    Tensor e_out = poisoned(gpu, DType::kBF16, {tokens, hidden});
+    gpu.embedding(table_g, e_out);
+    const std::vector<float> e_want(e_ref.as<float>(), e_ref.as<float>() + e_ref.view.numel());
+    EXPECT_EQ(to_host(gpu, e_out), e_want) << "embedding is an exact copy";
+    Tensor g_ref = cpu.alloc(DType::kF32, {rows, hidden});
+    cpu.gather_logit_rows(e_ref, g_ref);
+    Tensor g_out = poisoned(gpu, DType::kBF16, {rows, hidden});
+    gpu.gather_logit_rows(e_out, g_out);
+    EXPECT_EQ(to_host(gpu, g_out), std::vector<float>(g_ref.as<float>(), g_ref.as<float>() + g_ref.view.numel()));
+  }
+}
+
+TEST(CudaBackendTest, RopeAndKvStoreMatchCpuForEveryPairingAndPartialRotary) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(4);
+  for (int32_t head_dim : {16, 48, 64, 128}) {
+    for (bool interleaved : {false, true}) {
+      for (int32_t rotary : {head_dim, head_dim / 2}) {
+        const int32_t q_heads = 8, kv_heads = 2;
+        int32_t pages = 0;
+        const ForwardBatch batch = make_batch({{0, 37}, {900, 3}, {5, 1}, {4000, 1}}, 16, rng, &pages);
+        RopeTable rope;
+        rope.rotary_dim = rotary;
+        rope.interleaved = interleaved;
+        rope.attention_scaling = interleaved ? 1.1f : 1.0f;
+        for (int32_t i = 0; i < rotary / 2; ++i) {
+          rope.inv_freq.push_back(static_cast<float>(std::pow(10000.0, -2.0 * i / rotary)));
+        }
+        const int64_t tokens = batch.num_tokens(), slots = int64_t{pages} * 16;
+        const int64_t qw = q_heads * head_dim, kw = kv_heads * head_dim;
+        std::vector<float> q = random_bf16_values(static_cast<size_t>(tokens * qw), rng);
+        std::vector<float> k = random_bf16_values(static_cast<size_t>(tokens * kw), rng);
+        std::vector<float> v = random_bf16_values(static_cast<size_t>(tokens * kw), rng);
+        Tensor q_c = host_f32(q, {tokens, qw}), k_c = host_f32(k, {tokens, kw}), v_c = host_f32(v, {tokens, kw});
+        LayerKvCache cache_c{cpu.alloc(DType::kF32, {slots, kv_heads, head_dim}),
+                             cpu.alloc(DType::kF32, {slots, kv_heads, head_dim})};
+        cpu.begin_step(batch);
+        cpu.rope_and_store_kv(q_c, k_c, v_c, rope, head_dim, cache_c);
+        Tensor q_g = gpu.upload(host_f32(q, {tokens, qw})), k_g = gpu.upload(host_f32(k, {tokens, kw}));
+        Tensor v_g = gpu.upload(host_f32(v, {tokens, kw}));
+        LayerKvCache cache_g{gpu.alloc(DType::kBF16, {slots, kv_heads, head_dim}),
+                             gpu.alloc(DType::kBF16, {slots, kv_heads, head_dim})};
+        gpu.begin_step(batch);
+        gpu.rope_and_store_kv(q_g, k_g, v_g, rope, head_dim, cache_g);
+        const std::string what = "rope d=" + std::to_string(head_dim) + " rotary=" + std::to_string(rotary) +
+                                 (interleaved ? " interleaved" : " neox");
+        auto host_of = [](const Tensor& t) {
+          return std::vector<float>(t.as<float>(), t.as<float>() + t.view.numel());
+        };
+        expect_close(to_host(gpu, q_g), host_of(q_c), kRel, kAbs, what + " q");
+        expect_close(to_host(gpu, k_g), host_of(k_c), kRel, kAbs, what + " k");
+        expect_close(to_host(gpu, cache_g.k), host_of(cache_c.k), kRel, kAbs, what + " k cache");
+        EXPECT_EQ(to_host(gpu, cache_g.v), host_of(cache_c.v)) << what << " v cache is an exact copy";
+      }
+    }
+  }
+}
+
+struct AttentionCase {
+  std::vector<std::pair<int32_t, int32_t>> seqs;  // (cached, new) per sequence
+  int32_t page_size;
+  int32_t head_dim;
+  int32_t q_heads;
+  int32_t kv_heads;
+};
+
+void run_attention_case(CudaBackend& gpu, CpuBackend& cpu, const AttentionCase& c, std::mt19937& rng) {
+  int32_t pages = 0;
+  const ForwardBatch batch = make_batch(c.seqs, c.page_size, rng, &pages);
+  const int64_t tokens = batch.num_tokens(), slots = int64_t{pages} * c.page_size;
+  const int64_t qw = int64_t{c.q_heads} * c.head_dim;
+  // The whole cache is random (cached prefix and the new tokens' slots alike), as after earlier steps.
+  const std::vector<float> k = random_bf16_values(static_cast<size_t>(slots * c.kv_heads * c.head_dim), rng, 2.0f);
+  const std::vector<float> v = random_bf16_values(k.size(), rng);
+  const std::vector<float> q = random_bf16_values(static_cast<size_t>(tokens * qw), rng, 2.0f);
+  const Shape kv_shape{slots, c.kv_heads, c.head_dim};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  LayerKvCache cache_c{host_f32(k, kv_shape), host_f32(v, kv_shape)};
+  Tensor ref = cpu.alloc(DType::kF32, {tokens, qw});
+  cpu.begin_step(batch);
+  cpu.attention(host_f32(q, {tokens, qw}), cache_c, c.q_heads, c.kv_heads, c.head_dim, scale, ref);
+  LayerKvCache cache_g{gpu.upload(cache_c.k), gpu.upload(cache_c.v)};
+  Tensor q_g = gpu.upload(host_f32(q, {tokens, qw}));
+  Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
+  gpu.begin_step(batch);
+  gpu.attention(q_g, cache_g, c.q_heads, c.kv_heads, c.head_dim, scale, out);
+  std::string what = "attention seqs=" + std::to_string(c.seqs.size()) + " tokens=" + std::to_string(tokens) +
+                     " max_kv=" + std::to_string(batch.max_kv_len()) + " page=" + std::to_string(c.page_size) +
+                     " d=" + std::to_string(c.head_dim) + " heads=" + std::to_string(c.q_heads) + "/" +
+                     std::to_string(c.kv_heads);
+  expect_close(to_host(gpu, out), std::vector<float>(ref.as<float>(), ref.as<float>() + ref.view.numel()), kRel, kAbs,
+               what);
+}
+
+TEST(CudaBackendTest, AttentionMatchesCpuOverRaggedBatchesPagesHeadDimsAndGqa) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(4);
+  std::mt19937 rng(5);
+  struct Heads {
+    int32_t q, kv;
+  };
+  for (int32_t head_dim : {16, 32, 48, 64, 128}) {
+    for (Heads h : {Heads{4, 4}, Heads{8, 2}, Heads{16, 2}}) {  // GQA 1, 4, 8
+      for (int32_t page_size : {1, 16, 64}) {
+        // Prefill of one prompt; extend after a cached prefix; a ragged mixed batch.
+        run_attention_case(gpu, cpu, {{{0, 77}}, page_size, head_dim, h.q, h.kv}, rng);
+        run_attention_case(gpu, cpu, {{{130, 45}, {0, 1}, {3, 200}, {64, 64}}, page_size, head_dim, h.q, h.kv}, rng);
+        // Decode: one new token per sequence, batch 1 and a ragged batch, long and short contexts.
+        run_attention_case(gpu, cpu, {{{1000, 1}}, page_size, head_dim, h.q, h.kv}, rng);
+        std::vector<std::pair<int32_t, int32_t>> decode;
+        for (int32_t s = 0; s < 37; ++s) decode.push_back({(s * 97) % 600, 1});
+        run_attention_case(gpu, cpu, {decode, page_size, head_dim, h.q, h.kv}, rng);
+      }
+    }
+  }
+  // Large decode batches (the split-KV and combine path at scale), 8B-shaped heads.
+  for (int32_t batch : {64, 256}) {
+    std::vector<std::pair<int32_t, int32_t>> decode;
+    for (int32_t s = 0; s < batch; ++s) decode.push_back({100 + (s * 37) % 400, 1});
+    run_attention_case(gpu, cpu, {decode, 16, 128, 32, 8}, rng);
+  }
+  // A long single-sequence decode (many splits) and a 1k prefill.
+  run_attention_case(gpu, cpu, {{{4000, 1}}, 64, 128, 32, 8}, rng);
+  run_attention_case(gpu, cpu, {{{0, 1024}}, 16, 128, 32, 8}, rng);
+}
+
+}  // namespace
+}  // namespace radixlm

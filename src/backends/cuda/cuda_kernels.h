@@ -1,0 +1,117 @@
+#pragma once
+// Launchers of the CUDA backend's kernels. Each takes raw device pointers and a plain parameter struct, so
+// the .cu files know nothing of engine or tensor types and each kernel can be read (and tested) alone.
+// Activations and the KV cache are bf16 (passed as uint16_t bit patterns); reductions run in f32.
+// Every launcher only enqueues work on `stream`: none allocates or synchronizes, so a step can be
+// captured into a CUDA graph.
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+namespace radixlm::cuda {
+
+// The step's metadata as device arrays (ForwardBatch, uploaded by begin_step).
+struct StepArrays {
+  const int32_t* token_ids = nullptr;    // [T]
+  const int32_t* positions = nullptr;    // [T]
+  const int64_t* kv_slots = nullptr;     // [T]
+  const int32_t* query_start = nullptr;  // [S + 1]
+  const int32_t* kv_length = nullptr;    // [S]
+  const int32_t* page_table_start = nullptr;  // [S + 1]
+  const int32_t* page_table = nullptr;
+  const int32_t* logit_rows = nullptr;   // [R]
+  int32_t num_tokens = 0;
+  int32_t num_seqs = 0;
+  int32_t num_logit_rows = 0;
+  int32_t page_size = 1;
+  int32_t max_query_len = 0;
+  int32_t max_kv_len = 0;
+};
+
+// out[t] = table[token_ids[t]]; table bf16 [vocab, hidden].
+void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, const StepArrays& step, uint16_t* out,
+                      cudaStream_t stream);
+
+// Row-wise RMSNorm. With `residual`: residual += x; x = norm(residual) * weight (out == x). Without:
+// out = norm(x) * weight.
+struct RmsNormParams {
+  const uint16_t* x = nullptr;
+  uint16_t* residual = nullptr;  // null for the plain norm
+  const uint16_t* weight = nullptr;
+  uint16_t* out = nullptr;
+  int64_t rows = 0;
+  int64_t width = 0;
+  float eps = 1e-6f;
+};
+void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+// In place: each `head_dim` slice of x [rows, width] normalized with weight [head_dim].
+void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int32_t head_dim,
+                          float eps, cudaStream_t stream);
+
+// out[r, i] = silu(x[r, i]) * x[r, I + i]
+void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t inter, cudaStream_t stream);
+
+struct RopeStoreParams {
+  uint16_t* q = nullptr;  // [T, q_heads * head_dim], rotated in place
+  uint16_t* k = nullptr;  // [T, kv_heads * head_dim], rotated in place
+  const uint16_t* v = nullptr;
+  uint16_t* k_cache = nullptr;  // [slots, kv_heads * head_dim]
+  uint16_t* v_cache = nullptr;
+  const float* inv_freq = nullptr;  // [rotary_dim / 2], device
+  int32_t q_heads = 0;
+  int32_t kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t rotary_dim = 0;
+  bool interleaved = false;
+  float attention_scaling = 1.0f;
+};
+void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, cudaStream_t stream);
+
+// out[r] = x[logit_rows[r]], rows of `row_bytes` bytes (a multiple of 2).
+void launch_gather_rows(const void* x, void* out, int64_t row_bytes, const StepArrays& step, cudaStream_t stream);
+
+// out[r] = argmax(logits[r, :vocab]) (first of equal maxima), logits f32.
+void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out, cudaStream_t stream);
+
+// Converts n floats to bf16 / bf16 to f32 on the device.
+void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream);
+// out[r, c] += bias[c] (out bf16 or f32 by `out_f32`), bias bf16.
+void launch_add_bias(void* out, bool out_f32, const uint16_t* bias, int64_t rows, int64_t cols, cudaStream_t stream);
+
+// out [T, N] = x [T, K] @ w [N, K]^T (+ bias): the small-T path that streams each weight row once for every
+// token (decode). Needs K % 8 == 0, 16-byte aligned x and w, and 1 <= T <= kGemvMaxTokens.
+inline constexpr int kGemvMaxTokens = 8;
+struct GemvParams {
+  const uint16_t* x = nullptr;
+  const uint16_t* w = nullptr;
+  const uint16_t* bias = nullptr;  // or null
+  void* out = nullptr;
+  bool out_f32 = false;
+  int32_t tokens = 0;
+  int64_t n = 0;
+  int64_t k = 0;
+};
+void launch_gemv(const GemvParams& p, cudaStream_t stream);
+
+// Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).
+struct AttentionParams {
+  const uint16_t* q = nullptr;  // [T, q_heads * head_dim]
+  const uint16_t* k_cache = nullptr;
+  const uint16_t* v_cache = nullptr;
+  uint16_t* out = nullptr;       // [T, q_heads * head_dim]
+  float* partial = nullptr;      // split-KV workspace: [T * q_heads * num_splits * (head_dim + 2)] floats
+  int32_t q_heads = 0;
+  int32_t kv_heads = 0;
+  int32_t head_dim = 0;
+  float scale = 1.0f;
+  int32_t num_splits = 1;
+};
+// Splits and workspace the launch wants for this step (so the backend can size its workspace up front).
+int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms);
+int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits);
+bool attention_supports_head_dim(int32_t head_dim);
+void launch_attention(const AttentionParams& p, const StepArrays& step, cudaStream_t stream);
+
+}  // namespace radixlm::cuda

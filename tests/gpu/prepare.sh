@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fills the git-ignored .gpu/ folder with what tests/gpu/run.sh needs on the GPU machine, where ../shared
+# does not exist: the dense model fixtures the GPU tests read (weights, config, golden.json; no tokenizers),
+# the 8B config for the benchmarks, and gpu_ceilings.py. Run here, then carry `.gpu` in the device call.
+# llama3.2-tiny-chat's weights are not copied: they are the repo's assets/demo-model (run.sh links them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SHARED=${RADIXLM_SHARED_DIR:-$(cd .. && pwd)/shared}
+rm -rf .gpu
+mkdir -p .gpu/fixtures/models .gpu/fixtures/configs .gpu/bench
+for model in llama llama31-rope-scaling mistral qwen2 qwen3 qwen2.5-tiny-chat llama3.2-tiny-chat; do
+  mkdir -p ".gpu/fixtures/models/$model"
+  for f in config.json generation_config.json golden.json model.safetensors; do
+    [ "$model/$f" = "llama3.2-tiny-chat/model.safetensors" ] && continue
+    [ -f "$SHARED/fixtures/models/$model/$f" ] && cp "$SHARED/fixtures/models/$model/$f" ".gpu/fixtures/models/$model/"
+  done
+done
+cmp -s "$SHARED/fixtures/models/llama3.2-tiny-chat/model.safetensors" assets/demo-model/model.safetensors ||
+  { echo "assets/demo-model differs from the llama3.2-tiny-chat fixture: copy it instead" >&2; exit 1; }
+cp -r "$SHARED/fixtures/configs/llama-3.1-8b" .gpu/fixtures/configs/
+cp "$SHARED/bench/gpu_ceilings.py" .gpu/bench/
+du -sh .gpu

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The one script for the GPU machine (issue 6): configure and build with -j16 (sm_90a), run every GPU test,
+# measure the card's ceilings with gpu_ceilings.py, run `radixlm bench one-batch` on the Llama-3.1-8B shape
+# (dummy weights) against those ceilings, keep the logs in $OUT, and print a summary table last.
+# Needs .gpu/ from tests/gpu/prepare.sh (carried with the call). Each stage has a time limit so the summary
+# always comes out.
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/build/gpu-out}
+mkdir -p "$OUT"
+export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
+BUILD=$ROOT/build/gpu
+FIX=$ROOT/.gpu/fixtures
+export RADIXLM_FIXTURES_DIR=$FIX
+MODEL8B=$FIX/configs/llama-3.1-8b
+{ date -u; git rev-parse --short HEAD 2>/dev/null; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; } > "$OUT/build.log" 2>&1
+
+# llama3.2-tiny-chat's weights are the repo's demo model (prepare.sh checked they are the same file).
+ln -sf "$ROOT/assets/demo-model/model.safetensors" "$FIX/models/llama3.2-tiny-chat/model.safetensors"
+
+stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends to LOG, records the exit code
+  local name=$1 limit=$2 log=$3; shift 3
+  local start=$SECONDS
+  echo "=== $name: $*" >> "$log"
+  timeout "$limit" "$@" >> "$log" 2>&1
+  local rc=$?
+  echo "=== $name: exit $rc in $((SECONDS - start)) s" >> "$log"
+  printf '%-28s exit %-4s %4s s\n' "$name" "$rc" "$((SECONDS - start))" >> "$OUT/stages.txt"
+  return $rc
+}
+: > "$OUT/stages.txt"
+
+stage configure 120 "$OUT/build.log" cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
+  -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
+stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test
+stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
+
+TESTS=$OUT/tests.log
+stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
+stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
+
+CEIL=$OUT/ceilings.log
+stage ceilings 150 "$CEIL" python3 .gpu/bench/gpu_ceilings.py
+BW=$(sed -n 's/^copy bandwidth (read+write): \([0-9.]*\) TB\/s/\1/p' "$CEIL" | head -1)
+TF=$(sed -n 's/^bf16 GEMM 8192^3: \([0-9.]*\) TFLOP\/s/\1/p' "$CEIL" | head -1)
+BW=${BW:-4.26}; TF=${TF:-700}
+
+BENCH=$OUT/bench.log
+RADIXLM=$BUILD/src/apps/radixlm
+stage bench-decode 240 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
+  --batch-size 1 64 256 --input-len 128 --output-len 256 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
+  --output-file "$OUT/bench_decode.json"
+stage bench-prefill-4096 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy \
+  --device cuda --batch-size 1 --input-len 4096 --output-len 2 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
+  --output-file "$OUT/bench_prefill.json"
+stage bench-cublaslt-b1 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy \
+  --device cuda --gemm cublaslt --batch-size 1 8 --input-len 128 --output-len 64 --roofline-bandwidth-tbs "$BW" \
+  --roofline-tflops "$TF"
+
+{
+  echo
+  echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null)) ================"
+  cat "$OUT/stages.txt"
+  echo "--- tests"
+  grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
+  grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
+  echo "--- ceilings"
+  grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
+  echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
+  grep -E "^bench one-batch|^ +[0-9]+ |^ batch|batch +prefill" "$BENCH" || true
+} > "$OUT/summary.txt"
+cat "$OUT/summary.txt"
