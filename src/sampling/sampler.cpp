@@ -3,6 +3,7 @@
 #include "sampling/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -19,16 +20,28 @@ struct LogSoftmaxNorm {
   bool any_finite = false;
 };
 
-LogSoftmaxNorm log_softmax_norm(std::span<const float> logits, double temperature) {
+// One pass for the max, one for the sum of exponentials (in float, summed in double: the float exp is within
+// an ulp, and the vocab-long sum is where precision is lost). With `probs`, the exponentials are kept and
+// normalised, so the sampler and the logprobs share a single exp pass.
+LogSoftmaxNorm log_softmax_norm(std::span<const float> logits, double temperature, std::span<float> probs = {}) {
   LogSoftmaxNorm norm;
-  double max = -std::numeric_limits<double>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
   for (float logit : logits) {
     if (logit > max) max = logit;  // NaN compares false and is skipped
   }
   if (!std::isfinite(max)) return norm;  // all -inf/NaN, or a +inf logit: no proper distribution
+  const float inverse_temperature = static_cast<float>(1.0 / temperature);
   double sum = 0.0;
-  for (float logit : logits) {
-    if (logit == logit) sum += std::exp((logit - max) / temperature);
+  const bool keep = !probs.empty();
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float logit = logits[i];
+    const float e = logit == logit ? std::exp((logit - max) * inverse_temperature) : 0.0f;
+    sum += e;
+    if (keep) probs[i] = e;
+  }
+  if (keep) {
+    const float scale = static_cast<float>(1.0 / sum);
+    for (float& p : probs) p *= scale;
   }
   norm.max = max;
   norm.log_sum = std::log(sum);
@@ -69,7 +82,7 @@ std::vector<TokenLogprob> top_logprobs_with(const LogSoftmaxNorm& norm, std::spa
     best.insert(std::upper_bound(best.begin(), best.end(), id, before), id);
     if (static_cast<int32_t>(best.size()) > n) best.pop_back();
   }
-  const int32_t fallback = argmax_token(logits);
+  const int32_t fallback = norm.any_finite ? -1 : argmax_token(logits);
   for (int32_t id : best) result.push_back({id, logprob_with(norm, logits, id, temperature, fallback)});
   return result;
 }
@@ -89,15 +102,10 @@ int32_t argmax_token(std::span<const float> logits) {
 void softmax_with_temperature(std::span<const float> logits, double temperature, std::span<float> probs) {
   RADIXLM_CHECK(probs.size() == logits.size(), "probs {} vs logits {}", probs.size(), logits.size());
   RADIXLM_CHECK(temperature > 0.0, "temperature {}", temperature);
-  const LogSoftmaxNorm norm = log_softmax_norm(logits, temperature);
+  const LogSoftmaxNorm norm = log_softmax_norm(logits, temperature, probs);
   if (!norm.any_finite) {
     std::fill(probs.begin(), probs.end(), 0.0f);
     if (!probs.empty()) probs[argmax_token(logits)] = 1.0f;
-    return;
-  }
-  for (size_t i = 0; i < logits.size(); ++i) {
-    const float logit = logits[i];
-    probs[i] = logit == logit ? static_cast<float>(std::exp((logit - norm.max) / temperature - norm.log_sum)) : 0.0f;
   }
 }
 
@@ -105,57 +113,69 @@ FilterCut compute_filter_cut(std::span<const float> probs, int32_t top_k, double
                              std::vector<int32_t>& order) {
   const int64_t vocab = static_cast<int64_t>(probs.size());
   RADIXLM_CHECK(vocab > 0, "empty probability row");
+  const bool use_top_k = top_k > 0 && top_k < vocab;
+  const bool use_top_p = top_p < 1.0;
+  if (!use_top_k && !use_top_p && min_p <= 0.0) {
+    // Nothing filtered: a cut below every probability keeps the whole row without ranking it.
+    return {-1.0f, static_cast<int32_t>(vocab - 1), vocab};
+  }
   auto before = [&](int32_t a, int32_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
 
-  // min-p first: it keeps every token at or above a threshold, so it narrows the candidates for free.
-  int32_t top_id = 0;
-  for (int32_t id = 1; id < vocab; ++id) {
-    if (before(id, top_id)) top_id = id;
+  // Ranking the whole vocabulary is the cost to avoid. A histogram of the probabilities (buckets of 1/8
+  // octave, read off the float's bits, which order like the values) finds a threshold that every kept token
+  // clears: the highest bucket edge above which there are already top_k tokens, or more than top_p of the
+  // mass (a token below it has more than top_p before it). min-p is a threshold already. Only the tokens
+  // above all three get sorted.
+  float threshold = 0.0f;
+  float max_prob = 0.0f;
+  for (float p : probs) max_prob = std::max(max_prob, p);
+  if (min_p > 0.0) threshold = static_cast<float>(min_p * max_prob);
+  // Small rows sort faster than they fill a histogram.
+  constexpr int64_t kHistogramMinVocab = 4096;
+  if ((use_top_k || use_top_p) && vocab >= kHistogramMinVocab) {
+    constexpr int kBucketShift = 20;  // sign (always 0) + 8 exponent + 3 mantissa bits
+    constexpr size_t kBuckets = size_t{1} << (32 - kBucketShift);
+    std::vector<double> bucket_mass(kBuckets, 0.0);
+    std::vector<int64_t> bucket_count(kBuckets, 0);
+    for (float p : probs) {
+      const uint32_t bucket = std::bit_cast<uint32_t>(p) >> kBucketShift;
+      bucket_mass[bucket] += p;
+      ++bucket_count[bucket];
+    }
+    double mass = 0.0;
+    int64_t count = 0;
+    for (size_t bucket = kBuckets; bucket-- > 0;) {
+      mass += bucket_mass[bucket];
+      count += bucket_count[bucket];
+      // The margin covers the difference between this sum and the sorted one below.
+      if ((use_top_k && count >= top_k) || (use_top_p && mass > top_p + 1e-6)) {
+        threshold = std::max(threshold, std::bit_cast<float>(static_cast<uint32_t>(bucket << kBucketShift)));
+        break;
+      }
+    }
   }
-  const float threshold = static_cast<float>(min_p * probs[top_id]);
   order.clear();
   for (int32_t id = 0; id < vocab; ++id) {
-    if (min_p <= 0.0 || probs[id] >= threshold) order.push_back(id);
+    if (probs[id] >= threshold) order.push_back(id);
   }
+  RADIXLM_CHECK(!order.empty(), "no candidate above {}", threshold);
   int64_t kept = static_cast<int64_t>(order.size());
-  if (top_k > 0 && top_k < kept) kept = top_k;
-  const bool use_top_p = top_p < 1.0;
-
-  if (!use_top_p) {
-    if (kept == static_cast<int64_t>(order.size())) {
-      // The last kept token is the candidate that ranks last.
-      int32_t last = order.front();
-      for (int32_t id : order) {
-        if (before(last, id)) last = id;
-      }
-      return {probs[last], last, kept};
+  if (use_top_k && top_k < kept) {
+    std::nth_element(order.begin(), order.begin() + (top_k - 1), order.end(), before);
+    kept = top_k;
+  }
+  std::sort(order.begin(), order.begin() + kept, before);
+  if (use_top_p) {
+    double mass_before = 0.0;
+    int64_t count = 0;
+    for (; count < kept; ++count) {
+      if (mass_before > top_p) break;
+      mass_before += probs[order[count]];
     }
-    std::nth_element(order.begin(), order.begin() + (kept - 1), order.end(), before);
-    const int32_t last = order[kept - 1];
-    return {probs[last], last, kept};
+    kept = count;
   }
-
-  // top-p needs the candidates in order, but only as far as the mass reaches top_p: once the first m carry
-  // more than top_p, every later token has more than top_p before it. Sort a growing head, not the vocab.
-  int64_t head = std::min<int64_t>(kept, 64);
-  while (true) {
-    if (head < static_cast<int64_t>(order.size())) {
-      std::nth_element(order.begin(), order.begin() + head, order.end(), before);
-    }
-    double head_mass = 0.0;
-    for (int64_t i = 0; i < head; ++i) head_mass += probs[order[i]];
-    if (head_mass > top_p || head >= kept) break;
-    head = std::min<int64_t>(kept, head * 8);
-  }
-  std::sort(order.begin(), order.begin() + head, before);
-  double mass_before = 0.0;
-  int64_t count = 0;
-  for (; count < head; ++count) {
-    if (mass_before > top_p) break;
-    mass_before += probs[order[count]];
-  }
-  const int32_t last = order[count - 1];
-  return {probs[last], last, count};
+  const int32_t last = order[kept - 1];
+  return {probs[last], last, kept};
 }
 
 int32_t sample_kept(std::span<const float> probs, const FilterCut& cut, double uniform) {
@@ -190,19 +210,24 @@ SampledToken sample_next_token(std::span<float> logits, const SamplingParams& pa
   apply_logit_processors(logits, params, state, eos_token_ids);
   const double temperature = effective_temperature(params);
   SampledToken result;
+  LogSoftmaxNorm norm;
   if (is_greedy(params)) {
     result.token_id = argmax_token(logits);
+    if (params.return_logprob) norm = log_softmax_norm(logits, temperature);
   } else {
     scratch.probs.resize(logits.size());
-    softmax_with_temperature(logits, temperature, scratch.probs);
-    const int32_t top_k = params.top_k;
-    const FilterCut cut = compute_filter_cut(scratch.probs, top_k, params.top_p, params.min_p, scratch.order);
-    const double uniform = uniform_for_step(state.seed, static_cast<uint64_t>(state.num_generated));
-    result.token_id = sample_kept(scratch.probs, cut, uniform);
+    norm = log_softmax_norm(logits, temperature, scratch.probs);
+    if (!norm.any_finite) {
+      result.token_id = argmax_token(logits);
+    } else {
+      const FilterCut cut = compute_filter_cut(scratch.probs, params.top_k, params.top_p, params.min_p, scratch.order);
+      const double uniform = uniform_for_step(state.seed, static_cast<uint64_t>(state.num_generated));
+      result.token_id = sample_kept(scratch.probs, cut, uniform);
+    }
   }
   if (params.return_logprob) {
-    const LogSoftmaxNorm norm = log_softmax_norm(logits, temperature);
-    result.logprob = logprob_with(norm, logits, result.token_id, temperature, argmax_token(logits));
+    const int32_t fallback = norm.any_finite ? -1 : argmax_token(logits);
+    result.logprob = logprob_with(norm, logits, result.token_id, temperature, fallback);
     result.top_logprobs = top_logprobs_with(norm, logits, params.top_logprobs_num, temperature);
   }
   return result;
