@@ -110,7 +110,8 @@ void softmax_with_temperature(std::span<const float> logits, double temperature,
 }
 
 FilterCut compute_filter_cut(std::span<const float> probs, int32_t top_k, double top_p, double min_p,
-                             std::vector<int32_t>& order) {
+                             SamplerScratch& scratch) {
+  std::vector<int32_t>& order = scratch.order;
   const int64_t vocab = static_cast<int64_t>(probs.size());
   RADIXLM_CHECK(vocab > 0, "empty probability row");
   const bool use_top_k = top_k > 0 && top_k < vocab;
@@ -135,8 +136,10 @@ FilterCut compute_filter_cut(std::span<const float> probs, int32_t top_k, double
   if ((use_top_k || use_top_p) && vocab >= kHistogramMinVocab) {
     constexpr int kBucketShift = 20;  // sign (always 0) + 8 exponent + 3 mantissa bits
     constexpr size_t kBuckets = size_t{1} << (32 - kBucketShift);
-    std::vector<double> bucket_mass(kBuckets, 0.0);
-    std::vector<int64_t> bucket_count(kBuckets, 0);
+    std::vector<double>& bucket_mass = scratch.bucket_mass;
+    std::vector<int64_t>& bucket_count = scratch.bucket_count;
+    bucket_mass.assign(kBuckets, 0.0);
+    bucket_count.assign(kBuckets, 0);
     for (float p : probs) {
       const uint32_t bucket = std::bit_cast<uint32_t>(p) >> kBucketShift;
       bucket_mass[bucket] += p;
@@ -220,7 +223,7 @@ SampledToken sample_next_token(std::span<float> logits, const SamplingParams& pa
     if (!norm.any_finite) {
       result.token_id = argmax_token(logits);
     } else {
-      const FilterCut cut = compute_filter_cut(scratch.probs, params.top_k, params.top_p, params.min_p, scratch.order);
+      const FilterCut cut = compute_filter_cut(scratch.probs, params.top_k, params.top_p, params.min_p, scratch);
       const double uniform = uniform_for_step(state.seed, static_cast<uint64_t>(state.num_generated));
       result.token_id = sample_kept(scratch.probs, cut, uniform);
     }

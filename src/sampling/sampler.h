@@ -41,6 +41,8 @@ struct SampledToken {
 struct SamplerScratch {
   std::vector<float> probs;
   std::vector<int32_t> order;
+  std::vector<double> bucket_mass;
+  std::vector<int64_t> bucket_count;
 };
 
 // The whole step for one request: applies the logit processors to `logits` in place, chooses the token with
@@ -65,7 +67,7 @@ struct FilterCut {
   int64_t kept = 0;  // how many tokens are kept
 };
 FilterCut compute_filter_cut(std::span<const float> probs, int32_t top_k, double top_p, double min_p,
-                             std::vector<int32_t>& order_scratch);
+                             SamplerScratch& scratch);
 
 inline bool is_kept(float prob, int32_t token_id, const FilterCut& cut) {
   return prob > cut.prob || (prob == cut.prob && token_id <= cut.token_id);
