@@ -285,6 +285,56 @@ Status run_one_batch(const BenchArgs& args) {
   return {};
 }
 
+// `bench linear`: the decode-shaped matmuls of the model alone, GEMV kernel against cuBLASLt, as bandwidth
+// of weight bytes. Eight copies of each weight rotate so the L2 cannot hold them; launches queue up
+// back to back, so the figure is the GPU's, not the launch overhead's.
+Status run_linear(const BenchArgs& args) {
+#if defined(RADIXLM_HAVE_CUDA)
+  RADIXLM_ASSIGN_OR_RETURN(ModelConfig c, load_model_config(args.model_path));
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> gpu, CudaBackend::create());
+  const int64_t h = c.hidden_size, qw = c.num_attention_heads * c.head_dim, kw = c.num_key_value_heads * c.head_dim;
+  struct MatShape {
+    const char* name;
+    int64_t n, k;
+  };
+  const std::vector<MatShape> shapes = {{"q_proj", qw, h}, {"k_proj", kw, h}, {"o_proj", h, qw},
+                                        {"gate_up", 2 * c.intermediate_size, h}, {"down", h, c.intermediate_size},
+                                        {"lm_head", c.vocab_size, h}};
+  std::printf("bench linear: %s on %s (weight TB/s; 8 copies rotated)\n", c.architecture.c_str(), gpu->info().name.c_str());
+  std::printf("%-8s %7s %7s %6s %12s %12s\n", "matrix", "N", "K", "T", "gemv TB/s", "cublaslt TB/s");
+  for (const MatShape& m : shapes) {
+    std::vector<Tensor> weights;
+    for (int i = 0; i < 8; ++i) weights.push_back(gpu->alloc(DType::kBF16, {m.n, m.k}));
+    for (int64_t tokens : args.batch_sizes) {
+      Tensor x = gpu->alloc(DType::kBF16, {tokens, m.k});
+      Tensor out = gpu->alloc(DType::kBF16, {tokens, m.n});
+      double rate[2] = {0, 0};
+      for (int path = 0; path < 2; ++path) {
+        gpu->set_force_cublaslt(path == 1);
+        for (const Tensor& w : weights) gpu->linear(x, w, TensorView(), out);
+        gpu->synchronize();
+        constexpr int kRounds = 25;
+        const auto start = Clock::now();
+        for (int r = 0; r < kRounds; ++r) {
+          for (const Tensor& w : weights) gpu->linear(x, w, TensorView(), out);
+        }
+        gpu->synchronize();
+        const double seconds = ms_since(start) / 1000.0;
+        rate[path] = static_cast<double>(kRounds) * 8.0 * static_cast<double>(m.n * m.k * 2) / seconds / 1e12;
+      }
+      gpu->set_force_cublaslt(false);
+      std::printf("%-8s %7lld %7lld %6lld %12.2f %12.2f\n", m.name, static_cast<long long>(m.n),
+                  static_cast<long long>(m.k), static_cast<long long>(tokens), rate[0], rate[1]);
+    }
+  }
+  std::fflush(stdout);
+  return {};
+#else
+  (void)args;
+  return make_error(StatusCode::kUnsupported, "this radixlm was built without CUDA");
+#endif
+}
+
 std::function<int()> setup_bench(CLI::App& sub) {
   auto args = std::make_shared<BenchArgs>();
   sub.require_subcommand(1);
@@ -307,10 +357,13 @@ std::function<int()> setup_bench(CLI::App& sub) {
       ->capture_default_str();
   one->add_option("--seed", args->seed, "seed of the random prompts")->capture_default_str();
   one->add_option("--cpu-threads", args->cpu_threads, "threads of the CPU backend")->capture_default_str();
-  return [args] {
-    const Status status = run_one_batch(*args);
+  CLI::App* linear = sub.add_subcommand("linear", "decode-shaped matmuls of a model: GEMV kernel vs cuBLASLt");
+  linear->add_option("--model-path", args->model_path, "HF model folder (config.json)")->required();
+  linear->add_option("--batch-size", args->batch_sizes, "token counts")->capture_default_str();
+  return [args, linear] {
+    const Status status = linear->parsed() ? run_linear(*args) : run_one_batch(*args);
     if (!status.ok()) {
-      std::fprintf(stderr, "radixlm bench one-batch: error: %s\n", status.to_string().c_str());
+      std::fprintf(stderr, "radixlm bench: error: %s\n", status.to_string().c_str());
       return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
     return 0;

@@ -48,6 +48,7 @@ BW=${BW:-4.26}; TF=${TF:-700}
 
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
+stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
 stage bench-decode 240 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
   --batch-size 1 64 256 --input-len 128 --output-len 256 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
   --output-file "$OUT/bench_decode.json"
@@ -69,5 +70,7 @@ stage bench-cublaslt-b1 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$M
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
   grep -E "^bench one-batch|^ +[0-9]+ |^ batch|batch +prefill" "$BENCH" || true
+  echo "--- bench linear (decode matmuls alone, weight TB/s)"
+  grep -E "^(matrix|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"

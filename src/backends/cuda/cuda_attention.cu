@@ -9,11 +9,12 @@
 // block needs about the step comes from the device arrays, so the launch shape depends only on the batch's
 // size, never on its contents (the property CUDA graphs need).
 //
-// This first version computes with f32 FMAs from shared memory; a tensor-core (mma) version is the next step
-// for prefill speed (see docs/performance.md).
+// Two kernels share this scheme: attention_kernel below (f32 FMAs from shared memory, up to 8 query rows per
+// block: decode) and attention_mma_kernel (cuda_attention_mma.cuh: tensor cores, 64 rows: prefill/extend).
 
 #include <algorithm>
 
+#include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
@@ -22,7 +23,6 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kKeys = 32;  // keys per shared-memory tile
-constexpr int kPrefillRows = 64;
 constexpr int kDecodeRows = 8;
 
 template <int kDim, int kRows>
@@ -194,7 +194,7 @@ __global__ void combine_kernel(AttentionParams p) {
 }
 
 int rows_per_tile(const StepArrays& step, int group) {
-  return step.max_query_len * group <= kDecodeRows ? kDecodeRows : kPrefillRows;
+  return step.max_query_len * group <= kDecodeRows ? kDecodeRows : kMmaRows;
 }
 
 template <int kDim, int kRows>
@@ -217,9 +217,19 @@ template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   if (rows_per_tile(step, p.q_heads / p.kv_heads) == kDecodeRows) {
     launch_rows<kDim, kDecodeRows>(p, step, stream);
-  } else {
-    launch_rows<kDim, kPrefillRows>(p, step, stream);
+    return;
   }
+  const int tokens_per_tile = kMmaRows / (p.q_heads / p.kv_heads);
+  const dim3 grid(ceil_div_u(step.max_query_len, tokens_per_tile), static_cast<unsigned int>(step.num_seqs),
+                  static_cast<unsigned int>(p.kv_heads));
+  const size_t smem = sizeof(MmaSmem<kDim>);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(attention_mma_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    configured = true;
+  }
+  attention_mma_kernel<kDim><<<grid, kMmaThreads, smem, stream>>>(p, step);
 }
 
 }  // namespace
@@ -234,10 +244,10 @@ bool attention_supports_head_dim(int32_t head_dim) {
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
   const int group = q_heads / kv_heads;
   if (rows_per_tile(step, group) != kDecodeRows || step.num_seqs == 0) return 1;
-  // Enough blocks to fill the GPU twice over, but every split at least 128 keys long.
+  // Enough blocks to fill the GPU four times over, but every split at least two key tiles long.
   const int64_t blocks = static_cast<int64_t>(step.num_seqs) * kv_heads;
-  const int64_t want = (2 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
-  const int64_t most = std::max<int64_t>(1, step.max_kv_len / 128);
+  const int64_t want = (4 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
+  const int64_t most = std::max<int64_t>(1, step.max_kv_len / (2 * kKeys));
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, 64));
 }
 

@@ -240,6 +240,7 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
   step.max_query_len = batch.max_query_len();
   step.max_kv_len = batch.max_kv_len();
   host_batch_ = batch;
+  checked_slots_ = checked_pages_ = -1;
 }
 
 void CudaBackend::embedding(const TensorView& table, const TensorView& out) {
@@ -370,8 +371,11 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   const int64_t kv_width = k.size(1);
   RADIXLM_CHECK(cache.k.view.numel() % kv_width == 0 && cache.v.view.numel() == cache.k.view.numel());
   const int64_t num_slots = cache.k.view.numel() / kv_width;
-  for (int64_t slot : host_batch_.kv_slots) {
-    RADIXLM_CHECK(slot >= 0 && slot < num_slots, "kv slot {} outside the cache of {}", slot, num_slots);
+  if (checked_slots_ != num_slots) {  // once per step and cache size, not once per layer
+    for (int64_t slot : host_batch_.kv_slots) {
+      RADIXLM_CHECK(slot >= 0 && slot < num_slots, "kv slot {} outside the cache of {}", slot, num_slots);
+    }
+    checked_slots_ = num_slots;
   }
   cuda::RopeStoreParams p;
   p.q = bf16_ptr(q);
@@ -413,9 +417,12 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
   const int64_t kv_row = int64_t{num_kv_heads} * head_dim;
   RADIXLM_CHECK(cache.k.view.numel() % kv_row == 0 && cache.v.view.numel() == cache.k.view.numel());
   const int64_t num_slots = cache.k.view.numel() / kv_row;
-  for (int32_t page : host_batch_.page_table) {
-    RADIXLM_CHECK(page >= 0 && (int64_t{page} + 1) * host_batch_.page_size <= num_slots, "page {} outside the cache",
-                  page);
+  if (checked_pages_ != num_slots) {  // once per step and cache size, not once per layer
+    for (int32_t page : host_batch_.page_table) {
+      RADIXLM_CHECK(page >= 0 && (int64_t{page} + 1) * host_batch_.page_size <= num_slots,
+                    "page {} outside the cache", page);
+    }
+    checked_pages_ = num_slots;
   }
   cuda::AttentionParams p;
   p.q = bf16_ptr(q);

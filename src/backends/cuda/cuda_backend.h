@@ -92,6 +92,8 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::CublasLtGemm> gemm_;
   std::unique_ptr<cuda::StepArrays> step_;
   ForwardBatch host_batch_;  // the step's batch as given (host checks read it)
+  int64_t checked_slots_ = -1;  // cache size the step's kv_slots / page ids were last checked against
+  int64_t checked_pages_ = -1;
   // Step metadata: pinned staging on the host, one device buffer; both grow only when a bigger batch comes.
   void* staging_ = nullptr;
   void* step_device_ = nullptr;

@@ -1,6 +1,7 @@
 // The decode-shaped matmul out [T, N] = x [T, K] @ w [N, K]^T for T <= 8 tokens. At these shapes the
-// matmul is a pure stream of the weights, so the kernel is written for bandwidth: one block of four warps
-// per output row, the warps splitting K; each lane issues several independent 16-byte weight loads
+// matmul is a pure stream of the weights, so the kernel is written for bandwidth: each output row is one
+// warp's (or, for narrow matrices, a few warps' splitting K); each lane issues several independent 16-byte
+// weight loads
 // (bypassing L1, which the weights would only pollute) before it uses any of them; the few activation rows
 // stay in L1/L2 and are re-read for every weight row.
 
@@ -10,8 +11,8 @@
 namespace radixlm::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kUnroll = 4;
+constexpr int kWarps = 8;   // per block
+constexpr int kUnroll = 8;  // independent 16-byte weight loads in flight per lane
 
 __device__ __forceinline__ uint4 load_streaming(const uint4* address) {
   uint4 v;
@@ -33,18 +34,21 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
-template <int kTokens>
+// kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
+// still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
+template <int kTokens, int kWarpsPerRow>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
+  constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
-  const int64_t n = blockIdx.x;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp / kWarpsPerRow;
+  const int part = warp % kWarpsPerRow;
   const int64_t k8 = p.k / 8;
-  const auto* w_row = reinterpret_cast<const uint4*>(p.w + n * p.k);
+  const int64_t per_part = (k8 + kWarpsPerRow - 1) / kWarpsPerRow;
+  const int64_t begin = part * per_part;
+  const int64_t end = n < p.n ? (begin + per_part < k8 ? begin + per_part : k8) : begin;  // rows past N: no work
+  const auto* w_row = reinterpret_cast<const uint4*>(p.w + (n < p.n ? n : 0) * p.k);
   const auto* x_rows = reinterpret_cast<const uint4*>(p.x);
-  // Warp `warp` owns the contiguous range [begin, end) of the row's 16-byte chunks.
-  const int64_t per_warp = (k8 + kWarps - 1) / kWarps;
-  const int64_t begin = warp * per_warp;
-  const int64_t end = begin + per_warp < k8 ? begin + per_warp : k8;
 
   float acc[kTokens];
 #pragma unroll
@@ -71,23 +75,41 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     if (lane == 0) partial[warp][t] = sum;
   }
   __syncthreads();
-  if (threadIdx.x < kTokens) {
-    const int t = static_cast<int>(threadIdx.x);
-    float sum = 0.0f;
+  if (static_cast<int>(threadIdx.x) < kRowsPerBlock * kTokens) {
+    const int row = static_cast<int>(threadIdx.x) / kTokens, t = static_cast<int>(threadIdx.x) % kTokens;
+    const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + row;
+    if (out_n < p.n) {
+      float sum = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) sum += partial[w][t];
-    if (p.bias) sum += bf16_bits_to_f32(p.bias[n]);
-    if (p.out_f32) {
-      static_cast<float*>(p.out)[t * p.n + n] = sum;
-    } else {
-      static_cast<uint16_t*>(p.out)[t * p.n + n] = f32_to_bf16_bits(sum);
+      for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[row * kWarpsPerRow + w][t];
+      if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
+      if (p.out_f32) {
+        static_cast<float*>(p.out)[t * p.n + out_n] = sum;
+      } else {
+        static_cast<uint16_t*>(p.out)[t * p.n + out_n] = f32_to_bf16_bits(sum);
+      }
     }
   }
 }
 
+template <int kTokens, int kWarpsPerRow>
+void launch_split(const GemvParams& p, cudaStream_t stream) {
+  constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
+  gemv_kernel<kTokens, kWarpsPerRow><<<ceil_div_u(p.n, kRowsPerBlock), kWarps * 32, 0, stream>>>(p);
+}
+
 template <int kTokens>
 void launch_tokens(const GemvParams& p, cudaStream_t stream) {
-  gemv_kernel<kTokens><<<static_cast<unsigned int>(p.n), kWarps * 32, 0, stream>>>(p);
+  // About 4k warps fill an H100/H200 (132 SMs x 32); narrower matrices split each row over more warps.
+  if (p.n >= 4096) {
+    launch_split<kTokens, 1>(p, stream);
+  } else if (p.n >= 2048) {
+    launch_split<kTokens, 2>(p, stream);
+  } else if (p.n >= 1024) {
+    launch_split<kTokens, 4>(p, stream);
+  } else {
+    launch_split<kTokens, 8>(p, stream);
+  }
 }
 
 }  // namespace
