@@ -298,19 +298,22 @@ TEST(CpuBackend, RopeAttentionScalingMultipliesCosAndSin) {
 // Decode streams bf16 rows four at a time while prefill converts tiles to f32 first; batching a prompt must
 // not change its numbers, so every path has to give bitwise the same dot products.
 TEST(CpuDot, RowBlocksAndSingleDotsAgreeBitwise) {
-  for (int64_t n : {1, 15, 16, 17, 64, 100}) {
+  for (int64_t n : {1, 15, 16, 17, 33, 64, 100, 4096}) {
     const int64_t rows = 7;
     const std::vector<float> a = random_values(n, 11);
     std::vector<float> b_f32;
     Tensor b = make_tensor(random_values(rows * n, 12), DType::kBF16, {rows, n}, &b_f32);
-    std::vector<float> from_bf16(rows), from_f32(rows);
+    std::vector<float> from_bf16(rows), from_f32(rows), portable(rows);
     cpu::dot_rows_bf16(a.data(), b.as<uint16_t>(), rows, n, from_bf16.data());
+    cpu::dot_rows_bf16_portable(a.data(), b.as<uint16_t>(), rows, n, portable.data());
     cpu::dot_rows_f32(a.data(), b_f32.data(), rows, n, from_f32.data());
     for (int64_t r = 0; r < rows; ++r) {
       const float single = cpu::dot_bf16(a.data(), b.as<uint16_t>() + r * n, n);
       EXPECT_EQ(from_bf16[r], single) << n << " row " << r;
       EXPECT_EQ(from_f32[r], single) << n << " row " << r;
       EXPECT_EQ(cpu::dot_f32(a.data(), b_f32.data() + r * n, n), single);
+      EXPECT_EQ(portable[r], single) << "vector and portable paths differ at n " << n;
+      EXPECT_EQ(cpu::dot_bf16_portable(a.data(), b.as<uint16_t>() + r * n, n), single);
     }
   }
 }

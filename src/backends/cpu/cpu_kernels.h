@@ -40,5 +40,8 @@ float dot_bf16(const float* a, const uint16_t* b, int64_t n);
 // out[r] = dot(a, b + r * n) for r in [0, rows): the same values as `rows` single dots, computed faster.
 void dot_rows_f32(const float* a, const float* b, int64_t rows, int64_t n, float* out);
 void dot_rows_bf16(const float* a, const uint16_t* b, int64_t rows, int64_t n, float* out);
+// The portable versions whatever the CPU offers, so tests can check the vector paths against them.
+float dot_bf16_portable(const float* a, const uint16_t* b, int64_t n);
+void dot_rows_bf16_portable(const float* a, const uint16_t* b, int64_t rows, int64_t n, float* out);
 
 }  // namespace radixlm::cpu
