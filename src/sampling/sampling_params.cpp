@@ -96,6 +96,10 @@ Status validate_sampling_params(const SamplingParams& params, int64_t vocab_size
     return make_error(StatusCode::kInvalidArgument, "n must be in [1, {}], got {}", kMaxSamplesPerRequest,
                       params.n);
   }
+  if (params.stop.size() > kMaxStopStrings) {
+    return make_error(StatusCode::kInvalidArgument, "stop may hold at most {} strings, got {}", kMaxStopStrings,
+                      params.stop.size());
+  }
   for (const std::string& stop : params.stop) {
     // An empty stop string would match before any text and end every request at once.
     if (stop.empty()) return make_error(StatusCode::kInvalidArgument, "stop strings must not be empty");

@@ -3,6 +3,7 @@
 // (python/sglang/srt/sampling/sampling_params.py), plus the logprob fields SGLang keeps beside them in the
 // request (return_logprob, top_logprobs_num, logprob_start_len).
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -18,6 +19,8 @@ inline constexpr double kGreedyTemperatureEpsilon = 1e-6;
 // Upper bounds SGLang leaves open but a server must have: OpenAI's limits for n and top_logprobs.
 inline constexpr int32_t kMaxSamplesPerRequest = 128;
 inline constexpr int32_t kMaxTopLogprobs = 20;
+// Each stop string costs a little per output byte; SGLang sets no limit, a server needs one.
+inline constexpr size_t kMaxStopStrings = 256;
 
 // Which of the fields a model's generation_config.json may default were given by the request itself.
 struct ExplicitSamplingFields {

@@ -182,6 +182,7 @@ TEST(SamplingParams, ValidationRejectsEachBadFieldByName) {
       {"n", [](SamplingParams& p) { p.n = 0; }},
       {"n", [](SamplingParams& p) { p.n = kMaxSamplesPerRequest + 1; }},
       {"stop", [](SamplingParams& p) { p.stop = {"ok", ""}; }},
+      {"stop", [](SamplingParams& p) { p.stop.assign(kMaxStopStrings + 1, "x"); }},
       {"stop_token_ids", [](SamplingParams& p) { p.stop_token_ids = {-1}; }},
       {"stop_token_ids", [](SamplingParams& p) { p.stop_token_ids = {static_cast<int32_t>(kVocab)}; }},
       {"logit_bias", [](SamplingParams& p) { p.logit_bias = {{static_cast<int32_t>(kVocab), 1.0}}; }},

@@ -12,7 +12,17 @@ StopStringMatcher::StopStringMatcher(std::vector<std::string> stop_strings, bool
     : stop_strings_(std::move(stop_strings)), no_stop_trim_(no_stop_trim) {
   // Empty strings are rejected by validation; drop any that slip through rather than stop at once.
   std::erase_if(stop_strings_, [](const std::string& s) { return s.empty(); });
-  for (const std::string& s : stop_strings_) longest_ = std::max(longest_, s.size());
+  automata_.resize(stop_strings_.size());
+  for (size_t i = 0; i < stop_strings_.size(); ++i) {
+    const std::string& s = stop_strings_[i];
+    std::vector<size_t>& failure = automata_[i].failure;
+    failure.assign(s.size(), 0);
+    for (size_t q = 1, k = 0; q < s.size(); ++q) {
+      while (k > 0 && s[q] != s[k]) k = failure[k - 1];
+      if (s[q] == s[k]) ++k;
+      failure[q] = k;
+    }
+  }
 }
 
 const std::string& StopStringMatcher::matched_string() const {
@@ -32,37 +42,40 @@ std::string_view StopStringMatcher::emit_up_to(size_t end) {
   return piece;
 }
 
-size_t StopStringMatcher::held_back_suffix() const {
-  // The longest tail of the text that is a proper prefix of some stop string.
-  size_t held = 0;
-  const std::string_view text = text_;
-  for (const std::string& s : stop_strings_) {
-    const size_t most = std::min(s.size() - 1, text.size());
-    for (size_t k = most; k > held; --k) {
-      if (text.substr(text.size() - k) == std::string_view(s).substr(0, k)) {
-        held = k;
-        break;
-      }
-    }
-  }
-  return held;
-}
-
 std::string_view StopStringMatcher::append(std::string_view piece) {
   if (stopped()) return {};
   const size_t old_size = text_.size();
   text_.append(piece);
+  std::optional<size_t> first_match;  // list index
+  size_t match_end = 0;
+  size_t held_back = 0;
   for (size_t i = 0; i < stop_strings_.size(); ++i) {
     const std::string& s = stop_strings_[i];
-    // Only an occurrence that ends inside the new piece is new; older ones would have stopped us already.
-    const size_t from = old_size + 1 > s.size() ? old_size + 1 - s.size() : 0;
-    const size_t pos = text_.find(s, from);
-    if (pos == std::string::npos) continue;
-    matched_index_ = i;
-    output_end_ = no_stop_trim_ ? pos + s.size() : pos;
+    Automaton& automaton = automata_[i];
+    size_t state = automaton.state;
+    for (size_t j = 0; j < piece.size(); ++j) {
+      const char c = piece[j];
+      while (state > 0 && s[state] != c) state = automaton.failure[state - 1];
+      if (s[state] == c) ++state;
+      if (state == s.size()) {
+        // The first completion of this string; when several complete in one piece, the list decides.
+        if (!first_match) {
+          first_match = i;
+          match_end = old_size + j + 1;
+        }
+        break;
+      }
+    }
+    automaton.state = state;
+    if (state < s.size()) held_back = std::max(held_back, state);
+  }
+  if (first_match) {
+    matched_index_ = first_match;
+    const size_t length = stop_strings_[*first_match].size();
+    output_end_ = no_stop_trim_ ? match_end : match_end - length;
     return emit_up_to(output_end_);
   }
-  return emit_up_to(text_.size() - held_back_suffix());
+  return emit_up_to(text_.size() - held_back);
 }
 
 std::string_view StopStringMatcher::finish() {

@@ -8,6 +8,11 @@
 // of the matched string, which is removed unless no_stop_trim, and nothing after it is ever emitted
 // (DetokenizerManager.trim_matched_stop). Matching is on UTF-8 bytes, which for valid UTF-8 is the same as
 // matching characters.
+//
+// Each stop string runs a Knuth-Morris-Pratt automaton over the bytes as they arrive, so a piece costs
+// O(piece length x number of stop strings) however long the output or the stop strings are, and the
+// automaton's state (how much of the stop string the output currently ends with) is exactly the text to
+// hold back.
 
 #include <cstddef>
 #include <optional>
@@ -41,12 +46,18 @@ class StopStringMatcher {
   size_t emitted() const { return emitted_; }
 
  private:
+  // One stop string's automaton: failure[q] is the length of the longest proper prefix of the string that
+  // is also a suffix of its first q + 1 bytes; state is how many of its bytes the text ends with.
+  struct Automaton {
+    std::vector<size_t> failure;
+    size_t state = 0;
+  };
+
   std::string_view emit_up_to(size_t end);
-  size_t held_back_suffix() const;
 
   std::vector<std::string> stop_strings_;
+  std::vector<Automaton> automata_;
   bool no_stop_trim_;
-  size_t longest_ = 0;
   std::string text_;
   size_t emitted_ = 0;
   std::optional<size_t> matched_index_;
