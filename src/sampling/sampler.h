@@ -37,7 +37,7 @@ struct SampledToken {
   std::vector<TokenLogprob> top_logprobs;  // params.top_logprobs_num of them, most likely first
 };
 
-// Buffers reused across steps so a step allocates nothing once warm.
+// Vocab-sized buffers reused across steps, so a warm step allocates only its small results.
 struct SamplerScratch {
   std::vector<float> probs;
   std::vector<int32_t> order;
