@@ -296,6 +296,16 @@ TEST(Sampler, DegenerateRowsDoNotCrash) {
   EXPECT_LT(token.token_id, 3);
   std::vector<float> one_nan = {NAN, 0.0f, 1.0f};
   EXPECT_NE(sample_next_token(one_nan, params, SamplingState{}, {}, scratch).token_id, 0);
+  // Just above SGLang's greedy epsilon: sampling, but all the mass is on the top logit.
+  SamplingParams cold;
+  cold.temperature = 2e-6;
+  cold.return_logprob = true;
+  for (int step = 0; step < 20; ++step) {
+    std::vector<float> row = {0.5f, 0.7f, 0.69f};
+    const SampledToken token = sample_next_token(row, cold, SamplingState{.seed = 3, .num_generated = step}, {}, scratch);
+    EXPECT_EQ(token.token_id, 1);
+    EXPECT_EQ(token.logprob, 0.0f);
+  }
 }
 
 // A toy model whose logits depend on the request's last token and step, so a wrong token changes all later
