@@ -117,7 +117,8 @@ Status run_generate(const GenerateArgs& args) {
   options.return_prompt_logits = args.return_prompt_logits;
   options.eos_token_ids = generation.eos_token_ids.empty() ? config.eos_token_ids : generation.eos_token_ids;
 
-  const int64_t pages = BatchGenerator::pages_needed(prompts, std::max(args.max_new_tokens, 0), args.page_size);
+  const int64_t pages = BatchGenerator::pages_needed(prompts, std::max(args.max_new_tokens, 0), args.page_size,
+                                                     config.max_position_embeddings);
   if (pages > INT32_MAX) return make_error(StatusCode::kInvalidArgument, "the request needs too many KV pages");
   BatchGenerator generator(*model, backend, args.page_size, static_cast<int32_t>(pages));
   RADIXLM_ASSIGN_OR_RETURN(std::vector<GenerateOutput> outputs, generator.generate(prompts, options));

@@ -91,11 +91,13 @@ BatchGenerator::BatchGenerator(Model& model, Backend& backend, int32_t page_size
 }
 
 int64_t BatchGenerator::pages_needed(const std::vector<std::vector<int32_t>>& prompts, int32_t max_new_tokens,
-                                     int32_t page_size) {
+                                     int32_t page_size, int64_t context_length) {
   int64_t pages = 0;
   // The last generated token is never fed back, so it needs no KV slot.
   for (const auto& prompt : prompts) {
-    pages += pages_for_tokens(static_cast<int64_t>(prompt.size()) + std::max(max_new_tokens - 1, 0), page_size);
+    const int64_t tokens = static_cast<int64_t>(prompt.size()) + std::max(max_new_tokens - 1, 0);
+    pages += pages_for_tokens(std::min(tokens, std::max<int64_t>(context_length, static_cast<int64_t>(prompt.size()))),
+                              page_size);
   }
   return pages;
 }

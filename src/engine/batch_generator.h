@@ -5,6 +5,7 @@
 // allocated through the backend) and the page pool that hands out its pages.
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,10 @@ class BatchGenerator {
  public:
   BatchGenerator(Model& model, Backend& backend, int32_t page_size, int32_t num_pages);
 
-  // Pages that `prompts` need to generate `max_new_tokens` each.
+  // Pages that `prompts` need to generate `max_new_tokens` each; generation never stores K/V past
+  // `context_length` positions, so no sequence needs more than that.
   static int64_t pages_needed(const std::vector<std::vector<int32_t>>& prompts, int32_t max_new_tokens,
-                              int32_t page_size);
+                              int32_t page_size, int64_t context_length = std::numeric_limits<int64_t>::max());
 
   // Runs every prompt to completion as one batch. Bad input (empty prompt, token id outside the vocabulary,
   // a prompt longer than the context, temperature > 0) and too few pages are errors; every page is free

@@ -129,6 +129,27 @@ TEST_F(BatchGeneratorTest, MaxNewTokensZeroGivesOnlyPromptLogits) {
   EXPECT_EQ((*outputs)[0].prompt_logits.size(), prompts_[1].size());
 }
 
+TEST_F(BatchGeneratorTest, GenerationStopsAtTheContextLength) {
+  ModelConfig config = model_->config();
+  config.max_position_embeddings = 40;  // a short context keeps the test fast; default RoPE ignores it
+  auto short_model = load_model(config, *weights_, backend_);
+  ASSERT_TRUE(short_model.ok()) << short_model.status().to_string();
+  const std::vector<std::vector<int32_t>> prompt = {std::vector<int32_t>(37, 7)};
+  // Asking for far more tokens than fit needs only the context's worth of pages.
+  EXPECT_EQ(BatchGenerator::pages_needed(prompt, 1000000, 8, 40), 5);
+  BatchGenerator generator(**short_model, backend_, 8, 5);
+  GenerateOptions options;
+  options.max_new_tokens = 1000000;
+  options.ignore_eos = true;
+  auto outputs = generator.generate(prompt, options);
+  ASSERT_TRUE(outputs.ok()) << outputs.status().to_string();
+  // 37 prompt tokens + 3 fed-back tokens fill the 40 positions; the 4th generated token is the last.
+  EXPECT_EQ((*outputs)[0].output_ids.size(), 4u);
+  EXPECT_EQ((*outputs)[0].finish_reason, "length");
+  // A prompt longer than the context is refused.
+  EXPECT_EQ(generator.generate({std::vector<int32_t>(41, 7)}, options).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(BatchGeneratorTest, BadRequestsAreErrorsAndLeaveNoPagesTaken) {
   BatchGenerator generator(*model_, backend_, 1, 8);
   GenerateOptions options;
