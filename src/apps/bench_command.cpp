@@ -100,7 +100,7 @@ ForwardBatch make_step(int32_t batch, int32_t new_tokens, int32_t cached, int32_
 struct BatchResult {
   int32_t batch = 0;
   double prefill_ms = 0, prefill_tok_s = 0, prefill_floor_ms = 0;
-  double decode_median_ms = 0, decode_tok_s = 0, decode_floor_ms = 0;
+  double decode_median_ms = 0, decode_tok_s = 0, decode_floor_ms = 0, decode_enqueue_ms = 0;
   int32_t decode_steps = 0;
 };
 
@@ -151,11 +151,13 @@ class Runner {
     const auto start = Clock::now();
     std::vector<int32_t> next = greedy(model_.forward(prefill, cache));
     r.prefill_ms = ms_since(start);
-    std::vector<double> steps;
+    std::vector<double> steps, enqueue;
     for (int32_t k = 0; k < decode_steps; ++k) {
       const ForwardBatch step = make_step(batch, 1, args_.input_len + k, page, pages_per_seq, next);
       const auto t0 = Clock::now();
-      next = greedy(model_.forward(step, cache));
+      Tensor logits = model_.forward(step, cache);
+      enqueue.push_back(ms_since(t0));  // host time to queue the step: the floor a host-bound step sits on
+      next = greedy(logits);
       steps.push_back(ms_since(t0));
     }
     r.decode_steps = decode_steps;
@@ -163,6 +165,8 @@ class Runner {
       std::sort(steps.begin(), steps.end());
       r.decode_median_ms = steps[steps.size() / 2];
       r.decode_tok_s = 1000.0 * batch / r.decode_median_ms;
+      std::sort(enqueue.begin(), enqueue.end());
+      r.decode_enqueue_ms = enqueue[enqueue.size() / 2];
     }
     r.prefill_tok_s = 1000.0 * batch * args_.input_len / r.prefill_ms;
     return r;
@@ -250,6 +254,7 @@ Status run_one_batch(const BenchArgs& args) {
     j["decode_steps"] = r.decode_steps;
     j["decode_median_step_ms"] = r.decode_median_ms;
     j["decode_tok_s"] = r.decode_tok_s;
+    j["decode_median_enqueue_ms"] = r.decode_enqueue_ms;
     j["decode_bytes_per_step"] = decode_bytes;
     j["decode_roofline_ms"] = r.decode_floor_ms;
     j["decode_roofline_fraction"] =
@@ -259,13 +264,14 @@ Status run_one_batch(const BenchArgs& args) {
 
   std::printf("bench one-batch: %s on %s, input %d, output %d, page %d\n", config.architecture.c_str(),
               device_name.c_str(), args.input_len, args.output_len, args.page_size);
-  std::printf("%6s %12s %14s %9s %14s %14s %9s\n", "batch", "prefill ms", "prefill tok/s", "of roof", "decode step ms",
-              "decode tok/s", "of roof");
+  std::printf("%6s %12s %14s %9s %14s %14s %9s %11s\n", "batch", "prefill ms", "prefill tok/s", "of roof",
+              "decode step ms", "decode tok/s", "of roof", "enqueue ms");
   for (const auto& j : json_results) {
-    std::printf("%6d %12.2f %14.0f %8.1f%% %14.3f %14.1f %8.1f%%\n", j["batch_size"].get<int>(),
+    std::printf("%6d %12.2f %14.0f %8.1f%% %14.3f %14.1f %8.1f%% %11.3f\n", j["batch_size"].get<int>(),
                 j["prefill_ms"].get<double>(), j["prefill_tok_s"].get<double>(),
                 100.0 * j["prefill_roofline_fraction"].get<double>(), j["decode_median_step_ms"].get<double>(),
-                j["decode_tok_s"].get<double>(), 100.0 * j["decode_roofline_fraction"].get<double>());
+                j["decode_tok_s"].get<double>(), 100.0 * j["decode_roofline_fraction"].get<double>(),
+                j["decode_median_enqueue_ms"].get<double>());
   }
   std::fflush(stdout);
   if (!args.output_file.empty()) {
@@ -301,16 +307,29 @@ Status run_linear(const BenchArgs& args) {
                                         {"gate_up", 2 * c.intermediate_size, h}, {"down", h, c.intermediate_size},
                                         {"lm_head", c.vocab_size, h}};
   std::printf("bench linear: %s on %s (weight TB/s; 8 copies rotated)\n", c.architecture.c_str(), gpu->info().name.c_str());
-  std::printf("%-8s %7s %7s %6s %12s %12s\n", "matrix", "N", "K", "T", "gemv TB/s", "cublaslt TB/s");
+  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N), the GEMV kernel
+  // with 1/2/4/8 warps per row forced, and cuBLASLt.
+  struct Variant {
+    const char* name;
+    int32_t warps_per_row;
+    bool cublaslt;
+  };
+  const std::vector<Variant> variants = {{"default", 0, false}, {"gemv_w1", 1, false}, {"gemv_w2", 2, false},
+                                         {"gemv_w4", 4, false}, {"gemv_w8", 8, false}, {"cublaslt", 0, true}};
+  std::printf("%-8s %7s %7s %4s", "matrix", "N", "K", "T");
+  for (const Variant& v : variants) std::printf(" %9s", v.name);
+  std::printf("\n");
   for (const MatShape& m : shapes) {
     std::vector<Tensor> weights;
     for (int i = 0; i < 8; ++i) weights.push_back(gpu->alloc(DType::kBF16, {m.n, m.k}));
     for (int64_t tokens : args.batch_sizes) {
       Tensor x = gpu->alloc(DType::kBF16, {tokens, m.k});
       Tensor out = gpu->alloc(DType::kBF16, {tokens, m.n});
-      double rate[2] = {0, 0};
-      for (int path = 0; path < 2; ++path) {
-        gpu->set_force_cublaslt(path == 1);
+      std::printf("%-8s %7lld %7lld %4lld", m.name, static_cast<long long>(m.n), static_cast<long long>(m.k),
+                  static_cast<long long>(tokens));
+      for (const Variant& v : variants) {
+        gpu->set_force_cublaslt(v.cublaslt);
+        gpu->set_gemv_warps_per_row(v.warps_per_row);
         for (const Tensor& w : weights) gpu->linear(x, w, TensorView(), out);
         gpu->synchronize();
         constexpr int kRounds = 25;
@@ -320,11 +339,11 @@ Status run_linear(const BenchArgs& args) {
         }
         gpu->synchronize();
         const double seconds = ms_since(start) / 1000.0;
-        rate[path] = static_cast<double>(kRounds) * 8.0 * static_cast<double>(m.n * m.k * 2) / seconds / 1e12;
+        std::printf(" %9.2f", static_cast<double>(kRounds) * 8.0 * static_cast<double>(m.n * m.k * 2) / seconds / 1e12);
       }
+      std::printf("\n");
       gpu->set_force_cublaslt(false);
-      std::printf("%-8s %7lld %7lld %6lld %12.2f %12.2f\n", m.name, static_cast<long long>(m.n),
-                  static_cast<long long>(m.k), static_cast<long long>(tokens), rate[0], rate[1]);
+      gpu->set_gemv_warps_per_row(0);
     }
   }
   std::fflush(stdout);

@@ -19,4 +19,5 @@ cmp -s "$SHARED/fixtures/models/llama3.2-tiny-chat/model.safetensors" assets/dem
   { echo "assets/demo-model differs from the llama3.2-tiny-chat fixture: copy it instead" >&2; exit 1; }
 cp -r "$SHARED/fixtures/configs/llama-3.1-8b" .gpu/fixtures/configs/
 cp "$SHARED/bench/gpu_ceilings.py" .gpu/bench/
+git rev-parse --short HEAD > .gpu/COMMIT  # the GPU machine gets no .git
 du -sh .gpu

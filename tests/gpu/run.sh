@@ -61,7 +61,7 @@ stage bench-cublaslt-b1 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$M
 
 {
   echo
-  echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null)) ================"
+  echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || cat .gpu/COMMIT 2>/dev/null)) ================"
   cat "$OUT/stages.txt"
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true

@@ -24,6 +24,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kKeys = 32;  // keys per shared-memory tile
 constexpr int kDecodeRows = 8;
+constexpr int kDecodeRowsSmall = 4;  // GQA groups of up to 4 decode without idle rows
 
 template <int kDim, int kRows>
 struct AttentionSmem {
@@ -75,32 +76,32 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p, 
     s.row_sum[r] = 0.0f;
     s.visible[r] = r < rows ? step.positions[q_begin + r / group] + 1 : 0;
   }
-  constexpr int kOut = kRows * kDim / kThreads;  // output elements each thread accumulates
+  constexpr int kOut = (kRows * kDim + kThreads - 1) / kThreads;  // output elements each thread accumulates
   float acc[kOut];
 #pragma unroll
   for (int i = 0; i < kOut; ++i) acc[i] = 0.0f;
 
   for (int k0 = key_begin; k0 < key_end; k0 += kKeys) {
     __syncthreads();  // previous tile fully used (and the initial writes visible)
-    // Stage K and V of keys [k0, k0 + kKeys) as f32, two bf16 per load.
-    for (int e = threadIdx.x; e < kKeys * kDim / 2; e += kThreads) {
-      const int j = e / (kDim / 2), d = 2 * (e % (kDim / 2));
+    // Stage K and V of keys [k0, k0 + kKeys) as f32, eight bf16 (16 bytes) per load.
+    for (int e = threadIdx.x; e < kKeys * kDim / 8; e += kThreads) {
+      const int j = e / (kDim / 8), d = 8 * (e % (kDim / 8));
       const int key = k0 + j;
-      float k0v = 0.0f, k1v = 0.0f, v0v = 0.0f, v1v = 0.0f;
+      uint4 kw = make_uint4(0, 0, 0, 0), vw = make_uint4(0, 0, 0, 0);
       if (key < key_end) {
         const int64_t slot = static_cast<int64_t>(pages[key / step.page_size]) * step.page_size + key % step.page_size;
         const int64_t offset = slot * kv_row + static_cast<int64_t>(kv_head) * kDim + d;
-        const uint32_t kw = *reinterpret_cast<const uint32_t*>(p.k_cache + offset);
-        const uint32_t vw = *reinterpret_cast<const uint32_t*>(p.v_cache + offset);
-        k0v = bf16_lo(kw);
-        k1v = bf16_hi(kw);
-        v0v = bf16_lo(vw);
-        v1v = bf16_hi(vw);
+        kw = *reinterpret_cast<const uint4*>(p.k_cache + offset);
+        vw = *reinterpret_cast<const uint4*>(p.v_cache + offset);
       }
-      s.k[j][d] = k0v;
-      s.k[j][d + 1] = k1v;
-      s.v[j][d] = v0v;
-      s.v[j][d + 1] = v1v;
+      const uint32_t kwords[4] = {kw.x, kw.y, kw.z, kw.w}, vwords[4] = {vw.x, vw.y, vw.z, vw.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        s.k[j][d + 2 * i] = bf16_lo(kwords[i]);
+        s.k[j][d + 2 * i + 1] = bf16_hi(kwords[i]);
+        s.v[j][d + 2 * i] = bf16_lo(vwords[i]);
+        s.v[j][d + 2 * i + 1] = bf16_hi(vwords[i]);
+      }
     }
     __syncthreads();
     // Scores, masked where the key is past the row's position (or past the block's range).
@@ -142,6 +143,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p, 
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
       const int e = threadIdx.x + i * kThreads;
+      if (e >= kRows * kDim) break;
       const int r = e / kDim, d = e % kDim;
       float value = acc[i] * s.alpha[r];
 #pragma unroll 8
@@ -155,7 +157,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p, 
   for (int i = 0; i < kOut; ++i) {
     const int e = threadIdx.x + i * kThreads;
     const int r = e / kDim, d = e % kDim;
-    if (r >= rows) continue;
+    if (e >= kRows * kDim || r >= rows) continue;
     const int token = q_begin + r / group, head = kv_head * group + r % group;
     if (p.num_splits == 1) {
       const float sum = s.row_sum[r];
@@ -194,6 +196,7 @@ __global__ void combine_kernel(AttentionParams p) {
 }
 
 int rows_per_tile(const StepArrays& step, int group) {
+  if (step.max_query_len * group <= kDecodeRowsSmall) return kDecodeRowsSmall;
   return step.max_query_len * group <= kDecodeRows ? kDecodeRows : kMmaRows;
 }
 
@@ -215,7 +218,12 @@ void launch_rows(const AttentionParams& p, const StepArrays& step, cudaStream_t 
 
 template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
-  if (rows_per_tile(step, p.q_heads / p.kv_heads) == kDecodeRows) {
+  const int rows = rows_per_tile(step, p.q_heads / p.kv_heads);
+  if (rows == kDecodeRowsSmall) {
+    launch_rows<kDim, kDecodeRowsSmall>(p, step, stream);
+    return;
+  }
+  if (rows == kDecodeRows) {
     launch_rows<kDim, kDecodeRows>(p, step, stream);
     return;
   }
@@ -243,7 +251,7 @@ bool attention_supports_head_dim(int32_t head_dim) {
 
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
   const int group = q_heads / kv_heads;
-  if (rows_per_tile(step, group) != kDecodeRows || step.num_seqs == 0) return 1;
+  if (rows_per_tile(step, group) == kMmaRows || step.num_seqs == 0) return 1;
   // Enough blocks to fill the GPU four times over, but every split at least two key tiles long.
   const int64_t blocks = static_cast<int64_t>(step.num_seqs) * kv_heads;
   const int64_t want = (4 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;

@@ -312,7 +312,10 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
   const bool out_f32 = out.dtype == DType::kF32;
   const auto* bias_ptr = has_bias ? static_cast<const uint16_t*>(bias.data) : nullptr;
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
-  if (!force_cublaslt_ && tokens <= cuda::kGemvMaxTokens && k % 8 == 0 && aligned) {
+  // The GEMV kernel streams the weights once for all tokens, but re-reads the activations per weight row:
+  // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear).
+  const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
+  if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
     cuda::GemvParams p;
     p.x = bf16_ptr(x);
     p.w = bf16_ptr(weight);
@@ -322,6 +325,7 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
     p.tokens = static_cast<int32_t>(tokens);
     p.n = n;
     p.k = k;
+    p.warps_per_row = gemv_warps_per_row_;
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;

@@ -79,6 +79,8 @@ class CudaBackend final : public Backend {
   size_t device_malloc_calls() const;
   // Linear through cuBLASLt even for decode shapes (benchmarks and tests compare both paths).
   void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
+  // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
+  void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
 
  private:
   explicit CudaBackend(CudaDeviceInfo info);
@@ -104,6 +106,7 @@ class CudaBackend final : public Backend {
   int64_t attention_partial_floats_ = 0;
   Tensor argmax_out_;
   bool force_cublaslt_ = false;
+  int32_t gemv_warps_per_row_ = 0;
 };
 
 }  // namespace radixlm

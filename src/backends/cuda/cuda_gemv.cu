@@ -100,15 +100,16 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
 
 template <int kTokens>
 void launch_tokens(const GemvParams& p, cudaStream_t stream) {
-  // About 4k warps fill an H100/H200 (132 SMs x 32); narrower matrices split each row over more warps.
-  if (p.n >= 4096) {
-    launch_split<kTokens, 1>(p, stream);
-  } else if (p.n >= 2048) {
-    launch_split<kTokens, 2>(p, stream);
-  } else if (p.n >= 1024) {
-    launch_split<kTokens, 4>(p, stream);
-  } else {
-    launch_split<kTokens, 8>(p, stream);
+  int warps_per_row = p.warps_per_row;
+  if (warps_per_row == 0) {
+    // About 8k warps keep an H100/H200 (132 SMs) streaming; narrower matrices split each row over more warps.
+    warps_per_row = p.n >= 8192 ? 1 : p.n >= 4096 ? 2 : p.n >= 2048 ? 4 : 8;
+  }
+  switch (warps_per_row) {
+    case 1: launch_split<kTokens, 1>(p, stream); break;
+    case 2: launch_split<kTokens, 2>(p, stream); break;
+    case 4: launch_split<kTokens, 4>(p, stream); break;
+    default: launch_split<kTokens, 8>(p, stream); break;
   }
 }
 

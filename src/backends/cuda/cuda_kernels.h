@@ -92,6 +92,7 @@ struct GemvParams {
   int32_t tokens = 0;
   int64_t n = 0;
   int64_t k = 0;
+  int32_t warps_per_row = 0;  // 1, 2, 4 or 8; 0 picks by N (benchmarks set it to compare)
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
