@@ -102,7 +102,7 @@ Value filter_batch(Interpreter& in, const Value& v, CallArgs& args) {
       out.push_back(Value::list(std::move(current)));
     }
   }
-  return in.check_depth(Value::list(std::move(out)));
+  return in.check_depth(Value::sequence(std::move(out), SequenceKind::kGenerator));
 }
 
 Value filter_slice(Interpreter& in, const Value& v, CallArgs& args) {
@@ -121,7 +121,7 @@ Value filter_slice(Interpreter& in, const Value& v, CallArgs& args) {
     if (fill && !fill->is_none() && i >= extra) part.push_back(*fill);
     out.push_back(Value::list(std::move(part)));
   }
-  return in.check_depth(Value::list(std::move(out)));
+  return in.check_depth(Value::sequence(std::move(out), SequenceKind::kGenerator));
 }
 
 Value filter_capitalize(Interpreter& in, const Value& v, CallArgs&) {
@@ -176,6 +176,7 @@ Value filter_first(Interpreter&, const Value& v, CallArgs&) {
 }
 
 Value filter_last(Interpreter&, const Value& v, CallArgs&) {
+  if (v.is_generator()) fail_runtime("'generator' object is not reversible");
   ValueList items = iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
   return items.back();
@@ -332,7 +333,7 @@ Value filter_items(Interpreter& in, const Value& v, CallArgs&) {
   ValueList out;
   for (const auto& [k, val] : v.dict_object().entries) out.push_back(Value::list({k, val}, true));
   in.count_iterations(out.size());
-  return Value::list(std::move(out));
+  return Value::sequence(std::move(out), SequenceKind::kGenerator);
 }
 
 Value filter_join(Interpreter& in, const Value& v, CallArgs& args) {
@@ -382,7 +383,8 @@ Value filter_title(Interpreter& in, const Value& v, CallArgs&) {
 }
 
 Value filter_map(Interpreter& in, const Value& v, CallArgs& args) {
-  ValueList items = walk(in, v);
+  // jinja2 maps nothing over a false value (`if value:`), so none|map(...) is empty rather than an error.
+  ValueList items = truthy(v) ? walk(in, v) : ValueList{};
   ValueList out;
   const Value* attribute = nullptr;
   const Value* fallback = nullptr;
@@ -395,7 +397,7 @@ Value filter_map(Interpreter& in, const Value& v, CallArgs& args) {
       Value r = get_path(in, item, to_python_str(*attribute));
       out.push_back(r.is_undefined() && fallback ? *fallback : r);
     }
-    return Value::list(std::move(out));
+    return Value::sequence(std::move(out), SequenceKind::kGenerator);
   }
   if (args.positional.empty()) fail_runtime("map requires a filter argument");
   std::string name = to_python_str(args.positional[0]);
@@ -406,11 +408,11 @@ Value filter_map(Interpreter& in, const Value& v, CallArgs& args) {
     pass.keyword = args.keyword;
     out.push_back(in.apply_filter(name, item, pass));
   }
-  return Value::list(std::move(out));
+  return Value::sequence(std::move(out), SequenceKind::kGenerator);
 }
 
 Value select_impl(Interpreter& in, const Value& v, CallArgs& args, bool by_attribute, bool keep_matching) {
-  ValueList items = walk(in, v);
+  ValueList items = truthy(v) ? walk(in, v) : ValueList{};  // jinja2's `if value:` guard
   size_t next = 0;
   std::string attribute;
   if (by_attribute) {
@@ -435,7 +437,7 @@ Value select_impl(Interpreter& in, const Value& v, CallArgs& args, bool by_attri
     }
     if (matched == keep_matching) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::sequence(std::move(out), SequenceKind::kGenerator);
 }
 
 Value filter_select(Interpreter& in, const Value& v, CallArgs& args) { return select_impl(in, v, args, false, true); }
@@ -480,7 +482,8 @@ Value filter_reverse(Interpreter& in, const Value& v, CallArgs&) {
   }
   ValueList items = walk(in, v);
   std::reverse(items.begin(), items.end());
-  return Value::list(std::move(items));
+  // reversed(list) is an iterator, like a generator; other iterables come back as a list.
+  return v.is_list() ? Value::sequence(std::move(items), SequenceKind::kGenerator) : Value::list(std::move(items));
 }
 
 Value filter_round(Interpreter&, const Value& v, CallArgs& args) {
@@ -611,7 +614,7 @@ Value filter_unique(Interpreter& in, const Value& v, CallArgs& args) {
       out.push_back(item);
     }
   }
-  return Value::list(std::move(out));
+  return Value::sequence(std::move(out), SequenceKind::kGenerator);
 }
 
 Value filter_wordcount(Interpreter&, const Value& v, CallArgs&) {

@@ -443,7 +443,7 @@ Value Interpreter::get_item(const Value& object, const Value& key) {
       break;
     }
     case Value::Kind::kList:
-      if (key.is_int() || key.is_bool()) {
+      if (object.is_list() && (key.is_int() || key.is_bool())) {
         int64_t n = static_cast<int64_t>(object.items().size());
         int64_t i = key.as_integer();
         if (i < 0) i += n;

@@ -51,7 +51,7 @@ const std::map<std::string, TestFunction, std::less<>>& tests() {
       {"mapping", [](Interpreter&, const Value& v, CallArgs&) { return v.is_dict(); }},
       {"iterable",
        [](Interpreter&, const Value& v, CallArgs&) {
-         return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+         return v.is_undefined() || v.is_string() || v.is_sequence_object() || v.is_dict();
        }},
       {"sequence",
        [](Interpreter&, const Value& v, CallArgs&) {

@@ -369,12 +369,12 @@ Value dict_method(const Value& receiver, const std::string& name, CallArgs& args
   if (name == "items") {
     ValueList out;
     for (const auto& [k, v] : dict.entries) out.push_back(Value::list({k, v}, true));
-    return Value::list(std::move(out));
+    return Value::sequence(std::move(out), SequenceKind::kDictItems);
   }
   if (name == "keys" || name == "values") {
     ValueList out;
     for (const auto& [k, v] : dict.entries) out.push_back(name == "keys" ? k : v);
-    return Value::list(std::move(out));
+    return Value::sequence(std::move(out), name == "keys" ? SequenceKind::kDictKeys : SequenceKind::kDictValues);
   }
   if (name == "copy") {
     auto copy = std::make_shared<DictObject>(dict);

@@ -17,9 +17,9 @@ namespace {
   fail_runtime("unsupported operand type(s) for {}: '{}' and '{}'", op, python_type_name(a), python_type_name(b));
 }
 
-int64_t checked(bool overflow, int64_t value) {
+// Python integers do not overflow; radixlm's are 64-bit, so overflow is an error rather than a wrong value.
+void check_overflow(bool overflow) {
   if (overflow) fail(StatusCode::kOutOfRange, "integer overflow (radixlm's integers are 64-bit)");
-  return value;
 }
 
 double python_float_mod(double a, double b) {
@@ -68,7 +68,8 @@ Value add(Interpreter& in, const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return Value::floating(a.as_double() + b.as_double());
     int64_t r;
-    return Value::integer(checked(__builtin_add_overflow(a.as_integer(), b.as_integer(), &r), r));
+    check_overflow(__builtin_add_overflow(a.as_integer(), b.as_integer(), &r));
+    return Value::integer(r);
   }
   if (a.is_string() && b.is_string()) {
     if (a.is_safe_string() || b.is_safe_string()) {
@@ -130,11 +131,13 @@ Value binary_op(Interpreter& in, const std::string& op, const Value& a, const Va
     unsupported(op, a, b);
   }
   int64_t x = a.as_integer(), y = b.as_integer(), r;
-  if (op == "-") return Value::integer(checked(__builtin_sub_overflow(x, y, &r), r));
-  if (op == "*") return Value::integer(checked(__builtin_mul_overflow(x, y, &r), r));
+  if (op == "-" || op == "*") {
+    check_overflow(op == "-" ? __builtin_sub_overflow(x, y, &r) : __builtin_mul_overflow(x, y, &r));
+    return Value::integer(r);
+  }
   if (op == "//" || op == "%") {
     if (y == 0) fail_runtime("integer division or modulo by zero");
-    if (x == INT64_MIN && y == -1) checked(true, 0);
+    check_overflow(x == INT64_MIN && y == -1);
     int64_t q = x / y, m = x % y;
     if (m != 0 && ((m < 0) != (y < 0))) {
       q -= 1;
@@ -149,9 +152,9 @@ Value binary_op(Interpreter& in, const std::string& op, const Value& a, const Va
     }
     int64_t result = 1, base = x;
     while (y > 0) {
-      if (y & 1) result = checked(__builtin_mul_overflow(result, base, &result), result);
+      if (y & 1) check_overflow(__builtin_mul_overflow(result, base, &result));
       y >>= 1;
-      if (y > 0) base = checked(__builtin_mul_overflow(base, base, &base), base);
+      if (y > 0) check_overflow(__builtin_mul_overflow(base, base, &base));
     }
     return Value::integer(result);
   }

@@ -636,7 +636,8 @@ class Parser {
     std::string name = expect_name();
     while (is_op(".") && peek().type == TokenType::kName) {
       next();
-      name += "." + expect_name();
+      name.push_back('.');
+      name.append(expect_name());
     }
     return name;
   }

@@ -264,22 +264,32 @@ std::string python_float_repr(double value) {
   for (char c : mantissa) {
     if (c != '.') digits.push_back(c);
   }
-  std::string out = negative ? "-" : "";
+  std::string out;
+  if (negative) out.push_back('-');
   if (exponent < -4 || exponent >= 16) {
-    out += digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
+    out.push_back(digits[0]);
+    if (digits.size() > 1) {
+      out.push_back('.');
+      out.append(digits, 1, std::string::npos);
+    }
     char exp_buf[16];
     std::snprintf(exp_buf, sizeof(exp_buf), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
-    out += exp_buf;
+    out.append(exp_buf);
   } else if (exponent >= 0) {
     size_t int_len = static_cast<size_t>(exponent) + 1;
     if (digits.size() <= int_len) {
-      out += digits + std::string(int_len - digits.size(), '0') + ".0";
+      out.append(digits);
+      out.append(int_len - digits.size(), '0');
+      out.append(".0");
     } else {
-      out += digits.substr(0, int_len) + "." + digits.substr(int_len);
+      out.append(digits, 0, int_len);
+      out.push_back('.');
+      out.append(digits, int_len, std::string::npos);
     }
   } else {
-    out += "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+    out.append("0.");
+    out.append(static_cast<size_t>(-exponent - 1), '0');
+    out.append(digits);
   }
   return out;
 }

@@ -18,11 +18,15 @@ Value Value::string(std::string s, bool safe) {
 }
 
 Value Value::list(ValueList items, bool is_tuple) {
+  return sequence(std::move(items), is_tuple ? SequenceKind::kTuple : SequenceKind::kList);
+}
+
+Value Value::sequence(ValueList items, SequenceKind kind) {
   auto object = std::make_shared<ListObject>();
   int depth = 0;
   for (const auto& item : items) depth = std::max(depth, item.depth());
   object->items = std::move(items);
-  object->is_tuple = is_tuple;
+  object->sequence = kind;
   object->depth = depth + 1;
   return Value(std::shared_ptr<const ListObject>(std::move(object)));
 }
@@ -110,7 +114,16 @@ const char* python_type_name(const Value& value) {
     case Value::Kind::kInt: return "int";
     case Value::Kind::kFloat: return "float";
     case Value::Kind::kString: return value.is_safe_string() ? "Markup" : "str";
-    case Value::Kind::kList: return value.is_tuple() ? "tuple" : "list";
+    case Value::Kind::kList:
+      switch (value.sequence_kind()) {
+        case SequenceKind::kList: return "list";
+        case SequenceKind::kTuple: return "tuple";
+        case SequenceKind::kGenerator: return "generator";
+        case SequenceKind::kDictKeys: return "dict_keys";
+        case SequenceKind::kDictValues: return "dict_values";
+        case SequenceKind::kDictItems: return "dict_items";
+      }
+      return "list";
     case Value::Kind::kDict: return "dict";
     case Value::Kind::kNamespace: return "Namespace";
     case Value::Kind::kLoop: return "LoopContext";

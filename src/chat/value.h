@@ -37,9 +37,14 @@ struct StringValue {
   bool safe = false;  // markupsafe.Markup: `+` with a plain str HTML-escapes the plain side
 };
 
+// Python's sequence types a template meets: list and tuple, plus the lazy results of jinja2's map/select
+// filters (generators) and dict.keys()/values()/items() views, which iterate like lists but cannot be
+// indexed or serialised to JSON, and (generators) have no len() and are always true.
+enum class SequenceKind : uint8_t { kList, kTuple, kGenerator, kDictKeys, kDictValues, kDictItems };
+
 struct ListObject {
   ValueList items;
-  bool is_tuple = false;
+  SequenceKind sequence = SequenceKind::kList;
   int depth = 1;  // nesting depth, bounded so destruction and printing cannot exhaust the stack
 };
 
@@ -84,6 +89,7 @@ class Value {
   static Value floating(double f) { return Value(f); }
   static Value string(std::string s, bool safe = false);
   static Value list(ValueList items, bool is_tuple = false);
+  static Value sequence(ValueList items, SequenceKind kind);
   static Value dict(std::shared_ptr<DictObject> dict);
   static Value namespace_object(std::shared_ptr<NamespaceObject> ns) { return Value(std::move(ns)); }
   static Value loop(std::shared_ptr<const LoopObject> loop) { return Value(std::move(loop)); }
@@ -97,8 +103,15 @@ class Value {
   bool is_float() const { return kind() == Kind::kFloat; }
   bool is_number() const { return is_bool() || is_int() || is_float(); }  // Python: bool is an int
   bool is_string() const { return kind() == Kind::kString; }
-  bool is_list() const { return kind() == Kind::kList; }
-  bool is_tuple() const { return is_list() && list_object().is_tuple; }
+  // Any sequence object: list, tuple, generator or dict view.
+  bool is_sequence_object() const { return kind() == Kind::kList; }
+  SequenceKind sequence_kind() const { return list_object().sequence; }
+  // A real list or tuple (indexable, JSON-serialisable).
+  bool is_list() const {
+    return kind() == Kind::kList && (list_object().sequence == SequenceKind::kList || list_object().sequence == SequenceKind::kTuple);
+  }
+  bool is_tuple() const { return kind() == Kind::kList && list_object().sequence == SequenceKind::kTuple; }
+  bool is_generator() const { return kind() == Kind::kList && list_object().sequence == SequenceKind::kGenerator; }
   bool is_dict() const { return kind() == Kind::kDict; }
   bool is_namespace() const { return kind() == Kind::kNamespace; }
   bool is_loop() const { return kind() == Kind::kLoop; }

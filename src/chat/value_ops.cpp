@@ -108,6 +108,7 @@ struct JsonWriter {
       case Value::Kind::kFloat: out += json_float(value.as_float()); return;
       case Value::Kind::kString: append_json_string(out, value.as_string(), options.ensure_ascii); return;
       case Value::Kind::kList: {
+        if (!value.is_list()) fail_runtime("Object of type {} is not JSON serializable", python_type_name(value));
         const auto& items = value.items();
         if (items.empty()) {
           out += "[]";
@@ -174,7 +175,13 @@ void append_repr(std::string& out, const Value& value) {
                                     : python_string_repr(value.as_string());
       return;
     case Value::Kind::kList: {
+      if (value.is_generator()) {
+        out += "<generator object>";
+        return;
+      }
       const auto& items = value.items();
+      bool view = !value.is_list();
+      if (view) out += std::string(python_type_name(value)) + "(";
       out.push_back(value.is_tuple() ? '(' : '[');
       for (size_t i = 0; i < items.size(); ++i) {
         if (i > 0) out += ", ";
@@ -182,6 +189,7 @@ void append_repr(std::string& out, const Value& value) {
       }
       if (value.is_tuple() && items.size() == 1) out.push_back(',');
       out.push_back(value.is_tuple() ? ')' : ']');
+      if (view) out.push_back(')');
       return;
     }
     case Value::Kind::kDict: append_dict_repr(out, value.dict_object()); return;
@@ -205,7 +213,7 @@ bool truthy(const Value& value) {
     case Value::Kind::kInt: return value.as_int() != 0;
     case Value::Kind::kFloat: return value.as_float() != 0.0;
     case Value::Kind::kString: return !value.as_string().empty();
-    case Value::Kind::kList: return !value.items().empty();
+    case Value::Kind::kList: return value.is_generator() || !value.items().empty();
     case Value::Kind::kDict: return !value.dict_object().entries.empty();
     default: return true;
   }
@@ -219,6 +227,7 @@ bool values_equal(const Value& a, const Value& b) {
     case Value::Kind::kNone: return true;
     case Value::Kind::kString: return a.as_string() == b.as_string();
     case Value::Kind::kList: {
+      if (!a.is_list() || !b.is_list()) return a.identity() == b.identity();
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.items();
       const auto& y = b.items();
@@ -262,7 +271,9 @@ size_t python_len(const Value& value) {
   switch (value.kind()) {
     case Value::Kind::kUndefined: return 0;
     case Value::Kind::kString: return code_point_count(value.as_string());
-    case Value::Kind::kList: return value.items().size();
+    case Value::Kind::kList:
+      if (value.is_generator()) fail_runtime("object of type 'generator' has no len()");
+      return value.items().size();
     case Value::Kind::kDict: return value.dict_object().entries.size();
     default: fail_runtime("object of type '{}' has no len()", python_type_name(value));
   }
