@@ -49,6 +49,13 @@ BW=${BW:-4.26}; TF=${TF:-700}
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
 stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
+# Where a batch-1 decode step's GPU time goes, kernel by kernel (nsys, when the image has it).
+NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+if [ -n "$NSYS" ]; then
+  stage profile-b1 120 "$BENCH" "$NSYS" profile -o /tmp/radixlm-b1 --force-overwrite true "$RADIXLM" bench one-batch \
+    --model-path "$MODEL8B" --load-format dummy --device cuda --batch-size 1 --input-len 128 --output-len 32
+  stage profile-b1-stats 60 "$BENCH" "$NSYS" stats --report cuda_gpu_kern_sum --format csv /tmp/radixlm-b1.nsys-rep
+fi
 stage bench-decode 240 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
   --batch-size 1 64 256 --input-len 128 --output-len 256 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
   --output-file "$OUT/bench_decode.json"

@@ -1,12 +1,14 @@
 #pragma once
-// The prefill/extend attention kernel on tensor cores (bf16 WMMA, f32 accumulation), FlashAttention-2
-// style: a block of four warps owns 64 query rows (tokens x the query heads of one KV head), each warp 16 of
-// them. Per tile of 64 keys (staged through shared memory from the paged cache): S = Q K^T on tensor cores
-// into shared f32, an online-softmax pass per row (two lanes per row) that writes P in bf16 and rescales the
-// warp's running output, then O += P V on tensor cores with O kept in shared memory (WMMA's register layout
-// is opaque, so the per-row rescale happens in shared memory before O is loaded back into fragments).
+// The prefill/extend attention kernel on tensor cores, FlashAttention-2 style with everything per row in
+// registers: a block of four warps owns 64 query rows (tokens x the query heads of one KV head), each warp
+// 16 of them. The warp's Q fragments are loaded once; per tile of 64 keys (staged from the paged cache
+// into padded shared memory), S = Q K^T is computed with mma.sync m16n8k16 (bf16 in, f32 accumulate) into
+// registers, the online softmax runs on those registers (a row's values live in one quad of lanes), the
+// S accumulators are repacked in place as the bf16 A operand of O += P V (the m16n8 accumulator and the
+// m16n8k16 A fragment share their layout), and O stays in registers until the end. Fragment layouts are
+// the PTX ISA's for mma.m16n8k16 and ldmatrix.
 
-#include <mma.h>
+#include <cuda_bf16.h>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -19,25 +21,49 @@ constexpr int kMmaKeys = 64;
 
 template <int kDim>
 struct MmaSmem {
-  static constexpr int kLdh = kDim + 8;    // bf16 row stride (16-byte multiple, staggers banks)
-  static constexpr int kLdo = kDim + 4;    // f32 row stride of O
-  static constexpr int kLds = kMmaKeys + 4;
-  static constexpr int kLdp = kMmaKeys + 8;
-  alignas(32) __nv_bfloat16 q[kMmaRows * kLdh];
-  alignas(32) __nv_bfloat16 k[kMmaKeys * kLdh];
-  alignas(32) __nv_bfloat16 v[kMmaKeys * kLdh];
-  alignas(32) float s[kMmaRows * kLds];
-  alignas(32) __nv_bfloat16 p[kMmaRows * kLdp];
-  alignas(32) float o[kMmaRows * kLdo];
-  float row_max[kMmaRows];
-  float row_sum[kMmaRows];
-  int32_t visible[kMmaRows];
+  static constexpr int kLd = kDim + 8;  // bf16 row stride: 16 bytes of padding keeps ldmatrix conflict-free
+  alignas(16) __nv_bfloat16 q[kMmaRows * kLd];
+  alignas(16) __nv_bfloat16 k[kMmaKeys * kLd];
+  alignas(16) __nv_bfloat16 v[kMmaKeys * kLd];
 };
+
+__device__ __forceinline__ uint32_t smem_address(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* pointer) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(pointer)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* pointer) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(pointer)));
+}
+
+// d += a (16x16, row) * b (16x8, col); bf16 inputs, f32 accumulators.
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
 
 template <int kDim>
 __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionParams p, StepArrays step) {
-  using namespace nvcuda;
   using Smem = MmaSmem<kDim>;
+  constexpr int kLd = Smem::kLd;
+  constexpr int kChunks = kDim / 8;        // 16-byte chunks per head row
+  constexpr int kKeyTiles = kMmaKeys / 8;  // n8 tiles of S
+  constexpr int kDimTiles = kDim / 8;      // n8 tiles of O
   extern __shared__ __align__(128) unsigned char smem_raw[];
   Smem& s = *reinterpret_cast<Smem*>(smem_raw);
   const int group = p.q_heads / p.kv_heads;
@@ -53,7 +79,7 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
   const int64_t q_row = static_cast<int64_t>(p.q_heads) * kDim;
   const int key_end = step.positions[q_end - 1] + 1;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  constexpr int kChunks = kDim / 8;  // 16-byte chunks per head row
+  const int quad_row = lane / 4, quad_col = lane % 4;
 
   for (int e = threadIdx.x; e < kMmaRows * kChunks; e += kMmaThreads) {
     const int r = e / kChunks, c = e % kChunks;
@@ -62,18 +88,31 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
       const int token = q_begin + r / group, head = kv_head * group + r % group;
       value = *reinterpret_cast<const uint4*>(p.q + token * q_row + head * kDim + c * 8);
     }
-    *reinterpret_cast<uint4*>(&s.q[r * Smem::kLdh + c * 8]) = value;
+    *reinterpret_cast<uint4*>(&s.q[r * kLd + c * 8]) = value;
   }
-  for (int e = threadIdx.x; e < kMmaRows * kDim; e += kMmaThreads) s.o[(e / kDim) * Smem::kLdo + e % kDim] = 0.0f;
-  for (int r = threadIdx.x; r < kMmaRows; r += kMmaThreads) {
-    s.row_max[r] = -INFINITY;
-    s.row_sum[r] = 0.0f;
-    s.visible[r] = r < rows ? step.positions[q_begin + r / group] + 1 : 0;
-  }
+  __syncthreads();
 
-  const int warp_row = warp * 16;
+  // This lane's two rows (quad_row and quad_row + 8 of the warp's 16) and how many keys each may see.
+  const int row0 = warp * 16 + quad_row, row1 = row0 + 8;
+  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
+  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
+  const int warp_last_row = min(warp * 16 + 15, rows - 1);
+  const int warp_key_end = warp * 16 < rows ? step.positions[q_begin + warp_last_row / group] + 1 : 0;
+
+  uint32_t q_frag[kDim / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < kDim / 16; ++kk) {
+    const int j = lane / 8, r = lane % 8;
+    ldmatrix_x4(q_frag[kk], &s.q[(warp * 16 + (j % 2) * 8 + r) * kLd + kk * 16 + (j / 2) * 8]);
+  }
+  float o[kDimTiles][4];
+#pragma unroll
+  for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
+  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
+
   for (int k0 = 0; k0 < key_end; k0 += kMmaKeys) {
-    __syncthreads();  // the previous tile's K/V are no longer read
+    __syncthreads();  // every warp is done with the previous tile
     for (int e = threadIdx.x; e < kMmaKeys * kChunks; e += kMmaThreads) {
       const int j = e / kChunks, c = e % kChunks;
       const int key = k0 + j;
@@ -84,97 +123,107 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
         kv = *reinterpret_cast<const uint4*>(p.k_cache + offset);
         vv = *reinterpret_cast<const uint4*>(p.v_cache + offset);
       }
-      *reinterpret_cast<uint4*>(&s.k[j * Smem::kLdh + c * 8]) = kv;
-      *reinterpret_cast<uint4*>(&s.v[j * Smem::kLdh + c * 8]) = vv;
+      *reinterpret_cast<uint4*>(&s.k[j * kLd + c * 8]) = kv;
+      *reinterpret_cast<uint4*>(&s.v[j * kLd + c * 8]) = vv;
     }
     __syncthreads();
+    if (k0 >= warp_key_end) continue;  // the whole tile is in this warp's causal future
 
-    // S (16 x 64 per warp) = Q K^T.
-    {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kMmaKeys / 16];
+    float sc[kKeyTiles][4];
 #pragma unroll
-      for (int j = 0; j < kMmaKeys / 16; ++j) wmma::fill_fragment(acc[j], 0.0f);
+    for (int t = 0; t < kKeyTiles; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
 #pragma unroll
-      for (int kk = 0; kk < kDim / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::load_matrix_sync(a, &s.q[warp_row * Smem::kLdh + kk * 16], Smem::kLdh);
+    for (int kk = 0; kk < kDim / 16; ++kk) {
 #pragma unroll
-        for (int j = 0; j < kMmaKeys / 16; ++j) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
-          wmma::load_matrix_sync(b, &s.k[(j * 16) * Smem::kLdh + kk * 16], Smem::kLdh);
-          wmma::mma_sync(acc[j], a, b, acc[j]);
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < kMmaKeys / 16; ++j) {
-        wmma::store_matrix_sync(&s.s[warp_row * Smem::kLds + j * 16], acc[j], Smem::kLds, wmma::mem_row_major);
+      for (int t = 0; t < kKeyTiles; t += 2) {
+        uint32_t b[4];
+        const int j = lane / 8, r = lane % 8;
+        ldmatrix_x4(b, &s.k[(t * 8 + (j / 2) * 8 + r) * kLd + kk * 16 + (j % 2) * 8]);
+        mma_bf16(sc[t], q_frag[kk], b[0], b[1]);
+        mma_bf16(sc[t + 1], q_frag[kk], b[2], b[3]);
       }
     }
-    __syncwarp();
 
-    // Online softmax: lanes 2i and 2i+1 share row warp_row + i, 32 keys each.
-    {
-      const int r = warp_row + lane / 2;
-      const int half = lane % 2;
-      const int visible = min(s.visible[r], key_end);
-      float values[kMmaKeys / 2];
-      float tile_max = -INFINITY;
+    // Online softmax on the registers: lane holds keys k0 + t*8 + quad_col*2 + {0,1} of rows row0 and row1.
+    float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
-      for (int i = 0; i < kMmaKeys / 2; ++i) {
-        const int j = half * (kMmaKeys / 2) + i;
-        const float v = k0 + j < visible ? s.s[r * Smem::kLds + j] * p.scale : -INFINITY;
-        values[i] = v;
-        tile_max = fmaxf(tile_max, v);
-      }
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-      const float old_max = s.row_max[r];
-      const float new_max = fmaxf(old_max, tile_max);
-      float sum = 0.0f;
+    for (int t = 0; t < kKeyTiles; ++t) {
 #pragma unroll
-      for (int i = 0; i < kMmaKeys / 2; ++i) {
-        const float e = new_max == -INFINITY || values[i] == -INFINITY ? 0.0f : __expf(values[i] - new_max);
-        const __nv_bfloat16 rounded = __float2bfloat16_rn(e);
-        s.p[r * Smem::kLdp + half * (kMmaKeys / 2) + i] = rounded;
-        sum += __bfloat162float(rounded);  // the sum of what P V actually multiplies
+      for (int i = 0; i < 2; ++i) {
+        const int key = k0 + t * 8 + quad_col * 2 + i;
+        sc[t][i] = key < visible0 ? sc[t][i] * scale_log2 : -INFINITY;
+        sc[t][2 + i] = key < visible1 ? sc[t][2 + i] * scale_log2 : -INFINITY;
+        tile_max0 = fmaxf(tile_max0, sc[t][i]);
+        tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
       }
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      const float alpha = new_max == -INFINITY || old_max == -INFINITY ? (old_max == -INFINITY ? 0.0f : 1.0f)
-                                                                       : __expf(old_max - new_max);
-      __syncwarp();
-      if (half == 0) {
-        s.row_max[r] = new_max;
-        s.row_sum[r] = s.row_sum[r] * alpha + sum;
-      }
-      // Rescale this row's running output (the pair splits the columns).
-      for (int d = half; d < kDim; d += 2) s.o[r * Smem::kLdo + d] *= alpha;
     }
-    __syncwarp();
+    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
+    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
+    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
+    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+    const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+    // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
+    const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
+    const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
+    const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
+    max0 = new_max0;
+    max1 = new_max1;
+    float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) {
+      sc[t][0] = exp2f(sc[t][0] - base0);
+      sc[t][1] = exp2f(sc[t][1] - base0);
+      sc[t][2] = exp2f(sc[t][2] - base1);
+      sc[t][3] = exp2f(sc[t][3] - base1);
+      tile_sum0 += sc[t][0] + sc[t][1];
+      tile_sum1 += sc[t][2] + sc[t][3];
+    }
+    sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
+    sum1 = sum1 * alpha1 + tile_sum1;
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      o[t][0] *= alpha0;
+      o[t][1] *= alpha0;
+      o[t][2] *= alpha1;
+      o[t][3] *= alpha1;
+    }
 
-    // O (16 x kDim per warp) += P V.
+    // O += P V, P taken straight from the S accumulators (two n8 tiles make one k16 A fragment).
 #pragma unroll
-    for (int n = 0; n < kDim / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> o;
-      wmma::load_matrix_sync(o, &s.o[warp_row * Smem::kLdo + n * 16], Smem::kLdo, wmma::mem_row_major);
+    for (int kk = 0; kk < kMmaKeys / 16; ++kk) {
+      uint32_t a[4];
+      a[0] = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
+      a[1] = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
+      a[2] = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+      a[3] = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
 #pragma unroll
-      for (int kk = 0; kk < kMmaKeys / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
-        wmma::load_matrix_sync(a, &s.p[warp_row * Smem::kLdp + kk * 16], Smem::kLdp);
-        wmma::load_matrix_sync(b, &s.v[(kk * 16) * Smem::kLdh + n * 16], Smem::kLdh);
-        wmma::mma_sync(o, a, b, o);
+      for (int t = 0; t < kDimTiles; t += 2) {
+        uint32_t b[4];
+        const int j = lane / 8, r = lane % 8;
+        ldmatrix_x4_trans(b, &s.v[(kk * 16 + (j % 2) * 8 + r) * kLd + t * 8 + (j / 2) * 8]);
+        mma_bf16(o[t], a, b[0], b[1]);
+        mma_bf16(o[t + 1], a, b[2], b[3]);
       }
-      wmma::store_matrix_sync(&s.o[warp_row * Smem::kLdo + n * 16], o, Smem::kLdo, wmma::mem_row_major);
     }
   }
-  __syncthreads();
 
-  for (int e = threadIdx.x; e < kMmaRows * kDim; e += kMmaThreads) {
-    const int r = e / kDim, d = e % kDim;
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half == 0 ? row0 : row1;
     if (r >= rows) continue;
+    const float inverse = half == 0 ? inverse0 : inverse1;
     const int token = q_begin + r / group, head = kv_head * group + r % group;
-    const float sum = s.row_sum[r];
-    p.out[token * q_row + head * kDim + d] =
-        f32_to_bf16_bits(sum > 0.0f ? s.o[r * Smem::kLdo + d] / sum : 0.0f);
+    uint16_t* out = p.out + token * q_row + head * kDim;
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      const int d = t * 8 + quad_col * 2;
+      *reinterpret_cast<uint32_t*>(out + d) = pack_bf16(o[t][2 * half] * inverse, o[t][2 * half + 1] * inverse);
+    }
   }
 }
 

@@ -102,8 +102,15 @@ template <int kTokens>
 void launch_tokens(const GemvParams& p, cudaStream_t stream) {
   int warps_per_row = p.warps_per_row;
   if (warps_per_row == 0) {
-    // About 8k warps keep an H100/H200 (132 SMs) streaming; narrower matrices split each row over more warps.
-    warps_per_row = p.n >= 8192 ? 1 : p.n >= 4096 ? 2 : p.n >= 2048 ? 4 : 8;
+    // Measured on an H200 (bench linear, docs/performance.md): 2 warps per row for wide matrices, 4 for
+    // 1k-16k rows, 8 when rows are long (K >= 8192) and few.
+    if (p.n >= 16384) {
+      warps_per_row = 2;
+    } else if (p.k >= 8192 || p.n < 1024) {
+      warps_per_row = 8;
+    } else {
+      warps_per_row = 4;
+    }
   }
   switch (warps_per_row) {
     case 1: launch_split<kTokens, 1>(p, stream); break;
