@@ -128,8 +128,9 @@ void split_added_tokens(const TokenMatcher& matcher, const std::vector<AddedToke
       match.text = std::string(text.substr(start, stop - start));
       match.added_id = token.id;
       out.push_back(std::move(match));
+      // HF resumes the search at the match's own end, so a token right after an rstrip'ed one can overlap
+      // the stripped spaces and is still emitted; this keeps that behaviour.
       consumed = stop;
-      search = std::max(search, stop);
     }
     if (consumed < text.size()) {
       Piece rest;

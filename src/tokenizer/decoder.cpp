@@ -108,7 +108,7 @@ std::string replace_string(const std::string& text, std::string_view from, std::
 void word_piece(const Decoder& d, std::vector<std::string>& tokens) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     std::string& token = tokens[i];
-    if (i != 0) {
+    if (i != 0 || d.continuation) {
       if (token.compare(0, d.content.size(), d.content) == 0) {
         token.erase(0, d.content.size());
       } else {
@@ -153,12 +153,12 @@ bool is_byte_fallback_token(std::string_view token) {
          hex_value(token[4]) >= 0;
 }
 
-std::string apply_decoder(const Decoder* decoder, std::vector<std::string>& tokens) {
+std::string apply_decoder(const Decoder* decoder, std::vector<std::string>& tokens, bool continuation) {
   if (decoder == nullptr) {
     // No decoder: HF joins the tokens with spaces.
     std::string out;
     for (size_t i = 0; i < tokens.size(); ++i) {
-      if (i > 0) out += ' ';
+      if (i > 0 || continuation) out += ' ';
       out += tokens[i];
     }
     return out;
@@ -166,6 +166,58 @@ std::string apply_decoder(const Decoder* decoder, std::vector<std::string>& toke
   run(*decoder, tokens);
   std::string out;
   for (const auto& t : tokens) out += t;
+  return out;
+}
+
+namespace {
+
+// `whole_text`: an earlier step (Fuse, ByteLevel) already joined the tokens into one string.
+void adjust_for_streaming(Decoder& d, bool continuation, bool keep_stop, bool& whole_text) {
+  switch (d.kind) {
+    case Decoder::Kind::kSequence:
+      for (auto& child : d.children) adjust_for_streaming(child, continuation, keep_stop, whole_text);
+      return;
+    case Decoder::Kind::kFuse:
+    case Decoder::Kind::kByteLevel: whole_text = true; return;
+    case Decoder::Kind::kStrip:
+      if (whole_text) {
+        if (!keep_stop) d.strip_stop = 0;
+        if (continuation) d.strip_start = 0;
+      }
+      return;
+    case Decoder::Kind::kMetaspace:
+      if (continuation) d.prepend_scheme = PrependScheme::kNever;
+      return;
+    case Decoder::Kind::kWordPiece:
+      if (continuation) d.continuation = true;
+      return;
+    default: return;
+  }
+}
+
+void find_trailing_strip(const Decoder& d, bool& whole_text, std::string& out) {
+  if (d.kind == Decoder::Kind::kSequence) {
+    for (const auto& child : d.children) find_trailing_strip(child, whole_text, out);
+  } else if (d.kind == Decoder::Kind::kFuse || d.kind == Decoder::Kind::kByteLevel) {
+    whole_text = true;
+  } else if (d.kind == Decoder::Kind::kStrip && whole_text && d.strip_stop > 0) {
+    out = d.content;
+  }
+}
+
+}  // namespace
+
+Decoder streaming_variant(const Decoder& decoder, bool continuation, bool keep_stop) {
+  Decoder copy = decoder;
+  bool whole_text = false;
+  adjust_for_streaming(copy, continuation, keep_stop, whole_text);
+  return copy;
+}
+
+std::string trailing_strip(const Decoder& decoder) {
+  std::string out;
+  bool whole_text = false;
+  find_trailing_strip(decoder, whole_text, out);
   return out;
 }
 

@@ -18,9 +18,13 @@ constexpr size_t kCompactAfter = 4096;
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, DetokenizeOptions options)
     : tokenizer_(&tokenizer), options_(options) {}
 
-std::string IncrementalDetokenizer::decode_window(size_t begin, size_t end) const {
-  return tokenizer_->decode(std::span<const int32_t>(ids_).subspan(begin, end - begin),
-                            options_.skip_special_tokens, options_.spaces_between_special_tokens);
+std::string IncrementalDetokenizer::decode_window(size_t begin, size_t end, bool final) const {
+  using Mode = TokenizerImpl::DecodeMode;
+  const bool at_stream_start = begin + dropped_ == 0;
+  Mode mode = at_stream_start ? (final ? Mode::kFull : Mode::kStreamFirst)
+                              : (final ? Mode::kFinalContinuation : Mode::kStreamContinuation);
+  return tokenizer_->impl().decode_ids(std::span<const int32_t>(ids_).subspan(begin, end - begin),
+                                       options_.skip_special_tokens, mode);
 }
 
 bool IncrementalDetokenizer::stable_to_emit() const {
@@ -38,17 +42,20 @@ std::string IncrementalDetokenizer::feed(int32_t id) {
   if (options_.skip_special_tokens && t.special[static_cast<size_t>(id)]) return {};
   ids_.push_back(id);
   if (!stable_to_emit()) return {};
-  const std::string prefix_text = decode_window(prefix_offset_, read_offset_);
-  std::string new_text = decode_window(prefix_offset_, ids_.size());
-  // Emit only when the window grew, ends on a whole character, and still starts with what was emitted.
+  const std::string prefix_text = decode_window(prefix_offset_, read_offset_, false);
+  std::string new_text = decode_window(prefix_offset_, ids_.size(), false);
+  // Emit only when the window grew, ends on a whole character that no final Strip could remove, and still
+  // starts with what was emitted.
+  const std::string& hold = t.stream_hold_suffix;
   if (new_text.size() <= prefix_text.size() || ends_with(new_text, kReplacementChar) ||
-      new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
+      (!hold.empty() && ends_with(new_text, hold)) || new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
     return {};
   }
   prefix_offset_ = read_offset_;
   read_offset_ = ids_.size();
   if (prefix_offset_ >= kCompactAfter) {
     ids_.erase(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(prefix_offset_));
+    dropped_ += prefix_offset_;
     read_offset_ -= prefix_offset_;
     prefix_offset_ = 0;
   }
@@ -57,8 +64,8 @@ std::string IncrementalDetokenizer::feed(int32_t id) {
 
 std::string IncrementalDetokenizer::finish() {
   if (read_offset_ == ids_.size()) return {};
-  const std::string prefix_text = decode_window(prefix_offset_, read_offset_);
-  std::string new_text = decode_window(prefix_offset_, ids_.size());
+  const std::string prefix_text = decode_window(prefix_offset_, read_offset_, false);
+  std::string new_text = decode_window(prefix_offset_, ids_.size(), true);
   prefix_offset_ = read_offset_;
   read_offset_ = ids_.size();
   if (new_text.size() <= prefix_text.size()) return {};

@@ -136,7 +136,7 @@ void split_by_regex(std::vector<Piece>& pieces, const Regex& regex, SplitBehavio
 }
 
 const Regex& whitespace_regex() {
-  static const Regex regex = Regex::compile(R"(\w+|[^\w\s]+)").value();
+  static const Regex regex = Regex::compile(R"(\w+|[^\w\s]+)").value();  // Oniguruma meaning of \w
   return regex;
 }
 

@@ -44,11 +44,47 @@ std::string escape_literal(std::string_view literal) {
   return out;
 }
 
+// HF's \w is Unicode's (UTS #18): Alphabetic | Mark | Decimal_Number | Connector_Punctuation | Join_Control.
+// PCRE2 10.42's \w (with UCP) is only letters, numbers and '_', which would split Devanagari words or emoji
+// ZWJ sequences differently. Spell it out.
+std::string translate_oniguruma(std::string_view pattern) {
+  constexpr std::string_view kWordSet = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char next = pattern[++i];
+      if (next == 'w') {
+        out += in_class ? std::string(kWordSet) : "[" + std::string(kWordSet) + "]";
+      } else if (next == 'W' && !in_class) {
+        out += "[^" + std::string(kWordSet) + "]";
+      } else {
+        out += c;
+        out += next;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member, not the end of the class.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
-Expected<Regex> Regex::compile(std::string_view pattern) {
+Expected<Regex> Regex::compile(std::string_view onig_pattern) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
+  const std::string pattern = translate_oniguruma(onig_pattern);
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
@@ -62,7 +98,7 @@ Expected<Regex> Regex::compile(std::string_view pattern) {
   compiled->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   Regex regex;
   regex.code_ = std::move(compiled);
-  regex.pattern_ = std::string(pattern);
+  regex.pattern_ = std::string(onig_pattern);
   return regex;
 }
 

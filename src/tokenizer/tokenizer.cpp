@@ -97,11 +97,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   pieces[0].at_start = true;
   // HF's order: added tokens matched in the raw text, normalize what is left, match the normalized added
   // tokens, pre-tokenize, then the model on each word.
+  // Spans that end up empty vanish at each step, as in HF's PreTokenizedString::split.
+  auto drop_empty = [&] {
+    std::erase_if(pieces, [](const Piece& p) { return p.added_id < 0 && p.text.empty(); });
+  };
   split_added_tokens(t.raw_matcher, t.added_tokens, pieces);
+  drop_empty();
   if (t.normalizer) {
     for (auto& piece : pieces) {
       if (piece.added_id < 0) apply_normalizer(*t.normalizer, piece.text);
     }
+    drop_empty();
   }
   split_added_tokens(t.normalized_matcher, t.added_tokens, pieces);
   if (t.pre_tokenizer) apply_pre_tokenizer(*t.pre_tokenizer, pieces);
@@ -123,7 +129,12 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens,
                               bool /*spaces_between_special_tokens*/) const {
-  const TokenizerImpl& t = *impl_;
+  return impl_->decode_ids(ids, skip_special_tokens, TokenizerImpl::DecodeMode::kFull);
+}
+
+std::string TokenizerImpl::decode_ids(std::span<const int32_t> ids, bool skip_special_tokens,
+                                      DecodeMode mode) const {
+  const TokenizerImpl& t = *this;
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int32_t id : ids) {
@@ -131,7 +142,12 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     if (skip_special_tokens && t.special[static_cast<size_t>(id)]) continue;
     tokens.push_back(t.id_to_token[static_cast<size_t>(id)]);
   }
-  return apply_decoder(t.decoder ? &*t.decoder : nullptr, tokens);
+  const std::optional<Decoder>* chosen = &t.decoder;
+  if (mode == DecodeMode::kStreamFirst) chosen = &t.stream_first_decoder;
+  if (mode == DecodeMode::kStreamContinuation) chosen = &t.stream_continuation_decoder;
+  if (mode == DecodeMode::kFinalContinuation) chosen = &t.final_continuation_decoder;
+  const bool continuation = mode == DecodeMode::kStreamContinuation || mode == DecodeMode::kFinalContinuation;
+  return apply_decoder(*chosen ? &**chosen : nullptr, tokens, continuation);
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {

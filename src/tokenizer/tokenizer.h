@@ -78,9 +78,12 @@ struct DetokenizeOptions {
 // tokenizer.decode(all ids fed), and no returned piece ends inside a UTF-8 character.
 //
 // Like SGLang's detokenizer it decodes a short window [prefix_offset, end) and emits the part past
-// read_offset, so each step costs a few tokens, not the whole sequence. It holds text back while the window
-// ends in an incomplete character (a U+FFFD at the end) or inside a run of byte-fallback tokens (a later byte
-// can still turn the whole run into replacement characters).
+// read_offset, so each step costs a few tokens, not the whole sequence. Unlike it, a window that starts
+// mid-sequence is decoded as a continuation (no SentencePiece leading-space removal, no Strip at its start),
+// so each window's text is exactly its tokens' share of the full decode. It holds text back while the window
+// ends in an incomplete character (a U+FFFD at the end), inside a run of byte-fallback tokens (a later byte
+// can still turn the whole run into replacement characters), or in a character a final Strip decoder would
+// remove if the text ended there.
 class IncrementalDetokenizer {
  public:
   explicit IncrementalDetokenizer(const Tokenizer& tokenizer, DetokenizeOptions options = {});
@@ -89,13 +92,14 @@ class IncrementalDetokenizer {
   std::string finish();
 
  private:
-  std::string decode_window(size_t begin, size_t end) const;
+  std::string decode_window(size_t begin, size_t end, bool final) const;
   bool stable_to_emit() const;
 
   const Tokenizer* tokenizer_;
   DetokenizeOptions options_;
   std::vector<int32_t> ids_;  // kept ids (special tokens already dropped when skipping them)
   size_t prefix_offset_ = 0, read_offset_ = 0;
+  size_t dropped_ = 0;  // ids removed from the front of ids_ to bound memory
 };
 
 }  // namespace radixlm::tokenizer

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -47,7 +48,13 @@ struct TokenizerImpl {
 
   std::string bos_token, eos_token;
 
+  // Streaming decode (see IncrementalDetokenizer and decoder.h's streaming_variant).
+  enum class DecodeMode { kFull, kStreamFirst, kStreamContinuation, kFinalContinuation };
+  std::optional<Decoder> stream_first_decoder, stream_continuation_decoder, final_continuation_decoder;
+  std::string stream_hold_suffix;  // text ending in this may still lose it to a final Strip
+
   void encode_piece(const Piece& piece, std::vector<int32_t>& out) const;
+  std::string decode_ids(std::span<const int32_t> ids, bool skip_special_tokens, DecodeMode mode) const;
 };
 
 // Builders used by Tokenizer::load (tokenizer_json_loader.cpp, slow_files_loader.cpp).

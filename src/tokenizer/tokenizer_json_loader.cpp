@@ -257,6 +257,12 @@ Status finish_tokenizer(TokenizerImpl& impl, const nlohmann::json& config) {
     impl.token_to_id[token.content] = token.id;
     if (token.special) special_contents.insert(token.content);
   }
+  if (impl.decoder) {
+    impl.stream_first_decoder = streaming_variant(*impl.decoder, /*continuation=*/false, /*keep_stop=*/false);
+    impl.stream_continuation_decoder = streaming_variant(*impl.decoder, true, false);
+    impl.final_continuation_decoder = streaming_variant(*impl.decoder, true, true);
+    impl.stream_hold_suffix = trailing_strip(*impl.decoder);
+  }
   impl.decoder_has_byte_fallback = impl.decoder && decoder_has(*impl.decoder, Decoder::Kind::kByteFallback);
   impl.distinct_ids = 0;
   for (size_t id = 0; id < table_size; ++id) {
