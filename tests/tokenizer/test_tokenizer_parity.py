@@ -103,3 +103,18 @@ def test_streaming_decode_concatenates_to_hf_decode(radixlm_bin, tokenizer_case,
         for piece in pieces:
             piece.encode("utf-8")  # no lone surrogates either
     assert not mismatches, report(mismatches, len(id_lists), "streamed decodes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("directory", ["tokenizers/gpt2", "tokenizers/qwen2.5-3b-instruct"])
+@pytest.mark.parametrize("add_special_tokens", [False, True])
+def test_vocab_merges_files_encode_like_tokenizer_json(radixlm_bin, directory, add_special_tokens):
+    """Loaded from vocab.json + merges.txt (what a directory without tokenizer.json offers), radixlm must still
+    encode like HF does with the tokenizer.json converted from those same files."""
+    hf = Tokenizer.from_file(str(FIXTURES / directory / "tokenizer.json"))
+    expected = [e.ids for e in hf.encode_batch(TEXTS, add_special_tokens=add_special_tokens)]
+    flags = ["--tokenizer-path", FIXTURES / directory, "--tokenizer-source", "vocab-merges"]
+    flags += ["--add-special-tokens"] if add_special_tokens else []
+    got = radixlm_json(radixlm_bin, "tokenize", TEXTS, *flags)
+    mismatches = [(t, e, g) for t, e, g in zip(TEXTS, expected, got) if e != g]
+    assert not mismatches, report(mismatches, len(TEXTS), "encodings")
