@@ -273,6 +273,11 @@ Status run_one_batch(const BenchArgs& args) {
                 j["decode_tok_s"].get<double>(), 100.0 * j["decode_roofline_fraction"].get<double>(),
                 j["decode_median_enqueue_ms"].get<double>());
   }
+#if defined(RADIXLM_HAVE_CUDA)
+  if (auto* cuda = dynamic_cast<CudaBackend*>(backend.get()); cuda && cuda->op_timing()) {
+    std::printf("%s", cuda->op_time_report().c_str());
+  }
+#endif
   std::fflush(stdout);
   if (!args.output_file.empty()) {
     nlohmann::json out;

@@ -49,13 +49,11 @@ BW=${BW:-4.26}; TF=${TF:-700}
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
 stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
-# Where a batch-1 decode step's GPU time goes, kernel by kernel (nsys, when the image has it).
-NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-if [ -n "$NSYS" ]; then
-  stage profile-b1 120 "$BENCH" "$NSYS" profile -o /tmp/radixlm-b1 --force-overwrite true "$RADIXLM" bench one-batch \
-    --model-path "$MODEL8B" --load-format dummy --device cuda --batch-size 1 --input-len 128 --output-len 32
-  stage profile-b1-stats 60 "$BENCH" "$NSYS" stats --report cuda_gpu_kern_sum --format csv /tmp/radixlm-b1.nsys-rep
-fi
+# Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1).
+stage op-times-b1 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
+  --load-format dummy --device cuda --batch-size 1 --input-len 128 --output-len 64
+stage op-times-b256 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
+  --load-format dummy --device cuda --batch-size 256 --input-len 128 --output-len 16
 stage bench-decode 240 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
   --batch-size 1 64 256 --input-len 128 --output-len 256 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
   --output-file "$OUT/bench_decode.json"
@@ -77,6 +75,8 @@ stage bench-cublaslt-b1 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$M
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
   grep -E "^bench one-batch|^ +[0-9]+ |^ batch|batch +prefill" "$BENCH" || true
+  echo "--- op times (batch 1: 128 in / 64 out; batch 256: 128 in / 16 out; the two prefills included)"
+  grep -A15 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
   grep -E "^(matrix|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
 } > "$OUT/summary.txt"

@@ -1,6 +1,7 @@
 #include "backends/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/cublaslt_gemm.h"
@@ -25,6 +26,28 @@ void check_vector(const TensorView& t, int64_t size, const char* what) {
   RADIXLM_CHECK(t.device == Device::kCuda && t.dtype == DType::kBF16 && t.numel() == size && t.is_contiguous(),
                 "{}: want bf16 [{}] on the GPU, got {} {}", what, size, dtype_name(t.dtype), t.shape.to_string());
 }
+
+// Brackets one op with CUDA events when op timing is on (RADIXLM_CUDA_OP_TIMES=1).
+class OpTimerScope {
+ public:
+  OpTimerScope(CudaBackend& backend, void* (CudaBackend::*begin)(), void (CudaBackend::*end)(const char*, void*),
+               const char* name)
+      : backend_(backend), end_(end), name_(name), start_((backend.*begin)()) {}
+  ~OpTimerScope() {
+    if (start_) (backend_.*end_)(name_, start_);
+  }
+  OpTimerScope(const OpTimerScope&) = delete;
+  OpTimerScope& operator=(const OpTimerScope&) = delete;
+
+ private:
+  CudaBackend& backend_;
+  void (CudaBackend::*end_)(const char*, void*);
+  const char* name_;
+  void* start_;
+};
+
+#define RADIXLM_OP_TIMER(name) \
+  OpTimerScope op_timer_scope(*this, &CudaBackend::begin_op, &CudaBackend::end_op, name)
 
 size_t align_up(size_t value, size_t alignment) { return (value + alignment - 1) / alignment * alignment; }
 
@@ -73,6 +96,56 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   RADIXLM_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   staging_free_event_ = event;
   argmax_out_ = alloc(DType::kI32, {4096});
+  const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
+  op_timing_ = timing != nullptr && std::string(timing) == "1";
+}
+
+void* CudaBackend::begin_op() {
+  if (!op_timing_) return nullptr;
+  if (event_pool_.empty()) {
+    cudaEvent_t event = nullptr;
+    RADIXLM_CUDA_CHECK(cudaEventCreate(&event));
+    event_pool_.push_back(event);
+  }
+  void* event = event_pool_.back();
+  event_pool_.pop_back();
+  RADIXLM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(stream_)));
+  return event;
+}
+
+void CudaBackend::end_op(const char* name, void* start) {
+  void* end = begin_op();
+  pending_ops_.emplace_back(name, start, end);
+}
+
+void CudaBackend::collect_op_times() {
+  if (pending_ops_.empty()) return;
+  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+  for (auto& [name, start, end] : pending_ops_) {
+    float ms = 0.0f;
+    RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+    auto& [total, calls] = op_times_[name];
+    total += ms;
+    ++calls;
+    event_pool_.push_back(start);
+    event_pool_.push_back(end);
+  }
+  pending_ops_.clear();
+}
+
+std::string CudaBackend::op_time_report() {
+  collect_op_times();
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(op_times_.begin(), op_times_.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  double total = 0.0;
+  for (const auto& row : rows) total += row.second.first;
+  std::string out = "op GPU time (RADIXLM_CUDA_OP_TIMES):\n";
+  for (const auto& [name, value] : rows) {
+    out += "  " + name + std::string(name.size() < 18 ? 18 - name.size() : 1, ' ') + std::to_string(value.first) +
+           " ms  " + std::to_string(value.second) + " calls  " + std::to_string(1000.0 * value.first / value.second) +
+           " us/call  " + std::to_string(100.0 * value.first / total) + "%\n";
+  }
+  return out;
 }
 
 CudaBackend::~CudaBackend() {
@@ -99,6 +172,7 @@ Tensor CudaBackend::alloc_uninitialized(DType dtype, const Shape& shape) {
 Tensor CudaBackend::alloc(DType dtype, const Shape& shape) {
   Tensor tensor = alloc_uninitialized(dtype, shape);
   if (tensor.view.nbytes() > 0) {
+    RADIXLM_OP_TIMER("alloc_memset");
     RADIXLM_CUDA_CHECK(cudaMemsetAsync(tensor.view.data, 0, tensor.view.nbytes(), as_stream(stream_)));
   }
   return tensor;
@@ -136,6 +210,7 @@ void CudaBackend::copy_to_host(const TensorView& src, void* dst) {
   RADIXLM_CHECK(src.device == Device::kCuda && src.is_contiguous());
   RADIXLM_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, as_stream(stream_)));
   RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+  collect_op_times();
 }
 
 void CudaBackend::copy_to_host_f32(const TensorView& src, float* dst) {
@@ -220,7 +295,10 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
   put(off_pts, batch.page_table_start);
   put(off_pt, batch.page_table);
   put(off_rows, batch.logit_rows);
-  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(step_device_, staging_, offset, cudaMemcpyHostToDevice, as_stream(stream_)));
+  {
+    RADIXLM_OP_TIMER("begin_step_upload");
+    RADIXLM_CUDA_CHECK(cudaMemcpyAsync(step_device_, staging_, offset, cudaMemcpyHostToDevice, as_stream(stream_)));
+  }
   RADIXLM_CUDA_CHECK(cudaEventRecord(staging_free, as_stream(stream_)));
 
   auto* dev = static_cast<uint8_t*>(step_device_);
@@ -244,6 +322,7 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
 }
 
 void CudaBackend::embedding(const TensorView& table, const TensorView& out) {
+  RADIXLM_OP_TIMER("embedding");
   check_device_rows(table, DType::kBF16, "embedding table");
   check_device_rows(out, DType::kBF16, "embedding out");
   RADIXLM_CHECK(table.size(1) == out.size(1) && out.size(0) == step_->num_tokens);
@@ -255,6 +334,7 @@ void CudaBackend::embedding(const TensorView& table, const TensorView& out) {
 }
 
 void CudaBackend::rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) {
+  RADIXLM_OP_TIMER("rms_norm");
   check_device_rows(x, DType::kBF16, "rms_norm x");
   check_device_rows(out, DType::kBF16, "rms_norm out");
   RADIXLM_CHECK(x.shape == out.shape);
@@ -271,6 +351,7 @@ void CudaBackend::rms_norm(const TensorView& x, const TensorView& weight, float 
 }
 
 void CudaBackend::add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
+  RADIXLM_OP_TIMER("add_rms_norm");
   check_device_rows(x, DType::kBF16, "add_rms_norm x");
   check_device_rows(residual, DType::kBF16, "add_rms_norm residual");
   RADIXLM_CHECK(x.shape == residual.shape);
@@ -288,6 +369,7 @@ void CudaBackend::add_rms_norm(const TensorView& x, const TensorView& residual, 
 }
 
 void CudaBackend::head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
+  RADIXLM_OP_TIMER("head_rms_norm");
   check_device_rows(x, DType::kBF16, "head_rms_norm x");
   RADIXLM_CHECK(head_dim > 0 && x.size(1) % head_dim == 0, "width {} is not a multiple of head_dim {}", x.size(1),
                 head_dim);
@@ -316,6 +398,7 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
   // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear).
   const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
   if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
+    RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");
     cuda::GemvParams p;
     p.x = bf16_ptr(x);
     p.w = bf16_ptr(weight);
@@ -330,6 +413,7 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
+  RADIXLM_OP_TIMER("linear_cublaslt");
   const bool fuse_bias = has_bias && !out_f32;
   const bool ran = gemm_->run(bf16_ptr(x), bf16_ptr(weight), fuse_bias ? bias_ptr : nullptr, out.data, out_f32, tokens,
                               n, k, as_stream(stream_));
@@ -339,6 +423,7 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
 }
 
 void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {
+  RADIXLM_OP_TIMER("silu_and_mul");
   check_device_rows(x, DType::kBF16, "silu_and_mul x");
   check_device_rows(out, DType::kBF16, "silu_and_mul out");
   RADIXLM_CHECK(x.size(0) == out.size(0) && x.size(1) == 2 * out.size(1), "silu_and_mul: x {} out {}",
@@ -362,6 +447,7 @@ const float* CudaBackend::rope_inv_freq(const RopeTable& rope) {
 
 void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                     const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
+  RADIXLM_OP_TIMER("rope_and_store_kv");
   check_device_rows(q, DType::kBF16, "rope q");
   check_device_rows(k, DType::kBF16, "rope k");
   check_device_rows(v, DType::kBF16, "rope v");
@@ -409,6 +495,7 @@ float* CudaBackend::attention_workspace(int64_t floats) {
 
 void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                             int32_t head_dim, float scale, const TensorView& out) {
+  RADIXLM_OP_TIMER("attention");
   check_device_rows(q, DType::kBF16, "attention q");
   check_device_rows(out, DType::kBF16, "attention out");
   const int64_t tokens = step_->num_tokens;
@@ -445,6 +532,7 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
 }
 
 void CudaBackend::gather_logit_rows(const TensorView& x, const TensorView& out) {
+  RADIXLM_OP_TIMER("gather_logit_rows");
   RADIXLM_CHECK(x.ndim() == 2 && out.ndim() == 2 && x.dtype == out.dtype && x.size(1) == out.size(1) &&
                 out.size(0) == step_->num_logit_rows && x.is_contiguous() && out.is_contiguous() &&
                 x.device == Device::kCuda && out.device == Device::kCuda && dtype_size(x.dtype) == 2);
@@ -454,6 +542,7 @@ void CudaBackend::gather_logit_rows(const TensorView& x, const TensorView& out) 
 }
 
 std::vector<int32_t> CudaBackend::argmax_rows(const TensorView& logits) {
+  RADIXLM_OP_TIMER("argmax");
   check_device_rows(logits, DType::kF32, "argmax logits");
   const int64_t rows = logits.size(0);
   if (rows > argmax_out_.view.numel()) argmax_out_ = alloc(DType::kI32, {rows});

@@ -12,6 +12,8 @@
 // usable GPU and the caller falls back to the CPU backend.
 
 #include <cstdint>
+#include <map>
+#include <tuple>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,6 +81,11 @@ class CudaBackend final : public Backend {
   size_t device_malloc_calls() const;
   // Linear through cuBLASLt even for decode shapes (benchmarks and tests compare both paths).
   void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
+  // With RADIXLM_CUDA_OP_TIMES=1 in the environment, every op is bracketed by CUDA events and its GPU time
+  // summed by op name (a kernel profile without a profiler; it adds a little launch overhead). The report
+  // lists total ms and calls per op since the backend was made.
+  bool op_timing() const { return op_timing_; }
+  std::string op_time_report();
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
 
@@ -105,6 +112,13 @@ class CudaBackend final : public Backend {
   Tensor attention_partial_;
   int64_t attention_partial_floats_ = 0;
   Tensor argmax_out_;
+  void* begin_op();  // cudaEvent_t or null
+  void end_op(const char* name, void* start);
+  void collect_op_times();
+  bool op_timing_ = false;
+  std::vector<void*> event_pool_;
+  std::vector<std::tuple<const char*, void*, void*>> pending_ops_;
+  std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
 };
