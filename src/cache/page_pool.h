@@ -17,6 +17,8 @@ class PagePool {
 
   int32_t num_pages() const { return static_cast<int32_t>(in_use_.size()); }
   int32_t num_free() const { return static_cast<int32_t>(free_list_.size()); }
+  // Whether `page` (in [0, num_pages())) is on the free list; for the integrity check.
+  bool is_free(int32_t page) const { return in_use_[static_cast<size_t>(page)] == 0; }
 
   // Takes `count` pages, or none at all (kResourceExhausted) when fewer are free.
   Expected<std::vector<int32_t>> alloc(int32_t count);
