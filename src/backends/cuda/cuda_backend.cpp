@@ -96,6 +96,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   RADIXLM_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   staging_free_event_ = event;
   argmax_out_ = alloc(DType::kI32, {4096});
+  argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -153,6 +154,7 @@ CudaBackend::~CudaBackend() {
   rope_tables_.clear();
   attention_partial_ = Tensor();
   argmax_out_ = Tensor();
+  argmax_slices_ = Tensor();
   gemm_.reset();
   if (staging_) cudaFreeHost(staging_);
   if (step_device_) cudaFree(step_device_);
@@ -545,8 +547,12 @@ std::vector<int32_t> CudaBackend::argmax_rows(const TensorView& logits) {
   RADIXLM_OP_TIMER("argmax");
   check_device_rows(logits, DType::kF32, "argmax logits");
   const int64_t rows = logits.size(0);
-  if (rows > argmax_out_.view.numel()) argmax_out_ = alloc(DType::kI32, {rows});
-  cuda::launch_argmax_rows(logits.as<float>(), rows, logits.size(1), argmax_out_.as<int32_t>(), as_stream(stream_));
+  if (rows > argmax_out_.view.numel()) {
+    argmax_out_ = alloc(DType::kI32, {rows});
+    argmax_slices_ = alloc(DType::kI32, {rows * 2 * cuda::kArgmaxSlices});
+  }
+  cuda::launch_argmax_rows(logits.as<float>(), rows, logits.size(1), argmax_out_.as<int32_t>(), argmax_slices_.as<float>(),
+                           argmax_slices_.as<int32_t>() + rows * cuda::kArgmaxSlices, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
   std::vector<int32_t> tokens(static_cast<size_t>(rows));
   if (rows > 0) copy_to_host(argmax_out_.view.slice_rows(0, rows), tokens.data());

@@ -112,6 +112,7 @@ class CudaBackend final : public Backend {
   Tensor attention_partial_;
   int64_t attention_partial_floats_ = 0;
   Tensor argmax_out_;
+  Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void* begin_op();  // cudaEvent_t or null
   void end_op(const char* name, void* start);
   void collect_op_times();

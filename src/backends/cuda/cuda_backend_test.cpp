@@ -121,7 +121,7 @@ TEST(CudaBackendTest, NormsSiluEmbeddingAndGatherMatchCpu) {
   CpuBackend cpu(2);
   std::mt19937 rng(3);
   for (int64_t rows : {1, 7, 64, 256}) {
-    for (int64_t width : {64, 128, 200, 4096}) {
+    for (int64_t width : {64, 100, 128, 200, 4096}) {
       const std::string what = " rows=" + std::to_string(rows) + " width=" + std::to_string(width);
       const size_t n = static_cast<size_t>(rows * width);
       std::vector<float> x = random_bf16_values(n, rng, 2.0f), res = random_bf16_values(n, rng, 2.0f);
@@ -234,6 +234,32 @@ TEST(CudaBackendTest, RopeAndKvStoreMatchCpuForEveryPairingAndPartialRotary) {
         expect_close(to_host(gpu, k_g), host_of(k_c), kRel, kAbs, what + " k");
         expect_close(to_host(gpu, cache_g.k), host_of(cache_c.k), kRel, kAbs, what + " k cache");
         EXPECT_EQ(to_host(gpu, cache_g.v), host_of(cache_c.v)) << what << " v cache is an exact copy";
+      }
+    }
+  }
+}
+
+TEST(CudaBackendTest, ArgmaxRowsMatchesHostArgmaxWithFirstOfTies) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  std::mt19937 rng(6);
+  for (int64_t vocab : {7, 1000, 128256}) {
+    for (int64_t rows : {1, 3, 256}) {
+      std::vector<float> logits = random_bf16_values(static_cast<size_t>(rows * vocab), rng, 10.0f);
+      // A tie in every other row: the maximum appears twice and the first must win.
+      for (int64_t r = 0; r < rows; r += 2) {
+        float* row = logits.data() + r * vocab;
+        const int64_t at = static_cast<int64_t>(std::max_element(row, row + vocab) - row);
+        row[(at * 7 + 3) % vocab] = row[at];
+      }
+      Tensor dev = gpu.alloc(DType::kF32, {rows, vocab});
+      gpu.synchronize();
+      ASSERT_EQ(cudaMemcpy(dev.view.data, logits.data(), logits.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      const std::vector<int32_t> got = gpu.argmax_rows(dev);
+      ASSERT_EQ(got.size(), static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = logits.data() + r * vocab;
+        EXPECT_EQ(got[static_cast<size_t>(r)], std::max_element(row, row + vocab) - row)
+            << "vocab " << vocab << " row " << r;
       }
     }
   }

@@ -72,8 +72,11 @@ void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, 
 // out[r] = x[logit_rows[r]], rows of `row_bytes` bytes (a multiple of 2).
 void launch_gather_rows(const void* x, void* out, int64_t row_bytes, const StepArrays& step, cudaStream_t stream);
 
-// out[r] = argmax(logits[r, :vocab]) (first of equal maxima), logits f32.
-void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out, cudaStream_t stream);
+// out[r] = argmax(logits[r, :vocab]) (first of equal maxima), logits f32. slice_value / slice_index are
+// workspace of rows * kArgmaxSlices entries.
+inline constexpr int kArgmaxSlices = 64;
+void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out, float* slice_value,
+                        int32_t* slice_index, cudaStream_t stream);
 
 // Converts n floats to bf16 / bf16 to f32 on the device.
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream);
