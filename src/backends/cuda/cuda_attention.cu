@@ -92,10 +92,10 @@ bool attention_supports_head_dim(int32_t head_dim) {
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
   const int group = q_heads / kv_heads;
   if (rows_per_tile(step, group) == kMmaRows || step.num_seqs == 0) return 1;
-  // Enough blocks to fill the GPU four times over, but every split at least 64 keys long.
+  // Enough blocks to fill the GPU four times over, but every split at least one 32-key tile long.
   const int64_t blocks = static_cast<int64_t>(step.num_seqs) * kv_heads;
   const int64_t want = (4 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
-  const int64_t most = std::max<int64_t>(1, step.max_kv_len / 64);
+  const int64_t most = std::max<int64_t>(1, step.max_kv_len / 32);
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, 64));
 }
 
