@@ -254,6 +254,9 @@ TEST(CudaBackendTest, ArgmaxRowsMatchesHostArgmaxWithFirstOfTies) {
       Tensor dev = gpu.alloc(DType::kF32, {rows, vocab});
       gpu.synchronize();
       ASSERT_EQ(cudaMemcpy(dev.view.data, logits.data(), logits.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      // From pageable memory cudaMemcpy may return before the DMA lands, and the backend's stream does not
+      // wait for the legacy stream.
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<int32_t> got = gpu.argmax_rows(dev);
       ASSERT_EQ(got.size(), static_cast<size_t>(rows));
       for (int64_t r = 0; r < rows; ++r) {

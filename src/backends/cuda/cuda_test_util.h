@@ -47,6 +47,8 @@ inline Tensor poisoned(CudaBackend& backend, DType dtype, const Shape& shape) {
   Tensor t = backend.alloc(dtype, shape);
   backend.synchronize();
   EXPECT_EQ(cudaMemset(t.view.data, 0xff, t.view.nbytes()), cudaSuccess);
+  // cudaMemset runs on the legacy stream and may return early; the backend's stream does not wait for it.
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   return t;
 }
 
