@@ -263,6 +263,7 @@ Value float_to_int(double d) {
 Value filter_int(Interpreter&, const Value& v, CallArgs& args) {
   Value fallback = arg_or(args, 0, "default", Value::integer(0));
   Value base = arg_or(args, 1, "base", Value::integer(10));
+  if (v.is_undefined()) fail_undefined(v);  // Undefined.__int__ raises UndefinedError, which int() does not catch
   if (v.is_int() || v.is_bool()) return Value::integer(v.as_integer());
   if (v.is_float()) return float_to_int(v.as_float());
   if (v.is_string()) {
@@ -274,6 +275,7 @@ Value filter_int(Interpreter&, const Value& v, CallArgs& args) {
 
 Value filter_float(Interpreter&, const Value& v, CallArgs& args) {
   Value fallback = arg_or(args, 0, "default", Value::floating(0.0));
+  if (v.is_undefined()) fail_undefined(v);
   if (v.is_number()) return Value::floating(v.as_double());
   if (v.is_string()) {
     if (auto d = parse_python_float(v.as_string())) return Value::floating(*d);
@@ -629,33 +631,77 @@ Value filter_wordcount(Interpreter&, const Value& v, CallArgs&) {
   return Value::integer(words);
 }
 
-const std::map<std::string, FilterFunction, std::less<>>& filters() {
-  static const std::map<std::string, FilterFunction, std::less<>> table = {
-      {"abs", filter_abs},           {"attr", filter_attr},
-      {"batch", filter_batch},       {"capitalize", filter_capitalize},
-      {"center", filter_center},     {"count", filter_length},
-      {"d", filter_default},         {"default", filter_default},
-      {"dictsort", filter_dictsort}, {"e", filter_escape},
-      {"escape", filter_escape},     {"first", filter_first},
-      {"float", filter_float},       {"forceescape", filter_forceescape},
-      {"format", filter_format},     {"indent", filter_indent},
-      {"int", filter_int},           {"items", filter_items},
-      {"join", filter_join},         {"last", filter_last},
-      {"length", filter_length},     {"list", filter_list},
-      {"lower", filter_lower},       {"map", filter_map},
-      {"max", filter_max},           {"min", filter_min},
-      {"reject", filter_reject},     {"rejectattr", filter_rejectattr},
-      {"replace", filter_replace},   {"reverse", filter_reverse},
-      {"round", filter_round},       {"safe", filter_safe},
-      {"select", filter_select},     {"selectattr", filter_selectattr},
-      {"slice", filter_slice},       {"sort", filter_sort},
-      {"string", filter_string},     {"sum", filter_sum},
-      {"title", filter_title},       {"tojson", filter_tojson},
-      {"trim", filter_trim},         {"truncate", filter_truncate},
-      {"unique", filter_unique},     {"upper", filter_upper},
-      {"wordcount", filter_wordcount},
+// A filter and its Python signature after the value: calls with unknown keywords or too many arguments fail
+// as they do in Python. Variadic filters (map, select, format, ...) check their own arguments.
+struct FilterSpec {
+  FilterFunction function;
+  bool variadic;
+  std::vector<const char*> params;
+};
+
+const std::map<std::string, FilterSpec, std::less<>>& filters() {
+  static const std::map<std::string, FilterSpec, std::less<>> table = {
+      {"abs", {filter_abs, false, {}}},
+      {"attr", {filter_attr, false, {"name"}}},
+      {"batch", {filter_batch, false, {"linecount", "fill_with"}}},
+      {"capitalize", {filter_capitalize, false, {}}},
+      {"center", {filter_center, false, {"width"}}},
+      {"count", {filter_length, false, {}}},
+      {"d", {filter_default, false, {"default_value", "boolean"}}},
+      {"default", {filter_default, false, {"default_value", "boolean"}}},
+      {"dictsort", {filter_dictsort, false, {"case_sensitive", "by", "reverse"}}},
+      {"e", {filter_escape, false, {}}},
+      {"escape", {filter_escape, false, {}}},
+      {"first", {filter_first, false, {}}},
+      {"float", {filter_float, false, {"default"}}},
+      {"forceescape", {filter_forceescape, false, {}}},
+      {"format", {filter_format, true, {}}},
+      {"indent", {filter_indent, false, {"width", "first", "blank"}}},
+      {"int", {filter_int, false, {"default", "base"}}},
+      {"items", {filter_items, false, {}}},
+      {"join", {filter_join, false, {"d", "attribute"}}},
+      {"last", {filter_last, false, {}}},
+      {"length", {filter_length, false, {}}},
+      {"list", {filter_list, false, {}}},
+      {"lower", {filter_lower, false, {}}},
+      {"map", {filter_map, true, {}}},
+      {"max", {filter_max, false, {"case_sensitive", "attribute"}}},
+      {"min", {filter_min, false, {"case_sensitive", "attribute"}}},
+      {"reject", {filter_reject, true, {}}},
+      {"rejectattr", {filter_rejectattr, true, {}}},
+      {"replace", {filter_replace, false, {"old", "new", "count"}}},
+      {"reverse", {filter_reverse, false, {}}},
+      {"round", {filter_round, false, {"precision", "method"}}},
+      {"safe", {filter_safe, false, {}}},
+      {"select", {filter_select, true, {}}},
+      {"selectattr", {filter_selectattr, true, {}}},
+      {"slice", {filter_slice, false, {"slices", "fill_with"}}},
+      {"sort", {filter_sort, false, {"reverse", "case_sensitive", "attribute"}}},
+      {"string", {filter_string, false, {}}},
+      {"sum", {filter_sum, false, {"attribute", "start"}}},
+      {"title", {filter_title, false, {}}},
+      {"tojson", {filter_tojson, false, {"ensure_ascii", "indent", "separators", "sort_keys"}}},
+      {"trim", {filter_trim, false, {"chars"}}},
+      {"truncate", {filter_truncate, false, {"length", "killwords", "end", "leeway"}}},
+      {"unique", {filter_unique, false, {"case_sensitive", "attribute"}}},
+      {"upper", {filter_upper, false, {}}},
+      {"wordcount", {filter_wordcount, false, {}}},
   };
   return table;
+}
+
+void check_signature(const std::string& name, const FilterSpec& spec, const CallArgs& args) {
+  if (spec.variadic) return;
+  if (args.positional.size() > spec.params.size()) {
+    fail_runtime("filter '{}' takes at most {} argument(s), got {}", name, spec.params.size(), args.positional.size());
+  }
+  for (const auto& [key, value] : args.keyword) {
+    auto it = std::find_if(spec.params.begin(), spec.params.end(), [&](const char* p) { return key == p; });
+    if (it == spec.params.end()) fail_runtime("filter '{}' got an unexpected keyword argument '{}'", name, key);
+    if (static_cast<size_t>(it - spec.params.begin()) < args.positional.size()) {
+      fail_runtime("filter '{}' got multiple values for argument '{}'", name, key);
+    }
+  }
 }
 
 }  // namespace
@@ -665,7 +711,8 @@ bool has_filter(std::string_view name) { return filters().count(name) > 0; }
 Value run_filter(Interpreter& in, const std::string& name, const Value& input, CallArgs& args) {
   auto it = filters().find(name);
   if (it == filters().end()) fail_runtime("no filter named '{}'", name);
-  return it->second(in, input, args);
+  check_signature(name, it->second, args);
+  return it->second.function(in, input, args);
 }
 
 }  // namespace radixlm::chat

@@ -123,7 +123,15 @@ bool is_compare_test(std::string_view name) {
 
 bool has_test(std::string_view name) { return tests().count(name) > 0 || is_compare_test(name); }
 
+// Python's signature check: the one-argument tests take exactly their argument, the others none.
+void check_test_arguments(const std::string& name, const CallArgs& args) {
+  bool takes_argument = is_compare_test(name) || name == "divisibleby" || name == "sameas" || name == "in";
+  size_t given = args.positional.size() + args.keyword.size();
+  if (given > (takes_argument ? 1u : 0u)) fail_runtime("test '{}' got {} argument(s), too many", name, given);
+}
+
 bool run_test(Interpreter& in, const std::string& name, const Value& input, CallArgs& args) {
+  check_test_arguments(name, args);
   if (is_compare_test(name)) return compare_test(name, input, args);
   auto it = tests().find(name);
   if (it == tests().end()) fail_runtime("no test named '{}'", name);

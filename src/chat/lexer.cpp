@@ -182,6 +182,8 @@ class Lexer {
   }
 
   void lex_comment() {
+    // jinja2's lexer stops quietly when a comment opens at the very end of the source.
+    if (pos_ >= src_.size()) return;
     size_t close = src_.find("#}", pos_);
     if (close == std::string::npos) fail(StatusCode::kInvalidArgument, "line {}: missing end of comment tag", line_);
     bool strip = close > pos_ && src_[close - 1] == '-';

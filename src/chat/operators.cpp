@@ -217,7 +217,7 @@ std::string percent_format(Interpreter& in, const std::string& format, const Val
     }
     in.check_string_size(out.size());
   }
-  if (next < values.size() && args.is_tuple()) fail_runtime("not all arguments converted during string formatting");
+  if (next < values.size() && !args.is_dict()) fail_runtime("not all arguments converted during string formatting");
   return out;
 }
 

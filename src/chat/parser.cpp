@@ -264,8 +264,7 @@ class Parser {
   void parse_params(Stmt& s) {
     expect_op("(");
     while (!is_op(")")) {
-      if (!s.params.empty()) expect_op(",");
-      if (is_op(")")) break;
+      if (!s.params.empty()) expect_op(",");  // jinja2 allows no trailing comma in a signature
       MacroParam param;
       param.name = expect_name();
       if (skip_op("=")) {

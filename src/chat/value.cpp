@@ -38,8 +38,9 @@ Value Value::dict(std::shared_ptr<DictObject> dict) {
   return Value(std::move(dict));
 }
 
-Value Value::callable(std::string name, NativeFunction function) {
-  return Value(std::make_shared<CallableObject>(CallableObject{std::move(name), std::move(function)}));
+Value Value::callable(std::string name, NativeFunction function, std::string repr) {
+  if (repr.empty()) repr = "<function " + name + ">";
+  return Value(std::make_shared<CallableObject>(CallableObject{std::move(name), std::move(function), std::move(repr)}));
 }
 
 std::string Value::undefined_message() const {

@@ -74,6 +74,7 @@ using NativeFunction = std::function<Value(Interpreter&, CallArgs&)>;
 struct CallableObject {
   std::string name;
   NativeFunction function;
+  std::string repr;  // how str() prints it; jinja2 prints macros as <Macro 'name'>
 };
 
 class Value {
@@ -93,7 +94,7 @@ class Value {
   static Value dict(std::shared_ptr<DictObject> dict);
   static Value namespace_object(std::shared_ptr<NamespaceObject> ns) { return Value(std::move(ns)); }
   static Value loop(std::shared_ptr<const LoopObject> loop) { return Value(std::move(loop)); }
-  static Value callable(std::string name, NativeFunction function);
+  static Value callable(std::string name, NativeFunction function, std::string repr = "");
 
   Kind kind() const { return static_cast<Kind>(data_.index()); }
   bool is_undefined() const { return kind() == Kind::kUndefined; }

@@ -326,7 +326,7 @@ std::string to_python_str(const Value& value) {
       return "<LoopContext " + std::to_string(loop.index0 + 1) + "/" + std::to_string(loop.items->items.size()) +
              ">";
     }
-    case Value::Kind::kCallable: return "<function " + value.callable_object().name + ">";
+    case Value::Kind::kCallable: return value.callable_object().repr;
   }
   return "";
 }
