@@ -1,10 +1,10 @@
+#include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/unicode_text.h"
 
 namespace radixlm::tokenizer {
 namespace {
-
-constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 
 bool ends_with(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
@@ -35,19 +35,32 @@ bool IncrementalDetokenizer::stable_to_emit() const {
   return !(last < t.byte_fallback.size() && t.byte_fallback[last]);
 }
 
+bool IncrementalDetokenizer::ends_inside_character() const {
+  const TokenizerImpl& t = tokenizer_->impl();
+  if (!t.decoder_has_byte_level) return false;  // other decoders only join whole strings
+  // The last few bytes of the tokens not yet emitted (emission always ends on a character boundary).
+  std::string tail;
+  for (size_t i = ids_.size(); i > read_offset_ && tail.size() < 4; --i) {
+    const std::string& token = t.id_to_token[static_cast<size_t>(ids_[i - 1])];
+    auto raw = byte_level_to_bytes(token);
+    tail.insert(0, raw ? *raw : token);
+  }
+  return incomplete_utf8_tail(tail) > 0;
+}
+
 std::string IncrementalDetokenizer::feed(int32_t id) {
   const TokenizerImpl& t = tokenizer_->impl();
   // Ids decode() would drop change nothing; keeping them out of the window keeps the window meaningful.
   if (id < 0 || static_cast<size_t>(id) >= t.has_token.size() || !t.has_token[static_cast<size_t>(id)]) return {};
   if (options_.skip_special_tokens && t.special[static_cast<size_t>(id)]) return {};
   ids_.push_back(id);
-  if (!stable_to_emit()) return {};
+  if (!stable_to_emit() || ends_inside_character()) return {};
   const std::string prefix_text = decode_window(prefix_offset_, read_offset_, false);
   std::string new_text = decode_window(prefix_offset_, ids_.size(), false);
-  // Emit only when the window grew, ends on a whole character that no final Strip could remove, and still
-  // starts with what was emitted.
+  // Emit only when the window grew, does not end in a character a final Strip could remove, and still starts
+  // with what was emitted.
   const std::string& hold = t.stream_hold_suffix;
-  if (new_text.size() <= prefix_text.size() || ends_with(new_text, kReplacementChar) ||
+  if (new_text.size() <= prefix_text.size() ||
       (!hold.empty() && ends_with(new_text, hold)) || new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
     return {};
   }

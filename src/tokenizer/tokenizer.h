@@ -80,8 +80,9 @@ struct DetokenizeOptions {
 // Like SGLang's detokenizer it decodes a short window [prefix_offset, end) and emits the part past
 // read_offset, so each step costs a few tokens, not the whole sequence. Unlike it, a window that starts
 // mid-sequence is decoded as a continuation (no SentencePiece leading-space removal, no Strip at its start),
-// so each window's text is exactly its tokens' share of the full decode. It holds text back while the window
-// ends in an incomplete character (a U+FFFD at the end), inside a run of byte-fallback tokens (a later byte
+// so each window's text is exactly its tokens' share of the full decode. It holds text back while the bytes
+// of a byte-level window end in an unfinished UTF-8 sequence (checked on the bytes themselves, so a genuine
+// U+FFFD or an invalid byte does not stall the stream), inside a run of byte-fallback tokens (a later byte
 // can still turn the whole run into replacement characters), or in a character a final Strip decoder would
 // remove if the text ended there.
 class IncrementalDetokenizer {
@@ -94,6 +95,7 @@ class IncrementalDetokenizer {
  private:
   std::string decode_window(size_t begin, size_t end, bool final) const;
   bool stable_to_emit() const;
+  bool ends_inside_character() const;
 
   const Tokenizer* tokenizer_;
   DetokenizeOptions options_;

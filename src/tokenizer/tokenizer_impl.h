@@ -45,6 +45,7 @@ struct TokenizerImpl {
   VocabMap token_to_id;               // added tokens first, then the model's vocabulary
   size_t distinct_ids = 0;
   bool decoder_has_byte_fallback = false;
+  bool decoder_has_byte_level = false;  // bytes of adjacent tokens combine into characters
 
   std::string bos_token, eos_token;
 

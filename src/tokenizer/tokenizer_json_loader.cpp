@@ -263,6 +263,7 @@ Status finish_tokenizer(TokenizerImpl& impl, const nlohmann::json& config) {
     impl.final_continuation_decoder = streaming_variant(*impl.decoder, true, true);
     impl.stream_hold_suffix = trailing_strip(*impl.decoder);
   }
+  impl.decoder_has_byte_level = impl.decoder && decoder_has(*impl.decoder, Decoder::Kind::kByteLevel);
   impl.decoder_has_byte_fallback = impl.decoder && decoder_has(*impl.decoder, Decoder::Kind::kByteFallback);
   impl.distinct_ids = 0;
   for (size_t id = 0; id < table_size; ++id) {
