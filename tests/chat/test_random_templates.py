@@ -14,7 +14,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jinja_reference  # noqa: E402
 import random_templates  # noqa: E402
 
-COUNT = 400
+COUNT = int(__import__("os").environ.get("RADIXLM_RANDOM_TEMPLATES", "400"))
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
 
 
