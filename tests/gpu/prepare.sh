@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fills the git-ignored .gpu/ folder with what tests/gpu/run.sh needs on the GPU machine, where ../shared
-# does not exist: the dense model fixtures the GPU tests read (weights, config, golden.json; no tokenizers),
+# does not exist: the committed sources (source.tar, so re-run this after each commit), the dense model fixtures the GPU tests read (weights, config, golden.json; no tokenizers),
 # the 8B config for the benchmarks, and gpu_ceilings.py. Run here, then carry `.gpu` in the device call.
 # llama3.2-tiny-chat's weights are not copied: they are the repo's assets/demo-model (run.sh links them).
 set -euo pipefail
@@ -20,4 +20,8 @@ cmp -s "$SHARED/fixtures/models/llama3.2-tiny-chat/model.safetensors" assets/dem
 cp -r "$SHARED/fixtures/configs/llama-3.1-8b" .gpu/fixtures/configs/
 cp "$SHARED/bench/gpu_ceilings.py" .gpu/bench/
 git rev-parse --short HEAD > .gpu/COMMIT  # the GPU machine gets no .git
+# The committed sources (without the bundled model): run.sh builds these, not the working tree, so a GPU
+# run measures exactly the commit it names even while other work is uncommitted in the tree.
+git archive --format=tar -o .gpu/source.tar HEAD -- . ':(exclude)assets'
+
 du -sh .gpu

@@ -31,7 +31,13 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 }
 : > "$OUT/stages.txt"
 
-stage configure 120 "$OUT/build.log" cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
+# Build the commit prepare.sh archived (falls back to the working tree if there is no archive).
+SRC=$ROOT
+if [ -f .gpu/source.tar ]; then
+  SRC=$ROOT/build/gpu-src
+  rm -rf "$SRC" && mkdir -p "$SRC" && tar -xf .gpu/source.tar -C "$SRC"
+fi
+stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
