@@ -22,6 +22,16 @@ cp "$SHARED/bench/gpu_ceilings.py" .gpu/bench/
 git rev-parse --short HEAD > .gpu/COMMIT  # the GPU machine gets no .git
 # The committed sources (without the bundled model): run.sh builds these, not the working tree, so a GPU
 # run measures exactly the commit it names even while other work is uncommitted in the tree.
-git archive --format=tar -o .gpu/source.tar HEAD -- . ':(exclude)assets'
+# RADIXLM_GPU_BASE=<commit> takes everything but the CUDA backend's own paths from that commit instead, for
+# when HEAD's other modules are mid-change and do not build.
+BASE=${RADIXLM_GPU_BASE:-HEAD}
+git archive --format=tar -o .gpu/source.tar "$BASE" -- . ':(exclude)assets'
+if [ "$BASE" != HEAD ]; then
+  rm -rf .gpu/overlay && mkdir -p .gpu/overlay
+  git archive --format=tar HEAD -- src/backends/cuda src/apps/bench_command.cpp tests/gpu | tar -x -C .gpu/overlay
+  tar -rf .gpu/source.tar -C .gpu/overlay .
+  rm -rf .gpu/overlay
+  echo "$(git rev-parse --short HEAD) (CUDA paths) on $(git rev-parse --short "$BASE")" > .gpu/COMMIT
+fi
 
 du -sh .gpu
