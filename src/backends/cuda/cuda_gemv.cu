@@ -95,15 +95,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  static bool configured = false;
-  if (!configured) {
-    // Ask for the same L1/shared split as the attention kernels, which need most of it as shared memory, so
-    // the SMs need not be reconfigured between the GEMVs and attention of every layer (the activations
-    // these kernels read from L1 are a few KiB).
-    cudaFuncSetAttribute(gemv_kernel<kTokens, kWarpsPerRow>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                         cudaSharedmemCarveoutMaxShared);
-    configured = true;
-  }
   gemv_kernel<kTokens, kWarpsPerRow><<<ceil_div_u(p.n, kRowsPerBlock), kWarps * 32, 0, stream>>>(p);
 }
 
