@@ -695,8 +695,9 @@ void check_signature(const std::string& name, const FilterSpec& spec, const Call
   if (args.positional.size() > spec.params.size()) {
     fail_runtime("filter '{}' takes at most {} argument(s), got {}", name, spec.params.size(), args.positional.size());
   }
-  for (const auto& [key, value] : args.keyword) {
-    auto it = std::find_if(spec.params.begin(), spec.params.end(), [&](const char* p) { return key == p; });
+  for (const auto& keyword : args.keyword) {
+    const std::string& key = keyword.first;
+    auto it = std::find_if(spec.params.begin(), spec.params.end(), [&key](const char* p) { return key == p; });
     if (it == spec.params.end()) fail_runtime("filter '{}' got an unexpected keyword argument '{}'", name, key);
     if (static_cast<size_t>(it - spec.params.begin()) < args.positional.size()) {
       fail_runtime("filter '{}' got multiple values for argument '{}'", name, key);
