@@ -130,7 +130,6 @@ Expected<std::unique_ptr<TokenizerImpl>> build_from_sentencepiece(const std::str
   impl->decoder = sequence;
   // add_bos_token (default on) / add_eos_token, as LlamaTokenizer applies them.
   PostProcessor post;
-  const std::string bos = json_string_or(config, "bos_token", "");
   auto token_id = [&](const nlohmann::json& value) -> int32_t {
     std::string content = value.is_string() ? value.get<std::string>()
                           : value.is_object() ? json_string_or(value, "content", "")
