@@ -86,7 +86,9 @@ def test_dummy_weights_run_from_config_alone(radixlm_bin, fixtures_dir):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--temperature", "0.7"], "sampling"),
+    (["--top-p", "0"], "top_p"),
+    (["--schedule-policy", "lifo"], "schedule-policy"),
+    (["--n", "2"], "n = 2"),
     (["--input-ids", "1,x"], "not a token id"),
     (["--input-ids", "999999"], "outside the vocabulary"),
 ])

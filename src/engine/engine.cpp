@@ -1,0 +1,252 @@
+#include "engine/engine.h"
+
+#include <chrono>
+
+#include "sampling/sample_batch.h"
+
+namespace radixlm {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Engine>> Engine::create(Model& model, Backend& backend, const EngineOptions& options,
+                                                 TextDecoderFactory decoders) {
+  EngineOptions resolved = options;
+  if (resolved.scheduler.context_length <= 0) resolved.scheduler.context_length = model.config().max_position_embeddings;
+  resolved.scheduler.eos_token_ids = resolved.eos_token_ids;
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::create(resolved.scheduler, std::move(decoders)));
+  return std::unique_ptr<Engine>(new Engine(model, backend, resolved, std::move(scheduler)));
+}
+
+Engine::Engine(Model& model, Backend& backend, const EngineOptions& options, std::unique_ptr<Scheduler> scheduler)
+    : model_(model),
+      backend_(backend),
+      options_(options),
+      scheduler_(std::move(scheduler)),
+      runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size) {}
+
+Engine::~Engine() { stop(); }
+
+Expected<RequestInput> Engine::prepare(EngineRequest request, uint64_t id) const {
+  const int64_t vocab = model_.config().vocab_size;
+  if (request.input_ids.empty()) return make_error(StatusCode::kInvalidArgument, "request {}: empty prompt", id);
+  for (int32_t token : request.input_ids) {
+    if (token < 0 || token >= vocab) {
+      return make_error(StatusCode::kInvalidArgument, "request {}: token id {} is outside the vocabulary [0, {})", id,
+                        token, vocab);
+    }
+  }
+  apply_sampling_defaults(request.params, options_.sampling_defaults);
+  RADIXLM_RETURN_IF_ERROR(validate_sampling_params(request.params, vocab));
+  if (request.params.n != 1) {
+    return make_error(StatusCode::kUnsupported, "request {}: n = {}: parallel sampling is not supported yet", id,
+                      request.params.n);
+  }
+  RequestInput input;
+  input.id = id;
+  input.prompt = std::move(request.input_ids);
+  input.params = std::move(request.params);
+  input.cache_namespace = std::move(request.cache_namespace);
+  input.priority = request.priority;
+  input.return_prompt_logits = request.return_prompt_logits;
+  return input;
+}
+
+Expected<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
+  const uint64_t id = next_id_.fetch_add(1);
+  RADIXLM_ASSIGN_OR_RETURN(RequestInput input, prepare(std::move(request), id));
+  auto stream = std::make_shared<RequestStream>(id);
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(Pending{std::move(input), stream, now_s()});
+  }
+  inbox_ready_.notify_one();
+  return stream;
+}
+
+void Engine::abort(uint64_t id) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    aborts_.push_back(id);
+  }
+  inbox_ready_.notify_one();
+}
+
+void Engine::take_inbox() {
+  std::vector<Pending> pending;
+  std::vector<uint64_t> aborts;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    pending.swap(inbox_);
+    aborts.swap(aborts_);
+  }
+  for (Pending& p : pending) {
+    const uint64_t id = p.input.id;
+    Tracking tracking{p.stream, p.submitted_at, -1.0, p.input.params.return_logprob, {}, {},
+                      static_cast<int64_t>(p.input.prompt.size())};
+    const Status status = scheduler_->submit(std::move(p.input));
+    if (!status.ok()) {
+      EngineOutput output;
+      output.id = id;
+      output.finish_reason = "abort";
+      output.abort_message = status.to_string();
+      StreamChunk chunk;
+      chunk.finished = true;
+      chunk.output = std::move(output);
+      p.stream->push(std::move(chunk));
+      continue;
+    }
+    tracking_.emplace(id, std::move(tracking));
+  }
+  for (uint64_t id : aborts) scheduler_->abort(id);
+}
+
+void Engine::run_plan(const BatchPlan& plan) {
+  double start = now_s();
+  StepLogits logits = runner_.run(plan);
+  stats_.forward_s += now_s() - start;
+  start = now_s();
+  std::vector<SamplingRow> rows;
+  for (size_t s = 0; s < plan.seqs.size(); ++s) {
+    const PlannedSequence& seq = plan.seqs[s];
+    if (seq.prompt_logits) {
+      Tracking& t = tracking_.at(seq.request_id);
+      for (int64_t r = 0; r < logits.num_rows[s]; ++r) {
+        if (seq.start + r >= t.prompt_len) break;  // only prompt positions
+        const float* row = logits.row(logits.first_row[s] + r);
+        t.prompt_logits.emplace_back(row, row + logits.vocab);
+      }
+    }
+    if (!seq.samples) continue;
+    const Request* request = scheduler_->find(seq.request_id);
+    RADIXLM_CHECK(request != nullptr, "planned request {} is gone", seq.request_id);
+    const int64_t last = logits.first_row[s] + logits.num_rows[s] - 1;
+    rows.push_back(SamplingRow{std::span<float>(logits.row(last), static_cast<size_t>(logits.vocab)),
+                               &request->input.params, &request->sampling});
+  }
+  const std::vector<SampledToken> sampled = sample_batch(rows, options_.eos_token_ids);
+  stats_.sampling_s += now_s() - start;
+  scheduler_->complete(plan, sampled);
+}
+
+void Engine::deliver(std::vector<RequestUpdate> updates) {
+  const double now = now_s();
+  for (RequestUpdate& u : updates) {
+    const auto it = tracking_.find(u.id);
+    if (it == tracking_.end()) continue;
+    Tracking& t = it->second;
+    if (!u.new_tokens.empty() && t.first_token_at < 0) t.first_token_at = now;
+    StreamChunk chunk;
+    chunk.token_ids = u.new_tokens;
+    if (t.return_logprob) {
+      chunk.logprobs = u.new_samples;
+      t.logprobs.insert(t.logprobs.end(), u.new_samples.begin(), u.new_samples.end());
+    }
+    chunk.text = std::move(u.new_text);
+    chunk.finished = u.finished;
+    if (u.finished) {
+      EngineOutput out;
+      out.id = u.id;
+      out.output_ids = std::move(u.output_ids);
+      out.text = std::move(u.text);
+      out.finish_reason = finish_reason_type(u.finish);
+      if (u.finish.kind == FinishKind::kStopToken) out.matched_token = u.finish.matched_token;
+      if (u.finish.kind == FinishKind::kStopString) out.matched_string = u.finish.matched_string;
+      out.abort_message = u.finish.message;
+      out.prompt_tokens = u.prompt_tokens;
+      out.completion_tokens = u.completion_tokens;
+      out.cached_tokens = u.cached_tokens;
+      out.time_to_first_token_s = t.first_token_at < 0 ? 0.0 : t.first_token_at - t.submitted_at;
+      out.e2e_latency_s = now - t.submitted_at;
+      out.output_logprobs = std::move(t.logprobs);
+      out.prompt_logits = std::move(t.prompt_logits);
+      chunk.output = std::move(out);
+    }
+    t.stream->push(std::move(chunk));
+    if (u.finished) tracking_.erase(it);
+  }
+}
+
+void Engine::step() {
+  take_inbox();
+  const BatchPlan plan = scheduler_->schedule();
+  deliver(scheduler_->take_updates());  // aborts
+  if (!plan.empty()) {
+    run_plan(plan);
+    deliver(scheduler_->take_updates());
+    ++stats_.steps;
+    for (const PlannedSequence& s : plan.seqs) {
+      (s.is_prefill ? stats_.prefill_tokens : stats_.decode_tokens) += static_cast<int64_t>(s.tokens.size());
+    }
+  }
+}
+
+bool Engine::idle() const {
+  std::lock_guard lock(inbox_mutex_);
+  return inbox_.empty() && aborts_.empty() && scheduler_->idle();
+}
+
+void Engine::loop() {
+  while (!stop_requested_.load()) {
+    {
+      std::unique_lock lock(inbox_mutex_);
+      inbox_ready_.wait(lock, [this] {
+        return stop_requested_.load() || !inbox_.empty() || !aborts_.empty() || !scheduler_->idle();
+      });
+    }
+    if (stop_requested_.load()) break;
+    step();
+  }
+}
+
+void Engine::start() {
+  if (thread_.joinable()) return;
+  stop_requested_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Engine::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    stop_requested_ = true;
+  }
+  inbox_ready_.notify_all();
+  thread_.join();
+}
+
+Expected<std::vector<EngineOutput>> Engine::generate(const std::vector<EngineRequest>& requests) {
+  // Validate everything first, so a bad request fails the call before any runs.
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto checked = prepare(requests[i], next_id_.load());
+    if (!checked.ok()) return make_error(checked.status().code(), "request {}: {}", i, checked.status().message());
+  }
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const EngineRequest& request : requests) {
+    RADIXLM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, submit(request));
+    streams.push_back(std::move(stream));
+  }
+  if (!thread_.joinable()) {
+    while (!idle()) step();
+  }
+  std::vector<EngineOutput> outputs;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    std::optional<EngineOutput> final;
+    while (auto chunk = streams[i]->next()) {
+      if (chunk->finished) final = std::move(chunk->output);
+    }
+    RADIXLM_CHECK(final.has_value(), "request {} ended without an output", i);
+    if (final->finish_reason == "abort" && !final->abort_message.empty() && final->output_ids.empty() &&
+        final->prompt_tokens == 0) {
+      return make_error(StatusCode::kResourceExhausted, "request {}: {}", i, final->abort_message);
+    }
+    outputs.push_back(std::move(*final));
+  }
+  return outputs;
+}
+
+}  // namespace radixlm

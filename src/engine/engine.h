@@ -1,0 +1,121 @@
+#pragma once
+// The engine (DESIGN §3): the scheduler, the model runner and sampling in one loop. Requests come in through
+// submit() from any thread (validated there, then posted to the inbox) and their outputs go out through
+// RequestStream objects; start() runs the loop on its own scheduler thread. generate() is the offline API:
+// it runs the same loop on the calling thread until every request is done.
+//
+// The model runs on the scheduler thread for now; with a CUDA runner and overlap scheduling the plan goes to
+// a runner thread instead, and the loop below is where the hand-off goes.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "engine/model_runner.h"
+#include "engine/request_stream.h"
+#include "models/model.h"
+#include "sampling/sampler.h"
+#include "sampling/sampling_params.h"
+#include "scheduler/scheduler.h"
+
+namespace radixlm {
+
+struct EngineOptions {
+  // context_length 0 takes the model's max_position_embeddings; eos ids come from eos_token_ids below.
+  SchedulerOptions scheduler;
+  SamplingDefaults sampling_defaults;  // generation_config.json's
+  std::vector<int32_t> eos_token_ids;  // generation_config.json's, else config.json's
+};
+
+struct EngineRequest {
+  std::vector<int32_t> input_ids;
+  SamplingParams params;  // as the client sent them: the engine applies the model's defaults and validates
+  std::string cache_namespace;
+  int32_t priority = 0;
+  bool return_prompt_logits = false;
+};
+
+struct EngineStats {
+  int64_t steps = 0;
+  int64_t prefill_tokens = 0;
+  int64_t decode_tokens = 0;
+  double forward_s = 0.0;
+  double sampling_s = 0.0;
+};
+
+class Engine {
+ public:
+  static Expected<std::unique_ptr<Engine>> create(Model& model, Backend& backend, const EngineOptions& options,
+                                                  TextDecoderFactory decoders = nullptr);
+  ~Engine();
+
+  // Offline: runs every request to completion (on this thread unless start() was called) and returns the
+  // outputs in request order. A bad request fails the whole call before anything runs.
+  Expected<std::vector<EngineOutput>> generate(const std::vector<EngineRequest>& requests);
+
+  // Streaming: bad input is an error here; a request the scheduler refuses (a full queue) gets a final
+  // "abort" chunk with the reason.
+  Expected<std::shared_ptr<RequestStream>> submit(EngineRequest request);
+  // Finishes a request with "abort" at the loop's next iteration, whatever its state.
+  void abort(uint64_t id);
+
+  void start();
+  void stop();
+
+  // One iteration of the loop; for tests and generate(). Not while the thread runs.
+  void step();
+  bool idle() const;
+
+  const Scheduler& scheduler() const { return *scheduler_; }
+  Scheduler& scheduler() { return *scheduler_; }
+  const EngineStats& stats() const { return stats_; }
+
+ private:
+  struct Pending {
+    RequestInput input;
+    std::shared_ptr<RequestStream> stream;
+    double submitted_at = 0.0;
+  };
+  struct Tracking {
+    std::shared_ptr<RequestStream> stream;
+    double submitted_at = 0.0;
+    double first_token_at = -1.0;
+    bool return_logprob = false;
+    std::vector<SampledToken> logprobs;
+    std::vector<std::vector<float>> prompt_logits;
+    int64_t prompt_len = 0;
+  };
+
+  Engine(Model& model, Backend& backend, const EngineOptions& options, std::unique_ptr<Scheduler> scheduler);
+  Expected<RequestInput> prepare(EngineRequest request, uint64_t id) const;
+  void take_inbox();
+  void run_plan(const BatchPlan& plan);
+  void deliver(std::vector<RequestUpdate> updates);
+  void loop();
+
+  Model& model_;
+  Backend& backend_;
+  EngineOptions options_;
+  std::unique_ptr<Scheduler> scheduler_;
+  ModelRunner runner_;
+  SamplerScratch scratch_;
+  std::map<uint64_t, Tracking> tracking_;
+  EngineStats stats_;
+
+  mutable std::mutex inbox_mutex_;
+  std::condition_variable inbox_ready_;
+  std::vector<Pending> inbox_;
+  std::vector<uint64_t> aborts_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<bool> stop_requested_{false};
+  std::thread thread_;
+};
+
+}  // namespace radixlm

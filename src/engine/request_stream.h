@@ -1,0 +1,66 @@
+#pragma once
+// The thread-safe hand-off of one request's outputs from the scheduler thread to whoever submitted it (the
+// HTTP side, or Engine::generate): per-step chunks of new token ids and text, the last one carrying the
+// finished output.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sampling/sampler.h"
+
+namespace radixlm {
+
+struct EngineOutput {
+  uint64_t id = 0;
+  std::vector<int32_t> output_ids;
+  std::string text;
+  std::string finish_reason;               // "stop", "length" or "abort"
+  std::optional<int32_t> matched_token;    // stop by an eos id or a stop_token_id
+  std::optional<std::string> matched_string;  // stop by a stop string
+  std::string abort_message;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+  double time_to_first_token_s = 0.0;
+  double e2e_latency_s = 0.0;
+  std::vector<SampledToken> output_logprobs;      // one per output token, with return_logprob
+  std::vector<std::vector<float>> prompt_logits;  // one row per prompt position, with return_prompt_logits
+};
+
+struct StreamChunk {
+  std::vector<int32_t> token_ids;
+  std::vector<SampledToken> logprobs;  // with return_logprob
+  std::string text;
+  bool finished = false;
+  std::optional<EngineOutput> output;  // on the final chunk
+};
+
+class RequestStream {
+ public:
+  explicit RequestStream(uint64_t id) : id_(id) {}
+  uint64_t id() const { return id_; }
+
+  // Scheduler side.
+  void push(StreamChunk chunk);
+
+  // Client side: the next chunk, waiting for it; nullopt once the final chunk has been taken.
+  std::optional<StreamChunk> next();
+  // Without waiting: nullopt when nothing is ready.
+  std::optional<StreamChunk> try_next();
+  bool finished() const;
+
+ private:
+  uint64_t id_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<StreamChunk> chunks_;
+  bool final_pushed_ = false;
+  bool final_taken_ = false;
+};
+
+}  // namespace radixlm
