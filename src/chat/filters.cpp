@@ -580,11 +580,20 @@ Value filter_trim(Interpreter& in, const Value& v, CallArgs& args) {
 }
 
 Value filter_truncate(Interpreter& in, const Value& v, CallArgs& args) {
-  std::u32string s = utf8_to_code_points(to_python_str(v));
-  int64_t length = arg_or(args, 0, "length", Value::integer(255)).as_integer();
+  Value length_value = arg_or(args, 0, "length", Value::integer(255));
+  if (!length_value.is_int() && !length_value.is_bool()) fail_runtime("truncate length must be an integer");
+  int64_t length = length_value.as_integer();
+  if (!v.is_string()) {
+    // jinja2 measures len() of whatever it is given and returns it unchanged when short enough.
+    Value leeway = arg_or(args, 3, "leeway", Value::integer(5));
+    if (static_cast<int64_t>(python_len(v)) <= length + (leeway.is_int() ? leeway.as_int() : 5)) return v;
+    fail_runtime("'{}' object cannot be truncated", python_type_name(v));
+  }
+  std::u32string s = utf8_to_code_points(v.as_string());
   bool killwords = bool_arg(args, 1, "killwords", false);
   std::string end = to_python_str(arg_or(args, 2, "end", Value::string("...")));
   Value leeway_value = arg_or(args, 3, "leeway", Value::none());
+  if (!leeway_value.is_none() && !leeway_value.is_int() && !leeway_value.is_bool()) fail_runtime("leeway must be an integer");
   int64_t leeway = leeway_value.is_none() ? 5 : leeway_value.as_integer();
   int64_t end_len = static_cast<int64_t>(code_point_count(end));
   if (length < end_len) fail_runtime("expected length >= {}, got {}", end_len, length);
