@@ -233,6 +233,15 @@ Status add_batch_file(const GenerateArgs& args, RequestSources& out, const std::
     command.request.params = std::move(*params);
     const Status logprobs = parse_logprob_fields(object, command.request.params);
     if (!logprobs.ok()) return make_error(StatusCode::kInvalidArgument, "--batch-file line {}: {}", number, logprobs.message());
+    // SGLang's cache_salt and extra_key: requests share cached prefixes only when both are equal.
+    for (const char* field : {"cache_salt", "extra_key"}) {
+      if (!object.contains(field) || object.at(field).is_null()) continue;
+      if (!object.at(field).is_string()) {
+        return make_error(StatusCode::kInvalidArgument, "--batch-file line {}: {} must be a string", number, field);
+      }
+      command.request.cache_namespace += fmt::format("{}={};", field, object.at(field).get<std::string>().size());
+      command.request.cache_namespace += object.at(field).get<std::string>();
+    }
     if (object.contains("input_ids")) {
       const nlohmann::json& ids = object.at("input_ids");
       if (!ids.is_array()) return make_error(StatusCode::kInvalidArgument, "--batch-file line {}: input_ids must be a list", number);

@@ -190,6 +190,12 @@ TEST_F(EngineTest, CachedTokensReportTheSharedPrefix) {
     EXPECT_EQ(outputs[0].cached_tokens, 0);
     EXPECT_EQ(outputs[1].cached_tokens, want[c]) << "case " << c;
   }
+  // Another namespace (cache_salt / extra_key) never sees the prefix.
+  std::vector<EngineRequest> salted = requests;
+  salted[1].cache_namespace = "salt";
+  EngineOptions o = engine_options(1, -1, true);
+  o.scheduler.max_running_requests = 1;
+  EXPECT_EQ(run(o, salted)[1].cached_tokens, 0);
 }
 
 TEST_F(EngineTest, RetractionUnderATinyPoolLosesNothing) {

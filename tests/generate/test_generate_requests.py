@@ -81,6 +81,8 @@ def test_batch_file_runs_every_line_as_one_batch(radixlm_bin, fixtures_dir, tmp_
         {"text": "Once upon a time", "sampling_params": {"temperature": 0, "max_new_tokens": 3}},
         # Shares 20 tokens with the long golden prompt, which finishes first (one request runs at a time).
         {"input_ids": long_prompt[:20] + [7, 8, 9], "sampling_params": {"temperature": 0, "max_new_tokens": 2}},
+        {"input_ids": long_prompt[:20] + [7, 8, 9], "sampling_params": {"temperature": 0, "max_new_tokens": 2},
+         "cache_salt": "another user"},
         # (not with ignore_eos: SGLang then skips stop_token_ids too)
         {"input_ids": long_prompt, "sampling_params": {"temperature": 0, "max_new_tokens": 16,
                                                        "stop_token_ids": [stop_id]}},
@@ -96,9 +98,11 @@ def test_batch_file_runs_every_line_as_one_batch(radixlm_bin, fixtures_dir, tmp_
         assert line["text"] == hf.decode(line["output_ids"], skip_special_tokens=True)
     assert lines[3]["input_ids"] == hf.encode("Once upon a time", add_special_tokens=True).ids
     assert lines[4]["cached_tokens"] == 20
+    assert lines[5]["cached_tokens"] == 0  # another cache_salt
+    assert lines[5]["output_ids"] == lines[4]["output_ids"]
     stop_at = want_long.index(stop_id) + 1
-    assert lines[5]["output_ids"] == want_long[:stop_at]
-    assert lines[5]["finish_reason"] == {"type": "stop", "matched": stop_id}
+    assert lines[6]["output_ids"] == want_long[:stop_at]
+    assert lines[6]["finish_reason"] == {"type": "stop", "matched": stop_id}
 
 
 def test_stop_string_cuts_the_text_as_sglang_does(radixlm_bin, fixtures_dir, tmp_path):
