@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <numeric>
+#include <random>
+#include <set>
 
 namespace radixlm {
 namespace {
@@ -332,6 +335,100 @@ TEST(Scheduler, BadOptionsAndRequestsAreErrors) {
   auto s = make(options(1, 8));
   EXPECT_EQ(s->submit(request(1, {}, 1)).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s->submit(request(2, tokens_from(0, 9), 1)).code(), StatusCode::kInvalidArgument);  // > the pool
+}
+
+}  // namespace
+}  // namespace radixlm
+
+namespace radixlm {
+namespace {
+
+TEST(Scheduler, NewTokenRatioDecaysPerDecodeStepAsSglang) {
+  SchedulerOptions o = options(1, 256);
+  o.schedule_conservativeness = 2.0;  // init = min(0.7 x 2, 1) = 1; min = 0.14; decay = 0.86 / 600 per step
+  auto s = make(o);
+  EXPECT_DOUBLE_EQ(s->new_token_ratio(), 1.0);
+  ASSERT_TRUE(s->submit(request(1, tokens_from(10, 4), 50)).ok());
+  for (int i = 0; i < 11; ++i) {
+    const BatchPlan plan = s->schedule();  // one prefill, then ten decode steps
+    s->complete(plan, std::vector<SampledToken>{{3, 0.0f, {}}});
+  }
+  EXPECT_NEAR(s->new_token_ratio(), 1.0 - 10 * 0.86 / 600, 1e-12);
+}
+
+// Random workloads on small pools: whatever the options, every request ends exactly once, with exactly
+// max_new_tokens tokens unless aborted or the whole pool cannot hold it (then it ends with "length" when its
+// K/V fills every page), and no page is ever lost (the integrity check runs after each call).
+TEST(Scheduler, RandomWorkloadsNeverLoseRequestsOrPages) {
+  std::mt19937_64 rng(12345);
+  int64_t total_finished = 0, total_retractions = 0, total_aborted = 0, total_hits = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    SchedulerOptions o = options(1 + static_cast<int32_t>(rng() % 4), 0);
+    o.max_total_tokens = o.page_size * (6 + static_cast<int64_t>(rng() % 24));
+    o.chunked_prefill_size = rng() % 2 ? -1 : o.page_size * (1 + static_cast<int64_t>(rng() % 4));
+    o.max_running_requests = 1 + static_cast<int32_t>(rng() % 6);
+    o.max_prefill_tokens = 4 + static_cast<int64_t>(rng() % 30);
+    o.policy = static_cast<SchedulePolicy>(rng() % 5);
+    o.schedule_conservativeness = rng() % 2 ? 0.02 : 0.02 + static_cast<double>(rng() % 100) / 50.0;
+    o.disable_radix_cache = rng() % 4 == 0;
+    o.enable_mixed_chunk = rng() % 2 == 0;
+    auto s = make(o);
+    std::map<uint64_t, int32_t> max_new;
+    std::map<uint64_t, int64_t> prompt_len;
+    std::map<uint64_t, int> finishes;
+    std::set<uint64_t> aborted;
+    uint64_t next_id = 1;
+    for (int iteration = 0; iteration < 3000 && (next_id <= 12 || !s->idle()); ++iteration) {
+      if (next_id <= 12 && rng() % 3 == 0) {
+        // Prompts drawn from a few shared stems, so prefixes are shared and split.
+        std::vector<int32_t> prompt = tokens_from(static_cast<int32_t>(rng() % 3) * 100, 1 + static_cast<int32_t>(rng() % 12));
+        for (uint64_t k = rng() % 3; k > 0; --k) prompt.push_back(static_cast<int32_t>(500 + rng() % 5));
+        const int32_t n = 1 + static_cast<int32_t>(rng() % 8);
+        const Status submitted = s->submit(request(next_id, prompt, n));
+        if (submitted.ok()) {
+          max_new[next_id] = n;
+          prompt_len[next_id] = static_cast<int64_t>(prompt.size());
+        } else {
+          EXPECT_EQ(submitted.code(), StatusCode::kInvalidArgument);  // a prompt longer than the whole pool
+        }
+        ++next_id;
+      }
+      if (rng() % 40 == 0 && next_id > 1) {
+        const uint64_t victim = 1 + rng() % (next_id - 1);
+        aborted.insert(victim);
+        s->abort(victim);
+      }
+      const BatchPlan plan = s->schedule();
+      std::vector<SampledToken> sampled(static_cast<size_t>(plan.num_sampled()),
+                                        SampledToken{static_cast<int32_t>(700 + rng() % 3), 0.0f, {}});
+      s->complete(plan, sampled);
+      for (const RequestUpdate& u : s->take_updates()) {
+        if (!u.finished) continue;
+        ++finishes[u.id];
+        if (u.finish.kind == FinishKind::kAbort) {
+          EXPECT_TRUE(aborted.count(u.id)) << "trial " << trial;
+        } else {
+          const auto out = static_cast<int64_t>(u.output_ids.size());
+          const bool complete = out == max_new[u.id];
+          const bool pool_full = out < max_new[u.id] && prompt_len[u.id] + out - 1 == o.max_total_tokens;
+          EXPECT_TRUE(complete || pool_full) << "trial " << trial << " id " << u.id << ": " << out << " tokens";
+        }
+      }
+    }
+    EXPECT_TRUE(s->idle()) << "trial " << trial;
+    EXPECT_EQ(finishes.size(), max_new.size()) << "trial " << trial;
+    total_finished += static_cast<int64_t>(finishes.size());
+    total_retractions += s->counters().retractions;
+    total_aborted += static_cast<int64_t>(aborted.size());
+    total_hits += s->cache().counters().hit_tokens;
+    for (const auto& [id, count] : finishes) EXPECT_EQ(count, 1) << "trial " << trial << " id " << id;
+    expect_all_pages_come_back(*s);
+  }
+  // The workloads did exercise what they are meant to.
+  EXPECT_GT(total_finished, 300 * 10);
+  EXPECT_GT(total_retractions, 10);
+  EXPECT_GT(total_aborted, 10);
+  EXPECT_GT(total_hits, 100);
 }
 
 }  // namespace
