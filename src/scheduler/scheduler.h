@@ -13,7 +13,9 @@
 //      new_token_ratio x (remaining max_new_tokens) for every running request;
 //   3. with no prefill (or with --enable-mixed-chunk, alongside it) every running request decodes one token;
 //      when a decode step cannot get a page even after evicting, the newest requests are retracted: their
-//      pages go to the cache and they wait again with their output kept, to be prefilled anew later.
+//      pages go to the cache and they wait again with their output kept, to be prefilled anew later. A
+//      request that is alone and still cannot grow (the whole pool holds its K/V) finishes with "length"
+//      (SGLang raises an error there).
 // new_token_ratio starts at 0.7 x conservativeness, falls linearly to 0.14 of that over 600 decode steps,
 // and after a retraction is reset to SGLang's estimate from the running requests' progress.
 
