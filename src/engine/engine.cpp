@@ -183,6 +183,13 @@ void Engine::step() {
       (s.is_prefill ? stats_.prefill_tokens : stats_.decode_tokens) += static_cast<int64_t>(s.tokens.size());
     }
   }
+#ifndef NDEBUG
+  // Debug builds check the page accounting whenever the engine goes idle (DESIGN §4).
+  if (scheduler_->idle()) {
+    const Status status = scheduler_->check_integrity();
+    RADIXLM_CHECK(status.ok(), "engine idle: {}", status.to_string());
+  }
+#endif
 }
 
 bool Engine::idle() const {

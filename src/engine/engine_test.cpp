@@ -176,6 +176,24 @@ TEST_F(EngineTest, SixteenRequestsTogetherGiveWhatEachGetsAlone) {
   }
 }
 
+TEST_F(EngineTest, PoliciesAndMixedChunksKeepEveryRequestExact) {
+  const std::vector<EngineRequest> requests = mixed_requests();
+  const auto reference = alone(requests);
+  for (SchedulePolicy policy : {SchedulePolicy::kLpm, SchedulePolicy::kDfsWeight, SchedulePolicy::kRandom,
+                                SchedulePolicy::kPriority}) {
+    EngineOptions o = engine_options(4, 12, true);
+    o.scheduler.policy = policy;
+    o.scheduler.enable_mixed_chunk = true;
+    o.scheduler.max_running_requests = 5;
+    o.scheduler.max_prefill_tokens = 20;
+    const auto outputs = run(o, requests);
+    ASSERT_EQ(outputs.size(), requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      EXPECT_EQ(outputs[i].output_ids, reference[i]) << "request " << i << " policy " << static_cast<int>(policy);
+    }
+  }
+}
+
 TEST_F(EngineTest, CachedTokensReportTheSharedPrefix) {
   std::vector<int32_t> shared(prompts_[2].begin(), prompts_[2].begin() + 20);
   shared.insert(shared.end(), {7, 8, 9});
