@@ -221,12 +221,14 @@ std::vector<PlannedSequence> Scheduler::form_prefill() {
         std::ceil(static_cast<double>(remaining_decode_estimate(*requests_.at(id))) * new_token_ratio_));
   }
 
+  chunk_planned_ = false;
   if (chunked_) {
     Request& r = *requests_.at(*chunked_);
     const int64_t left = static_cast<int64_t>(r.tokens.size()) - r.kv_tokens;
     int64_t take = std::min(left, rem_chunk);
     if (take < left) take = align(take);
     if (take > 0 && reserve_pages(r.row, r.kv_tokens + take)) {
+      chunk_planned_ = true;
       out.push_back(plan_for(r, take, true));
       rem_input -= take;
       rem_chunk -= take;
@@ -289,6 +291,7 @@ std::vector<PlannedSequence> Scheduler::form_prefill() {
     --slots;
     if (chunk) {
       chunked_ = r->id;
+      chunk_planned_ = true;
       break;
     }
     prefilling_.push_back(r->id);
@@ -298,6 +301,7 @@ std::vector<PlannedSequence> Scheduler::form_prefill() {
 }
 
 void Scheduler::retract(Request& r) {
+  if (chunked_ == r.id) chunked_.reset();
   cache_->cache_finished(r.input.cache_namespace, computed(r), r.row);
   r.kv_tokens = 0;
   r.state = RequestState::kWaiting;
@@ -316,6 +320,12 @@ std::vector<PlannedSequence> Scheduler::form_decode() {
     Request& r = *requests_.at(running_[i]);
     if (reserve_pages(r.row, r.kv_tokens + 1)) {
       ++i;
+      continue;
+    }
+    if (running_.size() == 1 && chunked_ && !chunk_planned_) {
+      // The request mid chunked prefill holds pages but got no chunk this step: it goes back to waiting.
+      retract(*requests_.at(*chunked_));
+      retracted_any = true;
       continue;
     }
     if (running_.size() == 1 && prefilling_.empty() && !chunked_) {

@@ -13,7 +13,8 @@
 //      new_token_ratio x (remaining max_new_tokens) for every running request;
 //   3. with no prefill (or with --enable-mixed-chunk, alongside it) every running request decodes one token;
 //      when a decode step cannot get a page even after evicting, the newest requests are retracted: their
-//      pages go to the cache and they wait again with their output kept, to be prefilled anew later. A
+//      pages go to the cache and they wait again with their output kept, to be prefilled anew later (a
+//      request mid chunked prefill that got no chunk this step is retracted too, when it is the last). A
 //      request that is alone and still cannot grow (the whole pool holds its K/V) finishes with "length"
 //      (SGLang raises an error there).
 // new_token_ratio starts at 0.7 x conservativeness, falls linearly to 0.14 of that over 600 decode steps,
@@ -152,6 +153,7 @@ class Scheduler {
   std::vector<uint64_t> waiting_;
   std::vector<uint64_t> running_;      // decoding, in admission order
   std::optional<uint64_t> chunked_;    // mid chunked prefill: keeps its slot and its pages between chunks
+  bool chunk_planned_ = false;         // the chunked request has a chunk in this step's plan
   std::vector<uint64_t> prefilling_;   // admitted this step: running after complete()
   std::map<uint64_t, RequestUpdate> updates_;
   uint64_t next_arrival_ = 0;
