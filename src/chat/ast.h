@@ -45,7 +45,7 @@ struct Expr {
   std::vector<ExprPtr> children;
   std::vector<std::pair<std::string, ExprPtr>> keywords;
   std::vector<std::string> compare_ops;
-  bool negated = false;  // `is not`
+  bool negated = false;  // `is not`; on a slice: jinja2's optimizer folds it (see parser.cpp)
 };
 
 enum class StmtKind {

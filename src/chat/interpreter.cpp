@@ -79,24 +79,6 @@ Value loop_attribute(Interpreter& in, const Value& loop_value, const std::string
   return Value::undefined("'LoopContext object' has no attribute '" + name + "'");
 }
 
-// A constant jinja2's optimizer can evaluate at compile time: literals and containers of literals.
-bool is_literal(const Expr& e) {
-  switch (e.kind) {
-    case ExprKind::kConst: return true;
-    case ExprKind::kList:
-    case ExprKind::kTuple:
-    case ExprKind::kDict:
-    case ExprKind::kNegate:
-    case ExprKind::kPlus:
-    case ExprKind::kNot:
-      for (const auto& c : e.children) {
-        if (!c || !is_literal(*c)) return false;
-      }
-      return true;
-    default: return false;
-  }
-}
-
 std::string object_name(const Value& v) { return std::string("'") + python_type_name(v) + " object'"; }
 
 }  // namespace
@@ -498,17 +480,14 @@ Value Interpreter::get_item(const Value& object, const Value& key) {
 Value Interpreter::eval_slice(const Expr& expr, const FramePtr& frame) {
   Value object = eval(*expr.children[0], frame);
   Value parts[3];
-  bool all_literal = is_literal(*expr.children[0]);
-  for (int i = 0; i < 3; ++i) {
-    parts[i] = expr.children[1 + i] ? eval(*expr.children[1 + i], frame) : Value::none();
-    if (expr.children[1 + i] && !is_literal(*expr.children[1 + i])) all_literal = false;
-  }
-  // jinja2 compiles slices to a plain Python subscript, so failures raise; but its optimizer folds slices of
-  // literals through environment.getitem first, which turns the same failures into Undefined.
+  bool folded = expr.negated;
+  for (int i = 0; i < 3; ++i) parts[i] = expr.children[1 + i] ? eval(*expr.children[1 + i], frame) : Value::none();
+  // jinja2 compiles slices to a plain Python subscript, so failures raise; but where its optimizer folds a
+  // literal expression (marked by the parser) the slice went through environment.getitem: Undefined.
   bool bad_bounds = false;
   for (const auto& p : parts) bad_bounds |= !p.is_none() && !p.is_int() && !p.is_bool();
   if (object.is_undefined() || (!object.is_list() && !object.is_string()) || bad_bounds) {
-    if (all_literal) return Value::undefined("slice of a literal failed");
+    if (folded) return Value::undefined("slice of a literal failed");
     if (object.is_undefined()) fail_undefined(object);
     if (bad_bounds) fail_runtime("slice indices must be integers or None");
     fail_runtime("'{}' object is not subscriptable", python_type_name(object));

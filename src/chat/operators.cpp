@@ -217,7 +217,10 @@ std::string percent_format(Interpreter& in, const std::string& format, const Val
     }
     in.check_string_size(out.size());
   }
-  if (next < values.size() && !args.is_dict()) fail_runtime("not all arguments converted during string formatting");
+  // Python lets a format ignore a "mapping" argument (anything subscriptable but a tuple or str: dict, list,
+  // and jinja2's Undefined).
+  bool mapping_like = args.is_dict() || (args.is_list() && !args.is_tuple()) || args.is_undefined();
+  if (next < values.size() && !mapping_like) fail_runtime("not all arguments converted during string formatting");
   return out;
 }
 

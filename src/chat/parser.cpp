@@ -110,6 +110,7 @@ class Parser {
         s->kind = StmtKind::kOutput;
         s->line = t.line;
         s->expr = parse_tuple(true, {});
+        mark_folds(*s->expr, true);
         if (current().type != TokenType::kVariableEnd) {
           syntax_error("expected end of print statement, got {}", describe(current()));
         }
@@ -189,6 +190,7 @@ class Parser {
     while (true) {
       IfBranch branch;
       branch.condition = parse_tuple(false, {});
+      mark_folds(*branch.condition, false);
       expect_block_end();
       branch.body = parse_body({"elif", "else", "endif"});
       s->branches.push_back(std::move(branch));
@@ -222,7 +224,11 @@ class Parser {
     parse_targets(*s);
     if (!skip_name("in")) syntax_error("expected 'in' in for loop");
     s->expr = parse_tuple(false, {"recursive"});
-    if (skip_name("if")) s->filter = parse_expression(true);
+    mark_folds(*s->expr, false);
+    if (skip_name("if")) {
+      s->filter = parse_expression(true);
+      mark_folds(*s->filter, false);
+    }
     if (is_name("recursive")) fail(StatusCode::kUnsupported, "line {}: recursive for loops are not supported", s->line);
     expect_block_end();
     ++loop_depth_;
@@ -249,6 +255,7 @@ class Parser {
     if (skip_op("=")) {
       s->kind = StmtKind::kSet;
       s->expr = parse_tuple(true, {});
+      mark_folds(*s->expr, false);
       expect_block_end();
       return s;
     }
@@ -306,6 +313,7 @@ class Parser {
     if (is_op("(")) parse_params(*s);
     s->expr = parse_expression(true);
     if (s->expr->kind != ExprKind::kCall) syntax_error("expected a call expression");
+    mark_folds(*s->expr, false);
     expect_block_end();
     std::set<std::string> names;
     name_collectors_.push_back(&names);
@@ -395,6 +403,51 @@ class Parser {
     ExprPtr left = parse_not();
     while (skip_name("and")) left = binary(ExprKind::kAnd, "and", std::move(left), parse_not());
     return left;
+  }
+
+  // What jinja2's optimizer can evaluate at compile time: expressions over literals, without names, calls or
+  // the filters that need the render context.
+  static bool is_foldable(const Expr& e) {
+    switch (e.kind) {
+      case ExprKind::kName:
+      case ExprKind::kCall: return false;
+      case ExprKind::kFilter:
+        if (!e.children[0] || e.name == "map" || e.name == "select" || e.name == "reject" ||
+            e.name == "selectattr" || e.name == "rejectattr") {
+          return false;
+        }
+        break;
+      default: break;
+    }
+    for (const auto& c : e.children) {
+      if (c && !is_foldable(*c)) return false;
+    }
+    for (const auto& [k, v] : e.keywords) {
+      if (!is_foldable(*v)) return false;
+    }
+    return true;
+  }
+
+  // jinja2 evaluates a foldable expression at compile time, where a failing slice goes through
+  // environment.getitem and becomes Undefined instead of raising. The fold is kept when the expression is
+  // printed directly or yields something other than that Undefined (a slice or item lookup on its own
+  // yields it, and an Undefined constant is discarded, so the slice runs, and raises, at render time).
+  static void mark_folds(Expr& e, bool printed) {
+    if (is_foldable(e)) {
+      if (printed || (e.kind != ExprKind::kSlice && e.kind != ExprKind::kGetItem)) mark_folded_slices(e);
+      return;
+    }
+    for (auto& c : e.children) {
+      if (c) mark_folds(*c, false);
+    }
+    for (auto& [k, v] : e.keywords) mark_folds(*v, false);
+  }
+
+  static void mark_folded_slices(Expr& e) {
+    if (e.kind == ExprKind::kSlice) e.negated = true;
+    for (auto& c : e.children) {
+      if (c) mark_folded_slices(*c);
+    }
   }
 
   ExprPtr parse_not() {
