@@ -25,7 +25,7 @@ while IFS= read -r fuzzer; do
   seeds=$(find src -type d -path "*/fuzz_corpus/$name" | head -n 1)
   [ -n "$seeds" ] && cp -r "$seeds"/. "$corpus"/
   echo "fuzz: $name for ${fuzz_seconds}s"
-  "$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 "$corpus" \
+  "$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -timeout=10 -artifact_prefix="$work/$name-" -print_final_stats=1 "$corpus" \
     > "$work/$name.log" 2>&1 || { tail -n 60 "$work/$name.log"; echo "fuzz: $name FAILED"; exit 1; }
   grep -E "stat::number_of_executed_units" "$work/$name.log" || true
 done < <(find build/asan/src -type f -name 'fuzz_*' -perm -u+x | sort)
