@@ -3,13 +3,26 @@
 namespace radixlm {
 
 void RequestStream::push(StreamChunk chunk) {
+  std::function<void()> listener;
   {
     std::lock_guard lock(mutex_);
     if (final_pushed_) return;
     final_pushed_ = chunk.finished;
     chunks_.push_back(std::move(chunk));
+    listener = listener_;
   }
   ready_.notify_all();
+  if (listener) listener();
+}
+
+void RequestStream::set_listener(std::function<void()> listener) {
+  bool waiting = false;
+  {
+    std::lock_guard lock(mutex_);
+    listener_ = listener;
+    waiting = !chunks_.empty();
+  }
+  if (waiting && listener) listener();
 }
 
 std::optional<StreamChunk> RequestStream::next() {

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -45,8 +46,13 @@ class RequestStream {
   explicit RequestStream(uint64_t id) : id_(id) {}
   uint64_t id() const { return id_; }
 
-  // Scheduler side.
+  // Scheduler side. After each push the listener (if set) is called, on the scheduler thread: it must only
+  // hand work to another thread (the server posts to the connection's strand), never block.
   void push(StreamChunk chunk);
+
+  // Set once, before or after chunks arrive; it is called at once if chunks are already waiting, so none is
+  // missed.
+  void set_listener(std::function<void()> listener);
 
   // Client side: the next chunk, waiting for it; nullopt once the final chunk has been taken.
   std::optional<StreamChunk> next();
@@ -61,6 +67,7 @@ class RequestStream {
   std::deque<StreamChunk> chunks_;
   bool final_pushed_ = false;
   bool final_taken_ = false;
+  std::function<void()> listener_;
 };
 
 }  // namespace radixlm
