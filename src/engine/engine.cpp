@@ -18,7 +18,11 @@ Expected<std::unique_ptr<Engine>> Engine::create(Model& model, Backend& backend,
   EngineOptions resolved = options;
   if (resolved.scheduler.context_length <= 0) resolved.scheduler.context_length = model.config().max_position_embeddings;
   resolved.scheduler.eos_token_ids = resolved.eos_token_ids;
-  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::create(resolved.scheduler, std::move(decoders)));
+  // The engine enforces --max-queued-requests in submit(), synchronously and over the inbox too; the
+  // scheduler's own check would only refuse late (a retraction can grow its queue past the limit).
+  SchedulerOptions scheduler_options = resolved.scheduler;
+  scheduler_options.max_queued_requests = -1;
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::create(scheduler_options, std::move(decoders)));
   return std::unique_ptr<Engine>(new Engine(model, backend, resolved, std::move(scheduler)));
 }
 
@@ -57,11 +61,22 @@ Expected<RequestInput> Engine::prepare(EngineRequest request, uint64_t id) const
 }
 
 Expected<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request) {
+  return post(std::move(request), /*enforce_queue_limit=*/true);
+}
+
+Expected<std::shared_ptr<RequestStream>> Engine::post(EngineRequest request, bool enforce_queue_limit) {
   const uint64_t id = next_id_.fetch_add(1);
   RADIXLM_ASSIGN_OR_RETURN(RequestInput input, prepare(std::move(request), id));
   auto stream = std::make_shared<RequestStream>(id);
   {
     std::lock_guard lock(inbox_mutex_);
+    if (!accepting_) return make_error(StatusCode::kResourceExhausted, "the engine is shutting down");
+    const int64_t limit = options_.scheduler.max_queued_requests;
+    const int64_t queued = static_cast<int64_t>(inbox_.size()) + scheduler_waiting_;
+    if (enforce_queue_limit && limit >= 0 && queued >= limit) {
+      return make_error(StatusCode::kResourceExhausted,
+                        "the request queue is full ({} requests waiting, --max-queued-requests {})", queued, limit);
+    }
     inbox_.push_back(Pending{std::move(input), stream, now_s()});
   }
   inbox_ready_.notify_one();
@@ -83,6 +98,7 @@ void Engine::take_inbox() {
     std::lock_guard lock(inbox_mutex_);
     pending.swap(inbox_);
     aborts.swap(aborts_);
+    scheduler_waiting_ += static_cast<int64_t>(pending.size());  // in transit: still counted as queued
   }
   for (Pending& p : pending) {
     const uint64_t id = p.input.id;
@@ -103,6 +119,13 @@ void Engine::take_inbox() {
     tracking_.emplace(id, std::move(tracking));
   }
   for (uint64_t id : aborts) scheduler_->abort(id);
+  publish_waiting();
+}
+
+void Engine::publish_waiting() {
+  const auto waiting = static_cast<int64_t>(scheduler_->waiting_ids().size());
+  std::lock_guard lock(inbox_mutex_);
+  scheduler_waiting_ = waiting;
 }
 
 void Engine::run_plan(const BatchPlan& plan) {
@@ -174,6 +197,7 @@ void Engine::deliver(std::vector<RequestUpdate> updates) {
 void Engine::step() {
   take_inbox();
   const BatchPlan plan = scheduler_->schedule();
+  publish_waiting();
   deliver(scheduler_->take_updates());  // aborts
   if (!plan.empty()) {
     run_plan(plan);
@@ -212,18 +236,35 @@ void Engine::loop() {
 
 void Engine::start() {
   if (thread_.joinable()) return;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    accepting_ = true;
+  }
   stop_requested_ = false;
   thread_ = std::thread([this] { loop(); });
 }
 
 void Engine::stop() {
-  if (!thread_.joinable()) return;
   {
     std::lock_guard lock(inbox_mutex_);
     stop_requested_ = true;
+    accepting_ = false;
   }
   inbox_ready_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+  abort_everything("the engine stopped before the request finished");
+}
+
+void Engine::abort_everything(const std::string& message) {
+  // The loop is not running: this thread owns the scheduler. Posted requests are taken in first, so they
+  // get their abort chunk like the rest.
+  take_inbox();
+  if (scheduler_->idle()) return;
+  for (const auto& [id, tracking] : tracking_) scheduler_->abort(id, message);
+  const BatchPlan plan = scheduler_->schedule();  // applies the aborts; nothing is left to plan
+  RADIXLM_CHECK(plan.empty(), "a plan of {} sequences after aborting everything", plan.seqs.size());
+  publish_waiting();
+  deliver(scheduler_->take_updates());
 }
 
 Expected<std::vector<EngineOutput>> Engine::generate(const std::vector<EngineRequest>& requests) {
@@ -234,7 +275,7 @@ Expected<std::vector<EngineOutput>> Engine::generate(const std::vector<EngineReq
   }
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (const EngineRequest& request : requests) {
-    RADIXLM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, submit(request));
+    RADIXLM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, post(request, /*enforce_queue_limit=*/false));
     streams.push_back(std::move(stream));
   }
   if (!thread_.joinable()) {

@@ -57,16 +57,23 @@ class Engine {
   ~Engine();
 
   // Offline: runs every request to completion (on this thread unless start() was called) and returns the
-  // outputs in request order. A bad request fails the whole call before anything runs.
+  // outputs in request order. A bad request fails the whole call before anything runs. --max-queued-requests
+  // does not apply: the whole batch is known up front.
   Expected<std::vector<EngineOutput>> generate(const std::vector<EngineRequest>& requests);
 
-  // Streaming: bad input is an error here; a request the scheduler refuses (a full queue) gets a final
-  // "abort" chunk with the reason.
+  // Streaming: bad input is an error here, and so is a full queue: when the requests waiting to run (posted
+  // but not yet taken by the scheduler, plus its waiting queue; running ones do not count) have reached
+  // --max-queued-requests, submit fails at once with kResourceExhausted ("the request queue is full"). A
+  // request the scheduler refuses later gets a final "abort" chunk with the reason. After stop() (until the
+  // next start()) submit fails with kResourceExhausted too: the engine takes no new work while shutting down.
   Expected<std::shared_ptr<RequestStream>> submit(EngineRequest request);
   // Finishes a request with "abort" at the loop's next iteration, whatever its state.
   void abort(uint64_t id);
 
   void start();
+  // Stops the loop thread, then finishes every request still in flight (posted, waiting or running) with a
+  // final "abort" chunk, so no stream is left hanging. Without a loop thread it must be called from the
+  // thread that drives step() (the destructor does).
   void stop();
 
   // One iteration of the loop; for tests and generate(). Not while the thread runs.
@@ -95,10 +102,14 @@ class Engine {
 
   Engine(Model& model, Backend& backend, const EngineOptions& options, std::unique_ptr<Scheduler> scheduler);
   Expected<RequestInput> prepare(EngineRequest request, uint64_t id) const;
+  Expected<std::shared_ptr<RequestStream>> post(EngineRequest request, bool enforce_queue_limit);
   void take_inbox();
   void run_plan(const BatchPlan& plan);
   void deliver(std::vector<RequestUpdate> updates);
   void loop();
+  void abort_everything(const std::string& message);
+  // The scheduler's waiting queue as submit() counts it; called on the scheduler thread.
+  void publish_waiting();
 
   Model& model_;
   Backend& backend_;
@@ -113,6 +124,8 @@ class Engine {
   std::condition_variable inbox_ready_;
   std::vector<Pending> inbox_;
   std::vector<uint64_t> aborts_;
+  int64_t scheduler_waiting_ = 0;  // under inbox_mutex_: the scheduler's waiting queue (plus requests in transit)
+  bool accepting_ = true;          // under inbox_mutex_: false from stop() until start()
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> stop_requested_{false};
   std::thread thread_;
