@@ -30,6 +30,9 @@
 
 #include "apps/command_registry.h"
 #include "backends/cpu/cpu_backend.h"
+#if defined(RADIXLM_HAVE_CUDA)
+#include "backends/cuda/cuda_backend.h"
+#endif
 #include "cache/sequence_pages.h"
 #include "engine/engine.h"
 #include "loader/model_config.h"
@@ -55,6 +58,10 @@ struct GenerateArgs {
   std::string load_format = "auto";
   std::string model_override_json;
   int cpu_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string device = "auto";
+  bool disable_cuda_graph = false;
+  int32_t cuda_graph_max_bs = 0;
+  std::vector<int32_t> cuda_graph_bs;
   // Sampling flags (SGLang's names); only those given are passed on, so generation_config.json's defaults
   // fill the rest. --temperature defaults to 0 (greedy), as this command always has.
   int32_t max_new_tokens = 128;
@@ -337,7 +344,26 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
   } else {
     return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto or dummy", args.load_format);
   }
-  CpuBackend backend(args.cpu_threads);
+  // --device: cuda, cpu, or auto (cuda when this build has it and a GPU is found).
+  std::unique_ptr<Backend> backend_owner;
+  std::string device_name = fmt::format("{} CPU threads", args.cpu_threads);
+  if (args.device == "cuda" || args.device == "auto") {
+#if defined(RADIXLM_HAVE_CUDA)
+    auto made = CudaBackend::create();
+    if (made.ok()) {
+      device_name = (*made)->info().name;
+      backend_owner = std::move(*made);
+    } else if (args.device == "cuda") {
+      return made.status();
+    }
+#else
+    if (args.device == "cuda") return make_error(StatusCode::kUnsupported, "this radixlm was built without CUDA");
+#endif
+  } else if (args.device != "cpu") {
+    return make_error(StatusCode::kInvalidArgument, "--device '{}': want cuda, cpu or auto", args.device);
+  }
+  if (!backend_owner) backend_owner = std::make_unique<CpuBackend>(args.cpu_threads);
+  Backend& backend = *backend_owner;
   RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(config, *weights, backend));
 
   EngineOptions options;
@@ -360,7 +386,8 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
                                                               : config.max_position_embeddings;
       const int64_t tokens = std::min<int64_t>(static_cast<int64_t>(c.request.input_ids.size()) + max_new,
                                                std::max<int64_t>(config.max_position_embeddings, 1));
-      pages += pages_for_tokens(std::max<int64_t>(tokens, static_cast<int64_t>(c.request.input_ids.size())), args.page_size) + 1;
+      const int64_t samples = std::max(c.request.params.n, 1);  // n > 1: one row per sample
+      pages += (pages_for_tokens(std::max<int64_t>(tokens, static_cast<int64_t>(c.request.input_ids.size())), args.page_size) + 1) * samples;
     }
     s.max_total_tokens = std::max<int64_t>(pages, 1) * args.page_size;
   }
@@ -368,6 +395,9 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
   for (int64_t id : eos) {
     if (id >= 0 && id <= INT32_MAX) options.eos_token_ids.push_back(static_cast<int32_t>(id));
   }
+  options.runner.disable_cuda_graph = args.disable_cuda_graph;
+  options.runner.cuda_graph_max_bs = args.cuda_graph_max_bs;
+  options.runner.cuda_graph_bs = args.cuda_graph_bs;
   options.sampling_defaults = SamplingDefaults{generation.temperature, generation.top_p, generation.top_k,
                                                generation.min_p, generation.repetition_penalty};
 
@@ -378,24 +408,29 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
   RADIXLM_ASSIGN_OR_RETURN(std::vector<EngineOutput> outputs, engine->generate(requests));
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  for (size_t i = 0; i < outputs.size(); ++i) {
+  // generate() returns a request's n samples consecutively: n lines per request.
+  size_t next_output = 0;
+  for (size_t i = 0; i < sources.requests.size(); ++i) {
     const CommandRequest& c = sources.requests[i];
-    if (args.json) {
-      const std::string line = c.legacy_shape ? legacy_json(outputs[i], args.return_prompt_logits)
-                                              : full_json(c.request, outputs[i]);
-      std::puts(line.c_str());
-    } else {
-      std::printf("request %zu (%s): %s\n", i, outputs[i].finish_reason.c_str(),
-                  c.legacy_shape ? fmt::format("{}", fmt::join(outputs[i].output_ids, " ")).c_str()
-                                 : outputs[i].text.c_str());
+    for (int32_t k = 0; k < c.request.params.n; ++k) {
+      const EngineOutput& output = outputs.at(next_output++);
+      if (args.json) {
+        const std::string line = c.legacy_shape ? legacy_json(output, args.return_prompt_logits)
+                                                : full_json(c.request, output);
+        std::puts(line.c_str());
+      } else {
+        std::printf("request %zu (%s): %s\n", i, output.finish_reason.c_str(),
+                    c.legacy_shape ? fmt::format("{}", fmt::join(output.output_ids, " ")).c_str()
+                                   : output.text.c_str());
+      }
     }
   }
   std::fflush(stdout);
   const EngineStats& stats = engine->stats();
   const CacheCounters& cache = engine->scheduler().cache().counters();
-  spdlog::info("generate: {} requests on {} CPU threads in {} steps, {:.1f} ms; prefill {} tokens, decode {} tokens "
+  spdlog::info("generate: {} requests on {} in {} steps, {:.1f} ms; prefill {} tokens, decode {} tokens "
                "({:.1f} tok/s); cache hit {} of {} prompt tokens; {} retractions",
-               outputs.size(), backend.num_threads(), stats.steps, total_s * 1000.0, stats.prefill_tokens,
+               outputs.size(), device_name, stats.steps, total_s * 1000.0, stats.prefill_tokens,
                stats.decode_tokens, total_s > 0 ? static_cast<double>(stats.decode_tokens) / total_s : 0.0,
                cache.hit_tokens, cache.queried_tokens, engine->scheduler().counters().retractions);
   return {};
@@ -414,6 +449,12 @@ std::function<int()> setup_generate(CLI::App& sub) {
   sub.add_option("--load-format", a.load_format, "auto (safetensors) or dummy (random weights)")->capture_default_str();
   sub.add_option("--json-model-override-args", a.model_override_json, "JSON object overriding config.json keys");
   sub.add_option("--cpu-threads", a.cpu_threads, "threads of the CPU backend")->capture_default_str();
+  sub.add_option("--device", a.device, "cuda, cpu or auto (cuda when a GPU is found)")->capture_default_str();
+  sub.add_flag("--disable-cuda-graph", a.disable_cuda_graph, "run every decode step eagerly (CUDA)");
+  sub.add_option("--cuda-graph-max-bs", a.cuda_graph_max_bs, "largest decode batch replayed from a CUDA graph (0: 256)")
+      ->check(CLI::NonNegativeNumber);
+  sub.add_option("--cuda-graph-bs", a.cuda_graph_bs, "the CUDA graph batch sizes (default: SGLang's up to the max)")
+      ->check(CLI::PositiveNumber);
   // Sampling.
   sub.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate per request")->capture_default_str();
   sub.add_option("--temperature", a.temperature, "0 is greedy")->capture_default_str();
@@ -428,7 +469,7 @@ std::function<int()> setup_generate(CLI::App& sub) {
   sub.add_option("--stop-token-ids", a.stop_token_ids, "stop token ids")->delimiter(',');
   sub.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's eos ids");
   sub.add_option("--seed", a.seed, "sampling seed of each request");
-  sub.add_option("--n", a.n, "samples per request (only 1 for now)");
+  sub.add_option("--n", a.n, "samples per request (parallel sampling): n output lines per request");
   // Engine.
   sub.add_option("--page-size", a.page_size, "tokens per KV cache page")->capture_default_str();
   sub.add_option("--max-running-requests", a.max_running_requests, "requests decoding at once")->capture_default_str();

@@ -13,6 +13,20 @@ double now_s() {
 
 }  // namespace
 
+std::vector<EngineRequest> expand_parallel_samples(EngineRequest request) {
+  const int32_t n = request.params.n;
+  if (n < 1 || n > kMaxSamplesPerRequest) return {std::move(request)};
+  std::vector<EngineRequest> copies;
+  copies.reserve(static_cast<size_t>(n));
+  request.params.n = 1;
+  for (int32_t i = 0; i < n; ++i) {
+    EngineRequest copy = request;
+    if (copy.params.seed) copy.params.seed = *copy.params.seed + static_cast<uint64_t>(i);
+    copies.push_back(std::move(copy));
+  }
+  return copies;
+}
+
 Expected<std::unique_ptr<Engine>> Engine::create(Model& model, Backend& backend, const EngineOptions& options,
                                                  TextDecoderFactory decoders) {
   EngineOptions resolved = options;
@@ -31,7 +45,7 @@ Engine::Engine(Model& model, Backend& backend, const EngineOptions& options, std
       backend_(backend),
       options_(options),
       scheduler_(std::move(scheduler)),
-      runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size) {}
+      runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size, options.runner) {}
 
 Engine::~Engine() { stop(); }
 
@@ -47,8 +61,10 @@ Expected<RequestInput> Engine::prepare(EngineRequest request, uint64_t id) const
   apply_sampling_defaults(request.params, options_.sampling_defaults);
   RADIXLM_RETURN_IF_ERROR(validate_sampling_params(request.params, vocab));
   if (request.params.n != 1) {
-    return make_error(StatusCode::kUnsupported, "request {}: n = {}: parallel sampling is not supported yet", id,
-                      request.params.n);
+    return make_error(StatusCode::kInvalidArgument,
+                      "request {}: n = {}: the engine runs one sample per request; submit the requests of "
+                      "expand_parallel_samples() instead",
+                      id, request.params.n);
   }
   RequestInput input;
   input.id = id;
@@ -128,8 +144,35 @@ void Engine::publish_waiting() {
   scheduler_waiting_ = waiting;
 }
 
+// A step whose every sampled row takes the plain argmax (greedy, no logit processor that could move it, no
+// logprobs) and that wants no prompt logits: the runner argmaxes on the device and reads back only ids.
+static bool plain_greedy_step(const BatchPlan& plan, const Scheduler& scheduler) {
+  for (const PlannedSequence& seq : plan.seqs) {
+    if (seq.prompt_logits) return false;
+    if (!seq.samples) continue;
+    const Request* request = scheduler.find(seq.request_id);
+    if (request == nullptr) return false;
+    const SamplingParams& p = request->input.params;
+    if (!is_greedy(p) || p.return_logprob || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0 ||
+        p.repetition_penalty != 1.0 || !p.logit_bias.empty() || request->sampling.num_generated < p.min_new_tokens) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void Engine::run_plan(const BatchPlan& plan) {
   double start = now_s();
+  if (plain_greedy_step(plan, *scheduler_)) {
+    const std::vector<int32_t> tokens = runner_.run_greedy(plan);
+    std::vector<SampledToken> sampled;
+    for (size_t s = 0; s < plan.seqs.size(); ++s) {
+      if (plan.seqs[s].samples) sampled.push_back(SampledToken{tokens[s], 0.0f, {}});
+    }
+    stats_.forward_s += now_s() - start;
+    scheduler_->complete(plan, sampled);
+    return;
+  }
   StepLogits logits = runner_.run(plan);
   stats_.forward_s += now_s() - start;
   start = now_s();
@@ -267,11 +310,15 @@ void Engine::abort_everything(const std::string& message) {
   deliver(scheduler_->take_updates());
 }
 
-Expected<std::vector<EngineOutput>> Engine::generate(const std::vector<EngineRequest>& requests) {
+Expected<std::vector<EngineOutput>> Engine::generate(const std::vector<EngineRequest>& given) {
   // Validate everything first, so a bad request fails the call before any runs.
-  for (size_t i = 0; i < requests.size(); ++i) {
-    auto checked = prepare(requests[i], next_id_.load());
-    if (!checked.ok()) return make_error(checked.status().code(), "request {}: {}", i, checked.status().message());
+  std::vector<EngineRequest> requests;
+  for (size_t i = 0; i < given.size(); ++i) {
+    for (EngineRequest& sample : expand_parallel_samples(given[i])) {
+      auto checked = prepare(sample, next_id_.load());
+      if (!checked.ok()) return make_error(checked.status().code(), "request {}: {}", i, checked.status().message());
+      requests.push_back(std::move(sample));
+    }
   }
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (const EngineRequest& request : requests) {

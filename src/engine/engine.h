@@ -32,6 +32,7 @@ struct EngineOptions {
   SchedulerOptions scheduler;
   SamplingDefaults sampling_defaults;  // generation_config.json's
   std::vector<int32_t> eos_token_ids;  // generation_config.json's, else config.json's
+  ModelRunnerOptions runner;           // CUDA graph flags
 };
 
 struct EngineRequest {
@@ -41,6 +42,13 @@ struct EngineRequest {
   int32_t priority = 0;
   bool return_prompt_logits = false;
 };
+
+// Parallel sampling (SGLang's and OpenAI's `n`): the n requests that stand for one request with n samples,
+// each with n = 1. A seeded request's copy i gets seed + i (wrapping), so the samples differ from each other
+// and the whole set is reproducible; unseeded copies differ by the engine's per-request seeds. Copies share
+// the prompt, so all but the first usually find it in the prefix cache. An n outside [1, max] comes back as
+// one unchanged request, for validation to refuse.
+std::vector<EngineRequest> expand_parallel_samples(EngineRequest request);
 
 struct EngineStats {
   int64_t steps = 0;
@@ -57,11 +65,13 @@ class Engine {
   ~Engine();
 
   // Offline: runs every request to completion (on this thread unless start() was called) and returns the
-  // outputs in request order. A bad request fails the whole call before anything runs. --max-queued-requests
-  // does not apply: the whole batch is known up front.
+  // outputs in request order; a request with n > 1 gives n consecutive outputs (its samples in seed order,
+  // see expand_parallel_samples), so the result has the sum of the requests' n. A bad request fails the
+  // whole call before anything runs. --max-queued-requests does not apply: the whole batch is known up front.
   Expected<std::vector<EngineOutput>> generate(const std::vector<EngineRequest>& requests);
 
-  // Streaming: bad input is an error here, and so is a full queue: when the requests waiting to run (posted
+  // Streaming, one sample per request: n != 1 is refused (the caller expands it with
+  // expand_parallel_samples and submits each). Bad input is an error here, and so is a full queue: when the requests waiting to run (posted
   // but not yet taken by the scheduler, plus its waiting queue; running ones do not count) have reached
   // --max-queued-requests, submit fails at once with kResourceExhausted ("the request queue is full"). A
   // request the scheduler refuses later gets a final "abort" chunk with the reason. After stop() (until the
