@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 #include "sampling/sample_batch.h"
 
 namespace radixlm {
@@ -45,7 +47,10 @@ Engine::Engine(Model& model, Backend& backend, const EngineOptions& options, std
       backend_(backend),
       options_(options),
       scheduler_(std::move(scheduler)),
-      runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size, options.runner) {}
+      runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size, options.runner),
+      metrics_(options.decode_log_interval) {
+  publish_snapshot();
+}
 
 Engine::~Engine() { stop(); }
 
@@ -135,13 +140,48 @@ void Engine::take_inbox() {
     tracking_.emplace(id, std::move(tracking));
   }
   for (uint64_t id : aborts) scheduler_->abort(id);
-  publish_waiting();
+  publish_snapshot();
 }
 
-void Engine::publish_waiting() {
+void Engine::publish_snapshot() {
+  EngineSnapshot s;
+  const PagePool& pool = scheduler_->page_pool();
+  const int64_t page = options_.scheduler.page_size;
+  s.num_running_reqs = static_cast<int64_t>(scheduler_->running_ids().size());
   const auto waiting = static_cast<int64_t>(scheduler_->waiting_ids().size());
+  s.max_total_num_tokens = int64_t{pool.num_pages()} * page;
+  s.num_used_tokens = (int64_t{pool.num_pages()} - pool.num_free() - scheduler_->cache().evictable_pages()) * page;
+  s.token_usage = s.max_total_num_tokens > 0
+                      ? static_cast<double>(s.num_used_tokens) / static_cast<double>(s.max_total_num_tokens)
+                      : 0.0;
+  s.max_running_requests = options_.scheduler.max_running_requests;
+  s.context_length = options_.scheduler.context_length;
+  s.page_size = page;
+  metrics_.fill(s);
   std::lock_guard lock(inbox_mutex_);
   scheduler_waiting_ = waiting;
+  published_ = s;
+}
+
+EngineSnapshot Engine::snapshot() const {
+  std::lock_guard lock(inbox_mutex_);
+  EngineSnapshot s = published_;
+  s.num_queue_reqs = static_cast<int64_t>(inbox_.size()) + scheduler_waiting_;
+  return s;
+}
+
+void Engine::log_prefill(const BatchPlan& plan, int64_t cached_tokens) {
+  int64_t seqs = 0, tokens = 0;
+  for (const PlannedSequence& s : plan.seqs) {
+    if (!s.is_prefill) continue;
+    ++seqs;
+    tokens += static_cast<int64_t>(s.tokens.size());
+  }
+  if (seqs == 0) return;
+  const EngineSnapshot s = snapshot();
+  // #running-req: the requests already decoding, as SGLang's running batch before this prefill joins it.
+  spdlog::info(prefill_log_line(seqs, tokens, cached_tokens, s.token_usage, s.num_running_reqs - seqs,
+                                s.num_queue_reqs));
 }
 
 // A step whose every sampled row takes the plain argmax (greedy, no logit processor that could move it, no
@@ -233,21 +273,55 @@ void Engine::deliver(std::vector<RequestUpdate> updates) {
       chunk.output = std::move(out);
     }
     t.stream->push(std::move(chunk));
-    if (u.finished) tracking_.erase(it);
+    if (u.finished) {
+      metrics_.on_finished(u.prompt_tokens, u.completion_tokens, u.cached_tokens);
+      tracking_.erase(it);
+    }
   }
 }
 
 void Engine::step() {
+  std::lock_guard lock(step_mutex_);
+  step_locked();
+}
+
+void Engine::step_locked() {
   take_inbox();
+  const double start = now_s();
   const BatchPlan plan = scheduler_->schedule();
-  publish_waiting();
+  // New admissions (a first chunk, or a retracted request coming back): their cached prefix, and for the hit
+  // rate the first admission of each request.
+  int64_t admitted_cached = 0;
+  for (const PlannedSequence& seq : plan.seqs) {
+    if (!seq.is_prefill) continue;
+    const Request* request = scheduler_->find(seq.request_id);
+    const auto it = tracking_.find(seq.request_id);
+    if (request == nullptr || it == tracking_.end() || it->second.admission_seen == request->admission) continue;
+    Tracking& t = it->second;
+    t.admission_seen = request->admission;
+    admitted_cached += seq.start;
+    if (!t.admitted) {
+      t.admitted = true;
+      metrics_.on_admitted(t.prompt_len, request->cached_tokens);
+    }
+  }
+  publish_snapshot();
+  log_prefill(plan, admitted_cached);
   deliver(scheduler_->take_updates());  // aborts
   if (!plan.empty()) {
     run_plan(plan);
     deliver(scheduler_->take_updates());
     ++stats_.steps;
+    int64_t decoded = 0;
     for (const PlannedSequence& s : plan.seqs) {
       (s.is_prefill ? stats_.prefill_tokens : stats_.decode_tokens) += static_cast<int64_t>(s.tokens.size());
+      if (!s.is_prefill) ++decoded;
+    }
+    const bool log_decode = decoded > 0 && metrics_.on_decode_step(start, now_s(), decoded);
+    publish_snapshot();
+    if (log_decode) {
+      const EngineSnapshot s = snapshot();
+      spdlog::info(decode_log_line(decoded, s.num_used_tokens, s.token_usage, s.gen_throughput, s.num_queue_reqs));
     }
   }
 #ifndef NDEBUG
@@ -295,7 +369,24 @@ void Engine::stop() {
   }
   inbox_ready_.notify_all();
   if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(step_mutex_);
   abort_everything("the engine stopped before the request finished");
+}
+
+Status Engine::flush_cache() {
+  std::lock_guard lock(step_mutex_);  // between two steps, whichever thread runs them
+  {
+    std::lock_guard inbox_lock(inbox_mutex_);
+    if (!inbox_.empty() || !scheduler_->idle()) {
+      return make_error(StatusCode::kInvalidArgument,
+                        "Cache not flushed because there are pending requests ({} running, {} waiting)",
+                        scheduler_->running_ids().size(), inbox_.size() + scheduler_->waiting_ids().size());
+    }
+  }
+  scheduler_->cache().flush();
+  publish_snapshot();
+  spdlog::info("Cache flushed successfully!");
+  return {};
 }
 
 void Engine::abort_everything(const std::string& message) {
@@ -306,7 +397,7 @@ void Engine::abort_everything(const std::string& message) {
   for (const auto& [id, tracking] : tracking_) scheduler_->abort(id, message);
   const BatchPlan plan = scheduler_->schedule();  // applies the aborts; nothing is left to plan
   RADIXLM_CHECK(plan.empty(), "a plan of {} sequences after aborting everything", plan.seqs.size());
-  publish_waiting();
+  publish_snapshot();
   deliver(scheduler_->take_updates());
 }
 

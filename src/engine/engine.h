@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "engine/engine_metrics.h"
 #include "engine/model_runner.h"
 #include "engine/request_stream.h"
 #include "models/model.h"
@@ -33,6 +34,7 @@ struct EngineOptions {
   SamplingDefaults sampling_defaults;  // generation_config.json's
   std::vector<int32_t> eos_token_ids;  // generation_config.json's, else config.json's
   ModelRunnerOptions runner;           // CUDA graph flags
+  int32_t decode_log_interval = 40;    // --decode-log-interval: a "Decode batch." log line every this many decode steps
 };
 
 struct EngineRequest {
@@ -90,6 +92,13 @@ class Engine {
   void step();
   bool idle() const;
 
+  // Load and throughput figures as of the end of the last step (the queue count is live), from any thread.
+  EngineSnapshot snapshot() const;
+
+  // Empties the prefix cache (SGLang's /flush_cache), from any thread, with or without the loop thread: it
+  // runs between two steps. Refused with kInvalidArgument while any request is posted, waiting or running.
+  Status flush_cache();
+
   const Scheduler& scheduler() const { return *scheduler_; }
   Scheduler& scheduler() { return *scheduler_; }
   const EngineStats& stats() const { return stats_; }
@@ -108,6 +117,8 @@ class Engine {
     std::vector<SampledToken> logprobs;
     std::vector<std::vector<float>> prompt_logits;
     int64_t prompt_len = 0;
+    bool admitted = false;             // counted in the cache hit rate
+    uint64_t admission_seen = UINT64_MAX;  // the scheduler's admission number last seen prefilling
   };
 
   Engine(Model& model, Backend& backend, const EngineOptions& options, std::unique_ptr<Scheduler> scheduler);
@@ -118,8 +129,10 @@ class Engine {
   void deliver(std::vector<RequestUpdate> updates);
   void loop();
   void abort_everything(const std::string& message);
-  // The scheduler's waiting queue as submit() counts it; called on the scheduler thread.
-  void publish_waiting();
+  // The snapshot and the scheduler's waiting queue (as submit() counts it); on the scheduler thread.
+  void publish_snapshot();
+  void log_prefill(const BatchPlan& plan, int64_t cached_tokens);
+  void step_locked();
 
   Model& model_;
   Backend& backend_;
@@ -129,6 +142,11 @@ class Engine {
   SamplerScratch scratch_;
   std::map<uint64_t, Tracking> tracking_;
   EngineStats stats_;
+  EngineMetrics metrics_;
+
+  // step() and everything else that touches scheduler state from outside the loop (flush_cache, stop's
+  // aborts) hold this, so they never interleave.
+  std::mutex step_mutex_;
 
   mutable std::mutex inbox_mutex_;
   std::condition_variable inbox_ready_;
@@ -136,6 +154,7 @@ class Engine {
   std::vector<uint64_t> aborts_;
   int64_t scheduler_waiting_ = 0;  // under inbox_mutex_: the scheduler's waiting queue (plus requests in transit)
   bool accepting_ = true;          // under inbox_mutex_: false from stop() until start()
+  EngineSnapshot published_;       // under inbox_mutex_
   std::atomic<uint64_t> next_id_{1};
   std::atomic<bool> stop_requested_{false};
   std::thread thread_;
