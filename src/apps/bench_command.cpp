@@ -1,6 +1,7 @@
 // `radixlm bench one-batch`: the latency of one static batch, as sglang.bench_one_batch measures it. For
 // each --batch-size: a prefill of batch x input_len random tokens, then output_len - 1 greedy decode steps
 // (argmax on the device; the one host read per step is the new tokens, which a real engine also needs).
+// On CUDA, decode steps replay CUDA graphs as the engine's do (--disable-cuda-graph: eager launches).
 // Prints prefill tok/s, the median decode step and decode tok/s, each against a roofline computed from
 // figures measured on the same machine (--roofline-bandwidth-tbs, --roofline-tflops from gpu_ceilings.py):
 //   decode floor  = (weight bytes + KV bytes read per step) / bandwidth
@@ -28,6 +29,7 @@
 #include "models/model.h"
 #if defined(RADIXLM_HAVE_CUDA)
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_decode_graphs.h"
 #endif
 
 namespace radixlm::apps {
@@ -46,6 +48,9 @@ struct BenchArgs {
   std::string output_file;
   uint64_t seed = 1;
   std::string gemm = "auto";
+  bool disable_cuda_graph = false;
+  int32_t cuda_graph_max_bs = 0;
+  std::vector<int32_t> cuda_graph_bs;
   int cpu_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 };
 
@@ -134,7 +139,10 @@ class Runner {
     const int32_t page = args_.page_size;
     const int32_t total = args_.input_len + std::max(args_.output_len, 1);
     const int32_t pages_per_seq = (total + page - 1) / page;
-    const Shape kv{int64_t{batch} * pages_per_seq * page, shape.num_kv_heads, shape.head_dim};
+    // One page more than the batch uses: CUDA graph padding rows write their K/V there.
+    const int32_t padding_page = batch * pages_per_seq;
+    const int64_t slots = (int64_t{padding_page} + 1) * page;
+    const Shape kv{slots, shape.num_kv_heads, shape.head_dim};
     std::vector<LayerKvCache> cache;
     for (int64_t l = 0; l < shape.num_layers; ++l) {
       cache.push_back({backend_.alloc(backend_.activation_dtype(), kv), backend_.alloc(backend_.activation_dtype(), kv)});
@@ -152,9 +160,29 @@ class Runner {
     std::vector<int32_t> next = greedy(model_.forward(prefill, cache));
     r.prefill_ms = ms_since(start);
     std::vector<double> steps, enqueue;
+#if defined(RADIXLM_HAVE_CUDA)
+    // Decode through CUDA graphs as the engine does (the first step of the batch's bucket captures it).
+    std::unique_ptr<CudaDecodeGraphs> graphs;
+    if (cuda_) {
+      std::vector<int32_t> sizes = cuda_graph_batch_sizes(
+          CudaGraphOptions{args_.disable_cuda_graph, args_.cuda_graph_max_bs, args_.cuda_graph_bs});
+      if (!sizes.empty()) graphs = std::make_unique<CudaDecodeGraphs>(*cuda_, std::move(sizes), padding_page, slots);
+    }
+    const auto forward = [&](const ForwardBatch& b) { return model_.forward(b, cache); };
+#endif
     for (int32_t k = 0; k < decode_steps; ++k) {
       const ForwardBatch step = make_step(batch, 1, args_.input_len + k, page, pages_per_seq, next);
       const auto t0 = Clock::now();
+#if defined(RADIXLM_HAVE_CUDA)
+      if (graphs && graphs->can_run(step)) {
+        const CudaDecodeGraphs::Output out = graphs->run(step, forward);
+        enqueue.push_back(ms_since(t0));
+        next.resize(static_cast<size_t>(batch));
+        cuda_->copy_to_host(out.tokens.slice_rows(0, batch), next.data());
+        steps.push_back(ms_since(t0));
+        continue;
+      }
+#endif
       Tensor logits = model_.forward(step, cache);
       enqueue.push_back(ms_since(t0));  // host time to queue the step: the floor a host-bound step sits on
       next = greedy(logits);
@@ -372,6 +400,11 @@ std::function<int()> setup_bench(CLI::App& sub) {
       ->capture_default_str();
   one->add_option("--page-size", args->page_size, "tokens per KV cache page")->capture_default_str();
   one->add_option("--device", args->device, "cuda, cpu or auto (cuda when a GPU is found)")->capture_default_str();
+  one->add_flag("--disable-cuda-graph", args->disable_cuda_graph, "run every decode step eagerly (CUDA)");
+  one->add_option("--cuda-graph-max-bs", args->cuda_graph_max_bs, "largest decode batch replayed from a CUDA graph (0: 256)")
+      ->check(CLI::NonNegativeNumber);
+  one->add_option("--cuda-graph-bs", args->cuda_graph_bs, "the CUDA graph batch sizes (default: SGLang's up to the max)")
+      ->check(CLI::PositiveNumber);
   one->add_option("--roofline-bandwidth-tbs", args->roofline_bandwidth_tbs,
                   "measured memory bandwidth, TB/s (gpu_ceilings.py), for the decode roofline");
   one->add_option("--roofline-tflops", args->roofline_tflops,

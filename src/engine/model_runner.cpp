@@ -1,18 +1,47 @@
 #include "engine/model_runner.h"
 
+#include <algorithm>
+
 #include "cache/sequence_pages.h"
+#include "sampling/sampler.h"
+#if defined(RADIXLM_HAVE_CUDA)
+#include "backends/cuda/cuda_decode_graphs.h"
+#endif
 
 namespace radixlm {
 
-ModelRunner::ModelRunner(Model& model, Backend& backend, int32_t num_pages, int32_t page_size)
-    : model_(model), backend_(backend), page_size_(page_size) {
+struct ModelRunner::DeviceState {
+#if defined(RADIXLM_HAVE_CUDA)
+  CudaBackend* cuda = nullptr;
+  std::unique_ptr<CudaDecodeGraphs> graphs;
+#endif
+};
+
+ModelRunner::ModelRunner(Model& model, Backend& backend, int32_t num_pages, int32_t page_size,
+                         const ModelRunnerOptions& options)
+    : model_(model), backend_(backend), page_size_(page_size), device_(std::make_unique<DeviceState>()) {
   const KvCacheShape shape = model.kv_cache_shape();
-  const Shape kv_shape{int64_t{num_pages} * page_size, shape.num_kv_heads, shape.head_dim};
+  const int64_t slots = (int64_t{num_pages} + 1) * page_size;  // + the padding page
+  const Shape kv_shape{slots, shape.num_kv_heads, shape.head_dim};
   for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
     kv_cache_.push_back({backend.alloc(backend.activation_dtype(), kv_shape),
                          backend.alloc(backend.activation_dtype(), kv_shape)});
   }
+#if defined(RADIXLM_HAVE_CUDA)
+  device_->cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (device_->cuda != nullptr) {
+    const CudaGraphOptions graph_options{options.disable_cuda_graph, options.cuda_graph_max_bs, options.cuda_graph_bs};
+    std::vector<int32_t> sizes = cuda_graph_batch_sizes(graph_options);
+    if (!sizes.empty()) {
+      device_->graphs = std::make_unique<CudaDecodeGraphs>(*device_->cuda, std::move(sizes), num_pages, slots);
+    }
+  }
+#else
+  (void)options;
+#endif
 }
+
+ModelRunner::~ModelRunner() = default;
 
 ForwardBatch ModelRunner::make_forward_batch(const BatchPlan& plan) const {
   ForwardBatch batch;
@@ -50,10 +79,58 @@ StepLogits ModelRunner::run(const BatchPlan& plan) {
     out.num_rows.push_back(rows);
     row += rows;
   }
+  out.values.resize(static_cast<size_t>(row * out.vocab));
+#if defined(RADIXLM_HAVE_CUDA)
+  if (device_->graphs && device_->graphs->can_run(batch)) {
+    const CudaDecodeGraphs::Output graph = device_->graphs->run(
+        batch, [this](const ForwardBatch& b) { return model_.forward(b, kv_cache_); });
+    backend_.copy_to_host_f32(graph.logits.slice_rows(0, row), out.values.data());  // the batch's rows only
+    return out;
+  }
+#endif
   Tensor logits = model_.forward(batch, kv_cache_);
-  out.values.resize(static_cast<size_t>(logits.view.numel()));
   backend_.copy_to_host_f32(logits, out.values.data());
   return out;
+}
+
+std::vector<int32_t> ModelRunner::run_greedy(const BatchPlan& plan) {
+  const ForwardBatch batch = make_forward_batch(plan);
+  const auto rows = static_cast<int64_t>(plan.seqs.size());
+  RADIXLM_CHECK(static_cast<int64_t>(batch.logit_rows.size()) == rows, "run_greedy: the plan asks for prompt logits");
+  std::vector<int32_t> tokens(static_cast<size_t>(rows));
+#if defined(RADIXLM_HAVE_CUDA)
+  if (device_->cuda != nullptr) {
+    if (device_->graphs && device_->graphs->can_run(batch)) {
+      const CudaDecodeGraphs::Output graph = device_->graphs->run(
+          batch, [this](const ForwardBatch& b) { return model_.forward(b, kv_cache_); });
+      device_->cuda->copy_to_host(graph.tokens.slice_rows(0, rows), tokens.data());
+      return tokens;
+    }
+    return device_->cuda->argmax_rows(model_.forward(batch, kv_cache_));
+  }
+#endif
+  Tensor logits = model_.forward(batch, kv_cache_);
+  const int64_t vocab = model_.config().vocab_size;
+  std::vector<float> values(static_cast<size_t>(rows * vocab));
+  backend_.copy_to_host_f32(logits, values.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    tokens[static_cast<size_t>(r)] = argmax_token({values.data() + r * vocab, static_cast<size_t>(vocab)});
+  }
+  return tokens;
+}
+
+int64_t ModelRunner::graph_replays() const {
+#if defined(RADIXLM_HAVE_CUDA)
+  if (device_->graphs) return device_->graphs->replays();
+#endif
+  return 0;
+}
+
+int64_t ModelRunner::graph_captures() const {
+#if defined(RADIXLM_HAVE_CUDA)
+  if (device_->graphs) return device_->graphs->captures();
+#endif
+  return 0;
 }
 
 }  // namespace radixlm

@@ -102,7 +102,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
 }
 
 void* CudaBackend::begin_op() {
-  if (!op_timing_) return nullptr;
+  if (!op_timing_ || capturing_) return nullptr;
   if (event_pool_.empty()) {
     cudaEvent_t event = nullptr;
     RADIXLM_CUDA_CHECK(cudaEventCreate(&event));
@@ -156,8 +156,11 @@ CudaBackend::~CudaBackend() {
   argmax_out_ = Tensor();
   argmax_slices_ = Tensor();
   gemm_.reset();
+  retired_workspaces_.clear();
   if (staging_) cudaFreeHost(staging_);
   if (step_device_) cudaFree(step_device_);
+  if (static_staging_) cudaFreeHost(static_staging_);
+  if (static_device_) cudaFree(static_device_);
   if (staging_free_event_) cudaEventDestroy(static_cast<cudaEvent_t>(staging_free_event_));
   if (stream_) cudaStreamDestroy(as_stream(stream_));
 }
@@ -251,9 +254,22 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
   }
   for (int32_t row : batch.logit_rows) RADIXLM_CHECK(row >= 0 && row < tokens);
 
-  // One packed buffer: int64 slots first (8-byte aligned), then the int32 arrays.
-  const size_t n_tok = batch.token_ids.size(), n_seq = batch.kv_length.size();
-  const size_t n_pages = batch.page_table.size(), n_rows = batch.logit_rows.size();
+  // One packed buffer: int64 slots first (8-byte aligned), then the int32 arrays. Static steps lay it out
+  // for the capacity, so every array sits at the same address whatever the batch.
+  size_t n_tok = batch.token_ids.size(), n_seq = batch.kv_length.size();
+  size_t n_pages = batch.page_table.size(), n_rows = batch.logit_rows.size();
+  if (static_steps_) {
+    RADIXLM_CHECK(n_tok <= static_cast<size_t>(static_capacity_.tokens) &&
+                  n_seq <= static_cast<size_t>(static_capacity_.seqs) &&
+                  n_rows <= static_cast<size_t>(static_capacity_.rows) &&
+                  n_pages <= static_cast<size_t>(static_capacity_.pages),
+                  "static step of {} tokens, {} sequences, {} pages exceeds the reserved capacity", n_tok, n_seq,
+                  n_pages);
+    n_tok = static_cast<size_t>(static_capacity_.tokens);
+    n_seq = static_cast<size_t>(static_capacity_.seqs);
+    n_pages = static_cast<size_t>(static_capacity_.pages);
+    n_rows = static_cast<size_t>(static_capacity_.rows);
+  }
   size_t offset = 0;
   const size_t off_slots = offset;
   offset += n_tok * 8;
@@ -274,36 +290,49 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
   const size_t bytes = align_up(offset + 8, 256);
 
   cudaEvent_t staging_free = static_cast<cudaEvent_t>(staging_free_event_);
-  RADIXLM_CUDA_CHECK(cudaEventSynchronize(staging_free));  // the previous upload has left the staging buffer
-  if (bytes > step_capacity_) {
-    // Grows rarely (only for a bigger batch than any before); the old buffers may still be read by queued
-    // kernels, so wait for them first.
-    RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
-    if (staging_) RADIXLM_CUDA_CHECK(cudaFreeHost(staging_));
-    if (step_device_) RADIXLM_CUDA_CHECK(cudaFree(step_device_));
-    step_capacity_ = std::max(bytes * 2, size_t{1} << 20);
-    RADIXLM_CUDA_CHECK(cudaMallocHost(&staging_, step_capacity_));
-    RADIXLM_CUDA_CHECK(cudaMalloc(&step_device_, step_capacity_));
+  void* staging = staging_;
+  void* step_device = step_device_;
+  if (static_steps_) {
+    RADIXLM_CHECK(bytes <= static_bytes_, "reserve_static_steps() before static steps");
+    staging = static_staging_;
+    step_device = static_device_;
+  } else {
+    RADIXLM_CUDA_CHECK(cudaEventSynchronize(staging_free));  // the previous upload has left the staging buffer
+    if (bytes > step_capacity_) {
+      // Grows rarely (only for a bigger batch than any before); the old buffers may still be read by queued
+      // kernels, so wait for them first.
+      RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+      if (staging_) RADIXLM_CUDA_CHECK(cudaFreeHost(staging_));
+      if (step_device_) RADIXLM_CUDA_CHECK(cudaFree(step_device_));
+      step_capacity_ = std::max(bytes * 2, size_t{1} << 20);
+      RADIXLM_CUDA_CHECK(cudaMallocHost(&staging_, step_capacity_));
+      RADIXLM_CUDA_CHECK(cudaMalloc(&step_device_, step_capacity_));
+    }
+    staging = staging_;
+    step_device = step_device_;
   }
-  auto* host = static_cast<uint8_t*>(staging_);
-  auto put = [&](size_t at, const auto& vec) {
-    if (!vec.empty()) std::memcpy(host + at, vec.data(), vec.size() * sizeof(vec[0]));
-  };
-  put(off_slots, batch.kv_slots);
-  put(off_ids, batch.token_ids);
-  put(off_pos, batch.positions);
-  put(off_qs, batch.query_start);
-  put(off_kvl, batch.kv_length);
-  put(off_pts, batch.page_table_start);
-  put(off_pt, batch.page_table);
-  put(off_rows, batch.logit_rows);
-  {
-    RADIXLM_OP_TIMER("begin_step_upload");
-    RADIXLM_CUDA_CHECK(cudaMemcpyAsync(step_device_, staging_, offset, cudaMemcpyHostToDevice, as_stream(stream_)));
+  if (!capturing_) {  // a capture reads the step the caller uploaded just before it began
+    if (static_steps_) RADIXLM_CUDA_CHECK(cudaEventSynchronize(staging_free));
+    auto* host = static_cast<uint8_t*>(staging);
+    auto put = [&](size_t at, const auto& vec) {
+      if (!vec.empty()) std::memcpy(host + at, vec.data(), vec.size() * sizeof(vec[0]));
+    };
+    put(off_slots, batch.kv_slots);
+    put(off_ids, batch.token_ids);
+    put(off_pos, batch.positions);
+    put(off_qs, batch.query_start);
+    put(off_kvl, batch.kv_length);
+    put(off_pts, batch.page_table_start);
+    put(off_pt, batch.page_table);
+    put(off_rows, batch.logit_rows);
+    {
+      RADIXLM_OP_TIMER("begin_step_upload");
+      RADIXLM_CUDA_CHECK(cudaMemcpyAsync(step_device, staging, offset, cudaMemcpyHostToDevice, as_stream(stream_)));
+    }
+    RADIXLM_CUDA_CHECK(cudaEventRecord(staging_free, as_stream(stream_)));
   }
-  RADIXLM_CUDA_CHECK(cudaEventRecord(staging_free, as_stream(stream_)));
 
-  auto* dev = static_cast<uint8_t*>(step_device_);
+  auto* dev = static_cast<uint8_t*>(step_device);
   cuda::StepArrays& step = *step_;
   step.kv_slots = reinterpret_cast<const int64_t*>(dev + off_slots);
   step.token_ids = reinterpret_cast<const int32_t*>(dev + off_ids);
@@ -318,7 +347,9 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
   step.num_logit_rows = static_cast<int32_t>(n_rows);
   step.page_size = batch.page_size;
   step.max_query_len = batch.max_query_len();
-  step.max_kv_len = batch.max_kv_len();
+  // Static steps split the keys as for the longest context, so the split count depends on the batch size
+  // alone (splits past a short sequence's end find no keys and cost one empty block each).
+  step.max_kv_len = static_steps_ ? (int32_t{1} << 30) : batch.max_kv_len();
   host_batch_ = batch;
   checked_slots_ = checked_pages_ = -1;
 }
@@ -490,6 +521,7 @@ float* CudaBackend::attention_workspace(int64_t floats) {
   if (floats > attention_partial_floats_) {
     // Grows to the largest decode batch seen; sized generously so it settles after the first steps.
     attention_partial_floats_ = std::max<int64_t>(floats * 2, int64_t{1} << 20);
+    if (attention_partial_.view.data) retired_workspaces_.push_back(attention_partial_);
     attention_partial_ = alloc_uninitialized(DType::kF32, {attention_partial_floats_});
   }
   return attention_partial_.as<float>();
@@ -543,20 +575,88 @@ void CudaBackend::gather_logit_rows(const TensorView& x, const TensorView& out) 
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
+void CudaBackend::ensure_argmax_workspace(int64_t rows) {
+  if (rows <= argmax_out_.view.numel()) return;
+  retired_workspaces_.push_back(argmax_out_);
+  retired_workspaces_.push_back(argmax_slices_);
+  argmax_out_ = alloc(DType::kI32, {rows});
+  argmax_slices_ = alloc(DType::kI32, {rows * 2 * cuda::kArgmaxSlices});
+}
+
 std::vector<int32_t> CudaBackend::argmax_rows(const TensorView& logits) {
   RADIXLM_OP_TIMER("argmax");
   check_device_rows(logits, DType::kF32, "argmax logits");
   const int64_t rows = logits.size(0);
-  if (rows > argmax_out_.view.numel()) {
-    argmax_out_ = alloc(DType::kI32, {rows});
-    argmax_slices_ = alloc(DType::kI32, {rows * 2 * cuda::kArgmaxSlices});
-  }
+  ensure_argmax_workspace(rows);
   cuda::launch_argmax_rows(logits.as<float>(), rows, logits.size(1), argmax_out_.as<int32_t>(), argmax_slices_.as<float>(),
                            argmax_slices_.as<int32_t>() + rows * cuda::kArgmaxSlices, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
   std::vector<int32_t> tokens(static_cast<size_t>(rows));
   if (rows > 0) copy_to_host(argmax_out_.view.slice_rows(0, rows), tokens.data());
   return tokens;
+}
+
+Tensor CudaBackend::argmax_rows_on_device(const TensorView& logits) {
+  RADIXLM_OP_TIMER("argmax");
+  check_device_rows(logits, DType::kF32, "argmax logits");
+  const int64_t rows = logits.size(0);
+  ensure_argmax_workspace(rows);
+  Tensor out = alloc_uninitialized(DType::kI32, {rows});
+  if (rows == 0) return out;
+  cuda::launch_argmax_rows(logits.as<float>(), rows, logits.size(1), out.as<int32_t>(), argmax_slices_.as<float>(),
+                           argmax_slices_.as<int32_t>() + rows * cuda::kArgmaxSlices, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+  return out;
+}
+
+void CudaBackend::copy_to_host_async(const TensorView& src, void* dst) {
+  RADIXLM_CHECK(src.device == Device::kCuda && src.is_contiguous());
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, as_stream(stream_)));
+}
+
+void CudaBackend::reserve_static_steps(const StaticStepCapacity& capacity) {
+  const size_t tokens = static_cast<size_t>(capacity.tokens), seqs = static_cast<size_t>(capacity.seqs);
+  const size_t bytes = align_up(tokens * 16 + (3 * seqs + 2) * 4 + static_cast<size_t>(capacity.pages) * 4 +
+                                    static_cast<size_t>(capacity.rows) * 4 + 8, 256);
+  static_capacity_ = capacity;
+  if (bytes <= static_bytes_) return;
+  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+  if (static_staging_) RADIXLM_CUDA_CHECK(cudaFreeHost(static_staging_));
+  if (static_device_) RADIXLM_CUDA_CHECK(cudaFree(static_device_));
+  RADIXLM_CUDA_CHECK(cudaMallocHost(&static_staging_, bytes));
+  RADIXLM_CUDA_CHECK(cudaMalloc(&static_device_, bytes));
+  static_bytes_ = bytes;
+}
+
+void CudaBackend::begin_capture() {
+  RADIXLM_CHECK(!capturing_, "a capture is already under way");
+  collect_op_times();
+  // Relaxed: the allocator may still call cudaMalloc for a block the graph pool does not have yet.
+  RADIXLM_CUDA_CHECK(cudaStreamBeginCapture(as_stream(stream_), cudaStreamCaptureModeRelaxed));
+  allocator_->set_graph_pool(true);
+  capturing_ = true;
+}
+
+void* CudaBackend::end_capture() {
+  RADIXLM_CHECK(capturing_, "end_capture() without begin_capture()");
+  capturing_ = false;
+  allocator_->set_graph_pool(false);
+  cudaGraph_t graph = nullptr;
+  RADIXLM_CUDA_CHECK(cudaStreamEndCapture(as_stream(stream_), &graph));
+  cudaGraphExec_t exec = nullptr;
+  RADIXLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  RADIXLM_CUDA_CHECK(cudaGraphDestroy(graph));
+  RADIXLM_CUDA_CHECK(cudaGraphUpload(exec, as_stream(stream_)));
+  return exec;
+}
+
+void CudaBackend::replay(void* graph) {
+  RADIXLM_OP_TIMER("graph_replay");
+  RADIXLM_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), as_stream(stream_)));
+}
+
+void CudaBackend::destroy_graph(void* graph) {
+  if (graph) RADIXLM_CUDA_CHECK(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph)));
 }
 
 }  // namespace radixlm

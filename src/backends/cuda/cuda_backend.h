@@ -89,6 +89,30 @@ class CudaBackend final : public Backend {
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
 
+  // --- CUDA graphs of decode steps (cuda_decode_graphs.h drives these) ---
+  // Static steps: begin_step lays the step out at fixed device addresses in a buffer sized for the
+  // capacity, and attention splits the keys by the batch size alone, so a step captured once replays for
+  // any batch of the same size. While capturing, begin_step only points the kernels at that layout (the
+  // data was uploaded before the capture began) and every allocation comes from the graph pool.
+  struct StaticStepCapacity {
+    int32_t tokens = 0;
+    int32_t seqs = 0;
+    int32_t rows = 0;
+    int64_t pages = 0;
+  };
+  // Sizes the static buffer (waits for the GPU when it grows: graphs captured before must be dropped).
+  void reserve_static_steps(const StaticStepCapacity& capacity);
+  const StaticStepCapacity& static_step_capacity() const { return static_capacity_; }
+  void set_static_steps(bool on) { static_steps_ = on; }
+  void begin_capture();
+  void* end_capture();  // an instantiated cudaGraphExec_t
+  void replay(void* graph);
+  void destroy_graph(void* graph);
+  // Greedy tokens of f32 logits [rows, vocab] into a new device int32 [rows], with no read back.
+  Tensor argmax_rows_on_device(const TensorView& logits);
+  // Host copy into pinned memory that the caller reads after synchronize() (no pageable staging).
+  void copy_to_host_async(const TensorView& src, void* dst);
+
  private:
   explicit CudaBackend(CudaDeviceInfo info);
   Tensor alloc_uninitialized(DType dtype, const Shape& shape);
@@ -113,6 +137,15 @@ class CudaBackend final : public Backend {
   int64_t attention_partial_floats_ = 0;
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
+  void ensure_argmax_workspace(int64_t rows);
+  // Workspaces replaced by bigger ones stay allocated: a captured graph may still point at them.
+  std::vector<Tensor> retired_workspaces_;
+  bool static_steps_ = false;
+  bool capturing_ = false;
+  StaticStepCapacity static_capacity_;
+  void* static_staging_ = nullptr;
+  void* static_device_ = nullptr;
+  size_t static_bytes_ = 0;
   void* begin_op();  // cudaEvent_t or null
   void end_op(const char* name, void* start);
   void collect_op_times();

@@ -15,21 +15,27 @@ size_t round_size(size_t bytes) {
 
 }  // namespace
 
-DeviceAllocator::~DeviceAllocator() { empty_cache(); }
+DeviceAllocator::~DeviceAllocator() {
+  empty_cache();
+  for (auto& [size, block] : graph_free_) cudaFree(block);  // blocks still held by tensors are leaked with them
+}
 
 void* DeviceAllocator::allocate(size_t bytes, size_t* rounded_bytes) {
   const size_t rounded = round_size(bytes);
   *rounded_bytes = rounded;
+  bool graph = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    graph = graph_pool_;
+    auto& pool = graph ? graph_free_ : free_blocks_;
     // Exact size first; a cached block up to 25% larger is also fine.
-    auto it = free_blocks_.lower_bound(rounded);
-    if (it != free_blocks_.end() && it->first <= rounded + rounded / 4) {
+    auto it = pool.lower_bound(rounded);
+    if (it != pool.end() && it->first <= rounded + rounded / 4) {
       void* block = it->second;
       *rounded_bytes = it->first;
-      cached_ -= it->first;
+      if (!graph) cached_ -= it->first;
       in_use_ += it->first;
-      free_blocks_.erase(it);
+      pool.erase(it);
       return block;
     }
   }
@@ -48,14 +54,24 @@ void* DeviceAllocator::allocate(size_t bytes, size_t* rounded_bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++malloc_calls_;
   in_use_ += rounded;
+  if (graph) graph_blocks_.insert(block);
   return block;
 }
 
 void DeviceAllocator::release(void* block, size_t rounded_bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
-  free_blocks_.emplace(rounded_bytes, block);
   in_use_ -= rounded_bytes;
+  if (graph_blocks_.count(block) > 0) {
+    graph_free_.emplace(rounded_bytes, block);
+    return;
+  }
+  free_blocks_.emplace(rounded_bytes, block);
   cached_ += rounded_bytes;
+}
+
+void DeviceAllocator::set_graph_pool(bool on) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  graph_pool_ = on;
 }
 
 void DeviceAllocator::empty_cache() {
