@@ -39,12 +39,13 @@ if [ -f .gpu/source.tar ]; then
 fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
-stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test
+stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
 stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
 stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
+stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
 
 CEIL=$OUT/ceilings.log
 stage ceilings 150 "$CEIL" python3 .gpu/bench/gpu_ceilings.py
@@ -55,20 +56,30 @@ BW=${BW:-4.26}; TF=${TF:-700}
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
 stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
-# Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1).
+# Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1; eager,
+# since a graph replay is one op).
 stage op-times-b1 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
-  --load-format dummy --device cuda --batch-size 1 --input-len 128 --output-len 64
-stage op-times-b256 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
-  --load-format dummy --device cuda --batch-size 256 --input-len 128 --output-len 16
-stage bench-decode 240 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
-  --batch-size 1 64 256 --input-len 128 --output-len 256 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
-  --output-file "$OUT/bench_decode.json"
-stage bench-prefill-4096 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy \
-  --device cuda --batch-size 1 --input-len 4096 --output-len 2 --roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF" \
+  --load-format dummy --device cuda --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 64
+ROOF=(--roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF")
+ONE=("$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda)
+# The issue's shapes: batch 1 128/256, batch 64 128/128, batch 256 128/512 (CUDA graphs, SGLang's buckets),
+# batch 1 again eager for the graphs' gain, and the 4096-token prefill.
+stage bench-b1 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}" \
+  --output-file "$OUT/bench_b1.json"
+stage bench-b1-eager 120 "$BENCH" "${ONE[@]}" --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 256 \
+  "${ROOF[@]}" --output-file "$OUT/bench_b1_eager.json"
+stage bench-b64 120 "$BENCH" "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}" \
+  --output-file "$OUT/bench_b64.json"
+stage bench-b256 150 "$BENCH" "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}" \
+  --output-file "$OUT/bench_b256.json"
+stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
   --output-file "$OUT/bench_prefill.json"
-stage bench-cublaslt-b1 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy \
-  --device cuda --gemm cublaslt --batch-size 1 8 --input-len 128 --output-len 64 --roofline-bandwidth-tbs "$BW" \
-  --roofline-tflops "$TF"
+# Start to ready: process start to the first generated token of `radixlm generate` on the 8B shape (dummy
+# weights generated on the host, uploaded, one prefill and 8 decode steps through the engine).
+T0=$(date +%s.%N)
+stage start-to-ready 150 "$BENCH" "$RADIXLM" generate --model-path "$MODEL8B" --load-format dummy --device cuda \
+  --input-ids 1,2,3,4,5,6,7,8 --max-new-tokens 8 --ignore-eos --json
+echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) - $T0, 2))") s" >> "$BENCH"
 
 {
   echo
@@ -80,7 +91,7 @@ stage bench-cublaslt-b1 120 "$BENCH" "$RADIXLM" bench one-batch --model-path "$M
   echo "--- ceilings"
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
-  grep -E "^bench one-batch|^ +[0-9]+ |^ batch|batch +prefill" "$BENCH" || true
+  grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" || true
   echo "--- op times (batch 1: 128 in / 64 out; batch 256: 128 in / 16 out; the two prefills included)"
   grep -A15 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
