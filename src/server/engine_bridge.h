@@ -33,4 +33,12 @@ struct GenerationCallbacks {
 Status start_generation(ServingContext& context, std::shared_ptr<ResponseChannel> channel,
                         std::vector<EngineRequest> requests, const std::string& rid, GenerationCallbacks callbacks);
 
+// The same with one rid per request (batch /generate, where each item has its own): requests that share a
+// non-empty rid form one group in the registry (the n copies of one item); those with an empty rid form one
+// anonymous group. A rid already live is refused (400) before anything is submitted; the route refuses a
+// batch that repeats a rid across its items.
+Status start_generation(ServingContext& context, std::shared_ptr<ResponseChannel> channel,
+                        std::vector<EngineRequest> requests, const std::vector<std::string>& rids,
+                        GenerationCallbacks callbacks);
+
 }  // namespace radixlm::server
