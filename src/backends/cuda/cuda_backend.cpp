@@ -344,7 +344,7 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
   step.logit_rows = reinterpret_cast<const int32_t*>(dev + off_rows);
   step.num_tokens = tokens;
   step.num_seqs = num_seqs;
-  step.num_logit_rows = static_cast<int32_t>(n_rows);
+  step.num_logit_rows = static_cast<int32_t>(batch.logit_rows.size());
   step.page_size = batch.page_size;
   step.max_query_len = batch.max_query_len();
   // Static steps split the keys as for the longest context, so the split count depends on the batch size
