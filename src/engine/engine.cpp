@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <chrono>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -65,6 +66,12 @@ Expected<RequestInput> Engine::prepare(EngineRequest request, uint64_t id) const
   }
   apply_sampling_defaults(request.params, options_.sampling_defaults);
   RADIXLM_RETURN_IF_ERROR(validate_sampling_params(request.params, vocab));
+  if (request.params.return_logprob &&
+      request.params.logprob_start_len >= static_cast<int64_t>(request.input_ids.size())) {
+    return make_error(StatusCode::kInvalidArgument,
+                      "request {}: logprob_start_len {} must be smaller than the prompt length {}", id,
+                      request.params.logprob_start_len, request.input_ids.size());
+  }
   if (request.params.n != 1) {
     return make_error(StatusCode::kInvalidArgument,
                       "request {}: n = {}: the engine runs one sample per request; submit the requests of "
@@ -112,6 +119,49 @@ void Engine::abort(uint64_t id) {
   inbox_ready_.notify_one();
 }
 
+Engine::Tracking Engine::track(const Pending& p) const {
+  Tracking t;
+  t.stream = p.stream;
+  t.submitted_at = p.submitted_at;
+  const SamplingParams& params = p.input.params;
+  t.return_logprob = params.return_logprob;
+  t.prompt_len = static_cast<int64_t>(p.input.prompt.size());
+  t.return_prompt_logits = p.input.return_prompt_logits;
+  if (params.return_logprob) {
+    const int64_t start = params.logprob_start_len < 0 ? t.prompt_len - 1 : params.logprob_start_len;
+    // The token at `start` has no logprob (SGLang's None); each later one comes from the row before it.
+    t.input_logprobs.push_back(SampledToken{p.input.prompt[static_cast<size_t>(start)],
+                                            std::numeric_limits<float>::quiet_NaN(), {}});
+    t.next_input_logprob_pos = start;
+    t.logprob_temperature = effective_temperature(params);
+    t.top_logprobs_num = params.top_logprobs_num;
+  }
+  return t;
+}
+
+void Engine::record_prompt_rows(const PlannedSequence& seq, StepLogits& logits, size_t s) {
+  Tracking& t = tracking_.at(seq.request_id);
+  const Request* request = scheduler_->find(seq.request_id);
+  RADIXLM_CHECK(request != nullptr, "planned request {} is gone", seq.request_id);
+  for (int64_t r = 0; r < logits.num_rows[s]; ++r) {
+    const int64_t pos = seq.start + r;
+    if (pos >= t.prompt_len) break;  // only prompt positions
+    const float* row = logits.row(logits.first_row[s] + r);
+    const std::span<const float> span(row, static_cast<size_t>(logits.vocab));
+    if (t.return_prompt_logits && pos == static_cast<int64_t>(t.prompt_logits.size())) {
+      t.prompt_logits.emplace_back(row, row + logits.vocab);
+    }
+    // Positions are taken in order once: a prefill redone after a retraction adds nothing twice.
+    if (pos == t.next_input_logprob_pos && pos + 1 < t.prompt_len) {
+      const int32_t next = request->tokens[static_cast<size_t>(pos + 1)];
+      SampledToken entry{next, token_logprob(span, next, t.logprob_temperature), {}};
+      if (t.top_logprobs_num > 0) entry.top_logprobs = top_logprobs(span, t.top_logprobs_num, t.logprob_temperature);
+      t.input_logprobs.push_back(std::move(entry));
+      ++t.next_input_logprob_pos;
+    }
+  }
+}
+
 void Engine::take_inbox() {
   std::vector<Pending> pending;
   std::vector<uint64_t> aborts;
@@ -123,8 +173,7 @@ void Engine::take_inbox() {
   }
   for (Pending& p : pending) {
     const uint64_t id = p.input.id;
-    Tracking tracking{p.stream, p.submitted_at, -1.0, p.input.params.return_logprob, {}, {},
-                      static_cast<int64_t>(p.input.prompt.size())};
+    Tracking tracking = track(p);
     const Status status = scheduler_->submit(std::move(p.input));
     if (!status.ok()) {
       EngineOutput output;
@@ -219,14 +268,7 @@ void Engine::run_plan(const BatchPlan& plan) {
   std::vector<SamplingRow> rows;
   for (size_t s = 0; s < plan.seqs.size(); ++s) {
     const PlannedSequence& seq = plan.seqs[s];
-    if (seq.prompt_logits) {
-      Tracking& t = tracking_.at(seq.request_id);
-      for (int64_t r = 0; r < logits.num_rows[s]; ++r) {
-        if (seq.start + r >= t.prompt_len) break;  // only prompt positions
-        const float* row = logits.row(logits.first_row[s] + r);
-        t.prompt_logits.emplace_back(row, row + logits.vocab);
-      }
-    }
+    if (seq.prompt_logits) record_prompt_rows(seq, logits, s);  // before sampling changes the last row
     if (!seq.samples) continue;
     const Request* request = scheduler_->find(seq.request_id);
     RADIXLM_CHECK(request != nullptr, "planned request {} is gone", seq.request_id);
@@ -248,6 +290,10 @@ void Engine::deliver(std::vector<RequestUpdate> updates) {
     if (!u.new_tokens.empty() && t.first_token_at < 0) t.first_token_at = now;
     StreamChunk chunk;
     chunk.token_ids = u.new_tokens;
+    if (t.return_logprob && !t.input_logprobs_sent && (!u.new_tokens.empty() || u.finished)) {
+      chunk.input_token_logprobs = t.input_logprobs;  // complete once the prompt is through
+      t.input_logprobs_sent = true;
+    }
     if (t.return_logprob) {
       chunk.logprobs = u.new_samples;
       t.logprobs.insert(t.logprobs.end(), u.new_samples.begin(), u.new_samples.end());
@@ -270,6 +316,7 @@ void Engine::deliver(std::vector<RequestUpdate> updates) {
       out.e2e_latency_s = now - t.submitted_at;
       out.output_logprobs = std::move(t.logprobs);
       out.prompt_logits = std::move(t.prompt_logits);
+      out.input_token_logprobs = std::move(t.input_logprobs);
       chunk.output = std::move(out);
     }
     t.stream->push(std::move(chunk));

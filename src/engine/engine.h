@@ -117,12 +117,22 @@ class Engine {
     std::vector<SampledToken> logprobs;
     std::vector<std::vector<float>> prompt_logits;
     int64_t prompt_len = 0;
+    bool return_prompt_logits = false;
+    // Input logprobs (return_logprob): the entries so far, the prompt position whose row comes next, and
+    // how they are computed.
+    std::vector<SampledToken> input_logprobs;
+    int64_t next_input_logprob_pos = -1;  // -1: none wanted
+    double logprob_temperature = 1.0;
+    int32_t top_logprobs_num = 0;
+    bool input_logprobs_sent = false;
     bool admitted = false;             // counted in the cache hit rate
     uint64_t admission_seen = UINT64_MAX;  // the scheduler's admission number last seen prefilling
   };
 
   Engine(Model& model, Backend& backend, const EngineOptions& options, std::unique_ptr<Scheduler> scheduler);
   Expected<RequestInput> prepare(EngineRequest request, uint64_t id) const;
+  Tracking track(const Pending& pending) const;
+  void record_prompt_rows(const PlannedSequence& seq, StepLogits& logits, size_t s);
   Expected<std::shared_ptr<RequestStream>> post(EngineRequest request, bool enforce_queue_limit);
   void take_inbox();
   void run_plan(const BatchPlan& plan);

@@ -5,6 +5,7 @@
 #include "engine/engine_metrics.h"
 
 #include <atomic>
+#include <chrono>
 #include <regex>
 #include <thread>
 
@@ -156,6 +157,12 @@ TEST_F(EngineMetricsTest, FlushCacheFromAnotherThreadBesideTheLoop) {
     const auto out = drain(**stream);  // one at a time, so the engine is idle (flushable) between them
     ASSERT_TRUE(out.has_value());
     EXPECT_EQ(out->output_ids, reference[i]) << "request " << i;
+    if (i % 4 == 0) {
+      // Idle now: give the flusher a chance to succeed before the next request (bounded wait).
+      const int before = flushed.load();
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (flushed.load() == before && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
   }
   done = true;
   flusher.join();

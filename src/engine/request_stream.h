@@ -31,11 +31,17 @@ struct EngineOutput {
   double e2e_latency_s = 0.0;
   std::vector<SampledToken> output_logprobs;      // one per output token, with return_logprob
   std::vector<std::vector<float>> prompt_logits;  // one row per prompt position, with return_prompt_logits
+  // With return_logprob (SGLang's input_token_logprobs and input_top_logprobs): one entry per prompt token
+  // from logprob_start_len (-1: the last prompt token only), each the log-probability of that token given
+  // the ones before it, under the same temperature as the output logprobs and without penalties. As in
+  // SGLang, the first entry has no logprob: its logprob is NaN (write null) and its top_logprobs are empty.
+  std::vector<SampledToken> input_token_logprobs;
 };
 
 struct StreamChunk {
   std::vector<int32_t> token_ids;
   std::vector<SampledToken> logprobs;  // with return_logprob
+  std::vector<SampledToken> input_token_logprobs;  // with return_logprob, on the first chunk only (see EngineOutput)
   std::string text;
   bool finished = false;
   std::optional<EngineOutput> output;  // on the final chunk

@@ -82,4 +82,9 @@ struct Request {
   int64_t num_output() const { return static_cast<int64_t>(tokens.size()) - prompt_len(); }
 };
 
+// The first prompt position of input_token_logprobs (SGLang's logprob_start_len, -1 meaning the last prompt
+// token), or -1 when the request wants no input logprobs: return_logprob is off, or its output has begun
+// (they are computed once, by the first prefill).
+int64_t input_logprob_start(const Request& r);
+
 }  // namespace radixlm

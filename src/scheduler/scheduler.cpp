@@ -23,6 +23,15 @@ std::span<const int32_t> matchable(const Request& r) {
   return std::span<const int32_t>(r.tokens).first(r.tokens.size() - 1);
 }
 
+// The prefix admission may take from the cache: with input logprobs wanted, positions from
+// logprob_start_len on must be computed (SGLang limits the prefix match the same way).
+std::span<const int32_t> matchable_for(const Request& r) {
+  std::span<const int32_t> tokens = matchable(r);
+  const int64_t start = input_logprob_start(r);
+  if (start >= 0 && start < static_cast<int64_t>(tokens.size())) tokens = tokens.first(static_cast<size_t>(start));
+  return tokens;
+}
+
 std::span<const int32_t> computed(const Request& r) {
   return std::span<const int32_t>(r.tokens).first(static_cast<size_t>(r.kv_tokens));
 }
@@ -200,7 +209,12 @@ PlannedSequence Scheduler::plan_for(Request& r, int64_t count, bool prefill) {
   r.kv_tokens += count;
   s.pages = r.row.pages;
   s.samples = r.kv_tokens == static_cast<int64_t>(r.tokens.size());
-  s.prompt_logits = prefill && r.input.return_prompt_logits && r.num_output() == 0;
+  // Input logprobs need the rows of positions [start, prompt_len - 1): row p gives the logprob of token p + 1
+  // (the token at `start` itself has none).
+  const int64_t logprob_start = input_logprob_start(r);
+  const bool input_logprob_rows = logprob_start >= 0 && logprob_start < r.prompt_len() - 1 &&
+                                  s.start + count > logprob_start && s.start < r.prompt_len() - 1;
+  s.prompt_logits = prefill && r.num_output() == 0 && (r.input.return_prompt_logits || input_logprob_rows);
   s.is_prefill = prefill;
   return s;
 }
@@ -252,7 +266,7 @@ std::vector<PlannedSequence> Scheduler::form_prefill() {
     if (slots <= 0 || rem_input <= 0 || rem_chunk <= 0) break;
     const std::string& ns = r->input.cache_namespace;
     PrefixMatch match;
-    if (!r->input.return_prompt_logits) match = cache_->match_prefix(ns, matchable(*r), false);
+    if (!r->input.return_prompt_logits) match = cache_->match_prefix(ns, matchable_for(*r), false);
     const int64_t extend = static_cast<int64_t>(r->tokens.size()) - match.num_tokens;
     const int64_t decode_estimate = remaining_decode_estimate(*r);
     // Memory: its uncached tokens and its whole (clipped) output must fit beside what the running requests
@@ -277,7 +291,7 @@ std::vector<PlannedSequence> Scheduler::form_prefill() {
       r->kv_tokens = 0;
       break;
     }
-    if (!r->input.return_prompt_logits) cache_->match_prefix(ns, matchable(*r), true);  // counts the hit
+    if (!r->input.return_prompt_logits) cache_->match_prefix(ns, matchable_for(*r), true);  // counts the hit
     if (!r->ever_admitted) r->cached_tokens = match.num_tokens;
     r->ever_admitted = true;
     r->retracted = false;

@@ -63,7 +63,7 @@ struct PlannedSequence {
   std::vector<int32_t> tokens;   // fed this step
   std::vector<int32_t> pages;    // its page-table row (covers start + tokens.size() positions)
   bool samples = false;          // its last row's logits give the next token
-  bool prompt_logits = false;    // every row's logits are wanted (return_prompt_logits)
+  bool prompt_logits = false;    // every row's logits are wanted (return_prompt_logits, or input logprobs)
   bool is_prefill = false;
 };
 
