@@ -330,6 +330,8 @@ Expected<CompletionRequest> parse_completion_request(std::string_view body) {
     out.params.return_logprob = true;
     out.params.top_logprobs_num = out.logprobs.value();
   }
+  // echo with logprobs shows the prompt's tokens too: ask the engine for them from the first position.
+  if (out.echo && out.logprobs) out.params.logprob_start_len = 0;
   std::optional<std::string> suffix;
   RADIXLM_RETURN_IF_ERROR(read_string(request, "suffix", suffix));
   if (suffix && !suffix->empty()) return Status(StatusCode::kUnsupported, "suffix is not supported yet");
