@@ -60,6 +60,10 @@ stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" -
 # since a graph replay is one op).
 stage op-times-b1 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
   --load-format dummy --device cuda --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 64
+for b in 64 256; do
+  stage op-times-b$b 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
+    --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 32
+done
 ROOF=(--roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF")
 ONE=("$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda)
 # The shapes: batch 1 128/256, batch 64 128/128, batch 256 128/512 (CUDA graphs, SGLang's buckets),
@@ -92,8 +96,8 @@ echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) 
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
   grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" || true
-  echo "--- op times (batch 1: 128 in / 64 out; batch 256: 128 in / 16 out; the two prefills included)"
-  grep -A15 "^op GPU time" "$BENCH" || true
+  echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
+  grep -A18 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
   grep -E "^(matrix|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
 } > "$OUT/summary.txt"

@@ -446,7 +446,7 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  RADIXLM_OP_TIMER("linear_cublaslt");
+  RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "linear_cublaslt_prefill" : "linear_cublaslt");
   const bool fuse_bias = has_bias && !out_f32;
   const bool ran = gemm_->run(bf16_ptr(x), bf16_ptr(weight), fuse_bias ? bias_ptr : nullptr, out.data, out_f32, tokens,
                               n, k, as_stream(stream_));
@@ -529,7 +529,7 @@ float* CudaBackend::attention_workspace(int64_t floats) {
 
 void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                             int32_t head_dim, float scale, const TensorView& out) {
-  RADIXLM_OP_TIMER("attention");
+  RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "attention_prefill" : "attention");
   check_device_rows(q, DType::kBF16, "attention q");
   check_device_rows(out, DType::kBF16, "attention out");
   const int64_t tokens = step_->num_tokens;

@@ -1,6 +1,6 @@
 // The engine on the CUDA backend, against HF transformers' greedy continuations (fixtures/models/*/
 // golden.json) and against itself: each golden prompt alone, all of them in one continuous batch with
-// chunked prefill (chunks of 8 tokens, mixed prefill/decode steps) at page sizes 1 and 16, with CUDA graphs
+// chunked prefill (chunks of 8 tokens or a page, mixed prefill/decode steps) at page sizes 1 and 16, with CUDA graphs
 // and without. Greedy tokens must equal the golden ones up to the first step whose golden top-2 margin is
 // under 0.05 (bf16 may rightly take the other side of a near-tie; see cuda_golden_test.cpp).
 //
@@ -21,6 +21,7 @@
 #include "backends/cuda/cuda_decode_graphs.h"
 #include "backends/cuda/cuda_test_util.h"
 #include "engine/engine.h"
+#include "engine/model_runner.h"
 #include "loader/model_config.h"
 #include "loader/weight_source.h"
 #include "models/model.h"
@@ -71,8 +72,9 @@ std::vector<std::vector<int32_t>> generate(Model& model, CudaBackend& backend, i
                                            int64_t* replays = nullptr) {
   EngineOptions options;
   options.scheduler.page_size = page_size;
-  options.scheduler.chunked_prefill_size = 8;  // every golden prompt is prefilled in several chunks
-  options.scheduler.max_prefill_tokens = 8;
+  // Every golden prompt is prefilled in several chunks (a chunk is at least a page).
+  options.scheduler.chunked_prefill_size = std::max(8, page_size);
+  options.scheduler.max_prefill_tokens = std::max(8, page_size);
   options.scheduler.enable_mixed_chunk = true;
   options.scheduler.max_total_tokens = 64 * 16 * 4;
   options.runner.disable_cuda_graph = !graphs;
@@ -130,6 +132,7 @@ TEST_P(CudaEngineTest, ContinuousBatchWithChunkedPrefillMatchesAloneAndGolden) {
       size_t same = 0;
       while (same < alone[0].size() && alone[0][same] == batched[i][same]) ++same;
       std::printf("%s prompt %zu: batched == alone for %zu of %d tokens\n", mode.c_str(), i, same, kNewTokens);
+      std::fflush(stdout);
     }
   }
 }
@@ -159,6 +162,72 @@ TEST(CudaGraphBatchSizes, SGLangDefaultsAndFlags) {
   EXPECT_EQ(cuda_graph_batch_sizes({false, 20, {}}), (std::vector<int32_t>{1, 2, 4, 8, 12, 16, 20}));
   EXPECT_EQ(cuda_graph_batch_sizes({false, 0, {8, 3, 8}}), (std::vector<int32_t>{3, 8}));
   EXPECT_TRUE(cuda_graph_batch_sizes({true, 0, {}}).empty());
+}
+
+// The model runner on CUDA: decode plans replay graphs (run and run_greedy alike), run_greedy's ids are the
+// argmax of run's logits rows, and a plan with several tokens in a sequence runs eagerly.
+TEST(CudaModelRunnerTest, DecodePlansReplayGraphsAndGreedyIdsMatchLogits) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(backend);
+  Loaded loaded = load("qwen3", backend);
+  const int32_t page_size = 16;
+  ModelRunner runner(*loaded.model, backend, 64, page_size);
+  const int64_t vocab = loaded.model->config().vocab_size;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  BatchPlan prefill;
+  const std::vector<int32_t> lengths{5, 20, 33};
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    PlannedSequence seq;
+    seq.request_id = s + 1;
+    for (int32_t i = 0; i < lengths[s]; ++i) seq.tokens.push_back(token(rng));
+    for (int32_t p = 0; p < 4; ++p) seq.pages.push_back(static_cast<int32_t>(s * 4 + p));
+    seq.samples = true;
+    seq.is_prefill = true;
+    prefill.seqs.push_back(seq);
+  }
+  const std::vector<int32_t> first = runner.run_greedy(prefill);
+  EXPECT_EQ(runner.graph_replays(), 0);
+  BatchPlan decode = prefill;
+  for (size_t s = 0; s < decode.seqs.size(); ++s) {
+    decode.seqs[s].start = lengths[s];
+    decode.seqs[s].tokens = {first[s]};
+    decode.seqs[s].is_prefill = false;
+  }
+  for (int step = 0; step < 6; ++step) {
+    const std::vector<int32_t> ids = runner.run_greedy(decode);
+    StepLogits logits = runner.run(decode);  // the same step again: same K/V writes, same logits
+    ASSERT_EQ(ids.size(), decode.seqs.size());
+    for (size_t s = 0; s < ids.size(); ++s) {
+      const float* row = logits.row(logits.first_row[s]);
+      const auto best = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+      EXPECT_EQ(ids[s], best) << "step " << step << " seq " << s;
+      decode.seqs[s].start += 1;
+      decode.seqs[s].tokens = {ids[s]};
+    }
+  }
+  EXPECT_EQ(runner.graph_replays(), 12);
+  EXPECT_EQ(runner.graph_captures(), 1);  // 3 sequences: the bucket of 4
+  decode.seqs[0].tokens.push_back(1);  // an extend of two tokens: not a decode step
+  (void)runner.run(decode);
+  EXPECT_EQ(runner.graph_replays(), 12);
+}
+
+TEST(CudaModelRunnerTest, DisabledGraphsRunEagerly) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(backend);
+  Loaded loaded = load("llama", backend);
+  ModelRunnerOptions options;
+  options.disable_cuda_graph = true;
+  ModelRunner runner(*loaded.model, backend, 8, 1, options);
+  BatchPlan plan;
+  PlannedSequence seq;
+  seq.request_id = 1;
+  seq.tokens = {7};
+  seq.pages = {3};
+  seq.samples = true;
+  plan.seqs.push_back(seq);
+  (void)runner.run_greedy(plan);
+  EXPECT_EQ(runner.graph_replays(), 0);
+  EXPECT_EQ(runner.graph_captures(), 0);
 }
 
 // Decode steps over random sequences, each run eagerly and through the graphs on the same cache state.
