@@ -22,6 +22,8 @@ struct HttpLimits {
   int max_connections = 2048;           // further connections are closed at once (503 written when possible)
   int idle_timeout_s = 65;              // a keep-alive connection with no request in flight
   int request_timeout_s = 30;           // a request whose header and body take longer to arrive (slow client)
+  // A single socket write that the client does not take within max(idle, request timeout) closes the
+  // connection (a client that stopped reading its stream).
 };
 
 struct HttpRequest {
@@ -45,7 +47,9 @@ struct HttpResponse {
 };
 
 // One request's way back to its client. Thread-safe: any thread may call any method, any number of times;
-// calls after the response is complete, or after the client went away, are ignored.
+// calls after the response is complete, or after the client went away, are ignored. A channel may be kept
+// after its connection (or the server) is gone; it then does nothing. A handler that drops its channel
+// without completing the response gets a 500 (or a cut stream) sent for it, and an error logged.
 // The interface has two implementations: the socket one in http_server.cpp and the recording one the route
 // tests use.
 class ResponseChannel {
@@ -68,10 +72,13 @@ class ResponseChannel {
   virtual bool disconnected() const = 0;
 
   // Runs `task` on this connection's I/O strand (serialised with the channel's own work). The engine's
-  // stream listener posts its draining here, so formatting never runs on the scheduler thread.
+  // stream listener posts its draining here, so formatting never runs on the scheduler thread. Tasks run
+  // even after the client left; once HttpServer::run() has returned they run inline, one at a time.
   virtual void post(std::function<void()> task) = 0;
 };
 
+// Runs on the connection's I/O strand: it must not block (hand slow work to another thread and answer from
+// there). An exception escaping it is logged and answered with a 500.
 using Handler = std::function<void(HttpRequest request, std::shared_ptr<ResponseChannel> channel)>;
 
 // Exact paths, plus prefix routes ("/v1/models/" matches "/v1/models/anything").
