@@ -97,13 +97,14 @@ std::vector<std::vector<int32_t>> generate(Model& model, CudaBackend& backend, i
   return tokens;
 }
 
-void expect_golden_prefix(const std::vector<int32_t>& got, const Golden& want, const std::string& what) {
-  ASSERT_EQ(got.size(), static_cast<size_t>(kNewTokens)) << what;
+// Returns how many steps were compared (0 when the golden's first step is already a near-tie).
+size_t expect_golden_prefix(const std::vector<int32_t>& got, const Golden& want, const std::string& what) {
+  EXPECT_EQ(got.size(), static_cast<size_t>(kNewTokens)) << what;
   size_t checked = 0;
   for (size_t k = 0; k < want.greedy.size() && k < got.size() && want.margin[k] >= kMarginFloor; ++k, ++checked) {
     EXPECT_EQ(got[k], want.greedy[k]) << what << ": greedy step " << k;
   }
-  EXPECT_GE(checked, 1u) << what << ": the golden has no clear first step to check";
+  return checked;
 }
 
 struct EngineCase {
@@ -120,14 +121,15 @@ TEST_P(CudaEngineTest, ContinuousBatchWithChunkedPrefillMatchesAloneAndGolden) {
   const std::vector<Golden> golden = load_golden(cuda_test::fixtures_dir() / "models" / fixture / "golden.json");
   std::vector<std::vector<int32_t>> prompts;
   for (const Golden& g : golden) prompts.push_back(g.input_ids);
+  size_t checked = 0;
   for (bool graphs : {false, true}) {
     const std::string mode = fixture + (graphs ? " with graphs" : " eager") + " page " + std::to_string(page_size);
     const auto batched = generate(*loaded.model, backend, page_size, graphs, prompts);
     ASSERT_EQ(batched.size(), prompts.size());
     for (size_t i = 0; i < prompts.size(); ++i) {
       const auto alone = generate(*loaded.model, backend, page_size, graphs, {prompts[i]});
-      expect_golden_prefix(alone.at(0), golden[i], mode + " prompt " + std::to_string(i) + " alone");
-      expect_golden_prefix(batched[i], golden[i], mode + " prompt " + std::to_string(i) + " batched");
+      checked += expect_golden_prefix(alone.at(0), golden[i], mode + " prompt " + std::to_string(i) + " alone");
+      checked += expect_golden_prefix(batched[i], golden[i], mode + " prompt " + std::to_string(i) + " batched");
       // Past the golden's near-ties the batch and the lone run still agree unless bf16 lands on another side.
       size_t same = 0;
       while (same < alone[0].size() && alone[0][same] == batched[i][same]) ++same;
@@ -135,6 +137,7 @@ TEST_P(CudaEngineTest, ContinuousBatchWithChunkedPrefillMatchesAloneAndGolden) {
       std::fflush(stdout);
     }
   }
+  EXPECT_GT(checked, 0u) << fixture << ": no golden step was clear enough to compare";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaEngineTest,
