@@ -112,7 +112,9 @@ struct ServerCore {
   std::atomic<uint16_t> port{0};
   std::atomic<bool> stopping{false};  // shutdown() began: no new connections, no more keep-alive
   std::atomic<bool> stopped{false};   // run() returned: nothing runs on ioc any more
-  std::mutex inline_mutex;            // serialises channel work run inline once stopped
+  // Serialises channel work run inline once stopped; recursive because such work (a posted task) may call
+  // the channel again.
+  std::recursive_mutex inline_mutex;
   std::atomic<int> open{0};
   std::mutex connections_mutex;
   std::unordered_map<const Connection*, std::weak_ptr<Connection>> connections;
@@ -769,6 +771,7 @@ HttpServer::HttpServer(Router router, HttpLimits limits, int io_threads) : impl_
 HttpServer::~HttpServer() {
   // run() has returned (or never ran): close the listener; whatever was posted since runs now, once.
   ServerCore& core = *impl_->core;
+  std::lock_guard lock(core.inline_mutex);
   core.stopped = true;
   beast::error_code ec;
   core.acceptor.close(ec);
@@ -828,6 +831,7 @@ void HttpServer::run() {
   for (int i = 1; i < impl_->io_threads; ++i) threads.emplace_back(serve);
   serve();
   for (std::thread& thread : threads) thread.join();
+  std::lock_guard lock(core->inline_mutex);
   core->stopped = true;
   try {
     core->ioc.restart();

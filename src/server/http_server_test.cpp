@@ -549,6 +549,57 @@ TEST(HttpServer, SseStreamArrivesInOrderWithChunkedFraming) {
   EXPECT_FALSE(client.read_more(50ms));
 }
 
+TEST(HttpServer, Http10StreamIsUnframedAndEndsWithTheConnection) {
+  Workers workers;
+  TestServer server(streaming_router(workers, 3, 1ms));
+  RawClient client(server.port());
+  ASSERT_TRUE(client.send("POST /stream HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}"));
+  EXPECT_TRUE(client.closed_within(3000ms));
+  Response response = client.read_response();
+  ASSERT_TRUE(response.complete);
+  EXPECT_EQ(response.header("transfer-encoding"), "");
+  EXPECT_EQ(response.header("connection"), "close");
+  EXPECT_EQ(response.body, "data: {\"i\": 0}\n\ndata: {\"i\": 1}\n\ndata: {\"i\": 2}\n\n");
+}
+
+TEST(HttpServer, PostedTasksRunInOrderThenInlineAfterStop) {
+  std::promise<std::shared_ptr<ResponseChannel>> got;
+  Router router;
+  router.add("GET", "/posted", [&](HttpRequest, std::shared_ptr<ResponseChannel> channel) {
+    got.set_value(channel);
+  });
+  auto server = std::make_unique<TestServer>(std::move(router));
+  RawClient client(server->port());
+  ASSERT_TRUE(client.send(get("/posted")));
+  auto future = got.get_future();
+  ASSERT_EQ(future.wait_for(3s), std::future_status::ready);
+  std::shared_ptr<ResponseChannel> channel = future.get();
+  channel->post([channel] { channel->begin_stream(200, "text/plain"); });
+  std::atomic<int> off_caller_thread{0};
+  auto caller = std::this_thread::get_id();
+  for (int i = 0; i < 50; ++i) {
+    channel->post([channel, i, caller, &off_caller_thread] {
+      if (std::this_thread::get_id() != caller) ++off_caller_thread;
+      channel->write(std::to_string(i) + ",");
+    });
+  }
+  channel->post([channel] { channel->end_stream(); });
+  Response response = client.read_response();
+  std::string expected;
+  for (int i = 0; i < 50; ++i) expected += std::to_string(i) + ",";
+  EXPECT_EQ(response.body, expected);
+  EXPECT_EQ(off_caller_thread.load(), 50);  // they ran on an I/O thread
+  ASSERT_TRUE(server->stop(0));
+  server.reset();
+  // The server is gone: tasks still run (inline), and the channel ignores what it is told.
+  bool ran = false;
+  channel->post([&] {
+    channel->write("ignored");
+    ran = true;
+  });
+  EXPECT_TRUE(ran);
+}
+
 TEST(HttpServer, EachSseWriteIsFlushedPromptly) {
   Workers workers;
   TestServer server(streaming_router(workers, 3, 300ms));
