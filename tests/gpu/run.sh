@@ -14,7 +14,7 @@ BUILD=$ROOT/build/gpu
 FIX=$ROOT/.gpu/fixtures
 export RADIXLM_FIXTURES_DIR=$FIX
 MODEL8B=$FIX/configs/llama-3.1-8b
-{ date -u; git rev-parse --short HEAD 2>/dev/null; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; } > "$OUT/build.log" 2>&1
+{ date -u; cat .gpu/COMMIT 2>/dev/null; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; } > "$OUT/build.log" 2>&1
 
 # llama3.2-tiny-chat's weights are the repo's demo model (prepare.sh checked they are the same file).
 ln -sf "$ROOT/assets/demo-model/model.safetensors" "$FIX/models/llama3.2-tiny-chat/model.safetensors"
@@ -87,7 +87,7 @@ echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) 
 
 {
   echo
-  echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || cat .gpu/COMMIT 2>/dev/null)) ================"
+  echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(cat .gpu/COMMIT 2>/dev/null || git rev-parse --short HEAD)) ================"
   cat "$OUT/stages.txt"
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
