@@ -96,13 +96,17 @@ CudaDecodeGraphs::Output CudaDecodeGraphs::run(const ForwardBatch& batch, const 
     backend_.begin_step(padded);  // the upload the capture's kernels read
     backend_.begin_capture();
     Graph graph;
-    graph.logits = forward(padded);
-    graph.tokens = backend_.argmax_rows_on_device(graph.logits);
-    graph.exec = backend_.end_capture();
-    it = graphs_.emplace(bucket, std::move(graph)).first;
+    {
+      const Tensor logits = forward(padded);
+      const Tensor tokens = backend_.argmax_rows_on_device(logits);
+      graph.exec = backend_.end_capture();
+      graph.logits = logits.view;
+      graph.tokens = tokens.view;
+    }  // both blocks go back to the graph pool
+    it = graphs_.emplace(bucket, graph).first;
     ++captures_;
   } else {
-    const int64_t vocab = it->second.logits.shape()[1];
+    const int64_t vocab = it->second.logits.size(1);
     for (int32_t id : padded.token_ids) {
       RADIXLM_CHECK(id >= 0 && id < vocab, "token id {} outside the vocabulary of {}", id, vocab);
     }
@@ -111,7 +115,7 @@ CudaDecodeGraphs::Output CudaDecodeGraphs::run(const ForwardBatch& batch, const 
   backend_.replay(it->second.exec);
   backend_.set_static_steps(false);
   ++replays_;
-  return {it->second.logits.view, it->second.tokens.view};
+  return {it->second.logits, it->second.tokens};
 }
 
 }  // namespace radixlm

@@ -50,8 +50,8 @@ class CudaDecodeGraphs {
     TensorView logits;  // f32 [bucket, vocab] on the device; rows past the batch's are padding
     TensorView tokens;  // int32 [bucket]: each row's argmax
   };
-  // Runs the batch through its bucket's graph (capturing it first if needed). The views stay valid until
-  // the next run.
+  // Runs the batch through its bucket's graph (capturing it first if needed). The views are valid until
+  // the next run or the next capture (read them before anything else runs).
   Output run(const ForwardBatch& batch, const Forward& forward);
 
   int64_t captures() const { return captures_; }
@@ -59,10 +59,13 @@ class CudaDecodeGraphs {
   const std::vector<int32_t>& batch_sizes() const { return sizes_; }
 
  private:
+  // A graph's output views point into the graph pool, but the graph holds no block: every graph runs alone
+  // and its outputs are read before the next run, so one graph's outputs may be another's scratch, and the
+  // pool stays the size of the largest graph (not the sum of every bucket's logits).
   struct Graph {
     void* exec = nullptr;
-    Tensor logits;
-    Tensor tokens;
+    TensorView logits;
+    TensorView tokens;
   };
   ForwardBatch pad(const ForwardBatch& batch, int32_t bucket) const;
   void drop_graphs();
