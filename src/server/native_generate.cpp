@@ -1,5 +1,6 @@
 #include "server/native_generate.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -317,7 +318,7 @@ struct Exchange {
   std::vector<Slot> slots;
   bool single_object = false;  // one prompt, one sample: an object rather than a list
   double started_at = 0.0;
-  bool stream_started = false;
+  std::atomic<bool> stream_started{false};  // the handler and the first drain may both start it
 
   OJson view(const Slot& slot, double now) const {
     const GenerateItem& item = input.items[slot.item];
@@ -335,8 +336,7 @@ struct Exchange {
   }
 
   void start_stream() {
-    if (stream_started) return;
-    stream_started = true;
+    if (stream_started.exchange(true)) return;
     channel->begin_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
   }
 };

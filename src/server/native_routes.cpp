@@ -162,7 +162,7 @@ void handle_flush_cache(ServingContext& context, const std::shared_ptr<ResponseC
   }
   const Status status = context.engine->flush_cache();
   if (!status.ok()) {
-    channel->respond(text_response(400, "Cache not flushed: " + status.message() + "\n"));
+    channel->respond(text_response(400, status.message() + "\n"));
     return;
   }
   channel->respond(text_response(200, "Cache flushed.\n"));
