@@ -59,7 +59,7 @@ using server::LaunchArgs;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // SGLang sizes --mem-fraction-static from the GPU's memory; radixlm leaves this much of a GPU for activations
 // and CUDA graphs when the flag is not given.
-constexpr double kDefaultMemFractionStatic = 0.88;
+[[maybe_unused]] constexpr double kDefaultMemFractionStatic = 0.88;
 // The CPU's KV pool when --max-total-tokens is not given: enough for several full-context requests of a small
 // model, bounded in bytes so a large model on the CPU does not take the machine's memory.
 constexpr int64_t kCpuDefaultPoolTokens = 65536;
