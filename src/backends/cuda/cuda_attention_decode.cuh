@@ -90,14 +90,21 @@ __global__ void __launch_bounds__(kDecodeMmaWarps * 32) attention_decode_mma_ker
 
   for (int k0 = key_begin + warp * kDecodeMmaKeys; k0 < key_end; k0 += kDecodeMmaWarps * kDecodeMmaKeys) {
     __syncwarp();  // this warp is done with its previous tile
-#pragma unroll 4
-    for (int e = lane; e < kDecodeMmaKeys * kChunks; e += 32) {
+    // Each lane looks up one key's cache slot (the tile has one key per lane); the loads below take it from
+    // that lane with a shuffle, so no page-table read sits between two K/V loads.
+    const int lane_key = k0 + lane;
+    const long long lane_slot =
+        lane_key < key_end
+            ? static_cast<long long>(pages[lane_key / step.page_size]) * step.page_size + lane_key % step.page_size
+            : 0;
+#pragma unroll 8
+    for (int e = lane; e < kDecodeMmaKeys * kChunks; e += 32) {  // the same trip count on every lane
       const int j = e / kChunks, c = e % kChunks;
       const int key = k0 + j;
+      const long long slot = __shfl_sync(0xffffffffu, lane_slot, j);
       uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
       if (key < key_end) {
-        const int64_t slot = static_cast<int64_t>(pages[key / step.page_size]) * step.page_size + key % step.page_size;
-        const int64_t offset = slot * kv_row + static_cast<int64_t>(kv_head) * kDim + c * 8;
+        const int64_t offset = static_cast<int64_t>(slot) * kv_row + static_cast<int64_t>(kv_head) * kDim + c * 8;
         kv = *reinterpret_cast<const uint4*>(p.k_cache + offset);
         vv = *reinterpret_cast<const uint4*>(p.v_cache + offset);
       }
