@@ -88,7 +88,7 @@ def test_dummy_weights_run_from_config_alone(radixlm_bin, fixtures_dir):
 @pytest.mark.parametrize("extra, message", [
     (["--top-p", "0"], "top_p"),
     (["--schedule-policy", "lifo"], "schedule-policy"),
-    (["--n", "2"], "n = 2"),
+    (["--n", "0"], "n must be in [1, 128], got 0"),
     (["--input-ids", "1,x"], "not a token id"),
     (["--input-ids", "999999"], "outside the vocabulary"),
 ])
