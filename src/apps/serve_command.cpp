@@ -409,8 +409,9 @@ Status run_serve(LaunchArgs args) {
 
   spdlog::info("radixlm serving {} on http://{}:{} ({})", args.served_model_name, args.host, http.port(),
                loaded.device_name);
-  context.ready.store(true);
+  // Logged first, so whoever sees /health answer 200 finds the line in the log.
   spdlog::info("The server is fired up and ready to roll!");
+  context.ready.store(true);
   http.run();
 
   // The HTTP side is done: whatever the grace period left running is aborted, then the engine stops.

@@ -119,6 +119,40 @@ def test_demo_model_by_default_with_page_size(radixlm_server):
     assert "#pages=62" in log and "max_total_num_tokens=992" in log, log
 
 
+def get_json(server, path, key=None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_server_info_has_the_effective_arguments_and_no_secrets(radixlm_server):
+    key = "sk-serve-test-9f3a"
+    server = radixlm_server("--api-key", key, "--served-model-name", "my-model", "--chunked-prefill-size", "2048",
+                            "--max-total-tokens", "5000", "--page-size", "4", "--random-seed", "7",
+                            "--enable-torch-compile", "--schedule-policy", "lpm")
+    status, _ = get_json(server, "/server_info")
+    assert status == 401
+    status, body = get_json(server, "/server_info", key)
+    assert status == 200, body
+    assert key not in body
+    info = json.loads(body)
+    assert info["chunked_prefill_size"] == 2048
+    assert info["max_total_num_tokens"] == 5000
+    assert info["page_size"] == 4
+    assert info["random_seed"] == 7
+    assert info["schedule_policy"] == "lpm"
+    assert info["served_model_name"] == "my-model"
+    assert info["port"] == server.port
+    assert info["ignored_flags"] == ["--enable-torch-compile"]
+    status, body = get_json(server, "/v1/models", key)
+    assert status == 200, body
+    assert [m["id"] for m in json.loads(body)["data"]] == ["my-model"]
+
+
 def test_bad_model_path_fails_startup(radixlm_bin, tmp_path):
     proc = run_serve(radixlm_bin, "--model-path", tmp_path / "missing", "--port", "0")
     assert proc.returncode != 0
