@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apps/bench_serving_command.h"
 #include "apps/command_registry.h"
 #include "backends/cpu/cpu_backend.h"
 #include "loader/model_config.h"
@@ -417,7 +418,9 @@ std::function<int()> setup_bench(CLI::App& sub) {
   CLI::App* linear = sub.add_subcommand("linear", "decode-shaped matmuls of a model: GEMV kernel vs cuBLASLt");
   linear->add_option("--model-path", args->model_path, "HF model folder (config.json)")->required();
   linear->add_option("--batch-size", args->batch_sizes, "token counts")->capture_default_str();
-  return [args, linear] {
+  const BenchSubcommand serving = add_bench_serving(sub);
+  return [args, linear, serving] {
+    if (serving.app->parsed()) return serving.run();
     const Status status = linear->parsed() ? run_linear(*args) : run_one_batch(*args);
     if (!status.ok()) {
       std::fprintf(stderr, "radixlm bench: error: %s\n", status.to_string().c_str());
