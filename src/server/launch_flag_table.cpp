@@ -154,7 +154,7 @@ constexpr LaunchFlag kFlags[] = {
     {"--grpc-port", V, CHANGES, "", "", "gRPC is not supported"},
     {"--sidecar", V, CHANGES, "", "", "gRPC sidecars are not supported"},
     {"--sidecar-args", V, CHANGES, "", "", "gRPC sidecars are not supported"},
-    {"--skip-server-warmup", F, IMPL, "", "", ""},
+    {"--skip-server-warmup", F, IMPL, "", "", "radixlm sends no warmup request, so there is nothing to skip"},
     {"--warmups", V, TUNE, "", "", ""},
     {"--enable-http2", F, TUNE, "", "", "HTTP/1.1 only; HTTP/1.1 clients are unaffected"},
     {"--http2-max-concurrent-streams", V, TUNE, "", "", ""},
