@@ -36,7 +36,10 @@ function(radixlm_test name)
     RADIXLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     RADIXLM_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/../shared/fixtures")
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS "unit;${ARG_LABELS}")
+  # A generous discovery timeout: the first run on a cold disk loads large shared libraries (cuBLASLt is
+  # hundreds of MB), which took over the default 5 s on CI.
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 120
+                       PROPERTIES LABELS "unit;${ARG_LABELS}")
 endfunction()
 
 # radixlm_fuzzer(NAME SOURCES fuzz.cpp DEPS ...): a libFuzzer binary, built only with RADIXLM_FUZZ=ON.

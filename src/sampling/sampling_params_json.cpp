@@ -194,6 +194,29 @@ Status read_seed(const Json& object, SamplingParams& params) {
   return Status::ok_status();
 }
 
+// SGLang's SamplingParams takes exactly these keywords and refuses any other; a misspelt field must not
+// silently fall back to its default.
+Status check_field_names(const Json& object) {
+  static constexpr std::string_view kRead[] = {
+      "temperature", "top_p", "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty",
+      "max_new_tokens", "min_new_tokens", "stop", "stop_token_ids", "ignore_eos", "skip_special_tokens",
+      "spaces_between_special_tokens", "no_stop_trim", "n", "sampling_seed", "seed", "logit_bias",
+      // Accepted and without effect here: radixlm streams every token as soon as it is decoded.
+      "stream_interval"};
+  // SGLang's fields for features radixlm does not have yet: null is fine, a value is refused.
+  static constexpr std::string_view kNotYet[] = {"json_schema", "regex", "ebnf", "structural_tag", "stop_regex",
+                                                 "custom_params"};
+  for (const auto& [key, value] : object.items()) {
+    if (std::find(std::begin(kRead), std::end(kRead), key) != std::end(kRead)) continue;
+    if (std::find(std::begin(kNotYet), std::end(kNotYet), key) != std::end(kNotYet)) {
+      if (value.is_null()) continue;
+      return make_error(StatusCode::kUnsupported, "sampling parameter '{}' is not supported yet", key);
+    }
+    return make_error(StatusCode::kInvalidArgument, "unknown sampling parameter '{}'", key);
+  }
+  return Status::ok_status();
+}
+
 }  // namespace
 
 Expected<SamplingParams> parse_sampling_params(const Json& object) {
@@ -202,6 +225,7 @@ Expected<SamplingParams> parse_sampling_params(const Json& object) {
   if (!object.is_object()) {
     return make_error(StatusCode::kInvalidArgument, "sampling_params must be an object, got {}", type_name(object));
   }
+  RADIXLM_RETURN_IF_ERROR(check_field_names(object));
   ExplicitSamplingFields& set = params.explicitly_set;
   RADIXLM_RETURN_IF_ERROR(read_double(object, "temperature", params.temperature, &set.temperature));
   RADIXLM_RETURN_IF_ERROR(read_double(object, "top_p", params.top_p, &set.top_p));

@@ -335,9 +335,14 @@ void handle_detokenize(const ServingContext& context, const HttpRequest& request
 }
 
 void handle_metrics(const ServingContext& context, const std::shared_ptr<ResponseChannel>& channel) {
+  if (context.metrics == nullptr) {
+    // As SGLang, which only has the route with --enable-metrics.
+    channel->respond(error_response(404, "metrics are off: start the server with --enable-metrics"));
+    return;
+  }
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  if (context.metrics != nullptr) response.body = context.metrics->render(scheduler_gauges(context));
+  response.body = context.metrics->render(scheduler_gauges(context));
   channel->respond(std::move(response));
 }
 

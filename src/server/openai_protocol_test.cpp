@@ -93,8 +93,9 @@ TEST(OpenAIChatParse, TextPartsAreJoinedAndMemberOrderKept) {
   EXPECT_EQ(parsed->tools.size(), 1u);
 
   auto none = parse_chat_request(
-      R"({"messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function"}], "tool_choice": "none"})");
-  ASSERT_TRUE(none.ok());
+      R"({"messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+          "tool_choice": "none"})");
+  ASSERT_TRUE(none.ok()) << none.status().to_string();
   EXPECT_TRUE(none->tools.is_null());
 }
 
@@ -152,6 +153,11 @@ TEST(OpenAIChatParse, EveryBadFieldIsAClearInvalidArgument) {
       {"{" + messages + R"(, "response_format": {"type": "json_object"}})", "not supported yet"},
       {"{" + messages + R"(, "tool_choice": "required"})", "not supported yet"},
       {"{" + messages + R"(, "tools": {}})", "tools must be a list"},
+      {"{" + messages + R"(, "tools": [{"type": "function"}]})", "tools[0].function must be an object"},
+      {"{" + messages + R"(, "tools": [{"type": "web", "function": {"name": "f"}}]})", "tools[0].type"},
+      {"{" + messages + R"(, "tools": [{"function": {"name": ""}}]})", "tools[0].function.name"},
+      {"{" + messages + R"(, "tools": [{"function": {"name": "f", "parameters": 3}}]})", "parameters"},
+      {R"({"messages": [{"role": "robot", "content": "x"}]})", "messages[0].role must be one of"},
       {"{" + messages + R"(, "chat_template_kwargs": []})", "chat_template_kwargs must be an object"},
   };
   for (const Case& c : cases) {

@@ -188,6 +188,36 @@ Expected<OrderedJson> normalise_content(const OrderedJson& content, size_t index
   return OrderedJson(joined);
 }
 
+// The roles of OpenAI's message types (SGLang rejects others the same way).
+bool known_role(std::string_view role) {
+  for (std::string_view known : {"system", "developer", "user", "assistant", "tool", "function"}) {
+    if (role == known) return true;
+  }
+  return false;
+}
+
+// A tool as OpenAI defines it: {"type": "function", "function": {"name": ..., "parameters": {...}}}.
+Status check_tool(const OrderedJson& tool, size_t index) {
+  if (!tool.is_object()) return make_error(StatusCode::kInvalidArgument, "tools[{}] must be an object", index);
+  auto type = tool.find("type");
+  if (type != tool.end() && !(type->is_string() && type->get<std::string>() == "function")) {
+    return make_error(StatusCode::kInvalidArgument, "tools[{}].type must be 'function'", index);
+  }
+  auto function = tool.find("function");
+  if (function == tool.end() || !function->is_object()) {
+    return make_error(StatusCode::kInvalidArgument, "tools[{}].function must be an object", index);
+  }
+  auto name = function->find("name");
+  if (name == function->end() || !name->is_string() || name->get<std::string>().empty()) {
+    return make_error(StatusCode::kInvalidArgument, "tools[{}].function.name must be a non-empty string", index);
+  }
+  auto parameters = function->find("parameters");
+  if (parameters != function->end() && !parameters->is_null() && !parameters->is_object()) {
+    return make_error(StatusCode::kInvalidArgument, "tools[{}].function.parameters must be an object", index);
+  }
+  return Status::ok_status();
+}
+
 Status parse_messages(std::string_view body, ChatRequest& out) {
   // Parsed again with member order kept: a template's tojson shows it.
   const OrderedJson request = OrderedJson::parse(body, nullptr, false);
@@ -198,8 +228,13 @@ Status parse_messages(std::string_view body, ChatRequest& out) {
   for (size_t i = 0; i < it->size(); ++i) {
     OrderedJson message = (*it)[i];
     if (!message.is_object()) return make_error(StatusCode::kInvalidArgument, "messages[{}] must be an object, got {}", i, type_name(message));
-    if (!message.contains("role") || !message["role"].is_string() || message["role"].get<std::string>().empty()) {
-      return make_error(StatusCode::kInvalidArgument, "messages[{}].role must be a non-empty string", i);
+    if (!message.contains("role") || !message["role"].is_string()) {
+      return make_error(StatusCode::kInvalidArgument, "messages[{}].role must be a string", i);
+    }
+    if (!known_role(message["role"].get<std::string>())) {
+      return make_error(StatusCode::kInvalidArgument,
+                        "messages[{}].role must be one of system, developer, user, assistant, tool, function; got '{}'",
+                        i, message["role"].get<std::string>());
     }
     if (message.contains("content")) {
       RADIXLM_ASSIGN_OR_RETURN(message["content"], normalise_content(message["content"], i));
@@ -208,6 +243,7 @@ Status parse_messages(std::string_view body, ChatRequest& out) {
   }
   if (auto tools = request.find("tools"); tools != request.end() && !tools->is_null()) {
     if (!tools->is_array()) return make_error(StatusCode::kInvalidArgument, "tools must be a list, got {}", type_name(*tools));
+    for (size_t i = 0; i < tools->size(); ++i) RADIXLM_RETURN_IF_ERROR(check_tool((*tools)[i], i));
     out.tools = *tools;
   }
   if (auto kwargs = request.find("chat_template_kwargs"); kwargs != request.end() && !kwargs->is_null()) {
