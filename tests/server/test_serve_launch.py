@@ -224,7 +224,7 @@ def test_sigterm_drains_a_streaming_request_then_exits_0(radixlm_server):
     assert idle.getresponse().read() is not None
 
     chunks, done, started = [], threading.Event(), threading.Event()
-    thread = threading.Thread(target=stream_completion, args=(server, 300, chunks, done, started), daemon=True)
+    thread = threading.Thread(target=stream_completion, args=(server, 3000, chunks, done, started), daemon=True)
     thread.start()
     assert started.wait(60), server.log()
     server.proc.send_signal(signal.SIGTERM)
