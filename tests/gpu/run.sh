@@ -39,11 +39,13 @@ if [ -f .gpu/source.tar ]; then
 fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
-stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test
+stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test \
+  cuda_prefill_attention_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
 stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
+stage test-prefill-attn 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1
 stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
 stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
 
@@ -92,6 +94,7 @@ echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) 
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
+  grep -E "^prefill attention " "$TESTS" || true
   echo "--- ceilings"
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"

@@ -5,15 +5,19 @@
 // contexts with few query rows (decode) are split along the keys over several blocks (flash-decoding);
 // each split writes an unnormalised partial output with its max and sum, and a combine kernel merges them.
 //
-// Grid: x = query tile within the sequence, y = sequence, z = kv head * num_splits + split. Everything a
+// Grid: x = query tile within the sequence, y = sequence, z = kv head * num_splits + split (the prefill
+// kernel: x = kv head, y = query tile counted down so the longest run first, z = sequence). Everything a
 // block needs about the step comes from the device arrays, so the launch shape depends only on the batch's
 // size, never on its contents (the property CUDA graphs need).
 //
 // Two tensor-core kernels share this scheme: attention_decode_mma_kernel (cuda_attention_decode.cuh: up to
-// 16 query rows per block, split-KV; decode and short extends) and attention_mma_kernel
-// (cuda_attention_mma.cuh: 64 rows per block; prefill and long extends). Both need head_dim % 16 == 0.
+// 16 query rows per block, split-KV; decode and short extends) and prefill::attention_prefill_kernel
+// (cuda_attention_mma.cuh: 128 rows per block, cp.async-pipelined; prefill and long extends). Both need
+// head_dim % 16 == 0.
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/cuda/cuda_attention_decode.cuh"
 #include "backends/cuda/cuda_attention_mma.cuh"
@@ -51,6 +55,54 @@ int rows_per_tile(const StepArrays& step, int group) {
   return step.max_query_len * group <= kDecodeMmaRows ? kDecodeMmaRows : kMmaRows;
 }
 
+// RADIXLM_CUDA_PREFILL_ATTENTION picks the prefill kernel for the whole process (A/B runs on the GPU).
+int32_t prefill_kernel_from_env() {
+  static const int32_t kernel = [] {
+    const char* env = std::getenv("RADIXLM_CUDA_PREFILL_ATTENTION");
+    if (env == nullptr) return kPrefillKernelAuto;
+    if (std::strcmp(env, "legacy") == 0) return kPrefillKernelLegacy;
+    if (std::strcmp(env, "pipelined-1") == 0) return kPrefillKernelPipelined1;
+    if (std::strcmp(env, "pipelined-2") == 0) return kPrefillKernelPipelined2;
+    return kPrefillKernelAuto;
+  }();
+  return kernel;
+}
+
+template <int kDim>
+void launch_legacy_prefill(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+  const int tokens_per_tile = kMmaRows / (p.q_heads / p.kv_heads);
+  const dim3 grid(ceil_div_u(step.max_query_len, tokens_per_tile), static_cast<unsigned int>(step.num_seqs),
+                  static_cast<unsigned int>(p.kv_heads));
+  const size_t smem = sizeof(MmaSmem<kDim>);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(attention_mma_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    configured = true;
+  }
+  attention_mma_kernel<kDim><<<grid, kMmaThreads, smem, stream>>>(p, step);
+}
+
+// 128 rows (8 warps) per block: each staged K/V tile serves twice the rows of the legacy kernel.
+template <int kDim, int kBlocksPerSm>
+void launch_pipelined_prefill(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+  constexpr int kWarps = 8;
+  using Smem = prefill::Smem<kDim, kWarps>;
+  const int tokens_per_tile = Smem::kRows / (p.q_heads / p.kv_heads);
+  const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
+                  static_cast<unsigned int>(step.num_seqs));
+  const size_t smem = sizeof(Smem);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    cudaFuncSetAttribute(prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm>,
+                         cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    configured = true;
+  }
+  prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm><<<grid, kWarps * 32, smem, stream>>>(p, step);
+}
+
 template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
@@ -67,17 +119,19 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
     attention_decode_mma_kernel<kDim><<<grid, kDecodeMmaWarps * 32, smem, stream>>>(p, step);
     return;
   }
-  const int tokens_per_tile = kMmaRows / (p.q_heads / p.kv_heads);
-  const dim3 grid(ceil_div_u(step.max_query_len, tokens_per_tile), static_cast<unsigned int>(step.num_seqs),
-                  static_cast<unsigned int>(p.kv_heads));
-  const size_t smem = sizeof(MmaSmem<kDim>);
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(attention_mma_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(smem));
-    configured = true;
+  int32_t kernel = p.prefill_kernel != kPrefillKernelAuto ? p.prefill_kernel : prefill_kernel_from_env();
+  if (kernel == kPrefillKernelLegacy) {
+    launch_legacy_prefill<kDim>(p, step, stream);
+    return;
   }
-  attention_mma_kernel<kDim><<<grid, kMmaThreads, smem, stream>>>(p, step);
+  // d = 128 needs ~220 registers to keep Q in registers (one 8-warp block per SM); smaller heads fit two
+  // blocks per SM in 128 registers without spilling.
+  if (kernel == kPrefillKernelAuto) kernel = kDim == 128 ? kPrefillKernelPipelined1 : kPrefillKernelPipelined2;
+  if (kernel == kPrefillKernelPipelined1) {
+    launch_pipelined_prefill<kDim, 1>(p, step, stream);
+  } else {
+    launch_pipelined_prefill<kDim, 2>(p, step, stream);
+  }
 }
 
 }  // namespace

@@ -1,12 +1,17 @@
 #pragma once
-// The prefill/extend attention kernel on tensor cores, FlashAttention-2 style with everything per row in
-// registers: a block of four warps owns 64 query rows (tokens x the query heads of one KV head), each warp
-// 16 of them. The warp's Q fragments are loaded once; per tile of 64 keys (staged from the paged cache
-// into padded shared memory), S = Q K^T is computed with mma.sync m16n8k16 (bf16 in, f32 accumulate) into
-// registers, the online softmax runs on those registers (a row's values live in one quad of lanes), the
-// S accumulators are repacked in place as the bf16 A operand of O += P V (the m16n8 accumulator and the
-// m16n8k16 A fragment share their layout), and O stays in registers until the end. Fragment layouts are
-// the PTX ISA's for mma.m16n8k16 and ldmatrix.
+// The prefill/extend attention kernels on tensor cores, FlashAttention-2 style with everything per row in
+// registers: each warp owns 16 query rows (rows are tokens x the query heads of one KV head, token-major,
+// so GQA reads each K/V tile once for the whole group). The warp's Q fragments are loaded once; per tile of
+// 64 keys staged from the paged cache into padded shared memory, S = Q K^T is computed with mma.sync
+// m16n8k16 (bf16 in, f32 accumulate) into registers, the online softmax runs on those registers (a row's
+// values live in one quad of lanes), the S accumulators are repacked in place as the bf16 A operand of
+// O += P V (the m16n8 accumulator and the m16n8k16 A fragment share their layout), and O stays in registers
+// until the end. Fragment layouts are the PTX ISA's for mma.m16n8k16 and ldmatrix.
+//
+// prefill::attention_prefill_kernel (bottom) is the default: 8 warps per block, cp.async two-stage K/V
+// pipeline, mask only on diagonal tiles, longest tiles first. attention_mma_kernel is the previous
+// 4-warp kernel with synchronous staging, kept selectable (AttentionParams::legacy_prefill or
+// RADIXLM_CUDA_PREFILL_ATTENTION=legacy) until the new one has been measured and checked on the GPU.
 
 #include <cuda_bf16.h>
 
@@ -57,6 +62,7 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// The previous (legacy) prefill kernel: 4 warps, 64 rows, K/V staged synchronously.
 template <int kDim>
 __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionParams p, StepArrays step) {
   using Smem = MmaSmem<kDim>;
@@ -226,5 +232,281 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The pipelined prefill/extend kernel (the default). Same fragment scheme as above, with what the FA2
+// kernel lacks for long prompts:
+//  - kWarps warps (16 query rows each) share every staged K/V tile, so a tile read from the cache serves
+//    16 * kWarps rows (tokens x the query heads of one KV head);
+//  - K/V tiles are gathered from the paged cache with cp.async into a two-stage ring: tile i + 1 is in
+//    flight while tile i is multiplied, so the page-table lookup and the cache read are off the critical
+//    path; keys past the block's last visible key are zero-filled (a NaN byte pattern left in shared
+//    memory would otherwise reach O through 0 * NaN);
+//  - the causal mask is applied only on the tiles that cross some row's diagonal (warp-uniform branch);
+//    tiles wholly in a warp's future are skipped by that warp;
+//  - the query tiles of a sequence run longest first (grid y counts down), with the KV heads in grid x,
+//    so the blocks the GPU starts last are the short ones and the tail of the launch stays short;
+//  - exp2 via ex2.approx on scores pre-multiplied by scale * log2(e).
+namespace prefill {
+
+constexpr int kKeys = 64;
+
+template <int kDim, int kWarps>
+struct Smem {
+  static constexpr int kRows = 16 * kWarps;
+  static constexpr int kLd = kDim + 8;  // 16 bytes of padding per row: ldmatrix and cp.async conflict-free
+  alignas(16) __nv_bfloat16 q[kRows * kLd];
+  alignas(16) __nv_bfloat16 k[2][kKeys * kLd];
+  alignas(16) __nv_bfloat16 v[2][kKeys * kLd];
+};
+
+// 16 bytes global -> shared, bypassing L1; with valid == false the destination is zero-filled and nothing
+// is read.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+}
+__device__ __forceinline__ float fast_exp2(float x) {  // 2^x; ex2.approx(-inf) == +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Issues the cp.asyncs that stage keys [k0, k0 + kKeys) of one KV head into sk / sv.
+template <int kDim, int kThreads>
+__device__ __forceinline__ void load_kv_tile(__nv_bfloat16* sk, __nv_bfloat16* sv, const AttentionParams& p,
+                                             const int32_t* pages, int page_size, int k0, int key_end,
+                                             int64_t head_offset) {
+  constexpr int kLd = kDim + 8, kChunks = kDim / 8;
+  const int64_t kv_row = static_cast<int64_t>(p.kv_heads) * kDim;
+  constexpr int kTotal = kKeys * kChunks;
+#pragma unroll
+  for (int i = 0; i < (kTotal + kThreads - 1) / kThreads; ++i) {
+    const int e = i * kThreads + static_cast<int>(threadIdx.x);
+    if (kTotal % kThreads != 0 && e >= kTotal) break;
+    const int j = e / kChunks, c = e % kChunks;
+    const int key = k0 + j;
+    const bool valid = key < key_end;
+    int64_t offset = 0;
+    if (valid) {
+      const int64_t slot = static_cast<int64_t>(pages[key / page_size]) * page_size + key % page_size;
+      offset = slot * kv_row + head_offset + c * 8;
+    }
+    cp_async_16(&sk[j * kLd + c * 8], p.k_cache + offset, valid);
+    cp_async_16(&sv[j * kLd + c * 8], p.v_cache + offset, valid);
+  }
+}
+
+// kBlocksPerSm 1: Q fragments live in registers (~220 registers for d = 128, 8 warps per SM). kBlocksPerSm
+// 2: registers capped at 128 so two blocks share an SM (16 warps), Q fragments re-read from shared
+// memory per key tile (8 more ldmatrix per 64 issued per tile for d = 128).
+template <int kDim, int kWarps, int kBlocksPerSm>
+__global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
+    attention_prefill_kernel(AttentionParams p, StepArrays step) {
+  constexpr bool kQInRegisters = kBlocksPerSm == 1;
+  using S = Smem<kDim, kWarps>;
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kRows = S::kRows;
+  constexpr int kLd = S::kLd;
+  constexpr int kChunks = kDim / 8;
+  constexpr int kKeyTiles = kKeys / 8;  // n8 tiles of S
+  constexpr int kDimTiles = kDim / 8;   // n8 tiles of O
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  S& s = *reinterpret_cast<S*>(smem_raw);
+
+  const int group = p.q_heads / p.kv_heads;
+  const int tokens_per_tile = kRows / group;
+  const int kv_head = static_cast<int>(blockIdx.x);
+  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);  // longest query tiles first
+  const int seq = static_cast<int>(blockIdx.z);
+  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
+  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
+  if (q_begin >= q_end) return;
+  const int rows = (q_end - q_begin) * group;
+  const int32_t* pages = step.page_table + step.page_table_start[seq];
+  const int page_size = step.page_size;
+  const int64_t head_offset = static_cast<int64_t>(kv_head) * kDim;
+  const int64_t q_row = static_cast<int64_t>(p.q_heads) * kDim;
+  const int key_end = step.positions[q_end - 1] + 1;
+  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int quad_row = lane / 4, quad_col = lane % 4;
+
+  // Q (rows past the tile's last token zero-filled), then the first K/V tile: two commit groups.
+  for (int e = static_cast<int>(threadIdx.x); e < kRows * kChunks; e += kThreads) {
+    const int r = e / kChunks, c = e % kChunks;
+    const bool valid = r < rows;
+    const int64_t token = valid ? q_begin + r / group : 0;
+    const int head = valid ? kv_head * group + r % group : 0;
+    cp_async_16(&s.q[r * kLd + c * 8], p.q + token * q_row + head * kDim + c * 8, valid);
+  }
+  cp_async_commit();
+  load_kv_tile<kDim, kThreads>(s.k[0], s.v[0], p, pages, page_size, 0, key_end, head_offset);
+  cp_async_commit();
+
+  // This lane's two rows (quad_row and quad_row + 8 of the warp's 16) and how many keys each may see;
+  // rows are token-major, so the warp's first row sees the fewest keys and its last row the most.
+  const int row0 = warp * 16 + quad_row, row1 = row0 + 8;
+  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
+  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
+  const bool warp_has_rows = warp * 16 < rows;
+  const int warp_key_end =
+      warp_has_rows ? step.positions[q_begin + min(warp * 16 + 15, rows - 1) / group] + 1 : 0;
+  // Keys below this are visible to every valid row of the warp (rows past `rows` are never written).
+  const int warp_key_unmasked = warp_has_rows ? step.positions[q_begin + (warp * 16) / group] + 1 : 0;
+
+  cp_async_wait<1>();  // Q has landed (the first K/V tile may still be in flight)
+  __syncthreads();
+  // The lane's ldmatrix address of its warp's Q rows, 16-column slice kk at + kk * 16.
+  const __nv_bfloat16* q_lane = &s.q[(warp * 16 + ((lane / 8) % 2) * 8 + lane % 8) * kLd + (lane / 16) * 8];
+  uint32_t q_frag[kQInRegisters ? kDim / 16 : 1][4];
+  if constexpr (kQInRegisters) {
+#pragma unroll
+    for (int kk = 0; kk < kDim / 16; ++kk) ldmatrix_x4(q_frag[kk], q_lane + kk * 16);
+  }
+  float o[kDimTiles][4];
+#pragma unroll
+  for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
+  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
+
+  for (int kt = 0; kt < num_key_tiles; ++kt) {
+    const int k0 = kt * kKeys;
+    const int stage = kt & 1;
+    // Prefetch the next tile into the other stage (every warp left it behind at the previous iteration's
+    // closing barrier); an empty group at the end keeps the wait count uniform.
+    if (kt + 1 < num_key_tiles) {
+      load_kv_tile<kDim, kThreads>(s.k[stage ^ 1], s.v[stage ^ 1], p, pages, page_size, k0 + kKeys, key_end,
+                                   head_offset);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();  // tile kt has landed (for this thread's copies) ...
+    __syncthreads();     // ... and for everyone's
+
+    if (k0 < warp_key_end) {
+      const __nv_bfloat16* sk = s.k[stage];
+      const __nv_bfloat16* sv = s.v[stage];
+      float sc[kKeyTiles][4];
+#pragma unroll
+      for (int t = 0; t < kKeyTiles; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < kDim / 16; ++kk) {
+        uint32_t(&qa)[4] = q_frag[kQInRegisters ? kk : 0];
+        if constexpr (!kQInRegisters) ldmatrix_x4(qa, q_lane + kk * 16);
+#pragma unroll
+        for (int t = 0; t < kKeyTiles; t += 2) {
+          uint32_t b[4];
+          const int j = lane / 8, r = lane % 8;
+          ldmatrix_x4(b, &sk[(t * 8 + (j / 2) * 8 + r) * kLd + kk * 16 + (j % 2) * 8]);
+          mma_bf16(sc[t], qa, b[0], b[1]);
+          mma_bf16(sc[t + 1], qa, b[2], b[3]);
+        }
+      }
+
+      // Online softmax on the registers: the lane holds keys k0 + t*8 + quad_col*2 + {0,1} of rows row0
+      // and row1. Only a tile that reaches past some row's last visible key needs the mask.
+      float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
+      if (k0 + kKeys > warp_key_unmasked) {
+#pragma unroll
+        for (int t = 0; t < kKeyTiles; ++t) {
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            const int key = k0 + t * 8 + quad_col * 2 + i;
+            sc[t][i] = key < visible0 ? sc[t][i] * scale_log2 : -INFINITY;
+            sc[t][2 + i] = key < visible1 ? sc[t][2 + i] * scale_log2 : -INFINITY;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int t = 0; t < kKeyTiles; ++t) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) sc[t][i] *= scale_log2;
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < kKeyTiles; ++t) {
+        tile_max0 = fmaxf(tile_max0, fmaxf(sc[t][0], sc[t][1]));
+        tile_max1 = fmaxf(tile_max1, fmaxf(sc[t][2], sc[t][3]));
+      }
+      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
+      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
+      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
+      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+      const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+      // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
+      const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
+      const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
+      const float alpha0 = fast_exp2(max0 - base0), alpha1 = fast_exp2(max1 - base1);
+      max0 = new_max0;
+      max1 = new_max1;
+      float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
+#pragma unroll
+      for (int t = 0; t < kKeyTiles; ++t) {
+        sc[t][0] = fast_exp2(sc[t][0] - base0);
+        sc[t][1] = fast_exp2(sc[t][1] - base0);
+        sc[t][2] = fast_exp2(sc[t][2] - base1);
+        sc[t][3] = fast_exp2(sc[t][3] - base1);
+        tile_sum0 += sc[t][0] + sc[t][1];
+        tile_sum1 += sc[t][2] + sc[t][3];
+      }
+      sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
+      sum1 = sum1 * alpha1 + tile_sum1;
+#pragma unroll
+      for (int t = 0; t < kDimTiles; ++t) {
+        o[t][0] *= alpha0;
+        o[t][1] *= alpha0;
+        o[t][2] *= alpha1;
+        o[t][3] *= alpha1;
+      }
+
+      // O += P V, P taken straight from the S accumulators (two n8 tiles make one k16 A fragment).
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        uint32_t a[4];
+        a[0] = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
+        a[1] = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
+        a[2] = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+        a[3] = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+#pragma unroll
+        for (int t = 0; t < kDimTiles; t += 2) {
+          uint32_t b[4];
+          const int j = lane / 8, r = lane % 8;
+          ldmatrix_x4_trans(b, &sv[(kk * 16 + (j % 2) * 8 + r) * kLd + t * 8 + (j / 2) * 8]);
+          mma_bf16(o[t], a, b[0], b[1]);
+          mma_bf16(o[t + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // every warp is done with this stage before the next iteration refills it
+  }
+
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half == 0 ? row0 : row1;
+    if (r >= rows) continue;
+    const float inverse = half == 0 ? inverse0 : inverse1;
+    const int64_t token = q_begin + r / group;
+    const int head = kv_head * group + r % group;
+    uint16_t* out = p.out + token * q_row + head * kDim;
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      const int d = t * 8 + quad_col * 2;
+      *reinterpret_cast<uint32_t*>(out + d) = pack_bf16(o[t][2 * half] * inverse, o[t][2 * half + 1] * inverse);
+    }
+  }
+}
+
+}  // namespace prefill
 
 }  // namespace radixlm::cuda
