@@ -10,8 +10,9 @@
 // block needs about the step comes from the device arrays, so the launch shape depends only on the batch's
 // size, never on its contents (the property CUDA graphs need).
 //
-// Two tensor-core kernels share this scheme: attention_decode_mma_kernel (cuda_attention_decode.cuh: up to
-// 16 query rows per block, split-KV; decode and short extends) and prefill::attention_prefill_kernel
+// Two tensor-core kernels share this scheme: decode::attention_decode_kernel (cuda_attention_decode.cuh:
+// up to 16 query rows per one-warp block, split-KV, cp.async ring; decode and short extends) and
+// prefill::attention_prefill_kernel
 // (cuda_attention_mma.cuh: 128 rows per block, cp.async-pipelined; prefill and long extends). Both need
 // head_dim % 16 == 0.
 
@@ -26,28 +27,6 @@
 
 namespace radixlm::cuda {
 namespace {
-
-// One block per (token, head): merge the splits' partial outputs.
-__global__ void combine_kernel(AttentionParams p) {
-  const int64_t item = blockIdx.x;  // token * q_heads + head
-  const int dim = p.head_dim;
-  const float* parts = p.partial + item * p.num_splits * (dim + 2);
-  float global_max = -INFINITY;
-  for (int s = 0; s < p.num_splits; ++s) global_max = fmaxf(global_max, parts[s * (dim + 2) + dim]);
-  float total = 0.0f;
-  for (int s = 0; s < p.num_splits; ++s) {
-    const float m = parts[s * (dim + 2) + dim];
-    if (m != -INFINITY) total += parts[s * (dim + 2) + dim + 1] * __expf(m - global_max);
-  }
-  for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-    float value = 0.0f;
-    for (int s = 0; s < p.num_splits; ++s) {
-      const float m = parts[s * (dim + 2) + dim];
-      if (m != -INFINITY) value += parts[s * (dim + 2) + d] * __expf(m - global_max);
-    }
-    p.out[item * dim + d] = f32_to_bf16_bits(total > 0.0f ? value / total : 0.0f);
-  }
-}
 
 // Query rows per block: the tensor-core decode kernel up to 16 rows (decode and short extends), the
 // tensor-core prefill kernel beyond.
@@ -107,16 +86,7 @@ template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   if (rows_per_tile(step, group) == kDecodeMmaRows) {
-    const dim3 grid(ceil_div_u(step.max_query_len, kDecodeMmaRows / group), static_cast<unsigned int>(step.num_seqs),
-                    static_cast<unsigned int>(p.kv_heads * p.num_splits));
-    const size_t smem = sizeof(DecodeMmaSmem<kDim>);
-    static bool decode_configured = false;
-    if (!decode_configured) {
-      cudaFuncSetAttribute(attention_decode_mma_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(smem));
-      decode_configured = true;
-    }
-    attention_decode_mma_kernel<kDim><<<grid, kDecodeMmaWarps * 32, smem, stream>>>(p, step);
+    decode::launch<kDim>(p, step, stream);  // and the combine when split
     return;
   }
   int32_t kernel = p.prefill_kernel != kPrefillKernelAuto ? p.prefill_kernel : prefill_kernel_from_env();
@@ -146,11 +116,7 @@ bool attention_supports_head_dim(int32_t head_dim) {
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
   const int group = q_heads / kv_heads;
   if (rows_per_tile(step, group) == kMmaRows || step.num_seqs == 0) return 1;
-  // Enough blocks to fill the GPU four times over, but every split at least one 32-key tile long.
-  const int64_t blocks = static_cast<int64_t>(step.num_seqs) * kv_heads;
-  const int64_t want = (4 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
-  const int64_t most = std::max<int64_t>(1, step.max_kv_len / 32);
-  return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, 64));
+  return decode::num_splits(step, q_heads, kv_heads, num_sms);
 }
 
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits) {
@@ -168,9 +134,6 @@ void launch_attention(const AttentionParams& p, const StepArrays& step, cudaStre
     case 96: launch_dim<96>(p, step, stream); break;
     case 128: launch_dim<128>(p, step, stream); break;
     default: return;  // attention_supports_head_dim() is checked by the caller
-  }
-  if (p.num_splits > 1) {
-    combine_kernel<<<static_cast<unsigned int>(step.num_tokens * p.q_heads), 64, 0, stream>>>(p);
   }
 }
 

@@ -1,238 +1,373 @@
 #pragma once
-// Decode attention on tensor cores (flash-decoding): a block owns up to 16 query rows (the few new tokens of
-// one sequence times the query heads of one KV head, padded to the m16 of mma.sync) and one split of the
-// sequence's keys. Its four warps take interleaved 32-key tiles of that split, each staging its own K/V
-// through its own shared memory (no block-wide barrier in the loop), and keep their own online-softmax state
-// in registers; at the end the four states are merged through shared memory. With several splits the block
-// writes an unnormalised partial (output, max, sum) for combine_kernel.
+// Decode attention (flash-decoding) on tensor cores, built to keep HBM busy: one warp per block, and the
+// block owns up to 16 query rows (the few new tokens of one sequence times all the query heads of one KV
+// head, so each K/V byte is read once per GQA group) and one split of that sequence's keys.
+//
+// Why this shape: decode attention reads every K/V byte once and does little math on it, so its speed is the
+// bytes it keeps in flight. A warp streams its split through a ring of kStages 16-key K/V tiles in shared
+// memory filled by cp.async (zero-filled past the split's end), so while it computes one tile the next
+// kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
+// page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
+// merge; the ring (26 KB at head_dim 128) lets eight blocks share an SM. The split count is chosen from
+// the batch so that about two warps per resident slot exist (decode_num_splits); several splits write
+// unnormalised partials (output, max, sum) that combine_kernel merges.
+//
+// Math per tile is the prefill kernel's (cuda_attention_mma.cuh): S = Q K^T with mma.sync m16n8k16 (bf16
+// in, f32 accumulate), online softmax in base 2 on the accumulators, P repacked as the A operand of
+// O += P V with V read through ldmatrix.trans. Q fragments come straight from global memory.
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "backends/cuda/cuda_attention_decode_legacy.cuh"
 #include "backends/cuda/cuda_attention_mma.cuh"
+#include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/cuda_kernels.h"
 
-namespace radixlm::cuda {
+namespace radixlm::cuda::decode {
 
-constexpr int kDecodeMmaRows = 16;
-constexpr int kDecodeMmaWarps = 4;
-constexpr int kDecodeMmaKeys = 32;  // keys per warp tile
+constexpr int kRows = 16;        // mma m16: query rows per block
+constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P V)
+constexpr int kStages = 3;       // tiles in a warp's cp.async ring
+constexpr int kWarpsPerSm = 8;   // blocks (warps) an SM holds at head_dim 128 (shared memory bound)
+constexpr int kMaxSplits = 64;   // combine_kernel's weight table
+constexpr float kLog2e = 1.4426950408889634f;
 
 template <int kDim>
-struct DecodeMmaSmem {
-  static constexpr int kLd = kDim + 8;
-  alignas(16) __nv_bfloat16 q[kDecodeMmaRows * kLd];
-  union {
-    struct {
-      alignas(16) __nv_bfloat16 k[kDecodeMmaKeys * kLd];
-      alignas(16) __nv_bfloat16 v[kDecodeMmaKeys * kLd];
-    } tiles[kDecodeMmaWarps];
-    float o[kDecodeMmaWarps][kDecodeMmaRows][kDim];  // after the loop: each warp's output, to merge
-  } u;
-  float row_max[kDecodeMmaWarps][kDecodeMmaRows];
-  float row_sum[kDecodeMmaWarps][kDecodeMmaRows];
+struct Smem {
+  static constexpr int kLd = kDim + 8;  // 16 bytes of padding per row keeps ldmatrix conflict-free
+  alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
+  alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
 };
 
+// 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
+// read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+}
+
+// Grid: x = query tile (kRows / group tokens), y = sequence, z = kv head * num_splits + split; 32 threads.
 template <int kDim>
-__global__ void __launch_bounds__(kDecodeMmaWarps * 32) attention_decode_mma_kernel(AttentionParams p, StepArrays step) {
-  using Smem = DecodeMmaSmem<kDim>;
-  constexpr int kLd = Smem::kLd;
-  constexpr int kChunks = kDim / 8;
-  constexpr int kKeyTiles = kDecodeMmaKeys / 8;
+__global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
+  using S = Smem<kDim>;
+  constexpr int kLd = S::kLd;
+  constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
+  constexpr int kCopies = kKeys * kChunks / 32;    // cp.async per lane per tile, for K and for V each
   constexpr int kDimTiles = kDim / 8;
-  constexpr float kLog2e = 1.4426950408889634f;
+  static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  Smem& s = *reinterpret_cast<Smem*>(smem_raw);
+  S& s = *reinterpret_cast<S*>(smem_raw);
+
+  const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
-  const int tokens_per_tile = kDecodeMmaRows / group;
   const int seq = static_cast<int>(blockIdx.y);
   const int kv_head = static_cast<int>(blockIdx.z) / p.num_splits;
   const int split = static_cast<int>(blockIdx.z) % p.num_splits;
+  const int tokens_per_tile = kRows / group;
   const int q_begin = step.query_start[seq] + static_cast<int>(blockIdx.x) * tokens_per_tile;
   const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
-  if (q_begin >= q_end) return;
-  const int rows = (q_end - q_begin) * group;
   const int kv_len = step.kv_length[seq];
   const int32_t* pages = step.page_table + step.page_table_start[seq];
+  if (q_begin >= q_end) return;  // this query tile is past the sequence's new tokens
+  const int rows = (q_end - q_begin) * group;
+
+  // Split boundaries in whole tiles, from the sequence's length, so every block of the sequence agrees. Keys
+  // up to kv_len are loaded; the causal mask per row (visible0/1) hides the ones a row may not see.
+  const int chunk = ((kv_len + p.num_splits - 1) / p.num_splits + kKeys - 1) / kKeys * kKeys;
+  const int key_begin = split * chunk;
+  const int key_end = min(kv_len, key_begin + chunk);
+  const int num_tiles = key_end > key_begin ? (key_end - key_begin + kKeys - 1) / kKeys : 0;
+
   const int64_t kv_row = static_cast<int64_t>(p.kv_heads) * kDim;
   const int64_t q_row = static_cast<int64_t>(p.q_heads) * kDim;
-  const int last_visible = step.positions[q_end - 1] + 1;
-  // Split boundaries in whole 32-key tiles, from the sequence length (so every block of the sequence agrees).
-  const int chunk = ((kv_len + p.num_splits - 1) / p.num_splits + kDecodeMmaKeys - 1) / kDecodeMmaKeys * kDecodeMmaKeys;
-  const int key_begin = split * chunk;
-  const int key_end = min(last_visible, key_begin + chunk);
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const auto* k_base = reinterpret_cast<const __nv_bfloat16*>(p.k_cache) + static_cast<int64_t>(kv_head) * kDim;
+  const auto* v_base = reinterpret_cast<const __nv_bfloat16*>(p.v_cache) + static_cast<int64_t>(kv_head) * kDim;
+  const int page_size = step.page_size;
   const int quad_row = lane / 4, quad_col = lane % 4;
-
-  for (int e = threadIdx.x; e < kDecodeMmaRows * kChunks; e += kDecodeMmaWarps * 32) {
-    const int r = e / kChunks, c = e % kChunks;
-    uint4 value = make_uint4(0, 0, 0, 0);
-    if (r < rows) {
-      const int token = q_begin + r / group, head = kv_head * group + r % group;
-      value = *reinterpret_cast<const uint4*>(p.q + token * q_row + head * kDim + c * 8);
-    }
-    *reinterpret_cast<uint4*>(&s.q[r * kLd + c * 8]) = value;
-  }
-  __syncthreads();
-
   const int row0 = quad_row, row1 = quad_row + 8;
-  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
-  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
-  uint32_t q_frag[kDim / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < kDim / 16; ++kk) {
-    const int j = lane / 8, r = lane % 8;
-    ldmatrix_x4(q_frag[kk], &s.q[((j % 2) * 8 + r) * kLd + kk * 16 + (j / 2) * 8]);
-  }
+
   float o[kDimTiles][4];
 #pragma unroll
   for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
   float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
-  const float scale_log2 = p.scale * kLog2e;
-  __nv_bfloat16* sk = s.u.tiles[warp].k;
-  __nv_bfloat16* sv = s.u.tiles[warp].v;
 
-  for (int k0 = key_begin + warp * kDecodeMmaKeys; k0 < key_end; k0 += kDecodeMmaWarps * kDecodeMmaKeys) {
-    __syncwarp();  // this warp is done with its previous tile
-    // Each lane looks up one key's cache slot (the tile has one key per lane); the loads below take it from
-    // that lane with a shuffle, so no page-table read sits between two K/V loads.
-    const int lane_key = k0 + lane;
-    const long long lane_slot =
-        lane_key < key_end
-            ? static_cast<long long>(pages[lane_key / step.page_size]) * step.page_size + lane_key % step.page_size
-            : 0;
-#pragma unroll 8
-    for (int e = lane; e < kDecodeMmaKeys * kChunks; e += 32) {  // the same trip count on every lane
-      const int j = e / kChunks, c = e % kChunks;
-      const int key = k0 + j;
-      const long long slot = __shfl_sync(0xffffffffu, lane_slot, j);
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (key < key_end) {
-        const int64_t offset = static_cast<int64_t>(slot) * kv_row + static_cast<int64_t>(kv_head) * kDim + c * 8;
-        kv = *reinterpret_cast<const uint4*>(p.k_cache + offset);
-        vv = *reinterpret_cast<const uint4*>(p.v_cache + offset);
+  if (num_tiles > 0) {
+    // Lane l holds the cache slot of key key_begin + 32 * window + l (0 past the split: those copies are
+    // zero-fills that read nothing), and the next window's slot is loaded a window ahead.
+    auto lookup = [&](int window) -> int32_t {
+      const int key = key_begin + window * 32 + lane;
+      return key < key_end ? pages[key / page_size] * page_size + key % page_size : 0;
+    };
+    int window = 0;
+    int32_t window_slot = lookup(0);
+    int32_t next_window_slot = num_tiles > 2 ? lookup(1) : 0;
+    auto issue = [&](int tile) {  // warp-uniform: tiles are issued in order 0, 1, 2, ...
+      if (tile / 2 != window) {
+        ++window;
+        window_slot = next_window_slot;
+        next_window_slot = (window + 1) * 2 < num_tiles ? lookup(window + 1) : 0;
       }
-      *reinterpret_cast<uint4*>(&sk[j * kLd + c * 8]) = kv;
-      *reinterpret_cast<uint4*>(&sv[j * kLd + c * 8]) = vv;
+      const int stage = tile % kStages;
+      const int first_key = key_begin + tile * kKeys;
+#pragma unroll
+      for (int i = 0; i < kCopies; ++i) {
+        const int e = lane + 32 * i, j = e / kChunks, c = e % kChunks;
+        const int32_t slot = __shfl_sync(0xffffffffu, window_slot, (tile % 2) * kKeys + j);
+        const int64_t offset = static_cast<int64_t>(slot) * kv_row + c * 8;
+        const bool valid = first_key + j < key_end;
+        cp_async_16(&s.k[stage][j * kLd + c * 8], k_base + offset, valid);
+        cp_async_16(&s.v[stage][j * kLd + c * 8], v_base + offset, valid);
+      }
+    };
+#pragma unroll
+    for (int t = 0; t < kStages - 1; ++t) {
+      if (t < num_tiles) issue(t);
+      cp_async_commit();  // one group per tile, empty or not, so the wait count below stays exact
     }
-    __syncwarp();
 
-    float sc[kKeyTiles][4];
+    // Q fragments (m16n8k16 A layout) straight from global memory while the first tiles are in flight;
+    // rows past `rows` are zeros.
+    const uint32_t* q0 = nullptr;
+    const uint32_t* q1 = nullptr;
+    int visible0 = 0, visible1 = 0;  // keys [0, visible) are visible to the row (causal)
+    if (row0 < rows) {
+      const int token = q_begin + row0 / group, head = kv_head * group + row0 % group;
+      q0 = reinterpret_cast<const uint32_t*>(p.q + token * q_row + head * kDim);
+      visible0 = step.positions[token] + 1;
+    }
+    if (row1 < rows) {
+      const int token = q_begin + row1 / group, head = kv_head * group + row1 % group;
+      q1 = reinterpret_cast<const uint32_t*>(p.q + token * q_row + head * kDim);
+      visible1 = step.positions[token] + 1;
+    }
+    uint32_t q_frag[kDim / 16][4];
 #pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
+    for (int kk = 0; kk < kDim / 16; ++kk) {  // 32-bit words: dims kk*16 + 2*quad_col (+8)
+      q_frag[kk][0] = q0 != nullptr ? __ldg(q0 + kk * 8 + quad_col) : 0u;
+      q_frag[kk][1] = q1 != nullptr ? __ldg(q1 + kk * 8 + quad_col) : 0u;
+      q_frag[kk][2] = q0 != nullptr ? __ldg(q0 + kk * 8 + 4 + quad_col) : 0u;
+      q_frag[kk][3] = q1 != nullptr ? __ldg(q1 + kk * 8 + 4 + quad_col) : 0u;
+    }
+    const float scale_log2 = p.scale * kLog2e;
+    const int j8 = lane / 8, r8 = lane % 8;  // ldmatrix: this lane addresses row r8 of matrix j8
+
+    for (int tile = 0; tile < num_tiles; ++tile) {
+      if (tile + kStages - 1 < num_tiles) issue(tile + kStages - 1);
+      cp_async_commit();
+      cp_async_wait<kStages - 1>();  // this tile's group has landed (this lane's copies)
+      __syncwarp();                  // ... and every other lane's
+      const __nv_bfloat16* sk = s.k[tile % kStages];
+      const __nv_bfloat16* sv = s.v[tile % kStages];
+      const int k0 = key_begin + tile * kKeys;
+
+      float sc[2][4];  // scores: n-tile 0 = keys 0-7, n-tile 1 = keys 8-15
 #pragma unroll
-    for (int kk = 0; kk < kDim / 16; ++kk) {
+      for (int t = 0; t < 2; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
 #pragma unroll
-      for (int t = 0; t < kKeyTiles; t += 2) {
+      for (int kk = 0; kk < kDim / 16; ++kk) {
         uint32_t b[4];
-        const int j = lane / 8, r = lane % 8;
-        ldmatrix_x4(b, &sk[(t * 8 + (j / 2) * 8 + r) * kLd + kk * 16 + (j % 2) * 8]);
-        mma_bf16(sc[t], q_frag[kk], b[0], b[1]);
-        mma_bf16(sc[t + 1], q_frag[kk], b[2], b[3]);
+        ldmatrix_x4(b, &sk[((j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8]);
+        mma_bf16(sc[0], q_frag[kk], b[0], b[1]);
+        mma_bf16(sc[1], q_frag[kk], b[2], b[3]);
       }
-    }
-    float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
+      float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t) {
+      for (int t = 0; t < 2; ++t) {
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int key = k0 + t * 8 + quad_col * 2 + i;
-        const bool in_range = key < key_end;
-        sc[t][i] = in_range && key < visible0 ? sc[t][i] * scale_log2 : -INFINITY;
-        sc[t][2 + i] = in_range && key < visible1 ? sc[t][2 + i] * scale_log2 : -INFINITY;
-        tile_max0 = fmaxf(tile_max0, sc[t][i]);
-        tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
+        for (int i = 0; i < 2; ++i) {
+          const int key = k0 + t * 8 + quad_col * 2 + i;
+          const bool in_range = key < key_end;
+          sc[t][i] = in_range && key < visible0 ? sc[t][i] * scale_log2 : -INFINITY;
+          sc[t][2 + i] = in_range && key < visible1 ? sc[t][2 + i] * scale_log2 : -INFINITY;
+          tile_max0 = fmaxf(tile_max0, sc[t][i]);
+          tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
+        }
       }
-    }
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
-    const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
-    const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
-    const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-    const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
-    max0 = new_max0;
-    max1 = new_max1;
-    float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
+      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
+      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
+      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
+      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+      const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+      // A row that has seen no visible key yet keeps max -inf; exponents are then taken against 0, so every
+      // term is exp2(-inf) = 0 and nothing becomes NaN.
+      const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
+      const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
+      const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
+      max0 = new_max0;
+      max1 = new_max1;
+      float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
 #pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t) {
-      sc[t][0] = exp2f(sc[t][0] - base0);
-      sc[t][1] = exp2f(sc[t][1] - base0);
-      sc[t][2] = exp2f(sc[t][2] - base1);
-      sc[t][3] = exp2f(sc[t][3] - base1);
-      tile_sum0 += sc[t][0] + sc[t][1];
-      tile_sum1 += sc[t][2] + sc[t][3];
-    }
-    sum0 = sum0 * alpha0 + tile_sum0;
-    sum1 = sum1 * alpha1 + tile_sum1;
+      for (int t = 0; t < 2; ++t) {
+        sc[t][0] = exp2f(sc[t][0] - base0);
+        sc[t][1] = exp2f(sc[t][1] - base0);
+        sc[t][2] = exp2f(sc[t][2] - base1);
+        sc[t][3] = exp2f(sc[t][3] - base1);
+        tile_sum0 += sc[t][0] + sc[t][1];
+        tile_sum1 += sc[t][2] + sc[t][3];
+      }
+      sum0 = sum0 * alpha0 + tile_sum0;
+      sum1 = sum1 * alpha1 + tile_sum1;
 #pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      o[t][0] *= alpha0;
-      o[t][1] *= alpha0;
-      o[t][2] *= alpha1;
-      o[t][3] *= alpha1;
-    }
-#pragma unroll
-    for (int kk = 0; kk < kDecodeMmaKeys / 16; ++kk) {
+      for (int t = 0; t < kDimTiles; ++t) {
+        o[t][0] *= alpha0;
+        o[t][1] *= alpha0;
+        o[t][2] *= alpha1;
+        o[t][3] *= alpha1;
+      }
+      // The two m16n8 score accumulators are the m16n8k16 A operand of O += P V (same register layout).
       uint32_t a[4];
-      a[0] = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
-      a[1] = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
-      a[2] = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-      a[3] = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+      a[0] = pack_bf16(sc[0][0], sc[0][1]);
+      a[1] = pack_bf16(sc[0][2], sc[0][3]);
+      a[2] = pack_bf16(sc[1][0], sc[1][1]);
+      a[3] = pack_bf16(sc[1][2], sc[1][3]);
 #pragma unroll
       for (int t = 0; t < kDimTiles; t += 2) {
         uint32_t b[4];
-        const int j = lane / 8, r = lane % 8;
-        ldmatrix_x4_trans(b, &sv[(kk * 16 + (j % 2) * 8 + r) * kLd + t * 8 + (j / 2) * 8]);
+        ldmatrix_x4_trans(b, &sv[((j8 % 2) * 8 + r8) * kLd + t * 8 + (j8 / 2) * 8]);
         mma_bf16(o[t], a, b[0], b[1]);
         mma_bf16(o[t + 1], a, b[2], b[3]);
       }
+      __syncwarp();  // every lane is done with this stage before a later issue() refills it
     }
   }
 
+  // A row's sum is spread over its quad (each lane summed its own columns).
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
   sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
   sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
-  __syncthreads();  // every warp is out of its tiles: the union becomes the merge buffer
 #pragma unroll
-  for (int t = 0; t < kDimTiles; ++t) {
-    const int d = t * 8 + quad_col * 2;
-    s.u.o[warp][row0][d] = o[t][0];
-    s.u.o[warp][row0][d + 1] = o[t][1];
-    s.u.o[warp][row1][d] = o[t][2];
-    s.u.o[warp][row1][d + 1] = o[t][3];
-  }
-  if (quad_col == 0) {
-    s.row_max[warp][row0] = max0;
-    s.row_max[warp][row1] = max1;
-    s.row_sum[warp][row0] = sum0;
-    s.row_sum[warp][row1] = sum1;
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < kDecodeMmaRows * kDim; e += kDecodeMmaWarps * 32) {
-    const int r = e / kDim, d = e % kDim;
-    if (r >= rows) continue;
-    float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kDecodeMmaWarps; ++w) m = fmaxf(m, s.row_max[w][r]);
-    const float base = m == -INFINITY ? 0.0f : m;
-    float value = 0.0f, total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kDecodeMmaWarps; ++w) {
-      const float weight = exp2f(s.row_max[w][r] - base);
-      value += s.u.o[w][r][d] * weight;
-      total += s.row_sum[w][r] * weight;
-    }
-    const int token = q_begin + r / group, head = kv_head * group + r % group;
+  for (int half = 0; half < 2; ++half) {
+    const int row = half == 0 ? row0 : row1;
+    if (row >= rows) continue;
+    const float m = half == 0 ? max0 : max1;
+    const float sum = half == 0 ? sum0 : sum1;
+    const int token = q_begin + row / group, head = kv_head * group + row % group;
     if (p.num_splits == 1) {
-      p.out[token * q_row + head * kDim + d] = f32_to_bf16_bits(total > 0.0f ? value / total : 0.0f);
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      auto* out = reinterpret_cast<uint32_t*>(p.out + token * q_row + head * kDim);
+#pragma unroll
+      for (int t = 0; t < kDimTiles; ++t) {
+        out[t * 4 + quad_col] = pack_bf16(o[t][2 * half] * inv, o[t][2 * half + 1] * inv);
+      }
     } else {
-      float* part = p.partial + ((static_cast<int64_t>(token) * p.q_heads + head) * p.num_splits + split) * (kDim + 2);
-      part[d] = value;
-      if (d == 0) {
-        part[kDim] = m == -INFINITY ? -INFINITY : m / kLog2e;  // the combine kernel works in natural log
-        part[kDim + 1] = total;
+      // An empty split (past the sequence's end) writes max -inf and sum 0; combine_kernel skips it.
+      float* part =
+          p.partial + ((static_cast<int64_t>(token) * p.q_heads + head) * p.num_splits + split) * (kDim + 2);
+#pragma unroll
+      for (int t = 0; t < kDimTiles; ++t) {
+        *reinterpret_cast<float2*>(part + t * 8 + quad_col * 2) = make_float2(o[t][2 * half], o[t][2 * half + 1]);
+      }
+      if (quad_col == 0) {  // the combine kernel works in natural log
+        *reinterpret_cast<float2*>(part + kDim) = make_float2(m == -INFINITY ? -INFINITY : m / kLog2e, sum);
       }
     }
   }
 }
 
-}  // namespace radixlm::cuda
+// One block per (token, query head): merge the splits' partial outputs (either decode kernel's layout:
+// [token, head, split, head_dim + 2] with the max in natural log and the sum after the values).
+__global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ float inv_total;
+  const int64_t item = blockIdx.x;  // token * q_heads + head
+  const int dim = p.head_dim;
+  const int stride = dim + 2;
+  const float* parts = p.partial + item * p.num_splits * stride;
+  if (threadIdx.x < 32) {
+    const int lane = static_cast<int>(threadIdx.x);
+    const int s0 = lane, s1 = lane + 32;  // kMaxSplits == 64: two splits per lane
+    const float m0 = s0 < p.num_splits ? parts[s0 * stride + dim] : -INFINITY;
+    const float m1 = s1 < p.num_splits ? parts[s1 * stride + dim] : -INFINITY;
+    const float global_max = warp_max(fmaxf(m0, m1));
+    // An empty split (max -inf) gets weight 0, and its values are never read (they may be stale).
+    const float w0 = m0 == -INFINITY ? 0.0f : __expf(m0 - global_max);
+    const float w1 = m1 == -INFINITY ? 0.0f : __expf(m1 - global_max);
+    const float total = warp_sum((w0 > 0.0f ? w0 * parts[s0 * stride + dim + 1] : 0.0f) +
+                                 (w1 > 0.0f ? w1 * parts[s1 * stride + dim + 1] : 0.0f));
+    weight[s0] = w0;
+    weight[s1] = w1;
+    if (lane == 0) inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+  }
+  __syncthreads();
+  for (int d = static_cast<int>(threadIdx.x); d < dim; d += static_cast<int>(blockDim.x)) {
+    float value = 0.0f;
+    for (int s = 0; s < p.num_splits; ++s) {
+      const float w = weight[s];
+      if (w > 0.0f) value += parts[s * stride + d] * w;
+    }
+    p.out[item * dim + d] = f32_to_bf16_bits(value * inv_total);
+  }
+}
+
+// RADIXLM_DECODE_ATTENTION=legacy runs the previous decode kernel (and its split choice) for an A/B run.
+inline bool legacy_from_env() {
+  static const bool legacy = [] {
+    const char* env = std::getenv("RADIXLM_DECODE_ATTENTION");
+    return env != nullptr && std::strcmp(env, "legacy") == 0;
+  }();
+  return legacy;
+}
+
+// Splits for a decode step (max_query_len * group <= kRows): enough one-warp blocks for about two per
+// resident slot on every SM, but every split at least one tile long. Under static steps (CUDA graphs)
+// max_kv_len is huge, so the count depends on the batch size alone; splits past a short sequence's end
+// find no keys and only write an empty partial.
+inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
+  const int group = q_heads / kv_heads;
+  if (legacy_from_env()) {  // the legacy kernel's rule: 4 blocks per SM, splits of at least 32 keys
+    const int64_t blocks = static_cast<int64_t>(step.num_seqs) * kv_heads;
+    const int64_t want = (4 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
+    const int64_t most = std::max<int64_t>(1, step.max_kv_len / 32);
+    return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
+  }
+  const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
+  const int64_t items = static_cast<int64_t>(step.num_seqs) * kv_heads * q_tiles;
+  const int64_t slots = 2 * static_cast<int64_t>(kWarpsPerSm) * num_sms;
+  const int64_t want = (slots + items - 1) / items;
+  const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
+  return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
+}
+
+template <int kDim>
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+  const int group = p.q_heads / p.kv_heads;
+  if (legacy_from_env()) {
+    const dim3 grid(ceil_div_u(step.max_query_len, kDecodeMmaRows / group), static_cast<unsigned int>(step.num_seqs),
+                    static_cast<unsigned int>(p.kv_heads * p.num_splits));
+    const size_t smem = sizeof(DecodeMmaSmem<kDim>);
+    static bool configured = false;
+    if (!configured) {
+      cudaFuncSetAttribute(attention_decode_mma_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(smem));
+      configured = true;
+    }
+    attention_decode_mma_kernel<kDim><<<grid, kDecodeMmaWarps * 32, smem, stream>>>(p, step);
+  } else {
+    const dim3 grid(ceil_div_u(step.max_query_len, kRows / group), static_cast<unsigned int>(step.num_seqs),
+                    static_cast<unsigned int>(p.kv_heads * p.num_splits));
+    const size_t smem = sizeof(Smem<kDim>);
+    static bool configured = false;
+    if (!configured) {  // the whole carveout as shared memory, so eight 26 KB blocks fit on an SM
+      cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(smem));
+      cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared);
+      configured = true;
+    }
+    attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
+  }
+  if (p.num_splits > 1) {
+    combine_kernel<<<static_cast<unsigned int>(step.num_tokens * p.q_heads), 128, 0, stream>>>(p);
+  }
+}
+
+}  // namespace radixlm::cuda::decode

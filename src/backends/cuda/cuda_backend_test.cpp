@@ -274,6 +274,9 @@ struct AttentionCase {
   int32_t head_dim;
   int32_t q_heads;
   int32_t kv_heads;
+  // As under CUDA graphs: the split count from the batch size alone (max_kv_len unknown), so short
+  // sequences leave most splits empty.
+  bool static_steps = false;
 };
 
 void run_attention_case(CudaBackend& gpu, CpuBackend& cpu, const AttentionCase& c, std::mt19937& rng) {
@@ -294,12 +297,22 @@ void run_attention_case(CudaBackend& gpu, CpuBackend& cpu, const AttentionCase& 
   LayerKvCache cache_g{gpu.upload(cache_c.k), gpu.upload(cache_c.v)};
   Tensor q_g = gpu.upload(host_f32(q, {tokens, qw}));
   Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
+  if (c.static_steps) {
+    CudaBackend::StaticStepCapacity capacity = gpu.static_step_capacity();
+    capacity.tokens = std::max<int32_t>(capacity.tokens, static_cast<int32_t>(tokens));
+    capacity.seqs = std::max<int32_t>(capacity.seqs, static_cast<int32_t>(c.seqs.size()));
+    capacity.rows = std::max<int32_t>(capacity.rows, static_cast<int32_t>(batch.logit_rows.size()));
+    capacity.pages = std::max<int64_t>(capacity.pages, static_cast<int64_t>(batch.page_table.size()));
+    gpu.reserve_static_steps(capacity);
+    gpu.set_static_steps(true);
+  }
   gpu.begin_step(batch);
   gpu.attention(q_g, cache_g, c.q_heads, c.kv_heads, c.head_dim, scale, out);
+  gpu.set_static_steps(false);
   std::string what = "attention seqs=" + std::to_string(c.seqs.size()) + " tokens=" + std::to_string(tokens) +
                      " max_kv=" + std::to_string(batch.max_kv_len()) + " page=" + std::to_string(c.page_size) +
                      " d=" + std::to_string(c.head_dim) + " heads=" + std::to_string(c.q_heads) + "/" +
-                     std::to_string(c.kv_heads);
+                     std::to_string(c.kv_heads) + (c.static_steps ? " static" : "");
   expect_close(to_host(gpu, out), std::vector<float>(ref.as<float>(), ref.as<float>() + ref.view.numel()), kRel, kAbs,
                what);
 }
@@ -334,6 +347,44 @@ TEST(CudaBackendTest, AttentionMatchesCpuOverRaggedBatchesPagesHeadDimsAndGqa) {
   // A long single-sequence decode (many splits) and a 1k prefill.
   run_attention_case(gpu, cpu, {{{4000, 1}}, 64, 128, 32, 8}, rng);
   run_attention_case(gpu, cpu, {{{0, 1024}}, 16, 128, 32, 8}, rng);
+}
+
+// The split-KV decode kernel (decode and extends of up to 16 query rows per KV head) over what serving
+// sends it: batches 1-256 with ragged contexts from 1 token to several splits' worth, page sizes 1/16/64,
+// head dims 64 and 128, GQA 1/4/8, with the split count of eager steps and of static (graph) steps.
+TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsAndGqa) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(4);
+  std::mt19937 rng(11);
+  struct Heads {
+    int32_t q, kv;
+  };
+  for (int32_t head_dim : {64, 128}) {
+    for (Heads h : {Heads{4, 4}, Heads{16, 4}, Heads{16, 2}}) {  // GQA 1, 4, 8
+      for (int32_t page_size : {1, 16, 64}) {
+        for (int32_t batch : {1, 2, 7, 64, 256}) {
+          // Contexts: the first sequence holds 1 token, the second spans many tiles, the rest are ragged
+          // over 1..~700 (batch 1 alternates between a long and a 1-token context).
+          std::vector<std::pair<int32_t, int32_t>> decode;
+          for (int32_t s = 0; s < batch; ++s) {
+            const int32_t cached = s == 0 ? (batch == 1 && head_dim == 64 ? 0 : 1500) : s == 1 ? 0
+                                                                                    : (s * 131 + 17) % 700;
+            decode.push_back({cached, 1});
+          }
+          const bool static_steps = (batch + page_size + head_dim / 64) % 2 == 0;
+          run_attention_case(gpu, cpu, {decode, page_size, head_dim, h.q, h.kv, static_steps}, rng);
+        }
+        // Short extends (several new tokens per sequence, causal among themselves) that still fit 16 query
+        // rows per KV head, so they take the decode kernel.
+        const int32_t fresh = 16 / (h.q / h.kv);
+        run_attention_case(gpu, cpu, {{{300, fresh}, {0, fresh}, {5, 1}, {77, fresh - 1}}, page_size, head_dim,
+                                      h.q, h.kv},
+                           rng);
+        run_attention_case(gpu, cpu, {{{40, std::min(fresh, 2)}, {900, 1}}, page_size, head_dim, h.q, h.kv, true},
+                           rng);
+      }
+    }
+  }
 }
 
 }  // namespace
