@@ -4,6 +4,7 @@
 // are bf16's: relative L2 error <= 1e-2 and max |error| <= 2-3% of max |reference| (values ~1).
 
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
 #include <random>
 #include <string>
@@ -383,6 +384,93 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
         run_attention_case(gpu, cpu, {{{40, std::min(fresh, 2)}, {900, 1}}, page_size, head_dim, h.q, h.kv, true},
                            rng);
       }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace radixlm
+
+namespace radixlm {
+namespace {
+
+// Decode attention at the Llama-3.1-8B shape (32/8 heads, d 128, page 16) as the benchmarks run it: checked
+// against the CPU, then timed with CUDA events on the backend's stream, eager and with the static-step
+// (graph) split count. Three copies of the cache are rotated so that L2 (50 MB) cannot hold the K/V between
+// calls. Prints microseconds per call (attention + combine) and TB/s of K/V bytes; the kernel is the one
+// RADIXLM_DECODE_ATTENTION selects (run once more with =legacy for the A/B).
+TEST(CudaBackendTest, DecodeAttentionMatchesCpuAndReportsKvBandwidth) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(8);
+  std::mt19937 rng(23);
+  constexpr int32_t kQHeads = 32, kKvHeads = 8, kDim = 128, kPage = 16, kCopies = 3, kIters = 50;
+  struct Shape8b {
+    int32_t batch, min_context, max_context;
+  };
+  for (Shape8b shape : {Shape8b{1, 700, 700}, Shape8b{1, 128, 128}, Shape8b{64, 128, 256}, Shape8b{256, 128, 640}}) {
+    std::vector<std::pair<int32_t, int32_t>> seqs;
+    std::uniform_int_distribution<int32_t> context(shape.min_context, shape.max_context);
+    int64_t kv_tokens = 0;
+    for (int32_t s = 0; s < shape.batch; ++s) {
+      const int32_t total = context(rng);
+      seqs.push_back({total - 1, 1});
+      kv_tokens += total;
+    }
+    int32_t pages = 0;
+    const ForwardBatch batch = make_batch(seqs, kPage, rng, &pages);
+    const int64_t tokens = batch.num_tokens(), slots = int64_t{pages} * kPage, qw = int64_t{kQHeads} * kDim;
+    const std::vector<float> k = random_bf16_values(static_cast<size_t>(slots * kKvHeads * kDim), rng, 2.0f);
+    const std::vector<float> v = random_bf16_values(k.size(), rng);
+    const std::vector<float> q = random_bf16_values(static_cast<size_t>(tokens * qw), rng, 2.0f);
+    const Shape kv_shape{slots, kKvHeads, kDim};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    LayerKvCache cache_c{host_f32(k, kv_shape), host_f32(v, kv_shape)};
+    Tensor ref = cpu.alloc(DType::kF32, {tokens, qw});
+    cpu.begin_step(batch);
+    cpu.attention(host_f32(q, {tokens, qw}), cache_c, kQHeads, kKvHeads, kDim, scale, ref);
+    const std::vector<float> ref_values(ref.as<float>(), ref.as<float>() + ref.view.numel());
+    std::vector<LayerKvCache> caches;
+    for (int32_t c = 0; c < kCopies; ++c) caches.push_back({gpu.upload(cache_c.k), gpu.upload(cache_c.v)});
+    Tensor q_g = gpu.upload(host_f32(q, {tokens, qw}));
+    const double kv_bytes = static_cast<double>(kv_tokens) * kKvHeads * kDim * 2 * 2;
+    for (bool static_steps : {false, true}) {
+      if (static_steps) {
+        CudaBackend::StaticStepCapacity capacity = gpu.static_step_capacity();
+        capacity.tokens = std::max<int32_t>(capacity.tokens, static_cast<int32_t>(tokens));
+        capacity.seqs = std::max<int32_t>(capacity.seqs, shape.batch);
+        capacity.rows = std::max<int32_t>(capacity.rows, static_cast<int32_t>(batch.logit_rows.size()));
+        capacity.pages = std::max<int64_t>(capacity.pages, static_cast<int64_t>(batch.page_table.size()));
+        gpu.reserve_static_steps(capacity);
+        gpu.set_static_steps(true);
+      }
+      gpu.begin_step(batch);
+      const std::string what = "decode attention batch " + std::to_string(shape.batch) + " context " +
+                               std::to_string(shape.min_context) + "-" + std::to_string(shape.max_context) +
+                               (static_steps ? " static" : " eager");
+      for (int32_t c = 0; c < kCopies; ++c) {  // every copy gives the CPU's answer (and warms up)
+        Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
+        gpu.attention(q_g, caches[static_cast<size_t>(c)], kQHeads, kKvHeads, kDim, scale, out);
+        expect_close(to_host(gpu, out), ref_values, kRel, kAbs, what + " copy " + std::to_string(c));
+      }
+      Tensor out = gpu.alloc(DType::kBF16, {tokens, qw});
+      auto stream = static_cast<cudaStream_t>(gpu.stream_handle());
+      cudaEvent_t start = nullptr, stop = nullptr;
+      ASSERT_EQ(cudaEventCreate(&start), cudaSuccess);
+      ASSERT_EQ(cudaEventCreate(&stop), cudaSuccess);
+      ASSERT_EQ(cudaEventRecord(start, stream), cudaSuccess);
+      for (int32_t i = 0; i < kIters; ++i) {
+        gpu.attention(q_g, caches[static_cast<size_t>(i % kCopies)], kQHeads, kKvHeads, kDim, scale, out);
+      }
+      ASSERT_EQ(cudaEventRecord(stop, stream), cudaSuccess);
+      ASSERT_EQ(cudaEventSynchronize(stop), cudaSuccess);
+      float ms = 0.0f;
+      ASSERT_EQ(cudaEventElapsedTime(&ms, start, stop), cudaSuccess);
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
+      gpu.set_static_steps(false);
+      const double us = 1000.0 * ms / kIters;
+      std::printf("%s: %.1f us per call, %.1f MB of K/V, %.2f TB/s\n", what.c_str(), us, kv_bytes / 1e6,
+                  kv_bytes / (us * 1e-6) / 1e12);
     }
   }
 }
