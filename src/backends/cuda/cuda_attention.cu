@@ -40,8 +40,9 @@ int32_t prefill_kernel_from_env() {
     const char* env = std::getenv("RADIXLM_CUDA_PREFILL_ATTENTION");
     if (env == nullptr) return kPrefillKernelAuto;
     if (std::strcmp(env, "legacy") == 0) return kPrefillKernelLegacy;
-    if (std::strcmp(env, "pipelined-1") == 0) return kPrefillKernelPipelined1;
-    if (std::strcmp(env, "pipelined-2") == 0) return kPrefillKernelPipelined2;
+    if (std::strcmp(env, "pipelined-8x1") == 0) return kPrefillKernelPipelined8x1;
+    if (std::strcmp(env, "pipelined-8x2") == 0) return kPrefillKernelPipelined8x2;
+    if (std::strcmp(env, "pipelined-4x2") == 0) return kPrefillKernelPipelined4x2;
     return kPrefillKernelAuto;
   }();
   return kernel;
@@ -62,10 +63,9 @@ void launch_legacy_prefill(const AttentionParams& p, const StepArrays& step, cud
   attention_mma_kernel<kDim><<<grid, kMmaThreads, smem, stream>>>(p, step);
 }
 
-// 128 rows (8 warps) per block: each staged K/V tile serves twice the rows of the legacy kernel.
-template <int kDim, int kBlocksPerSm>
+// 16 rows per warp; with 8 warps each staged K/V tile serves twice the rows of the legacy kernel.
+template <int kDim, int kWarps, int kBlocksPerSm>
 void launch_pipelined_prefill(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
-  constexpr int kWarps = 8;
   using Smem = prefill::Smem<kDim, kWarps>;
   const int tokens_per_tile = Smem::kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
@@ -94,13 +94,13 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
     launch_legacy_prefill<kDim>(p, step, stream);
     return;
   }
-  // d = 128 needs ~220 registers to keep Q in registers (one 8-warp block per SM); smaller heads fit two
-  // blocks per SM in 128 registers without spilling.
-  if (kernel == kPrefillKernelAuto) kernel = kDim == 128 ? kPrefillKernelPipelined1 : kPrefillKernelPipelined2;
-  if (kernel == kPrefillKernelPipelined1) {
-    launch_pipelined_prefill<kDim, 1>(p, step, stream);
-  } else {
-    launch_pipelined_prefill<kDim, 2>(p, step, stream);
+  // d >= 80 needs more than 128 registers per thread (~230 for d = 128 with Q in registers): one 8-warp
+  // block per SM. Smaller heads fit two 8-warp blocks per SM without spilling.
+  if (kernel == kPrefillKernelAuto) kernel = kDim >= 80 ? kPrefillKernelPipelined8x1 : kPrefillKernelPipelined8x2;
+  switch (kernel) {
+    case kPrefillKernelPipelined8x2: launch_pipelined_prefill<kDim, 8, 2>(p, step, stream); break;
+    case kPrefillKernelPipelined4x2: launch_pipelined_prefill<kDim, 4, 2>(p, step, stream); break;
+    default: launch_pipelined_prefill<kDim, 8, 1>(p, step, stream); break;
   }
 }
 

@@ -8,9 +8,9 @@
 // O += P V (the m16n8 accumulator and the m16n8k16 A fragment share their layout), and O stays in registers
 // until the end. Fragment layouts are the PTX ISA's for mma.m16n8k16 and ldmatrix.
 //
-// prefill::attention_prefill_kernel (bottom) is the default: 8 warps per block, cp.async two-stage K/V
-// pipeline, mask only on diagonal tiles, longest tiles first. attention_mma_kernel is the previous
-// 4-warp kernel with synchronous staging, kept selectable (AttentionParams::legacy_prefill or
+// prefill::attention_prefill_kernel (bottom) is the default: 8 (or 4) warps per block, cp.async two-stage
+// K/V pipeline, mask only on diagonal tiles, longest tiles first. attention_mma_kernel is the previous
+// 4-warp kernel with synchronous staging, kept selectable (AttentionParams::prefill_kernel or
 // RADIXLM_CUDA_PREFILL_ATTENTION=legacy) until the new one has been measured and checked on the GPU.
 
 #include <cuda_bf16.h>
@@ -278,38 +278,55 @@ __device__ __forceinline__ float fast_exp2(float x) {  // 2^x; ex2.approx(-inf) 
   return y;
 }
 
-// Issues the cp.asyncs that stage keys [k0, k0 + kKeys) of one KV head into sk / sv.
+// Gathers K/V tiles of one KV head from the paged cache. Each thread copies the same (key, chunk) slots of
+// every tile; the page ids of a tile are read one tile ahead (fetch_pages), so issuing the cp.asyncs
+// never waits on a page-table load.
 template <int kDim, int kThreads>
-__device__ __forceinline__ void load_kv_tile(__nv_bfloat16* sk, __nv_bfloat16* sv, const AttentionParams& p,
-                                             const int32_t* pages, int page_size, int k0, int key_end,
-                                             int64_t head_offset) {
-  constexpr int kLd = kDim + 8, kChunks = kDim / 8;
-  const int64_t kv_row = static_cast<int64_t>(p.kv_heads) * kDim;
-  constexpr int kTotal = kKeys * kChunks;
-#pragma unroll
-  for (int i = 0; i < (kTotal + kThreads - 1) / kThreads; ++i) {
-    const int e = i * kThreads + static_cast<int>(threadIdx.x);
-    if (kTotal % kThreads != 0 && e >= kTotal) break;
-    const int j = e / kChunks, c = e % kChunks;
-    const int key = k0 + j;
-    const bool valid = key < key_end;
-    int64_t offset = 0;
-    if (valid) {
-      const int64_t slot = static_cast<int64_t>(pages[key / page_size]) * page_size + key % page_size;
-      offset = slot * kv_row + head_offset + c * 8;
-    }
-    cp_async_16(&sk[j * kLd + c * 8], p.k_cache + offset, valid);
-    cp_async_16(&sv[j * kLd + c * 8], p.v_cache + offset, valid);
-  }
-}
+struct KvTileLoader {
+  static constexpr int kLd = kDim + 8, kChunks = kDim / 8, kTotal = kKeys * kChunks;
+  static constexpr int kIters = (kTotal + kThreads - 1) / kThreads;
+  const int32_t* pages;
+  int page_size;
+  int key_end;
+  int64_t kv_row;
+  int64_t head_offset;
+  int32_t page[kIters];  // page ids of the next tile to issue, per copy slot
 
-// kBlocksPerSm 1: Q fragments live in registers (~220 registers for d = 128, 8 warps per SM). kBlocksPerSm
-// 2: registers capped at 128 so two blocks share an SM (16 warps), Q fragments re-read from shared
-// memory per key tile (8 more ldmatrix per 64 issued per tile for d = 128).
+  __device__ __forceinline__ static int element(int i) { return i * kThreads + static_cast<int>(threadIdx.x); }
+
+  __device__ __forceinline__ void fetch_pages(int k0) {
+#pragma unroll
+    for (int i = 0; i < kIters; ++i) {
+      const int key = k0 + element(i) / kChunks;
+      page[i] = element(i) < kTotal && key < key_end ? pages[key / page_size] : 0;
+    }
+  }
+
+  // cp.asyncs for keys [k0, k0 + kKeys) into sk / sv; needs fetch_pages(k0) first. Keys past key_end are
+  // zero-filled.
+  __device__ __forceinline__ void issue(__nv_bfloat16* sk, __nv_bfloat16* sv, const AttentionParams& p, int k0) const {
+#pragma unroll
+    for (int i = 0; i < kIters; ++i) {
+      const int e = element(i);
+      if (kTotal % kThreads != 0 && e >= kTotal) break;
+      const int j = e / kChunks, c = e % kChunks;
+      const int key = k0 + j;
+      const bool valid = key < key_end;
+      const int64_t slot = static_cast<int64_t>(page[i]) * page_size + key % page_size;
+      const int64_t offset = valid ? slot * kv_row + head_offset + c * 8 : 0;
+      cp_async_16(&sk[j * kLd + c * 8], p.k_cache + offset, valid);
+      cp_async_16(&sv[j * kLd + c * 8], p.v_cache + offset, valid);
+    }
+  }
+};
+
+// With up to 8 warps per SM (8 x 1, 4 x 2) a thread may use 255 registers and Q fragments live in
+// registers (~230 for d = 128). With 8 x 2 (16 warps per SM) registers are capped at 128 and the Q
+// fragments are re-read from shared memory per key tile (8 more ldmatrix per 64 per tile for d = 128).
 template <int kDim, int kWarps, int kBlocksPerSm>
 __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     attention_prefill_kernel(AttentionParams p, StepArrays step) {
-  constexpr bool kQInRegisters = kBlocksPerSm == 1;
+  constexpr bool kQInRegisters = kWarps * kBlocksPerSm <= 8;
   using S = Smem<kDim, kWarps>;
   constexpr int kThreads = kWarps * 32;
   constexpr int kRows = S::kRows;
@@ -347,8 +364,12 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     cp_async_16(&s.q[r * kLd + c * 8], p.q + token * q_row + head * kDim + c * 8, valid);
   }
   cp_async_commit();
-  load_kv_tile<kDim, kThreads>(s.k[0], s.v[0], p, pages, page_size, 0, key_end, head_offset);
+  KvTileLoader<kDim, kThreads> loader{pages, page_size, key_end, static_cast<int64_t>(p.kv_heads) * kDim,
+                                      head_offset, {}};
+  loader.fetch_pages(0);
+  loader.issue(s.k[0], s.v[0], p, 0);
   cp_async_commit();
+  if (num_key_tiles > 1) loader.fetch_pages(kKeys);
 
   // This lane's two rows (quad_row and quad_row + 8 of the warp's 16) and how many keys each may see;
   // rows are token-major, so the warp's first row sees the fewest keys and its last row the most.
@@ -381,10 +402,8 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     const int stage = kt & 1;
     // Prefetch the next tile into the other stage (every warp left it behind at the previous iteration's
     // closing barrier); an empty group at the end keeps the wait count uniform.
-    if (kt + 1 < num_key_tiles) {
-      load_kv_tile<kDim, kThreads>(s.k[stage ^ 1], s.v[stage ^ 1], p, pages, page_size, k0 + kKeys, key_end,
-                                   head_offset);
-    }
+    if (kt + 1 < num_key_tiles) loader.issue(s.k[stage ^ 1], s.v[stage ^ 1], p, k0 + kKeys);
+    if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);  // consumed next iteration
     cp_async_commit();
     cp_async_wait<1>();  // tile kt has landed (for this thread's copies) ...
     __syncthreads();     // ... and for everyone's

@@ -40,8 +40,9 @@ struct Kernel {
 };
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
-                               {cuda::kPrefillKernelPipelined1, "pipelined-1"},
-                               {cuda::kPrefillKernelPipelined2, "pipelined-2"}};
+                               {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
+                               {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
+                               {cuda::kPrefillKernelPipelined4x2, "pipelined-4x2"}};
 
 // A batch of sequences, each with `cached` tokens already in the cache and `fresh` new ones, over pages
 // handed out in shuffled order (so a sequence's pages are not contiguous in the cache).
