@@ -77,6 +77,8 @@ class CudaBackend final : public Backend {
   void copy_to_host(const TensorView& src, void* dst);
   // Waits for all queued work.
   void synchronize();
+  // The cudaStream_t every op runs on, for device ops that live outside this class (cuda_sampling.h).
+  void* stream_handle() const { return stream_; }
   // How many times the allocator has called cudaMalloc (tests check it stops growing in steady state).
   size_t device_malloc_calls() const;
   // Linear through cuBLASLt even for decode shapes (benchmarks and tests compare both paths).

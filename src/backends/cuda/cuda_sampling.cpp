@@ -1,0 +1,181 @@
+// CudaRowSampler: packs a SampleRowsRequest for the kernel, one upload, one launch, one read-back.
+
+#include "backends/cuda/cuda_sampling.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_sampling_kernels.h"
+#include "core/status.h"
+
+namespace radixlm {
+namespace {
+
+size_t align8(size_t n) { return (n + 7) / 8 * 8; }
+
+// Byte offsets of the request's arrays in the one upload buffer.
+struct InputLayout {
+  size_t params = 0, count_ids = 0, count_values = 0, suppress_ids = 0, bias_ids = 0, bias_values = 0, end = 0;
+};
+
+InputLayout input_layout(const SampleRowsRequest& request) {
+  InputLayout l;
+  size_t at = 0;
+  auto place = [&](size_t bytes) {
+    const size_t here = at;
+    at = align8(at + bytes);
+    return here;
+  };
+  l.params = place(request.rows.size() * sizeof(cuda::SampleRowParams));
+  l.count_ids = place(request.count_ids.size() * sizeof(int32_t));
+  l.count_values = place(request.count_values.size() * sizeof(int32_t));
+  l.suppress_ids = place(request.suppress_ids.size() * sizeof(int32_t));
+  l.bias_ids = place(request.bias_ids.size() * sizeof(int32_t));
+  l.bias_values = place(request.bias_values.size() * sizeof(double));
+  l.end = at > 0 ? at : 8;
+  return l;
+}
+
+void check_csr(const std::vector<int32_t>& start, size_t values, size_t rows, const char* what) {
+  RADIXLM_CHECK(start.size() == rows + 1 && start.front() == 0 && static_cast<size_t>(start.back()) == values,
+                "sample_rows: malformed {} lists", what);
+  for (size_t r = 0; r < rows; ++r) RADIXLM_CHECK(start[r] <= start[r + 1], "sample_rows: {} list of row {}", what, r);
+}
+
+}  // namespace
+
+CudaRowSampler::~CudaRowSampler() {
+  if (pinned_input_ != nullptr) cudaFreeHost(pinned_input_);
+  if (pinned_output_ != nullptr) cudaFreeHost(pinned_output_);
+}
+
+void CudaRowSampler::reserve(size_t input_bytes, size_t output_bytes) {
+  // Every call ends synchronized, so no copy still reads the buffers being replaced.
+  if (input_bytes > input_capacity_) {
+    if (pinned_input_ != nullptr) RADIXLM_CUDA_CHECK(cudaFreeHost(pinned_input_));
+    input_capacity_ = input_bytes * 2;
+    RADIXLM_CUDA_CHECK(cudaMallocHost(&pinned_input_, input_capacity_));
+    device_input_ = backend_.alloc(DType::kU8, {static_cast<int64_t>(input_capacity_)});
+  }
+  if (output_bytes > output_capacity_) {
+    if (pinned_output_ != nullptr) RADIXLM_CUDA_CHECK(cudaFreeHost(pinned_output_));
+    output_capacity_ = output_bytes * 2;
+    RADIXLM_CUDA_CHECK(cudaMallocHost(&pinned_output_, output_capacity_));
+    device_output_ = backend_.alloc(DType::kU8, {static_cast<int64_t>(output_capacity_)});
+  }
+}
+
+std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, const SampleRowsRequest& request) {
+  const size_t rows = request.rows.size();
+  std::vector<SampledRow> out(rows);
+  if (rows == 0) return out;
+  RADIXLM_CHECK(logits.device == Device::kCuda && logits.dtype == DType::kF32 && logits.ndim() == 2 &&
+                    logits.is_contiguous(),
+                "CudaRowSampler wants device f32 [rows, vocab] logits");
+  RADIXLM_CHECK(logits.size(0) >= static_cast<int64_t>(rows), "{} logits rows for {} sampled rows", logits.size(0),
+                rows);
+  const int64_t vocab = logits.size(1);
+  RADIXLM_CHECK(vocab > 0 && vocab < (int64_t{1} << 31), "vocab {}", vocab);
+  check_csr(request.count_start, request.count_ids.size(), rows, "count");
+  RADIXLM_CHECK(request.count_values.size() == request.count_ids.size(), "sample_rows: count values");
+  check_csr(request.suppress_start, request.suppress_ids.size(), rows, "suppress");
+  check_csr(request.bias_start, request.bias_ids.size(), rows, "bias");
+  RADIXLM_CHECK(request.bias_values.size() == request.bias_ids.size(), "sample_rows: bias values");
+
+  int32_t max_top = 1;
+  for (const SampleRowSpec& spec : request.rows) {
+    RADIXLM_CHECK(spec.top_logprobs_num >= 0 && spec.top_logprobs_num <= kMaxSampleTopLogprobs,
+                  "top_logprobs_num {}", spec.top_logprobs_num);
+    RADIXLM_CHECK(spec.greedy || spec.temperature > 0.0, "temperature {}", spec.temperature);
+    if (spec.return_logprob) max_top = std::max(max_top, spec.top_logprobs_num);
+  }
+
+  const InputLayout layout = input_layout(request);
+  const size_t out_tokens = 0;
+  const size_t out_logprobs = align8(rows * sizeof(int32_t));
+  const size_t out_top_ids = out_logprobs + align8(rows * sizeof(float));
+  const size_t out_top_logprobs = out_top_ids + align8(rows * static_cast<size_t>(max_top) * sizeof(int32_t));
+  const size_t output_bytes = out_top_logprobs + align8(rows * static_cast<size_t>(max_top) * sizeof(float));
+  reserve(layout.end, output_bytes);
+
+  // Pack.
+  auto* host = static_cast<unsigned char*>(pinned_input_);
+  auto* params = reinterpret_cast<cuda::SampleRowParams*>(host + layout.params);
+  for (size_t r = 0; r < rows; ++r) {
+    const SampleRowSpec& spec = request.rows[r];
+    cuda::SampleRowParams p{};
+    p.temperature = spec.temperature;
+    p.top_p = spec.top_p;
+    p.min_p = spec.min_p;
+    p.frequency_penalty = spec.frequency_penalty;
+    p.presence_penalty = spec.presence_penalty;
+    p.repetition_penalty = spec.repetition_penalty;
+    p.seed = spec.seed;
+    p.step = static_cast<uint64_t>(spec.step);
+    p.top_k = spec.top_k;
+    p.top_logprobs = spec.return_logprob ? spec.top_logprobs_num : 0;
+    p.flags = (spec.greedy ? cuda::kSampleGreedy : 0) | (spec.return_logprob ? cuda::kSampleReturnLogprob : 0);
+    p.count_begin = request.count_start[r];
+    p.count_end = request.count_start[r + 1];
+    p.suppress_begin = request.suppress_start[r];
+    p.suppress_end = request.suppress_start[r + 1];
+    p.bias_begin = request.bias_start[r];
+    p.bias_end = request.bias_start[r + 1];
+    params[r] = p;
+  }
+  auto copy_array = [&](size_t offset, const auto& values) {
+    if (!values.empty()) std::memcpy(host + offset, values.data(), values.size() * sizeof(values[0]));
+  };
+  copy_array(layout.count_ids, request.count_ids);
+  copy_array(layout.count_values, request.count_values);
+  copy_array(layout.suppress_ids, request.suppress_ids);
+  copy_array(layout.bias_ids, request.bias_ids);
+  copy_array(layout.bias_values, request.bias_values);
+
+  auto stream = static_cast<cudaStream_t>(backend_.stream_handle());
+  auto* device_in = static_cast<unsigned char*>(device_input_.view.data);
+  auto* device_out = static_cast<unsigned char*>(device_output_.view.data);
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(device_in, host, layout.end, cudaMemcpyHostToDevice, stream));
+
+  cuda::SampleRowsArgs args;
+  args.logits = logits.as<float>();
+  args.vocab = vocab;
+  args.rows = static_cast<int32_t>(rows);
+  args.params = reinterpret_cast<const cuda::SampleRowParams*>(device_in + layout.params);
+  args.count_ids = reinterpret_cast<const int32_t*>(device_in + layout.count_ids);
+  args.count_values = reinterpret_cast<const int32_t*>(device_in + layout.count_values);
+  args.suppress_ids = reinterpret_cast<const int32_t*>(device_in + layout.suppress_ids);
+  args.bias_ids = reinterpret_cast<const int32_t*>(device_in + layout.bias_ids);
+  args.bias_values = reinterpret_cast<const double*>(device_in + layout.bias_values);
+  args.max_top = max_top;
+  args.out_tokens = reinterpret_cast<int32_t*>(device_out + out_tokens);
+  args.out_logprobs = reinterpret_cast<float*>(device_out + out_logprobs);
+  args.out_top_ids = reinterpret_cast<int32_t*>(device_out + out_top_ids);
+  args.out_top_logprobs = reinterpret_cast<float*>(device_out + out_top_logprobs);
+  cuda::launch_sample_rows(args, stream);
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(pinned_output_, device_out, output_bytes, cudaMemcpyDeviceToHost, stream));
+  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+
+  const auto* result = static_cast<const unsigned char*>(pinned_output_);
+  const auto* tokens = reinterpret_cast<const int32_t*>(result + out_tokens);
+  const auto* logprobs = reinterpret_cast<const float*>(result + out_logprobs);
+  const auto* top_ids = reinterpret_cast<const int32_t*>(result + out_top_ids);
+  const auto* top_logprobs = reinterpret_cast<const float*>(result + out_top_logprobs);
+  for (size_t r = 0; r < rows; ++r) {
+    SampledRow& o = out[r];
+    o.token_id = tokens[r];
+    o.logprob = logprobs[r];
+    const SampleRowSpec& spec = request.rows[r];
+    const int64_t n = spec.return_logprob ? std::min<int64_t>(spec.top_logprobs_num, vocab) : 0;
+    for (int64_t a = 0; a < n; ++a) {
+      o.top_ids.push_back(top_ids[r * static_cast<size_t>(max_top) + static_cast<size_t>(a)]);
+      o.top_logprobs.push_back(top_logprobs[r * static_cast<size_t>(max_top) + static_cast<size_t>(a)]);
+    }
+  }
+  return out;
+}
+
+}  // namespace radixlm
