@@ -5,16 +5,16 @@
 // contexts with few query rows (decode) are split along the keys over several blocks (flash-decoding);
 // each split writes an unnormalised partial output with its max and sum, and a combine kernel merges them.
 //
-// Grid: x = query tile within the sequence, y = sequence, z = kv head * num_splits + split (the prefill
-// kernel: x = kv head, y = query tile counted down so the longest run first, z = sequence). Everything a
-// block needs about the step comes from the device arrays, so the launch shape depends only on the batch's
-// size, never on its contents (the property CUDA graphs need).
+// Grid: decode: x = kv head, y = query tile * num_splits + split, z = sequence (the legacy decode kernel:
+// x = query tile, y = sequence, z = kv head * num_splits + split); prefill: x = kv head, y = query tile
+// counted down so the longest run first, z = sequence. Everything a block needs about the step comes from
+// the device arrays, so the launch shape depends only on the batch's size, never on its contents (the
+// property CUDA graphs need).
 //
 // Two tensor-core kernels share this scheme: decode::attention_decode_kernel (cuda_attention_decode.cuh:
 // up to 16 query rows per one-warp block, split-KV, cp.async ring; decode and short extends) and
-// prefill::attention_prefill_kernel
-// (cuda_attention_mma.cuh: 128 rows per block, cp.async-pipelined; prefill and long extends). Both need
-// head_dim % 16 == 0.
+// prefill::attention_prefill_kernel (cuda_attention_mma.cuh: 128 rows per block, cp.async-pipelined;
+// prefill and long extends). Both need head_dim % 16 == 0.
 
 #include <algorithm>
 #include <cstdlib>

@@ -54,7 +54,9 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
-// Grid: x = query tile (kRows / group tokens), y = sequence, z = kv head * num_splits + split; 32 threads.
+// Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
+// the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
+// all heads is one 2 KB row at the 8B shape), not scattered ones.
 template <int kDim>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   using S = Smem<kDim>;
@@ -68,11 +70,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
-  const int seq = static_cast<int>(blockIdx.y);
-  const int kv_head = static_cast<int>(blockIdx.z) / p.num_splits;
-  const int split = static_cast<int>(blockIdx.z) % p.num_splits;
+  const int kv_head = static_cast<int>(blockIdx.x);
+  const int q_tile = static_cast<int>(blockIdx.y) / p.num_splits;
+  const int split = static_cast<int>(blockIdx.y) % p.num_splits;
+  const int seq = static_cast<int>(blockIdx.z);
   const int tokens_per_tile = kRows / group;
-  const int q_begin = step.query_start[seq] + static_cast<int>(blockIdx.x) * tokens_per_tile;
+  const int q_begin = step.query_start[seq] + q_tile * tokens_per_tile;
   const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
   const int kv_len = step.kv_length[seq];
   const int32_t* pages = step.page_table + step.page_table_start[seq];
@@ -317,10 +320,22 @@ inline bool legacy_from_env() {
   return legacy;
 }
 
-// Splits for a decode step (max_query_len * group <= kRows): enough one-warp blocks for about two per
-// resident slot on every SM, but every split at least one tile long. Under static steps (CUDA graphs)
-// max_kv_len is huge, so the count depends on the batch size alone; splits past a short sequence's end
-// find no keys and only write an empty partial.
+// Warps per resident slot the split count aims at: 2 by default (a second wave evens out ragged lengths;
+// more splits cost partial traffic and combine work). RADIXLM_DECODE_SPLIT_WAVES=1..16 overrides it, for
+// tuning runs on the GPU.
+inline int split_waves_from_env() {
+  static const int waves = [] {
+    const char* env = std::getenv("RADIXLM_DECODE_SPLIT_WAVES");
+    const int value = env != nullptr ? std::atoi(env) : 0;
+    return value >= 1 && value <= 16 ? value : 2;
+  }();
+  return waves;
+}
+
+// Splits for a decode step (max_query_len * group <= kRows): enough one-warp blocks for about
+// split_waves_from_env() per resident slot on every SM, but every split at least one tile long. Under
+// static steps (CUDA graphs) max_kv_len is huge, so the count depends on the batch size alone; splits
+// past a short sequence's end find no keys and only write an empty partial.
 inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
   const int group = q_heads / kv_heads;
   if (legacy_from_env()) {  // the legacy kernel's rule: 4 blocks per SM, splits of at least 32 keys
@@ -331,7 +346,7 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   }
   const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
   const int64_t items = static_cast<int64_t>(step.num_seqs) * kv_heads * q_tiles;
-  const int64_t slots = 2 * static_cast<int64_t>(kWarpsPerSm) * num_sms;
+  const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * kWarpsPerSm * num_sms;
   const int64_t want = (slots + items - 1) / items;
   const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
@@ -352,8 +367,9 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
     }
     attention_decode_mma_kernel<kDim><<<grid, kDecodeMmaWarps * 32, smem, stream>>>(p, step);
   } else {
-    const dim3 grid(ceil_div_u(step.max_query_len, kRows / group), static_cast<unsigned int>(step.num_seqs),
-                    static_cast<unsigned int>(p.kv_heads * p.num_splits));
+    const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
+    const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
+                    static_cast<unsigned int>(step.num_seqs));
     const size_t smem = sizeof(Smem<kDim>);
     static bool configured = false;
     if (!configured) {  // the whole carveout as shared memory, so eight 26 KB blocks fit on an SM
