@@ -66,7 +66,7 @@ void launch_legacy_prefill(const AttentionParams& p, const StepArrays& step, cud
 // 16 rows per warp; with 8 warps each staged K/V tile serves twice the rows of the legacy kernel.
 template <int kDim, int kWarps, int kBlocksPerSm>
 void launch_pipelined_prefill(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
-  using Smem = prefill::Smem<kDim, kWarps>;
+  using Smem = prefill::Smem<kDim, kWarps, prefill::kStagesFor<kBlocksPerSm>>;
   const int tokens_per_tile = Smem::kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));

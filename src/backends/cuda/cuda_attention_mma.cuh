@@ -238,10 +238,12 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
 // kernel lacks for long prompts:
 //  - kWarps warps (16 query rows each) share every staged K/V tile, so a tile read from the cache serves
 //    16 * kWarps rows (tokens x the query heads of one KV head);
-//  - K/V tiles are gathered from the paged cache with cp.async into a two-stage ring: tile i + 1 is in
-//    flight while tile i is multiplied, so the page-table lookup and the cache read are off the critical
-//    path; keys past the block's last visible key are zero-filled (a NaN byte pattern left in shared
-//    memory would otherwise reach O through 0 * NaN);
+//  - K/V tiles are gathered from the paged cache with cp.async into a ring of kStages stages: tiles
+//    i + 1 .. i + kStages - 1 are in flight while tile i is multiplied, and one barrier per tile both
+//    publishes tile i and frees the stage the next prefetch overwrites (so warps drift apart within a
+//    tile instead of meeting twice); the page ids are read a tile ahead of the cp.asyncs; keys past the
+//    block's last visible key are zero-filled (a NaN byte pattern left in shared memory would otherwise
+//    reach O through 0 * NaN);
 //  - the causal mask is applied only on the tiles that cross some row's diagonal (warp-uniform branch);
 //    tiles wholly in a warp's future are skipped by that warp;
 //  - the query tiles of a sequence run longest first (grid y counts down), with the KV heads in grid x,
@@ -251,14 +253,18 @@ namespace prefill {
 
 constexpr int kKeys = 64;
 
-template <int kDim, int kWarps>
+template <int kDim, int kWarps, int kStages>
 struct Smem {
   static constexpr int kRows = 16 * kWarps;
   static constexpr int kLd = kDim + 8;  // 16 bytes of padding per row: ldmatrix and cp.async conflict-free
   alignas(16) __nv_bfloat16 q[kRows * kLd];
-  alignas(16) __nv_bfloat16 k[2][kKeys * kLd];
-  alignas(16) __nv_bfloat16 v[2][kKeys * kLd];
+  alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
+  alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
 };
+
+// Three stages where one block has the SM (139 KB for d = 128); two where two blocks share it.
+template <int kBlocksPerSm>
+inline constexpr int kStagesFor = kBlocksPerSm == 1 ? 3 : 2;
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the destination is zero-filled and nothing
 // is read.
@@ -327,7 +333,8 @@ template <int kDim, int kWarps, int kBlocksPerSm>
 __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     attention_prefill_kernel(AttentionParams p, StepArrays step) {
   constexpr bool kQInRegisters = kWarps * kBlocksPerSm <= 8;
-  using S = Smem<kDim, kWarps>;
+  constexpr int kStages = kStagesFor<kBlocksPerSm>;
+  using S = Smem<kDim, kWarps, kStages>;
   constexpr int kThreads = kWarps * 32;
   constexpr int kRows = S::kRows;
   constexpr int kLd = S::kLd;
@@ -355,7 +362,8 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;
 
-  // Q (rows past the tile's last token zero-filled), then the first K/V tile: two commit groups.
+  // Q (rows past the tile's last token zero-filled), then the first kStages - 1 K/V tiles: one commit group
+  // each (empty past the last tile, so the group count is the same for every block).
   for (int e = static_cast<int>(threadIdx.x); e < kRows * kChunks; e += kThreads) {
     const int r = e / kChunks, c = e % kChunks;
     const bool valid = r < rows;
@@ -367,9 +375,12 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
   KvTileLoader<kDim, kThreads> loader{pages, page_size, key_end, static_cast<int64_t>(p.kv_heads) * kDim,
                                       head_offset, {}};
   loader.fetch_pages(0);
-  loader.issue(s.k[0], s.v[0], p, 0);
-  cp_async_commit();
-  if (num_key_tiles > 1) loader.fetch_pages(kKeys);
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < num_key_tiles) loader.issue(s.k[st], s.v[st], p, st * kKeys);
+    cp_async_commit();
+    if (st + 1 < num_key_tiles) loader.fetch_pages((st + 1) * kKeys);
+  }
 
   // This lane's two rows (quad_row and quad_row + 8 of the warp's 16) and how many keys each may see;
   // rows are token-major, so the warp's first row sees the fewest keys and its last row the most.
@@ -382,7 +393,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
   // Keys below this are visible to every valid row of the warp (rows past `rows` are never written).
   const int warp_key_unmasked = warp_has_rows ? step.positions[q_begin + (warp * 16) / group] + 1 : 0;
 
-  cp_async_wait<1>();  // Q has landed (the first K/V tile may still be in flight)
+  cp_async_wait<kStages - 1>();  // Q has landed (the K/V tiles may still be in flight)
   __syncthreads();
   // The lane's ldmatrix address of its warp's Q rows, 16-column slice kk at + kk * 16.
   const __nv_bfloat16* q_lane = &s.q[(warp * 16 + ((lane / 8) % 2) * 8 + lane % 8) * kLd + (lane / 16) * 8];
@@ -399,14 +410,13 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
 
   for (int kt = 0; kt < num_key_tiles; ++kt) {
     const int k0 = kt * kKeys;
-    const int stage = kt & 1;
-    // Prefetch the next tile into the other stage (every warp left it behind at the previous iteration's
-    // closing barrier); an empty group at the end keeps the wait count uniform.
-    if (kt + 1 < num_key_tiles) loader.issue(s.k[stage ^ 1], s.v[stage ^ 1], p, k0 + kKeys);
-    if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);  // consumed next iteration
-    cp_async_commit();
-    cp_async_wait<1>();  // tile kt has landed (for this thread's copies) ...
-    __syncthreads();     // ... and for everyone's
+    const int stage = kt % kStages;
+    cp_async_wait<kStages - 2>();  // tile kt has landed (this thread's copies) ...
+    __syncthreads();  // ... everyone's; and every warp is done with tile kt - 1, whose stage is refilled now
+    const int ahead = kt + kStages - 1;
+    if (ahead < num_key_tiles) loader.issue(s.k[ahead % kStages], s.v[ahead % kStages], p, ahead * kKeys);
+    cp_async_commit();  // empty past the last tile: the wait count above stays exact
+    if (ahead + 1 < num_key_tiles) loader.fetch_pages((ahead + 1) * kKeys);  // used next iteration
 
     if (k0 < warp_key_end) {
       const __nv_bfloat16* sk = s.k[stage];
@@ -502,7 +512,6 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
         }
       }
     }
-    __syncthreads();  // every warp is done with this stage before the next iteration refills it
   }
 
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
