@@ -364,6 +364,7 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
     for (Heads h : {Heads{4, 4}, Heads{16, 4}, Heads{16, 2}}) {  // GQA 1, 4, 8
       for (int32_t page_size : {1, 16, 64}) {
         for (int32_t batch : {1, 2, 7, 64, 256}) {
+          if (batch == 256 && page_size != 16) continue;  // batch 64 covers the other page sizes (test time)
           // Contexts: the first sequence holds 1 token, the second spans many tiles, the rest are ragged
           // over 1..~700 (batch 1 alternates between a long and a 1-token context).
           std::vector<std::pair<int32_t, int32_t>> decode;
