@@ -63,23 +63,31 @@ void launch_legacy_prefill(const AttentionParams& p, const StepArrays& step, cud
   attention_mma_kernel<kDim><<<grid, kMmaThreads, smem, stream>>>(p, step);
 }
 
-// 16 rows per warp; with 8 warps each staged K/V tile serves twice the rows of the legacy kernel.
+// 16 rows per warp; with 8 warps each staged K/V tile serves twice the rows of the legacy kernel. A GPU
+// without the shared memory this needs (up to 136 KB per block for d = 128; GPUs of compute capability
+// 8.6/8.9 offer 99 KB) runs the legacy kernel instead.
 template <int kDim, int kWarps, int kBlocksPerSm>
 void launch_pipelined_prefill(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   using Smem = prefill::Smem<kDim, kWarps, prefill::kStagesFor<kBlocksPerSm>>;
+  const auto kernel = prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm>;
+  static const bool fits = [&] {
+    const bool ok = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(sizeof(Smem))) == cudaSuccess;
+    if (ok) {
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    } else {
+      cudaGetLastError();  // the refused attribute is not an error of the step
+    }
+    return ok;
+  }();
+  if (!fits) {
+    launch_legacy_prefill<kDim>(p, step, stream);
+    return;
+  }
   const int tokens_per_tile = Smem::kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  const size_t smem = sizeof(Smem);
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    cudaFuncSetAttribute(prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm>,
-                         cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-    configured = true;
-  }
-  prefill::attention_prefill_kernel<kDim, kWarps, kBlocksPerSm><<<grid, kWarps * 32, smem, stream>>>(p, step);
+  kernel<<<grid, kWarps * 32, sizeof(Smem), stream>>>(p, step);
 }
 
 template <int kDim>
