@@ -33,6 +33,7 @@ constexpr int kStages = 3;       // tiles in a warp's cp.async ring
 constexpr int kWarpsPerSm = 8;   // blocks (warps) an SM holds at head_dim 128 (shared memory bound)
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
+static_assert(kRows == kDecodeMmaRows, "cuda_attention.cu sends steps of up to 16 rows per KV head here");
 
 template <int kDim>
 struct Smem {
