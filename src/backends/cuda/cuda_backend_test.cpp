@@ -366,7 +366,7 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
         for (int32_t batch : {1, 2, 7, 64, 256}) {
           if (batch == 256 && page_size != 16) continue;  // batch 64 covers the other page sizes (test time)
           // Contexts: the first sequence spans many tiles (1,501 keys: several splits), the second holds
-          // 1 token, the rest are ragged over 18..~700 (batch 1 is the long one at d 128, 1 token at d 64).
+          // 1 token, the rest are ragged over 2..700 (batch 1 is the long one at d 128, 1 token at d 64).
           std::vector<std::pair<int32_t, int32_t>> decode;
           for (int32_t s = 0; s < batch; ++s) {
             const int32_t cached = s == 0 ? (batch == 1 && head_dim == 64 ? 0 : 1500) : s == 1 ? 0
