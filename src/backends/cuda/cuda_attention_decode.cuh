@@ -9,8 +9,12 @@
 // kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
 // merge; the ring (26 KB at head_dim 128) lets eight blocks share an SM. The split count is chosen from
-// the batch so that about two warps per resident slot exist (decode_num_splits); several splits write
-// unnormalised partials (output, max, sum) that combine_kernel merges.
+// the batch so that about two warps per resident slot exist (num_splits); several splits write
+// unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
+// so its launch overlaps this kernel's tail.
+//
+// Knobs for GPU runs: RADIXLM_DECODE_ATTENTION=legacy (the previous kernel, cuda_attention_decode_legacy.cuh)
+// and RADIXLM_DECODE_SPLIT_WAVES=1..16 (warps per resident slot the split count aims at; default 2).
 //
 // Math per tile is the prefill kernel's (cuda_attention_mma.cuh): S = Q K^T with mma.sync m16n8k16 (bf16
 // in, f32 accumulate), online softmax in base 2 on the accumulators, P repacked as the A operand of
