@@ -1,10 +1,13 @@
 #include "engine/engine.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
+#include "sampling/cpu_row_sampler.h"
 #include "sampling/sample_batch.h"
 
 namespace radixlm {
@@ -250,8 +253,49 @@ static bool plain_greedy_step(const BatchPlan& plan, const Scheduler& scheduler)
   return true;
 }
 
+// A step the device sampler takes whole (ops/sample_rows.h): no prompt logits, every row's top logprobs
+// within its limit. RADIXLM_HOST_SAMPLING=1 keeps the host path (logits copied back, src/sampling) for
+// comparison; prompt-logit steps stay on the host path until the device op returns prompt logprobs.
+static bool device_sampling_step(const BatchPlan& plan, const Scheduler& scheduler) {
+  static const bool host_only = [] {
+    const char* env = std::getenv("RADIXLM_HOST_SAMPLING");
+    return env != nullptr && std::string_view(env) == "1";
+  }();
+  if (host_only) return false;
+  for (const PlannedSequence& seq : plan.seqs) {
+    if (seq.prompt_logits) return false;
+    if (!seq.samples) continue;
+    const Request* request = scheduler.find(seq.request_id);
+    if (request == nullptr || !row_sampler_supports(request->input.params)) return false;
+  }
+  return true;
+}
+
 void Engine::run_plan(const BatchPlan& plan) {
   double start = now_s();
+  if (runner_.samples_on_device() && !plain_greedy_step(plan, *scheduler_) &&
+      device_sampling_step(plan, *scheduler_)) {
+    SampleRowsRequest request;
+    const int64_t vocab = model_.config().vocab_size;
+    SamplingParams unused_row;  // a sequence that does not sample this step (a prefill chunk) still has a row
+    unused_row.temperature = 0.0;
+    for (const PlannedSequence& seq : plan.seqs) {
+      const Request* request_state = seq.samples ? scheduler_->find(seq.request_id) : nullptr;
+      if (request_state != nullptr) {
+        add_sample_row(request, request_state->input.params, request_state->sampling, options_.eos_token_ids, vocab);
+      } else {
+        add_sample_row(request, unused_row, SamplingState{}, {}, vocab);
+      }
+    }
+    const std::vector<SampledRow> rows = runner_.run_sampled(plan, request);
+    std::vector<SampledToken> sampled;
+    for (size_t s = 0; s < plan.seqs.size(); ++s) {
+      if (plan.seqs[s].samples) sampled.push_back(to_sampled_token(rows[s]));
+    }
+    stats_.forward_s += now_s() - start;
+    scheduler_->complete(plan, sampled);
+    return;
+  }
   if (plain_greedy_step(plan, *scheduler_)) {
     const std::vector<int32_t> tokens = runner_.run_greedy(plan);
     std::vector<SampledToken> sampled;

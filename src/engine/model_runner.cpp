@@ -3,9 +3,11 @@
 #include <algorithm>
 
 #include "cache/sequence_pages.h"
+#include "sampling/cpu_row_sampler.h"
 #include "sampling/sampler.h"
 #if defined(RADIXLM_HAVE_CUDA)
 #include "backends/cuda/cuda_decode_graphs.h"
+#include "backends/cuda/cuda_sampling.h"
 #endif
 
 namespace radixlm {
@@ -14,7 +16,9 @@ struct ModelRunner::DeviceState {
 #if defined(RADIXLM_HAVE_CUDA)
   CudaBackend* cuda = nullptr;
   std::unique_ptr<CudaDecodeGraphs> graphs;
+  std::unique_ptr<CudaRowSampler> sampler;
 #endif
+  CpuRowSampler host_sampler;
 };
 
 ModelRunner::ModelRunner(Model& model, Backend& backend, int32_t num_pages, int32_t page_size,
@@ -30,6 +34,7 @@ ModelRunner::ModelRunner(Model& model, Backend& backend, int32_t num_pages, int3
 #if defined(RADIXLM_HAVE_CUDA)
   device_->cuda = dynamic_cast<CudaBackend*>(&backend);
   if (device_->cuda != nullptr) {
+    device_->sampler = std::make_unique<CudaRowSampler>(*device_->cuda);
     const CudaGraphOptions graph_options{options.disable_cuda_graph, options.cuda_graph_max_bs, options.cuda_graph_bs};
     std::vector<int32_t> sizes = cuda_graph_batch_sizes(graph_options);
     if (!sizes.empty()) {
@@ -117,6 +122,38 @@ std::vector<int32_t> ModelRunner::run_greedy(const BatchPlan& plan) {
     tokens[static_cast<size_t>(r)] = argmax_token({values.data() + r * vocab, static_cast<size_t>(vocab)});
   }
   return tokens;
+}
+
+std::vector<SampledRow> ModelRunner::run_sampled(const BatchPlan& plan, const SampleRowsRequest& request) {
+  const ForwardBatch batch = make_forward_batch(plan);
+  const auto rows = static_cast<int64_t>(plan.seqs.size());
+  RADIXLM_CHECK(static_cast<int64_t>(batch.logit_rows.size()) == rows, "run_sampled: the plan asks for prompt logits");
+  RADIXLM_CHECK(request.num_rows() == rows, "run_sampled: {} sampling rows for {} sequences", request.num_rows(), rows);
+#if defined(RADIXLM_HAVE_CUDA)
+  if (device_->sampler) {
+    if (device_->graphs && device_->graphs->can_run(batch)) {
+      const CudaDecodeGraphs::Output graph = device_->graphs->run(
+          batch, [this](const ForwardBatch& b) { return model_.forward(b, kv_cache_); });
+      // The graph's logits stay valid until the next run; the sampler runs next on the same stream.
+      return device_->sampler->sample_rows(graph.logits.slice_rows(0, rows), request);
+    }
+    const Tensor logits = model_.forward(batch, kv_cache_);
+    return device_->sampler->sample_rows(logits.view, request);
+  }
+#endif
+  const Tensor logits = model_.forward(batch, kv_cache_);
+  const int64_t vocab = model_.config().vocab_size;
+  std::vector<float> values(static_cast<size_t>(rows * vocab));
+  backend_.copy_to_host_f32(logits, values.data());
+  return device_->host_sampler.sample_rows(TensorView(values.data(), DType::kF32, Shape{rows, vocab}), request);
+}
+
+bool ModelRunner::samples_on_device() const {
+#if defined(RADIXLM_HAVE_CUDA)
+  return device_->sampler != nullptr;
+#else
+  return false;
+#endif
 }
 
 int64_t ModelRunner::graph_replays() const {

@@ -6,8 +6,9 @@
 //
 // On the CUDA backend, decode steps of up to --cuda-graph-max-bs sequences replay a CUDA graph of their
 // batch-size bucket (backends/cuda/cuda_decode_graphs.h) unless --disable-cuda-graph; every other step runs
-// eagerly. Either way a step reads back once: the logits rows the engine samples from (run), or, when every
-// sequence decodes greedily, only the token ids, argmax'ed on the device (run_greedy).
+// eagerly. Either way a step reads back once: the logits rows the engine samples from (run); or, when every
+// sequence decodes greedily, only the token ids, argmax'ed on the device (run_greedy); or the sampled ids
+// and logprobs, sampled on the device by the backend's RowSampler (run_sampled, ops/sample_rows.h).
 
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "models/model.h"
 #include "ops/backend.h"
 #include "ops/forward_batch.h"
+#include "ops/sample_rows.h"
 #include "scheduler/scheduler.h"
 
 namespace radixlm {
@@ -52,6 +54,13 @@ class ModelRunner {
   // The greedy token (argmax, lowest id on ties) of each plan sequence's last row; the plan asks for no
   // prompt logits. On CUDA only the ids are read back.
   std::vector<int32_t> run_greedy(const BatchPlan& plan);
+  // Samples each plan sequence's last row with request.rows[r] for plan sequence r (the plan asks for no
+  // prompt logits). On CUDA the rows never leave the device: the sampler kernel runs after the forward (or
+  // the graph replay) on the same stream, and only ids and logprobs come back, once. Elsewhere the logits
+  // are copied to the host and sampled by the CPU sampler (the same tokens).
+  std::vector<SampledRow> run_sampled(const BatchPlan& plan, const SampleRowsRequest& request);
+  // Whether run_sampled samples on the device (the CUDA backend), where it saves the logits read-back.
+  bool samples_on_device() const;
 
   // Decode steps that replayed a CUDA graph, and graphs captured (0 without CUDA graphs).
   int64_t graph_replays() const;

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <random>
 #include <string>
@@ -25,6 +26,10 @@
 #include <gtest/gtest.h>
 
 #include "backends/cuda/cuda_test_util.h"
+#include "engine/model_runner.h"
+#include "loader/model_config.h"
+#include "loader/weight_source.h"
+#include "models/model.h"
 #include "sampling/cpu_row_sampler.h"
 #include "sampling/philox.h"
 #include "sampling/sampler.h"
@@ -318,6 +323,88 @@ TEST(CudaSampling, EmptyBatchAndBadLogitsAreRefused) {
   EXPECT_DEATH(device.sample_rows(t.view, three), "logits rows");
   Tensor bf16 = backend.alloc(DType::kBF16, {3, 10});
   EXPECT_DEATH(device.sample_rows(bf16.view, three), "f32");
+}
+
+// The model runner's device path: run_sampled (graph replay for decode, eager for the prefill) against the
+// same step's logits from run() sampled by the CPU, on a real model (qwen3 fixture, bf16 logits with ties).
+TEST(CudaSamplingRunner, RunSampledMatchesHostSamplingOfTheSameStep) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(backend);
+  const std::filesystem::path dir = cuda_test::fixtures_dir() / "models" / "qwen3";
+  auto config = load_model_config(dir);
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  auto weights = open_checkpoint(dir);
+  ASSERT_TRUE(weights.ok()) << weights.status().to_string();
+  auto model = load_model(*config, **weights, backend);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  ModelRunner runner(**model, backend, 64, 16);
+  const int64_t vocab = (*model)->config().vocab_size;
+  ASSERT_TRUE(runner.samples_on_device());
+
+  std::vector<SamplingParams> params(4);
+  params[0].temperature = 0.0;
+  params[0].return_logprob = true;
+  params[0].top_logprobs_num = 5;
+  params[1].temperature = 0.8;
+  params[1].top_p = 0.9;
+  params[2].top_k = 20;
+  params[2].repetition_penalty = 1.2;
+  params[2].logit_bias[5] = 4.0;
+  params[2].return_logprob = true;
+  params[2].top_logprobs_num = 3;
+  params[3].temperature = 1.3;
+  params[3].min_p = 0.05;
+  params[3].frequency_penalty = 0.5;
+  params[3].min_new_tokens = 4;
+  params[3].stop_token_ids = {7};
+  std::vector<SamplingState> states(params.size());
+  for (size_t s = 0; s < states.size(); ++s) states[s].seed = 77 + s;
+
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  BatchPlan plan;
+  const std::vector<int32_t> lengths{5, 20, 33, 9};
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    PlannedSequence seq;
+    seq.request_id = s + 1;
+    for (int32_t i = 0; i < lengths[s]; ++i) seq.tokens.push_back(token(rng));
+    for (int32_t p = 0; p < 4; ++p) seq.pages.push_back(static_cast<int32_t>(s * 4 + p));
+    seq.samples = true;
+    seq.is_prefill = true;
+    plan.seqs.push_back(seq);
+  }
+  const std::vector<int32_t> eos = {0};
+  CpuRowSampler cpu;
+  int compared = 0, near_ties = 0;
+  for (int step = 0; step < 8; ++step) {
+    SampleRowsRequest request;
+    for (size_t s = 0; s < params.size(); ++s) add_sample_row(request, params[s], states[s], eos, vocab);
+    StepLogits logits = runner.run(plan);  // the same step twice: same K/V writes, same logits
+    const std::vector<SampledRow> got = runner.run_sampled(plan, request);
+    const std::vector<SampledRow> want =
+        cpu.sample_rows(TensorView(logits.values.data(), DType::kF32, Shape{static_cast<int64_t>(params.size()), vocab}),
+                        request);
+    for (size_t s = 0; s < params.size(); ++s) {
+      SCOPED_TRACE("step " + std::to_string(step) + " seq " + std::to_string(s));
+      ++compared;
+      if (got[s].token_id != want[s].token_id) {
+        ASSERT_FALSE(is_greedy(params[s]));
+        const std::vector<float> processed(logits.row(static_cast<int64_t>(s)), logits.row(static_cast<int64_t>(s)) + vocab);
+        EXPECT_TRUE(near_tie(processed, params[s], states[s], got[s].token_id));
+        ++near_ties;
+      }
+      if (params[s].return_logprob) {
+        EXPECT_NEAR(got[s].logprob, want[s].logprob, 1e-5);
+        EXPECT_EQ(got[s].top_ids, want[s].top_ids);
+      }
+      record_output_token(states[s], got[s].token_id);
+      plan.seqs[s].start += static_cast<int64_t>(plan.seqs[s].tokens.size());
+      plan.seqs[s].tokens = {got[s].token_id};
+      plan.seqs[s].is_prefill = false;
+    }
+  }
+  EXPECT_LE(near_ties, 1);
+  EXPECT_EQ(compared, 32);
+  EXPECT_GE(runner.graph_replays(), 14);  // 7 decode steps, run and run_sampled each
 }
 
 }  // namespace
