@@ -98,6 +98,10 @@ std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, co
   const size_t out_top_logprobs = out_top_ids + align8(rows * static_cast<size_t>(max_top) * sizeof(int32_t));
   const size_t output_bytes = out_top_logprobs + align8(rows * static_cast<size_t>(max_top) * sizeof(float));
   reserve(layout.end, output_bytes);
+  const int64_t scratch_floats = static_cast<int64_t>(rows) * vocab;
+  if (!exp_scratch_.defined() || exp_scratch_.view.numel() < scratch_floats) {
+    exp_scratch_ = backend_.alloc(DType::kF32, {scratch_floats});  // the last call ended synchronized
+  }
 
   // Pack.
   auto* host = static_cast<unsigned char*>(pinned_input_);
@@ -140,6 +144,7 @@ std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, co
 
   cuda::SampleRowsArgs args;
   args.logits = logits.as<float>();
+  args.exp_scratch = exp_scratch_.as<float>();
   args.vocab = vocab;
   args.rows = static_cast<int32_t>(rows);
   args.params = reinterpret_cast<const cuda::SampleRowParams*>(device_in + layout.params);

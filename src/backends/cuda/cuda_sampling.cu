@@ -9,7 +9,9 @@
 // - e = exp((logit - max) * (1/T)) is taken in double and rounded to float: the correctly rounded float
 //   almost always, as glibc's expf gives (within 0.502 ulp); the two may differ by one ulp in rare
 //   elements. The sum of the e's is in double, in a different order than the CPU's loop: it differs in
-//   the last double bits, which survive the rounding of 1/sum to float only in rare rows.
+//   the last double bits, which survive the rounding of 1/sum to float only in rare rows. A sampled row's
+//   e's are kept in a scratch row (f32 [rows, vocab], owned by CudaRowSampler), so the passes below
+//   multiply by 1/sum, as the CPU does, without taking the exp again.
 // - The joint top-k/top-p/min-p cut (a prefix of the order "probability descending, id ascending") is
 //   found without sorting: a radix select over the probability's float bits (4 levels of 8 bits; the bits
 //   of a non-negative float order like its value) walks buckets from the top while the first token after
@@ -341,25 +343,25 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(SampleRowsArgs ar
   const double temperature = p.temperature;
   const float inverse_temperature = __double2float_rn(__ddiv_rn(1.0, temperature));
 
-  // --- softmax normaliser: one pass of exponentials summed in double ---
+  // --- softmax normaliser: one pass of exponentials summed in double. A sampled row keeps its
+  // exponentials in the scratch row (the exp in double is the costly part; the passes below only scale) ---
   double sum = 0.0;
   float scale = 0.0f;
+  float* exps = args.exp_scratch + row * vocab;
   if (any_finite && (!greedy || want_logprob)) {
     double local = 0.0;
     for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
       const float x = logits[i];
-      if (x != x) continue;
-      local += static_cast<double>(__double2float_rn(exp(static_cast<double>(__fmul_rn(__fsub_rn(x, max), inverse_temperature)))));
+      const float e =
+          x == x ? __double2float_rn(exp(static_cast<double>(__fmul_rn(__fsub_rn(x, max), inverse_temperature))))
+                 : 0.0f;
+      local += static_cast<double>(e);
+      if (!greedy) exps[i] = e;
     }
-    sum = block_sum_double(sh, local);
+    sum = block_sum_double(sh, local);  // its barrier also publishes the exponentials to the block
     scale = __double2float_rn(__ddiv_rn(1.0, sum));
   }
-  auto prob_at = [&](int64_t i) -> float {
-    const float x = logits[i];
-    if (x != x) return 0.0f;
-    const float e = __double2float_rn(exp(static_cast<double>(__fmul_rn(__fsub_rn(x, max), inverse_temperature))));
-    return __fmul_rn(e, scale);
-  };
+  auto prob_at = [&](int64_t i) -> float { return __fmul_rn(exps[i], scale); };
 
   int token = argmax;
   if (!greedy && any_finite) {

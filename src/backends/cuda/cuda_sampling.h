@@ -33,6 +33,7 @@ class CudaRowSampler final : public RowSampler {
   size_t output_capacity_ = 0;
   Tensor device_input_;
   Tensor device_output_;
+  Tensor exp_scratch_;  // f32 [rows * vocab], grows
 };
 
 }  // namespace radixlm

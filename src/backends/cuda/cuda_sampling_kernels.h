@@ -34,6 +34,7 @@ struct SampleRowParams {
 
 struct SampleRowsArgs {
   float* logits = nullptr;  // [rows, vocab], processed in place
+  float* exp_scratch = nullptr;  // [rows, vocab]: a sampled row's exponentials
   int64_t vocab = 0;
   int32_t rows = 0;
   const SampleRowParams* params = nullptr;
