@@ -1,8 +1,6 @@
 // --load-format dummy: weights drawn from a seed and the tensor's name alone, so any shape from config.json
 // runs without weight files and every run (any thread count, any load order) sees the same values.
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -13,6 +11,7 @@
 
 #include "core/checked_math.h"
 #include "core/dtype.h"
+#include "loader/host_buffer.h"
 #include "loader/weight_source.h"
 
 namespace radixlm {
@@ -24,7 +23,6 @@ namespace {
 constexpr int64_t kChunkElements = int64_t{1} << 16;
 // Uniform on [-a, a) has standard deviation a / sqrt(3); 0.02 is the initializer_range HF configs use.
 constexpr float kStd = 0.02f;
-constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 uint64_t splitmix64_mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -82,6 +80,34 @@ class DummyWeights final : public WeightSource {
   bool contains(const std::string&) const override { return true; }
 
   Expected<Tensor> get(const std::string& name, const Shape& shape) override {
+    RADIXLM_RETURN_IF_ERROR(check_request(name, shape));
+    if (fill_for(name) == Fill::kZeros) return alloc_host_tensor(dtype_, shape);
+    // Random and ones overwrite every byte, so skip the zero-fill pass alloc_host_tensor would make: on a
+    // 16 GB model that pass costs as much as the generation. The fill threads fault the pages in.
+    Tensor tensor = alloc_host_uninitialized(dtype_, shape);
+    make_into(name, tensor.view.data, shape.numel());
+    return tensor;
+  }
+
+  // Each part generated straight into its rows of the stacked tensor, with the values get() gives it.
+  Expected<Tensor> get_stacked(const std::vector<StackedPart>& parts) override {
+    RADIXLM_ASSIGN_OR_RETURN(Shape shape, stacked_shape(parts));
+    for (const StackedPart& part : parts) RADIXLM_RETURN_IF_ERROR(check_request(part.name, part.shape));
+    RADIXLM_RETURN_IF_ERROR(check_request(parts.front().name + " (stacked)", shape));
+    Tensor tensor = alloc_host_uninitialized(dtype_, shape);
+    auto* dst = static_cast<uint8_t*>(tensor.view.data);
+    for (const StackedPart& part : parts) {
+      const int64_t count = part.shape.numel();
+      make_into(part.name, dst, count);
+      dst += static_cast<size_t>(count) * dtype_size(dtype_);
+    }
+    return tensor;
+  }
+
+  std::vector<std::string> names() const override { return {}; }
+
+ private:
+  Status check_request(const std::string& name, const Shape& shape) const {
     if (!dtype_is_float(dtype_) || dtype_ == DType::kF64) {
       return make_error(StatusCode::kUnsupported, "dummy weights: dtype {} is not bf16, f16, f32 or fp8",
                         dtype_name(dtype_));
@@ -95,40 +121,22 @@ class DummyWeights final : public WeightSource {
       }
       numel = *product;
     }
-    const int64_t count = static_cast<int64_t>(numel);
-    const Fill fill = fill_for(name);
-    if (fill == Fill::kZeros) return alloc_host_tensor(dtype_, shape);
-    // Random and ones overwrite every byte, so skip the zero-fill pass alloc_host_tensor would make: on a
-    // 16 GB model that pass costs as much as the generation. The fill threads fault the pages in.
-    Tensor tensor = alloc_uninitialized(shape, count);
-    if (fill == Fill::kOnes) {
-      fill_ones(tensor.view.data, count);
-    } else {
-      fill_random(name, tensor.view.data, count);
-    }
-    return tensor;
+    return {};
   }
 
-  std::vector<std::string> names() const override { return {}; }
-
- private:
-  Tensor alloc_uninitialized(const Shape& shape, int64_t count) const {
-    const size_t bytes = static_cast<size_t>(count) * dtype_size(dtype_);
-    if (bytes >= kHugePageBytes) {
-      // Large tensors: anonymous memory with transparent huge pages, because first-touch page faults (not
-      // the random numbers) dominate filling gigabytes, and huge pages cut their number 512-fold.
-      void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      RADIXLM_CHECK(data != MAP_FAILED, "out of host memory mapping {} bytes of dummy weights", bytes);
-      ::madvise(data, bytes, MADV_HUGEPAGE);
-      std::shared_ptr<void> storage(data, [bytes](void* p) { ::munmap(p, bytes); });
-      return Tensor(TensorView(data, dtype_, shape, Device::kCpu), std::move(storage));
+  // Writes every one of the `count` values of tensor `name` to `out`.
+  void make_into(const std::string& name, void* out, int64_t count) const {
+    switch (fill_for(name)) {
+      case Fill::kZeros:
+        std::memset(out, 0, static_cast<size_t>(count) * dtype_size(dtype_));
+        break;
+      case Fill::kOnes:
+        fill_ones(out, count);
+        break;
+      case Fill::kRandom:
+        fill_random(name, out, count);
+        break;
     }
-    constexpr size_t kAlignment = 64;
-    const size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-    void* data = std::aligned_alloc(kAlignment, rounded);
-    RADIXLM_CHECK(data != nullptr, "out of host memory allocating {} bytes of dummy weights", bytes);
-    std::shared_ptr<void> storage(data, [](void* p) { std::free(p); });
-    return Tensor(TensorView(data, dtype_, shape, Device::kCpu), std::move(storage));
   }
 
   void fill_ones(void* out, int64_t count) const {

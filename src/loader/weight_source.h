@@ -13,6 +13,12 @@
 
 namespace radixlm {
 
+// One tensor of a row-stacked group: its HF name and the shape the model expects.
+struct StackedPart {
+  std::string name;
+  Shape shape;
+};
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
@@ -23,7 +29,18 @@ class WeightSource {
   virtual Expected<Tensor> get(const std::string& name, const Shape& expected_shape) = 0;
   // Every tensor name the source holds (empty for dummy), so a loader can report ones no model used.
   virtual std::vector<std::string> names() const = 0;
+  // The tensors `parts` stacked along their first dimension, [a; b; ...], in one contiguous host tensor:
+  // the weight of a fused projection (q|k|v or gate|up in one matmul, as SGLang's QKVParallelLinear and
+  // MergedColumnParallelLinear). Parts must agree on every dimension but the first. The dtype is the parts'
+  // when they agree, else f32 (widening, never rounding). Each part is checked as get() checks it. The
+  // result is the only copy made: a checkpoint's parts are read from the mapping straight into place, and
+  // dummy weights are generated in place with each part's own name, so a fused model holds exactly the
+  // values of the unfused one.
+  virtual Expected<Tensor> get_stacked(const std::vector<StackedPart>& parts);
 };
+
+// The shape of `parts` stacked along dim 0, or an error naming the part that does not fit.
+Expected<Shape> stacked_shape(const std::vector<StackedPart>& parts);
 
 // Opens `model_dir`'s model.safetensors, or the shards listed by model.safetensors.index.json.
 Expected<std::unique_ptr<WeightSource>> open_checkpoint(const std::filesystem::path& model_dir);

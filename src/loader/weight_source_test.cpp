@@ -236,5 +236,102 @@ TEST(DummyWeights, Fp8AndBadRequests) {
   EXPECT_NE(negative.status().message().find("tensor 'w'"), std::string::npos);
 }
 
+
+// --- stacking (fused q|k|v and gate|up weights) ---
+
+// Bytes of `parts` fetched one by one with get(), concatenated: what get_stacked must equal.
+std::string concatenated(WeightSource& weights, const std::vector<StackedPart>& parts) {
+  std::string out;
+  for (const StackedPart& part : parts) {
+    auto t = weights.get(part.name, part.shape);
+    EXPECT_TRUE(t.ok()) << t.status().to_string();
+    if (t.ok()) out.append(static_cast<const char*>(t->view.data), t->view.nbytes());
+  }
+  return out;
+}
+
+TEST(Stacked, DummyEqualsSeparateTensorsInOrder) {
+  // Sizes over 2 MB and many fill chunks, as an 8B model's q|k|v; norm and bias parts too.
+  const std::vector<StackedPart> parts = {{"model.layers.2.self_attn.q_proj.weight", {1024, 1024}},
+                                          {"model.layers.2.self_attn.k_proj.weight", {256, 1024}},
+                                          {"model.layers.2.self_attn.v_proj.weight", {256, 1024}}};
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    auto weights = make_dummy_weights(dtype, 5);
+    auto stacked = weights->get_stacked(parts);
+    ASSERT_TRUE(stacked.ok()) << stacked.status().to_string();
+    EXPECT_EQ(stacked->shape(), (Shape{1536, 1024}));
+    EXPECT_EQ(stacked->dtype(), dtype);
+    const std::string want = concatenated(*weights, parts);
+    ASSERT_EQ(stacked->view.nbytes(), want.size());
+    EXPECT_EQ(std::memcmp(stacked->view.data, want.data(), want.size()), 0);
+  }
+  auto weights = make_dummy_weights(DType::kBF16, 5);
+  const std::vector<StackedPart> mixed = {{"a.q_proj.bias", {3}}, {"a.q_norm.weight", {2}}, {"a.w", {5}}};
+  auto stacked = weights->get_stacked(mixed);
+  ASSERT_TRUE(stacked.ok());
+  const std::vector<float> values = to_f32(*stacked);
+  EXPECT_EQ(values[0], 0.0f);  // bias: zeros, even though the buffer starts uninitialized
+  EXPECT_EQ(values[2], 0.0f);
+  EXPECT_EQ(values[3], 1.0f);  // norm: ones
+  EXPECT_EQ(values[4], 1.0f);
+  const std::string want = concatenated(*weights, mixed);
+  EXPECT_EQ(std::memcmp(stacked->view.data, want.data(), want.size()), 0);
+}
+
+TEST(Stacked, CheckpointEqualsSeparateTensors) {
+  auto weights = open_checkpoint(fixtures_dir() / "models/qwen2");
+  ASSERT_TRUE(weights.ok()) << weights.status().to_string();
+  const std::string attn = "model.layers.0.self_attn.";
+  for (const char* kind : {"weight", "bias"}) {
+    const bool bias = std::string(kind) == "bias";
+    // Shapes from the fixture's config: 4 heads of 32, 2 kv heads.
+    const std::vector<StackedPart> parts = {{attn + "q_proj." + kind, bias ? Shape{128} : Shape{128, 128}},
+                                            {attn + "k_proj." + kind, bias ? Shape{64} : Shape{64, 128}},
+                                            {attn + "v_proj." + kind, bias ? Shape{64} : Shape{64, 128}}};
+    auto stacked = (*weights)->get_stacked(parts);
+    ASSERT_TRUE(stacked.ok()) << stacked.status().to_string();
+    EXPECT_EQ(stacked->shape()[0], 256);
+    const std::string want = concatenated(**weights, parts);
+    ASSERT_EQ(stacked->view.nbytes(), want.size());
+    EXPECT_EQ(std::memcmp(stacked->view.data, want.data(), want.size()), 0);
+  }
+}
+
+TEST(Stacked, MixedDtypesWidenToF32) {
+  ScratchDir dir;
+  // x: F32 [1, 2] = {1, 3}; y: BF16 [1, 2] = {2, -0.5}
+  write_file(dir.path() / "model.safetensors",
+             safetensors_image(R"({"x":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},)"
+                               R"("y":{"dtype":"BF16","shape":[1,2],"data_offsets":[8,12]}})",
+                               std::string("\x00\x00\x80\x3f\x00\x00\x40\x40\x00\x40\x00\xbf", 12)));
+  auto weights = open_checkpoint(dir.path());
+  ASSERT_TRUE(weights.ok()) << weights.status().to_string();
+  auto stacked = (*weights)->get_stacked({{"x", {1, 2}}, {"y", {1, 2}}});
+  ASSERT_TRUE(stacked.ok()) << stacked.status().to_string();
+  EXPECT_EQ(stacked->dtype(), DType::kF32);
+  EXPECT_EQ(stacked->shape(), (Shape{2, 2}));
+  EXPECT_EQ(to_f32(*stacked), (std::vector<float>{1.0f, 3.0f, 2.0f, -0.5f}));
+}
+
+TEST(Stacked, ErrorsNameTheTensor) {
+  auto weights = make_dummy_weights(DType::kBF16, 0);
+  auto mismatched = weights->get_stacked({{"q", {4, 8}}, {"k", {2, 6}}});
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.status().message().find("cannot stack 'k' [2, 6] under 'q' [4, 8]"), std::string::npos)
+      << mismatched.status().message();
+  EXPECT_FALSE(weights->get_stacked({}).ok());
+  auto negative = weights->get_stacked({{"q", {4, 8}}, {"k", {-1, 8}}});
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("tensor 'k'"), std::string::npos) << negative.status().message();
+
+  auto checkpoint = open_checkpoint(fixtures_dir() / "models/qwen2");
+  ASSERT_TRUE(checkpoint.ok());
+  auto wrong = (*checkpoint)->get_stacked({{"model.layers.0.self_attn.q_proj.weight", {128, 128}},
+                                           {"model.layers.0.self_attn.k_proj.weight", {99, 128}}});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("tensor 'model.layers.0.self_attn.k_proj.weight': shape"), std::string::npos)
+      << wrong.status().message();
+}
+
 }  // namespace
 }  // namespace radixlm

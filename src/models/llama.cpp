@@ -7,6 +7,7 @@
 
 #include "models/llama.h"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -19,30 +20,25 @@
 namespace radixlm {
 namespace {
 
+// Projections that read the same input are stacked at load time so one matmul computes them all, as
+// SGLang's QKVParallelLinear and MergedColumnParallelLinear do: at decode a matmul streams its weight once,
+// and one [Wq + 2 Wkv, H] matrix streams faster than three (the narrow k/v ones reach well under the
+// copy bandwidth alone).
 struct LayerWeights {
   Tensor input_norm, post_attention_norm;
-  Tensor q_proj, k_proj, v_proj, o_proj;
-  Tensor q_bias, k_bias, v_bias, o_bias;  // undefined when absent
-  Tensor q_norm, k_norm;                  // Qwen3
-  Tensor gate_up_proj, gate_up_bias;      // gate and up stacked: [2I, H], as silu_and_mul wants
+  Tensor qkv_proj, qkv_bias;          // q, k and v stacked: [Wq + 2 Wkv, H]; bias undefined when absent
+  Tensor o_proj, o_bias;
+  Tensor q_norm, k_norm;              // Qwen3
+  Tensor gate_up_proj, gate_up_bias;  // gate and up stacked: [2I, H], as silu_and_mul wants
   Tensor down_proj, down_bias;
 };
 
-// Stacks two host matrices with the same column count, [a; b], so one matmul computes both.
-Tensor stack_rows(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype()) {
-    // Mixed dtypes are odd but legal: widen both to f32 rather than round either.
-    Tensor out = alloc_host_tensor(DType::kF32, {a.shape()[0] + b.shape()[0], a.shape().numel() / a.shape()[0]});
-    convert_to_f32(a.dtype(), a.view.data, out.as<float>(), static_cast<size_t>(a.shape().numel()));
-    convert_to_f32(b.dtype(), b.view.data, out.as<float>() + a.shape().numel(), static_cast<size_t>(b.shape().numel()));
-    return out;
-  }
-  Shape shape = a.shape();
-  shape[0] += b.shape()[0];
-  Tensor out = alloc_host_tensor(a.dtype(), shape);
-  std::memcpy(out.view.data, a.view.data, a.view.nbytes());
-  std::memcpy(static_cast<uint8_t*>(out.view.data) + a.view.nbytes(), b.view.data, b.view.nbytes());
-  return out;
+// A contiguous view of columns [begin, begin + width) of a one-row matrix. With one row a column block is
+// contiguous, so a decode step of one token takes q, k and v out of the fused output without a copy.
+TensorView one_row_columns(const TensorView& x, int64_t begin, int64_t width) {
+  RADIXLM_CHECK(x.ndim() == 2 && x.size(0) == 1 && x.is_contiguous() && begin + width <= x.size(1));
+  return TensorView(static_cast<uint8_t*>(x.data) + static_cast<size_t>(begin) * dtype_size(x.dtype), x.dtype,
+                    {1, width}, x.device);
 }
 
 class LlamaFamilyModel final : public Model {
@@ -60,6 +56,8 @@ class LlamaFamilyModel final : public Model {
 
  private:
   Expected<Tensor> fetch(WeightSource& weights, const std::string& name, const Shape& shape);
+  // The tensors `parts` stacked into one and uploaded (one host copy at a time, released after upload).
+  Expected<Tensor> fetch_stacked(WeightSource& weights, const std::vector<StackedPart>& parts);
 
   ModelConfig config_;
   LlamaFamilyFlags flags_;
@@ -77,6 +75,15 @@ Expected<Tensor> LlamaFamilyModel::fetch(WeightSource& weights, const std::strin
                       dtype_name(host.dtype()));
   }
   return host;
+}
+
+Expected<Tensor> LlamaFamilyModel::fetch_stacked(WeightSource& weights, const std::vector<StackedPart>& parts) {
+  RADIXLM_ASSIGN_OR_RETURN(Tensor host, weights.get_stacked(parts));
+  if (!dtype_is_float(host.dtype())) {
+    return make_error(StatusCode::kUnsupported, "weights '{}' and the {} stacked with it have dtype {}; a float type is needed",
+                      parts.front().name, parts.size() - 1, dtype_name(host.dtype()));
+  }
+  return backend_.upload(host);
 }
 
 Status LlamaFamilyModel::load(WeightSource& weights) {
@@ -107,14 +114,15 @@ Status LlamaFamilyModel::load(WeightSource& weights) {
     };
     RADIXLM_ASSIGN_OR_RETURN(layer.input_norm, get("input_layernorm.weight", {hidden}));
     RADIXLM_ASSIGN_OR_RETURN(layer.post_attention_norm, get("post_attention_layernorm.weight", {hidden}));
-    RADIXLM_ASSIGN_OR_RETURN(layer.q_proj, get("self_attn.q_proj.weight", {q_width, hidden}));
-    RADIXLM_ASSIGN_OR_RETURN(layer.k_proj, get("self_attn.k_proj.weight", {kv_width, hidden}));
-    RADIXLM_ASSIGN_OR_RETURN(layer.v_proj, get("self_attn.v_proj.weight", {kv_width, hidden}));
+    const std::string attn = prefix + "self_attn.";
+    RADIXLM_ASSIGN_OR_RETURN(layer.qkv_proj, fetch_stacked(weights, {{attn + "q_proj.weight", {q_width, hidden}},
+                                                                     {attn + "k_proj.weight", {kv_width, hidden}},
+                                                                     {attn + "v_proj.weight", {kv_width, hidden}}}));
     RADIXLM_ASSIGN_OR_RETURN(layer.o_proj, get("self_attn.o_proj.weight", {hidden, q_width}));
     if (flags_.qkv_bias) {
-      RADIXLM_ASSIGN_OR_RETURN(layer.q_bias, get("self_attn.q_proj.bias", {q_width}));
-      RADIXLM_ASSIGN_OR_RETURN(layer.k_bias, get("self_attn.k_proj.bias", {kv_width}));
-      RADIXLM_ASSIGN_OR_RETURN(layer.v_bias, get("self_attn.v_proj.bias", {kv_width}));
+      RADIXLM_ASSIGN_OR_RETURN(layer.qkv_bias, fetch_stacked(weights, {{attn + "q_proj.bias", {q_width}},
+                                                                       {attn + "k_proj.bias", {kv_width}},
+                                                                       {attn + "v_proj.bias", {kv_width}}}));
     }
     if (flags_.o_proj_bias) {
       RADIXLM_ASSIGN_OR_RETURN(layer.o_bias, get("self_attn.o_proj.bias", {hidden}));
@@ -123,14 +131,13 @@ Status LlamaFamilyModel::load(WeightSource& weights) {
       RADIXLM_ASSIGN_OR_RETURN(layer.q_norm, get("self_attn.q_norm.weight", {config_.head_dim}));
       RADIXLM_ASSIGN_OR_RETURN(layer.k_norm, get("self_attn.k_norm.weight", {config_.head_dim}));
     }
-    RADIXLM_ASSIGN_OR_RETURN(Tensor gate, fetch(weights, prefix + "mlp.gate_proj.weight", {inter, hidden}));
-    RADIXLM_ASSIGN_OR_RETURN(Tensor up, fetch(weights, prefix + "mlp.up_proj.weight", {inter, hidden}));
-    layer.gate_up_proj = backend_.upload(stack_rows(gate, up));
+    const std::string mlp = prefix + "mlp.";
+    RADIXLM_ASSIGN_OR_RETURN(layer.gate_up_proj, fetch_stacked(weights, {{mlp + "gate_proj.weight", {inter, hidden}},
+                                                                         {mlp + "up_proj.weight", {inter, hidden}}}));
     RADIXLM_ASSIGN_OR_RETURN(layer.down_proj, get("mlp.down_proj.weight", {hidden, inter}));
     if (flags_.mlp_bias) {
-      RADIXLM_ASSIGN_OR_RETURN(Tensor gate_bias, fetch(weights, prefix + "mlp.gate_proj.bias", {inter}));
-      RADIXLM_ASSIGN_OR_RETURN(Tensor up_bias, fetch(weights, prefix + "mlp.up_proj.bias", {inter}));
-      layer.gate_up_bias = backend_.upload(stack_rows(gate_bias, up_bias));
+      RADIXLM_ASSIGN_OR_RETURN(layer.gate_up_bias, fetch_stacked(weights, {{mlp + "gate_proj.bias", {inter}},
+                                                                           {mlp + "up_proj.bias", {inter}}}));
       RADIXLM_ASSIGN_OR_RETURN(layer.down_bias, get("mlp.down_proj.bias", {hidden}));
     }
   }
@@ -158,9 +165,25 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
 
   Tensor hidden = backend_.alloc(act, {tokens, hidden_size});
   Tensor residual = backend_.alloc(act, {tokens, hidden_size});  // zero-filled
-  Tensor q = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
-  Tensor k = backend_.alloc(act, {tokens, int64_t{kv_heads} * head_dim});
-  Tensor v = backend_.alloc(act, {tokens, int64_t{kv_heads} * head_dim});
+  const int64_t q_width = int64_t{q_heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
+  Tensor qkv = backend_.alloc(act, {tokens, q_width + 2 * kv_width});
+  // One token: q, k and v are views into the fused output. More: the ops downstream want each contiguous,
+  // so split_columns copies them out (a few KB per token, far cheaper than two more matmuls).
+  Tensor q_split, k_split, v_split;
+  TensorView q, k, v;
+  if (tokens == 1) {
+    q = one_row_columns(qkv, 0, q_width);
+    k = one_row_columns(qkv, q_width, kv_width);
+    v = one_row_columns(qkv, q_width + kv_width, kv_width);
+  } else {
+    q_split = backend_.alloc(act, {tokens, q_width});
+    k_split = backend_.alloc(act, {tokens, kv_width});
+    v_split = backend_.alloc(act, {tokens, kv_width});
+    q = q_split;
+    k = k_split;
+    v = v_split;
+  }
+  const std::array<TensorView, 3> qkv_parts{q, k, v};
   Tensor attn = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
   Tensor gate_up = backend_.alloc(act, {tokens, 2 * inter});
   Tensor mlp = backend_.alloc(act, {tokens, inter});
@@ -169,9 +192,8 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
     backend_.add_rms_norm(hidden, residual, layer.input_norm, eps);
-    backend_.linear(hidden, layer.q_proj, layer.q_bias, q);
-    backend_.linear(hidden, layer.k_proj, layer.k_bias, k);
-    backend_.linear(hidden, layer.v_proj, layer.v_bias, v);
+    backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
+    if (tokens != 1) backend_.split_columns(qkv, qkv_parts);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);

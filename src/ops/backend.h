@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "core/tensor.h"
@@ -51,6 +52,10 @@ class Backend {
   // out = x @ weight^T (+ bias)             x [T, in], weight [out, in], bias [out] or empty, out [T, out]
   virtual void linear(const TensorView& x, const TensorView& weight, const TensorView& bias,
                       const TensorView& out) = 0;
+  // Copies consecutive column blocks of x out: outs[0] = x[:, :W0], outs[1] = x[:, W0:W0+W1], ..., the widths
+  // adding up to x's. x [T, W], outs[i] [T, Wi], one dtype. A fused projection (q|k|v from one matmul)
+  // hands its parts this way to the ops that want each contiguous. At most 4 outputs.
+  virtual void split_columns(const TensorView& x, std::span<const TensorView> outs) = 0;
   // out = silu(x[:, :I]) * x[:, I:]         x [T, 2I], out [T, I]
   virtual void silu_and_mul(const TensorView& x, const TensorView& out) = 0;
   // Rotates q [T, Hq*D] and k [T, Hk*D] in place at the step's positions, then writes k and v [T, Hk*D]

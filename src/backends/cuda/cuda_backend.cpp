@@ -7,6 +7,7 @@
 #include "backends/cuda/cublaslt_gemm.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_split.h"
 #include "backends/cuda/device_allocator.h"
 
 namespace radixlm {
@@ -452,6 +453,30 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
                               n, k, as_stream(stream_));
   RADIXLM_CHECK(ran, "cuBLASLt has no algorithm for linear [{}, {}] x [{}, {}]^T", tokens, k, n, k);
   if (has_bias && !fuse_bias) cuda::launch_add_bias(out.data, out_f32, bias_ptr, tokens, n, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::split_columns(const TensorView& x, std::span<const TensorView> outs) {
+  RADIXLM_OP_TIMER("split_columns");
+  check_device_rows(x, DType::kBF16, "split_columns x");
+  RADIXLM_CHECK(!outs.empty() && outs.size() <= static_cast<size_t>(cuda::kMaxSplitParts),
+                "split_columns: {} outputs (1 to {})", outs.size(), cuda::kMaxSplitParts);
+  cuda::SplitColumnsParams p;
+  p.x = bf16_ptr(x);
+  p.rows = x.size(0);
+  p.width = x.size(1);
+  p.parts = static_cast<int32_t>(outs.size());
+  int64_t width = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    check_device_rows(outs[i], DType::kBF16, "split_columns out");
+    RADIXLM_CHECK(outs[i].size(0) == x.size(0), "split_columns: output {} for x {}", outs[i].shape.to_string(),
+                  x.shape.to_string());
+    p.out[i] = bf16_ptr(outs[i]);
+    p.widths[i] = outs[i].size(1);
+    width += outs[i].size(1);
+  }
+  RADIXLM_CHECK(width == x.size(1), "split_columns: output widths add up to {}, x is {} wide", width, x.size(1));
+  cuda::launch_split_columns(p, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
