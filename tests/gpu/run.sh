@@ -88,6 +88,15 @@ stage start-to-ready 150 "$BENCH" "$RADIXLM" generate --model-path "$MODEL8B" --
   --input-ids 1,2,3,4,5,6,7,8 --max-new-tokens 8 --ignore-eos --json
 echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) - $T0, 2))") s" >> "$BENCH"
 
+# Serving (issue 6's serving targets): tests/gpu/serving.sh starts `radixlm serve` on the 8B shape (no
+# tokenizer), measures start to /health 200, runs `radixlm bench serving` (1,000 random-id prompts, 16 req/s)
+# and `bench one-batch` at the run's decode batch; each stage has its own limit (~3-4 min in all), and the
+# server is stopped before the one-batch run. RADIXLM_GPU_SERVING=0 skips it.
+rm -f "$OUT/serving_summary.txt"
+if [ "${RADIXLM_GPU_SERVING:-1}" = 1 ]; then
+  OUT=$OUT RADIXLM=$RADIXLM MODEL8B=$MODEL8B RADIXLM_FIXTURES_DIR=$FIX bash tests/gpu/serving.sh
+fi
+
 {
   echo
   echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(cat .gpu/COMMIT 2>/dev/null || git rev-parse --short HEAD)) ================"
@@ -100,6 +109,8 @@ echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) 
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
   grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" || true
+  echo "--- serving (tests/gpu/serving.sh; targets: start-to-ready <= 20 s, ITL p50 / one-batch step <= 1.2)"
+  cat "$OUT/serving_summary.txt" 2>/dev/null || echo "(not run)"
   echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
   grep -A18 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
