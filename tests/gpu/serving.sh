@@ -17,6 +17,7 @@ set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=${OUT:-$PWD/build/gpu-out}
 mkdir -p "$OUT"
+export PATH=/opt/torch/.venv/bin:$PATH  # the GPU machine's python3 (run.sh sets the same)
 RADIXLM=${RADIXLM:-$PWD/build/gpu/src/apps/radixlm}
 FIX=${RADIXLM_FIXTURES_DIR:-$PWD/.gpu/fixtures}
 PROBE="python3 $PWD/tests/gpu/serving_probe.py"
