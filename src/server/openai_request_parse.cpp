@@ -57,7 +57,8 @@ Expected<int64_t> to_int(const Json& value, std::string_view key, int64_t lo, in
     result = value.get<int64_t>();
   } else if (value.is_number_float()) {
     const double d = value.get<double>();
-    if (!(d == static_cast<double>(static_cast<int64_t>(d))) || d < -9.2e18 || d > 9.2e18) {
+    // The range check comes first: casting a double outside int64's range is undefined behaviour.
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != static_cast<double>(static_cast<int64_t>(d))) {
       return make_error(StatusCode::kInvalidArgument, "{} must be an integer, got {}", key, d);
     }
     result = static_cast<int64_t>(d);
