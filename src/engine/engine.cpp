@@ -53,6 +53,7 @@ Engine::Engine(Model& model, Backend& backend, const EngineOptions& options, std
       scheduler_(std::move(scheduler)),
       runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size, options.runner),
       metrics_(options.decode_log_interval) {
+  runner_.capture_cuda_graphs();
   publish_snapshot();
 }
 

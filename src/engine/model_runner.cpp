@@ -1,6 +1,9 @@
 #include "engine/model_runner.h"
 
 #include <algorithm>
+#include <chrono>
+
+#include <spdlog/spdlog.h>
 
 #include "cache/sequence_pages.h"
 #include "sampling/cpu_row_sampler.h"
@@ -153,6 +156,18 @@ bool ModelRunner::samples_on_device() const {
   return device_->sampler != nullptr;
 #else
   return false;
+#endif
+}
+
+void ModelRunner::capture_cuda_graphs() {
+#if defined(RADIXLM_HAVE_CUDA)
+  if (device_->graphs) {
+    const auto start = std::chrono::steady_clock::now();
+    device_->graphs->capture_all([this](const ForwardBatch& b) { return model_.forward(b, kv_cache_); }, page_size_);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    spdlog::info("Captured CUDA graphs for {} decode batch sizes (1..{}) in {:.2f} s",
+                 device_->graphs->batch_sizes().size(), device_->graphs->batch_sizes().back(), took.count());
+  }
 #endif
 }
 

@@ -62,6 +62,10 @@ class ModelRunner {
   // Whether run_sampled samples on the device (the CUDA backend), where it saves the logits read-back.
   bool samples_on_device() const;
 
+  // Captures the CUDA graph of every decode bucket now (nothing without CUDA graphs); the engine does this
+  // at start-up so that no request waits for a capture.
+  void capture_cuda_graphs();
+
   // Decode steps that replayed a CUDA graph, and graphs captured (0 without CUDA graphs).
   int64_t graph_replays() const;
   int64_t graph_captures() const;

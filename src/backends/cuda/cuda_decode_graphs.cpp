@@ -66,7 +66,22 @@ ForwardBatch CudaDecodeGraphs::pad(const ForwardBatch& batch, int32_t bucket) co
 CudaDecodeGraphs::Output CudaDecodeGraphs::run(const ForwardBatch& batch, const Forward& forward) {
   RADIXLM_CHECK(can_run(batch), "not a decode step a CUDA graph can run");
   const int32_t bucket = *std::lower_bound(sizes_.begin(), sizes_.end(), batch.num_seqs());
-  const ForwardBatch padded = pad(batch, bucket);
+  return run_padded(pad(batch, bucket), bucket, forward);
+}
+
+void CudaDecodeGraphs::capture_all(const Forward& forward, int32_t page_size) {
+  ForwardBatch empty;
+  empty.page_size = page_size;
+  empty.query_start = {0};
+  empty.page_table_start = {0};
+  // Largest first: the static step buffer is sized for the largest bucket once, not regrown.
+  for (auto it = sizes_.rbegin(); it != sizes_.rend(); ++it) {
+    if (!graphs_.contains(*it)) (void)run_padded(pad(empty, *it), *it, forward);
+  }
+}
+
+CudaDecodeGraphs::Output CudaDecodeGraphs::run_padded(const ForwardBatch& padded, int32_t bucket,
+                                                      const Forward& forward) {
   // What the ops check on the host when they run eagerly; a replay runs no op, so it is checked here.
   for (int64_t slot : padded.kv_slots) {
     RADIXLM_CHECK(slot >= 0 && slot < num_slots_, "kv slot {} outside the cache of {}", slot, num_slots_);

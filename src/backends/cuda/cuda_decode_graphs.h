@@ -1,7 +1,8 @@
 #pragma once
-// CUDA graphs of decode steps, as SGLang's CudaGraphRunner: one graph per batch-size bucket, captured the
-// first time a decode batch of that bucket runs (after one eager warm-up of the same shape, which plans
-// the GEMMs and uploads what the ops cache), then replayed with the batch padded up to the bucket. A
+// CUDA graphs of decode steps, as SGLang's CudaGraphRunner: one graph per batch-size bucket, captured at
+// start-up by capture_all() (or else the first time a decode batch of that bucket runs), each after one
+// eager warm-up of the same shape, which plans the GEMMs and uploads what the ops cache; then replayed
+// with the batch padded up to the bucket. A
 // replay costs one upload of the step's arrays (token ids, positions, kv slots, the CSR page table) into
 // the backend's static step buffer and one graph launch: no per-kernel launches, no device allocation.
 //
@@ -53,6 +54,9 @@ class CudaDecodeGraphs {
   // Runs the batch through its bucket's graph (capturing it first if needed). The views are valid until
   // the next run or the next capture (read them before anything else runs).
   Output run(const ForwardBatch& batch, const Forward& forward);
+  // Captures every bucket's graph now, each on a batch of padding rows only (they write K/V to the
+  // padding page), so no request pays for a capture: SGLang captures at start-up too.
+  void capture_all(const Forward& forward, int32_t page_size);
 
   int64_t captures() const { return captures_; }
   int64_t replays() const { return replays_; }
@@ -68,6 +72,7 @@ class CudaDecodeGraphs {
     TensorView tokens;
   };
   ForwardBatch pad(const ForwardBatch& batch, int32_t bucket) const;
+  Output run_padded(const ForwardBatch& padded, int32_t bucket, const Forward& forward);
   void drop_graphs();
 
   CudaBackend& backend_;
