@@ -30,6 +30,10 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
   return $rc
 }
 : > "$OUT/stages.txt"
+# RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
+# calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
+PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
+part() { [[ $PARTS == *" $1 "* ]]; }
 
 # Build the commit prepare.sh archived (falls back to the working tree if there is no archive).
 SRC=$ROOT
@@ -40,60 +44,72 @@ fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
-  cuda_prefill_attention_test
+  cuda_prefill_attention_test cuda_split_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
-stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
-stage test-prefill-attn 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1
-stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
-stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
-stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
+if part tests; then
+  stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
+  # The same decode attention timings on the previous kernel, for the A/B in the summary.
+  stage test-decode-legacy 120 "$TESTS" env RADIXLM_DECODE_ATTENTION=legacy "$BUILD/src/backends/cuda/backend_cuda_test" \
+    --gtest_brief=1 --gtest_filter='*KvBandwidth*'
+  stage test-prefill-attn 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1
+  stage test-split 60 "$TESTS" "$BUILD/src/backends/cuda/cuda_split_test" --gtest_brief=1
+  stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
+  stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
+  stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
+fi
 
 CEIL=$OUT/ceilings.log
-stage ceilings 150 "$CEIL" python3 .gpu/bench/gpu_ceilings.py
+part bench && stage ceilings 150 "$CEIL" python3 .gpu/bench/gpu_ceilings.py
 BW=$(sed -n 's/^copy bandwidth (read+write): \([0-9.]*\) TB\/s/\1/p' "$CEIL" | head -1)
 TF=$(sed -n 's/^bf16 GEMM 8192^3: \([0-9.]*\) TFLOP\/s/\1/p' "$CEIL" | head -1)
 BW=${BW:-4.26}; TF=${TF:-700}
 
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
-stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
+part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
 # Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1; eager,
 # since a graph replay is one op).
-stage op-times-b1 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
-  --load-format dummy --device cuda --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 64
-for b in 64 256; do
-  stage op-times-b$b 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
-    --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 32
-done
+if part optimes; then
+  stage op-times-b1 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
+    --load-format dummy --device cuda --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 64
+  for b in 64 256; do
+    stage op-times-b$b 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
+      --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 32
+  done
+fi
 ROOF=(--roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF")
 ONE=("$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda)
 # The issue's shapes: batch 1 128/256, batch 64 128/128, batch 256 128/512 (CUDA graphs, SGLang's buckets),
 # batch 1 again eager for the graphs' gain, and the 4096-token prefill.
-stage bench-b1 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}" \
-  --output-file "$OUT/bench_b1.json"
-stage bench-b1-eager 120 "$BENCH" "${ONE[@]}" --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 256 \
-  "${ROOF[@]}" --output-file "$OUT/bench_b1_eager.json"
-stage bench-b64 120 "$BENCH" "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}" \
-  --output-file "$OUT/bench_b64.json"
-stage bench-b256 150 "$BENCH" "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}" \
-  --output-file "$OUT/bench_b256.json"
-stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
-  --output-file "$OUT/bench_prefill.json"
+if part bench; then
+  stage bench-b1 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}" \
+    --output-file "$OUT/bench_b1.json"
+  stage bench-b1-eager 120 "$BENCH" "${ONE[@]}" --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 256 \
+    "${ROOF[@]}" --output-file "$OUT/bench_b1_eager.json"
+  stage bench-b64 120 "$BENCH" "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}" \
+    --output-file "$OUT/bench_b64.json"
+  stage bench-b256 150 "$BENCH" "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}" \
+    --output-file "$OUT/bench_b256.json"
+  stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
+    --output-file "$OUT/bench_prefill.json"
+fi
 # Start to ready: process start to the first generated token of `radixlm generate` on the 8B shape (dummy
 # weights generated on the host, uploaded, one prefill and 8 decode steps through the engine).
-T0=$(date +%s.%N)
-stage start-to-ready 150 "$BENCH" "$RADIXLM" generate --model-path "$MODEL8B" --load-format dummy --device cuda \
-  --input-ids 1,2,3,4,5,6,7,8 --max-new-tokens 8 --ignore-eos --json
-echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) - $T0, 2))") s" >> "$BENCH"
+if part optimes; then
+  T0=$(date +%s.%N)
+  stage start-to-ready 150 "$BENCH" "$RADIXLM" generate --model-path "$MODEL8B" --load-format dummy --device cuda \
+    --input-ids 1,2,3,4,5,6,7,8 --max-new-tokens 8 --ignore-eos --json
+  echo "start-to-ready (generate, wall): $(python3 -c "print(round($(date +%s.%N) - $T0, 2))") s" >> "$BENCH"
+fi
 
 # Serving (issue 6's serving targets): tests/gpu/serving.sh starts `radixlm serve` on the 8B shape (no
 # tokenizer), measures start to /health 200, runs `radixlm bench serving` (1,000 random-id prompts, 16 req/s)
 # and `bench one-batch` at the run's decode batch; each stage has its own limit (~3-4 min in all), and the
 # server is stopped before the one-batch run. RADIXLM_GPU_SERVING=0 skips it.
 rm -f "$OUT/serving_summary.txt"
-if [ "${RADIXLM_GPU_SERVING:-1}" = 1 ]; then
+if [ "${RADIXLM_GPU_SERVING:-1}" = 1 ] && part serving; then
   OUT=$OUT RADIXLM=$RADIXLM MODEL8B=$MODEL8B RADIXLM_FIXTURES_DIR=$FIX bash tests/gpu/serving.sh
 fi
 
@@ -104,7 +120,7 @@ fi
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
-  grep -E "^prefill attention " "$TESTS" || true
+  grep -E "^=== test-decode-legacy: env|^(prefill|decode) attention " "$TESTS" || true
   echo "--- ceilings"
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
@@ -114,6 +130,6 @@ fi
   echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
   grep -A18 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
-  grep -E "^(matrix|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
+  grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
