@@ -216,11 +216,15 @@ void compare_batch(CudaBackend& backend, CudaRowSampler& device, const ParamCase
     const size_t begin = static_cast<size_t>(r) * vocab;
     // Processed logits: bit for bit (NaN where the CPU has NaN).
     int differing = 0;
+    std::string first_difference;
     for (int j = 0; j < vocab; ++j) {
       const float a = device_processed[begin + j], b = cpu_logits[begin + j];
-      if (!(a == b || (a != a && b != b))) ++differing;
+      if (!(a == b || (a != a && b != b)) && differing++ == 0) {
+        first_difference = "id " + std::to_string(j) + ": device " + std::to_string(a) + ", cpu " + std::to_string(b) +
+                           ", raw " + std::to_string(logits[begin + j]);
+      }
     }
-    EXPECT_EQ(differing, 0);
+    EXPECT_EQ(differing, 0) << "first at " << first_difference;
 
     const SamplingParams& params = batch[r].params;
     const std::vector<float> processed(cpu_logits.begin() + static_cast<int64_t>(begin),
