@@ -67,10 +67,9 @@ stop_server() {
 trap stop_server EXIT
 {
   echo "== serving: radixlm serve, $S_MODEL, dummy weights, device $S_DEVICE, page size $S_PAGE, no tokenizer"
-  # ModelRunner captures a bucket's graph on its first decode step (cuda_decode_graphs.h), not at startup:
-  # /health turns 200 before any graph exists, so the first request's time includes bucket 1's capture.
+  # The engine captures every bucket's graph at start-up (ModelRunner::capture_cuda_graphs), as SGLang does.
   [ "$S_DEVICE" = cuda ] &&
-    echo "CUDA graphs on, captured lazily (each bucket on its first decode step): ready excludes the captures"
+    echo "CUDA graphs on, every decode bucket captured at start-up (before /health turns 200)"
 } >> "$SUM"
 if stage serve-ready 150 "$LOG" $PROBE ready --port "$S_PORT" --t0 "$T0" --pid "$SERVER" --timeout 120; then
   grep '^serve start' "$LOG" >> "$SUM"

@@ -102,9 +102,13 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
     launch_legacy_prefill<kDim>(p, step, stream);
     return;
   }
-  // d >= 80 needs more than 128 registers per thread (~230 for d = 128 with Q in registers): one 8-warp
-  // block per SM. Smaller heads fit two 8-warp blocks per SM without spilling.
-  if (kernel == kPrefillKernelAuto) kernel = kDim >= 80 ? kPrefillKernelPipelined8x1 : kPrefillKernelPipelined8x2;
+  // Two 8-warp blocks per SM (Q re-read from shared memory, 128 registers) fit small heads without spilling;
+  // at d = 128 they spill 128 bytes and are still faster than one block with Q in registers (measured on
+  // an H200: 225 vs 210 TFLOP/s for the 4096-token prompt, docs/performance.md). d = 80 and 96 are not
+  // measured yet and keep the non-spilling one-block kernel.
+  if (kernel == kPrefillKernelAuto) {
+    kernel = (kDim == 80 || kDim == 96) ? kPrefillKernelPipelined8x1 : kPrefillKernelPipelined8x2;
+  }
   switch (kernel) {
     case kPrefillKernelPipelined8x2: launch_pipelined_prefill<kDim, 8, 2>(p, step, stream); break;
     case kPrefillKernelPipelined4x2: launch_pipelined_prefill<kDim, 4, 2>(p, step, stream); break;
