@@ -93,6 +93,8 @@ class DeviceBuffer {
     allocate(std::max<size_t>(1, host.size()) * sizeof(T));
     if (!host.empty()) {
       EXPECT_EQ(cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+      // From pageable memory cudaMemcpy may return before the DMA lands; kernels run on another stream.
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     }
     return static_cast<T*>(data_);
   }

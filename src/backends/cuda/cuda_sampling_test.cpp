@@ -178,9 +178,13 @@ double reference_logprob(const std::vector<float>& row, double temperature, int3
 
 Tensor device_logits(CudaBackend& backend, const std::vector<float>& values, int rows, int vocab) {
   Tensor t = backend.alloc(DType::kF32, {rows, vocab});
-  backend.synchronize();
-  EXPECT_EQ(cudaMemcpy(t.view.data, values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
+  // On the backend's stream and waited for: a plain cudaMemcpy from pageable memory may return before its
+  // last chunk reaches the device, and the backend's stream does not wait for the legacy stream, so the
+  // sampler could see (and then be overwritten by) the tail of the raw row.
+  EXPECT_EQ(cudaMemcpyAsync(t.view.data, values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice,
+                            static_cast<cudaStream_t>(backend.stream_handle())),
             cudaSuccess);
+  backend.synchronize();
   return t;
 }
 
