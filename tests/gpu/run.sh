@@ -44,17 +44,15 @@ fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
-  cuda_prefill_attention_test cuda_split_test
+  cuda_prefill_attention_test cuda_split_test cuda_small_m_gemm_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
 if part tests; then
   stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
-  # The same decode attention timings on the previous kernel, for the A/B in the summary.
-  stage test-decode-legacy 120 "$TESTS" env RADIXLM_DECODE_ATTENTION=legacy "$BUILD/src/backends/cuda/backend_cuda_test" \
-    --gtest_brief=1 --gtest_filter='*KvBandwidth*'
   stage test-prefill-attn 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1
   stage test-split 60 "$TESTS" "$BUILD/src/backends/cuda/cuda_split_test" --gtest_brief=1
+  stage test-small-m-gemm 120 "$TESTS" "$BUILD/src/backends/cuda/cuda_small_m_gemm_test" --gtest_brief=1
   stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
   stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
@@ -68,7 +66,7 @@ BW=${BW:-4.26}; TF=${TF:-700}
 
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
-part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8
+part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8 64
 # Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1; eager,
 # since a graph replay is one op).
 if part optimes; then
@@ -120,7 +118,8 @@ fi
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
-  grep -E "^=== test-decode-legacy: env|^(prefill|decode) attention " "$TESTS" || true
+  grep -E "^(prefill|decode) attention " "$TESTS" || true
+  grep -E "^smallm " "$TESTS" || true
   echo "--- ceilings"
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"

@@ -5,8 +5,7 @@
 // contexts with few query rows (decode) are split along the keys over several blocks (flash-decoding);
 // each split writes an unnormalised partial output with its max and sum, and a combine kernel merges them.
 //
-// Grid: decode: x = kv head, y = query tile * num_splits + split, z = sequence (the legacy decode kernel:
-// x = query tile, y = sequence, z = kv head * num_splits + split); prefill: x = kv head, y = query tile
+// Grid: decode: x = kv head, y = query tile * num_splits + split, z = sequence; prefill: x = kv head, y = query tile
 // counted down so the longest run first, z = sequence. Everything a block needs about the step comes from
 // the device arrays, so the launch shape depends only on the batch's size, never on its contents (the
 // property CUDA graphs need).
@@ -31,7 +30,7 @@ namespace {
 // Query rows per block: the tensor-core decode kernel up to 16 rows (decode and short extends), the
 // tensor-core prefill kernel beyond.
 int rows_per_tile(const StepArrays& step, int group) {
-  return step.max_query_len * group <= kDecodeMmaRows ? kDecodeMmaRows : kMmaRows;
+  return step.max_query_len * group <= decode::kRows ? decode::kRows : kMmaRows;
 }
 
 // RADIXLM_CUDA_PREFILL_ATTENTION picks the prefill kernel for the whole process (A/B runs on the GPU).
@@ -93,7 +92,7 @@ void launch_pipelined_prefill(const AttentionParams& p, const StepArrays& step, 
 template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
-  if (rows_per_tile(step, group) == kDecodeMmaRows) {
+  if (rows_per_tile(step, group) == decode::kRows) {
     decode::launch<kDim>(p, step, stream);  // and the combine when split
     return;
   }

@@ -398,8 +398,7 @@ namespace {
 // Decode attention at the Llama-3.1-8B shape (32/8 heads, d 128, page 16) as the benchmarks run it: checked
 // against the CPU, then timed with CUDA events on the backend's stream, eager and with the static-step
 // (graph) split count. Three copies of the cache are rotated so that L2 (50 MB) cannot hold the K/V between
-// calls. Prints microseconds per call (attention + combine) and TB/s of K/V bytes; the kernel is the one
-// RADIXLM_DECODE_ATTENTION selects (run once more with =legacy for the A/B).
+// calls. Prints microseconds per call (attention + combine) and TB/s of K/V bytes.
 TEST(CudaBackendTest, DecodeAttentionMatchesCpuAndReportsKvBandwidth) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(8);
