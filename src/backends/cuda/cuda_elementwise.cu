@@ -3,6 +3,8 @@
 // All arithmetic is f32; values are stored as bf16, rounded to nearest even.
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -223,6 +225,234 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
   }
 }
 
+// ---- Bandwidth-bound versions (the default; RADIXLM_CUDA_ELEMENTWISE=legacy selects the kernels above) ----
+// Same per-element f32 math and bf16 rounding as the kernels above; what changes is how memory is reached:
+// every load of a thread is issued before the first store (the stores may alias the next loads, so the
+// compiler would otherwise serialize one DRAM round trip per chunk), 16-byte accesses throughout, and
+// 2-D grids (column block, row) so no thread divides a 64-bit index.
+
+// As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
+// results), but x, residual and weight of all kNormChunks chunks are loaded up front.
+template <bool kResidual>
+__global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const int chunks = static_cast<int>(p.width / 8);
+  const auto* x = reinterpret_cast<const uint4*>(p.x + row * p.width);
+  auto* residual = kResidual ? reinterpret_cast<uint4*>(p.residual + row * p.width) : nullptr;
+  auto* out = reinterpret_cast<uint4*>(p.out + row * p.width);
+  const auto* weight = reinterpret_cast<const uint4*>(p.weight);
+  uint4 x_raw[kNormChunks], r_raw[kNormChunks], w_raw[kNormChunks];
+#pragma unroll
+  for (int c = 0; c < kNormChunks; ++c) {
+    const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
+    if (i < chunks) {
+      x_raw[c] = x[i];
+      if (kResidual) r_raw[c] = residual[i];
+      w_raw[c] = weight[i];
+    }
+  }
+  float values[kNormChunks][8];
+  float sum_squares = 0.0f;
+#pragma unroll
+  for (int c = 0; c < kNormChunks; ++c) {
+    const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
+    if (i < chunks) {
+      unpack8(x_raw[c], values[c]);
+      if (kResidual) {
+        float r[8];
+        unpack8(r_raw[c], r);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) values[c][e] = bf16_bits_to_f32(f32_to_bf16_bits(values[c][e] + r[e]));
+        uint4 stored;
+        stored.x = pack2(values[c][0], values[c][1]);
+        stored.y = pack2(values[c][2], values[c][3]);
+        stored.z = pack2(values[c][4], values[c][5]);
+        stored.w = pack2(values[c][6], values[c][7]);
+        residual[i] = stored;
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sum_squares += values[c][e] * values[c][e];
+    }
+  }
+  sum_squares = warp_sum(sum_squares);
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  if (lane == 0) scratch[warp] = sum_squares;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += scratch[w];
+  const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
+#pragma unroll
+  for (int c = 0; c < kNormChunks; ++c) {
+    const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
+    if (i < chunks) {
+      float w[8];
+      unpack8(w_raw[c], w);
+      uint4 result;
+      result.x = pack2(w[0] * (values[c][0] * inverse_rms), w[1] * (values[c][1] * inverse_rms));
+      result.y = pack2(w[2] * (values[c][2] * inverse_rms), w[3] * (values[c][3] * inverse_rms));
+      result.z = pack2(w[4] * (values[c][4] * inverse_rms), w[5] * (values[c][5] * inverse_rms));
+      result.w = pack2(w[6] * (values[c][6] * inverse_rms), w[7] * (values[c][7] * inverse_rms));
+      out[i] = result;
+    }
+  }
+}
+
+// Grid (column blocks, rows): thread x of a block owns one 16-byte chunk of gate and of up in each of its
+// rows; rows beyond gridDim.y (65535) are taken in a stride.
+__global__ void silu_and_mul_rows_kernel(const uint16_t* x, uint16_t* out, int64_t rows, int32_t chunks_per_row) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= chunks_per_row) return;
+  const int64_t inter = static_cast<int64_t>(chunks_per_row) * 8;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const auto* row = reinterpret_cast<const uint4*>(x + r * 2 * inter);
+    const uint4 gate_raw = row[i], up_raw = row[chunks_per_row + i];
+    float gate[8], up[8];
+    unpack8(gate_raw, gate);
+    unpack8(up_raw, up);
+    float y[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) y[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
+    uint4 result;
+    result.x = pack2(y[0], y[1]);
+    result.y = pack2(y[2], y[3]);
+    result.z = pack2(y[4], y[5]);
+    result.w = pack2(y[6], y[7]);
+    reinterpret_cast<uint4*>(out + r * inter)[i] = result;
+  }
+}
+
+// RoPE + KV store, one block per token, for head_dim % 8 == 0 and rotary_dim % 16 (neox) or % 8
+// (interleaved) == 0 with 16-byte aligned tensors. A token's work is split into 16-byte items:
+//   rotate: per q or k head, one chunk of 8 rotated pairs (neox: 8 dims of the first half and the matching
+//           8 of the second; interleaved: one chunk of 4 adjacent pairs); a k head's result also goes to
+//           the cache;
+//   k pass: per k head, one chunk of the dims past rotary_dim, copied to the cache;
+//   v copy: one chunk of v copied to the cache.
+// Each thread owns at most kRopeItemsPerThread items and loads all of them before it waits for the token's
+// cos/sin table (computed once per token with full-precision sincosf, as the legacy kernel does).
+constexpr int kRopeItemsPerThread = 2;
+
+struct RopeItem {
+  uint16_t* src = nullptr;    // q or k row chunk (rotated in place), or k / v chunk to copy
+  uint16_t* cache = nullptr;  // where the chunk goes in the cache, or null (q heads)
+  int32_t freq = 0;           // first frequency index of the chunk
+  int32_t kind = -1;          // 0 neox rotate, 1 interleaved rotate, 2 copy, -1 none
+};
+
+__global__ void rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
+  __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
+  const int64_t t = blockIdx.x;
+  const int half = p.rotary_dim / 2;
+  const int hd = p.head_dim;
+  const int64_t kv_width = static_cast<int64_t>(p.kv_heads) * hd;
+  const int per_head = p.interleaved ? p.rotary_dim / 8 : half / 8;
+  const int pass = (hd - p.rotary_dim) / 8;
+  const int rotate_items = (p.q_heads + p.kv_heads) * per_head;
+  const int pass_items = p.kv_heads * pass;
+  const int total_items = rotate_items + pass_items + static_cast<int>(kv_width / 8);
+  const int64_t slot = kv_slots[t];
+  uint16_t* k_cache_row = p.k_cache + slot * kv_width;
+  uint16_t* v_cache_row = p.v_cache + slot * kv_width;
+  uint16_t* k_row = p.k + t * kv_width;
+
+  RopeItem items[kRopeItemsPerThread];
+  uint4 first[kRopeItemsPerThread], second[kRopeItemsPerThread];
+#pragma unroll
+  for (int j = 0; j < kRopeItemsPerThread; ++j) {
+    const int item = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x);
+    RopeItem& it = items[j];
+    if (item < rotate_items) {
+      const int head = item / per_head, chunk = item - head * per_head;
+      if (head < p.q_heads) {
+        it.src = p.q + (t * p.q_heads + head) * hd;
+      } else {
+        it.src = k_row + static_cast<int64_t>(head - p.q_heads) * hd;
+        it.cache = k_cache_row + static_cast<int64_t>(head - p.q_heads) * hd;
+      }
+      it.kind = p.interleaved ? 1 : 0;
+      it.freq = p.interleaved ? chunk * 4 : chunk * 8;
+      const int offset = chunk * 8;  // neox: offset in the first half; interleaved: offset in the head
+      it.src += offset;
+      if (it.cache) it.cache += offset;
+      first[j] = *reinterpret_cast<const uint4*>(it.src);
+      if (!p.interleaved) second[j] = *reinterpret_cast<const uint4*>(it.src + half);
+    } else if (item < rotate_items + pass_items) {
+      const int index = item - rotate_items;
+      const int head = index / pass, chunk = index - head * pass;
+      const int64_t offset = static_cast<int64_t>(head) * hd + p.rotary_dim + chunk * 8;
+      it.src = k_row + offset;
+      it.cache = k_cache_row + offset;
+      it.kind = 2;
+      first[j] = *reinterpret_cast<const uint4*>(it.src);
+    } else if (item < total_items) {
+      const int64_t offset = static_cast<int64_t>(item - rotate_items - pass_items) * 8;
+      it.src = const_cast<uint16_t*>(p.v) + t * kv_width + offset;  // read only
+      it.cache = v_cache_row + offset;
+      it.kind = 2;
+      first[j] = *reinterpret_cast<const uint4*>(it.src);
+    }
+  }
+  const float position = static_cast<float>(positions[t]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float sin_value, cos_value;
+    sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
+    cos_table[i] = cos_value * p.attention_scaling;
+    sin_table[i] = sin_value * p.attention_scaling;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kRopeItemsPerThread; ++j) {
+    const RopeItem& it = items[j];
+    if (it.kind == 2) {
+      *reinterpret_cast<uint4*>(it.cache) = first[j];
+    } else if (it.kind == 0) {
+      float x1[8], x2[8];
+      unpack8(first[j], x1);
+      unpack8(second[j], x2);
+      float o1[8], o2[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float c = cos_table[it.freq + e], s = sin_table[it.freq + e];
+        o1[e] = x1[e] * c - x2[e] * s;
+        o2[e] = x2[e] * c + x1[e] * s;
+      }
+      uint4 a, b;
+      a.x = pack2(o1[0], o1[1]);
+      a.y = pack2(o1[2], o1[3]);
+      a.z = pack2(o1[4], o1[5]);
+      a.w = pack2(o1[6], o1[7]);
+      b.x = pack2(o2[0], o2[1]);
+      b.y = pack2(o2[2], o2[3]);
+      b.z = pack2(o2[4], o2[5]);
+      b.w = pack2(o2[6], o2[7]);
+      *reinterpret_cast<uint4*>(it.src) = a;
+      *reinterpret_cast<uint4*>(it.src + half) = b;
+      if (it.cache) {
+        *reinterpret_cast<uint4*>(it.cache) = a;
+        *reinterpret_cast<uint4*>(it.cache + half) = b;
+      }
+    } else if (it.kind == 1) {
+      float x[8];
+      unpack8(first[j], x);
+      float o[8];
+#pragma unroll
+      for (int m = 0; m < 4; ++m) {
+        const float c = cos_table[it.freq + m], s = sin_table[it.freq + m];
+        o[2 * m] = x[2 * m] * c - x[2 * m + 1] * s;
+        o[2 * m + 1] = x[2 * m + 1] * c + x[2 * m] * s;
+      }
+      uint4 a;
+      a.x = pack2(o[0], o[1]);
+      a.y = pack2(o[2], o[3]);
+      a.z = pack2(o[4], o[5]);
+      a.w = pack2(o[6], o[7]);
+      *reinterpret_cast<uint4*>(it.src) = a;
+      if (it.cache) *reinterpret_cast<uint4*>(it.cache) = a;
+    }
+  }
+}
+
 __global__ void gather_rows_kernel(const uint16_t* x, uint16_t* out, int64_t row_elems, const int32_t* rows) {
   const int64_t r = blockIdx.x;
   const uint16_t* src = x + static_cast<int64_t>(rows[r]) * row_elems;
@@ -302,6 +532,15 @@ __global__ void add_bias_kernel(void* out, bool out_f32, const uint16_t* bias, i
   }
 }
 
+// RADIXLM_CUDA_ELEMENTWISE=legacy: the kernels before the bandwidth rework (for A/B timing and as a fallback
+// until the new ones are proven on every GPU). Read per launch so a test can switch it.
+bool legacy_elementwise() {
+  const char* env = std::getenv("RADIXLM_CUDA_ELEMENTWISE");
+  return env != nullptr && std::strcmp(env, "legacy") == 0;
+}
+
+bool aligned16(const void* a) { return reinterpret_cast<uintptr_t>(a) % 16 == 0; }
+
 unsigned int grid_for(int64_t total, int threads) {
   const int64_t blocks = (total + threads - 1) / threads;
   return static_cast<unsigned int>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
@@ -325,6 +564,14 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     int threads = static_cast<int>((chunks + kNormChunks - 1) / kNormChunks);
     threads = std::max(32, std::min(1024, (threads + 31) / 32 * 32));
     if (chunks > 128) threads = std::max(threads, 128);
+    if (!legacy_elementwise()) {
+      if (p.residual) {
+        rms_norm_prefetch_kernel<true><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
+      } else {
+        rms_norm_prefetch_kernel<false><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
+      }
+      return;
+    }
     rms_norm_vec_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
     return;
   }
@@ -341,6 +588,13 @@ void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int
 void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t inter, cudaStream_t stream) {
   if (rows * inter == 0) return;
   if (inter % 8 == 0 && (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0) {
+    if (!legacy_elementwise() && inter / 8 <= INT32_MAX) {
+      const int32_t chunks_per_row = static_cast<int32_t>(inter / 8);
+      constexpr int kThreads = 128;  // 14 blocks per row at 14336: enough SMs busy even for one row
+      const dim3 grid(ceil_div_u(chunks_per_row, kThreads), static_cast<unsigned int>(std::min<int64_t>(rows, 65535)));
+      silu_and_mul_rows_kernel<<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
+      return;
+    }
     silu_and_mul_vec_kernel<<<grid_for(rows * inter / 8, 256), 256, 0, stream>>>(x, out, rows, inter);
     return;
   }
@@ -349,6 +603,23 @@ void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t
 
 void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, cudaStream_t stream) {
   if (step.num_tokens == 0) return;
+  const int half = p.rotary_dim / 2;
+  const bool shapes_ok = p.head_dim % 8 == 0 && p.rotary_dim % (p.interleaved ? 8 : 16) == 0 && half <= kRopeMaxHalf;
+  const bool pointers_ok = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.k_cache) &&
+                           aligned16(p.v_cache);
+  if (!legacy_elementwise() && shapes_ok && pointers_ok) {
+    const int64_t per_head = p.interleaved ? p.rotary_dim / 8 : half / 8;
+    const int64_t items = (p.q_heads + p.kv_heads) * per_head +
+                          static_cast<int64_t>(p.kv_heads) * ((p.head_dim - p.rotary_dim) / 8) +
+                          static_cast<int64_t>(p.kv_heads) * p.head_dim / 8;
+    const int64_t per_thread = (items + kRopeItemsPerThread - 1) / kRopeItemsPerThread;
+    if (per_thread <= 1024) {
+      const int threads = static_cast<int>(std::max<int64_t>(64, (per_thread + 31) / 32 * 32));
+      rope_store_items_kernel<<<static_cast<unsigned int>(step.num_tokens), threads, 0, stream>>>(p, step.positions,
+                                                                                                 step.kv_slots);
+      return;
+    }
+  }
   const dim3 grid(static_cast<unsigned int>(step.num_tokens), ceil_div_u(p.q_heads + p.kv_heads, kRopeHeads));
   rope_store_kernel<<<grid, 128, 0, stream>>>(p, step.positions, step.kv_slots);
 }

@@ -1,0 +1,281 @@
+// GPU timing of the row-wise kernels at the Llama-3.1-8B decode shape (hidden 4096, intermediate 14336,
+// 32 q / 8 kv heads of 128) for batches 1, 64 and 256: add_rms_norm, silu_and_mul, rope_and_store_kv and
+// split_columns (qkv -> q, k, v). Each op is first checked against the CPU backend on random bf16-exact
+// inputs (bf16 tolerance; the copies exactly), and the default kernels are checked bit-exactly against the
+// legacy ones (RADIXLM_CUDA_ELEMENTWISE=legacy) where the math is the same expression per element. Then 50
+// calls are captured into one CUDA graph (so host launch cost does not hide the kernel time) over several
+// input sets (so L2 cannot hold them) and timed with CUDA events; one line per op and batch:
+//   elementwise <op> batch <B>: <us> us/call <TB/s> TB/s (legacy <us> us/call <TB/s> TB/s)
+// Bytes counted are those the op must move (inputs read once, outputs written once; weights and tables not).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/cuda_test_util.h"
+
+namespace radixlm {
+namespace {
+
+using cuda_test::expect_close;
+using cuda_test::host_f32;
+using cuda_test::poisoned;
+using cuda_test::random_bf16_values;
+using cuda_test::to_host;
+
+constexpr int64_t kHidden = 4096, kInter = 14336;
+constexpr int32_t kQHeads = 32, kKvHeads = 8, kHeadDim = 128;
+constexpr int64_t kQWidth = kQHeads * kHeadDim, kKvWidth = kKvHeads * kHeadDim;
+constexpr int kIters = 50;
+constexpr double kRel = 1e-2, kAbs = 3e-2;
+
+const int64_t kBatches[] = {1, 64, 256};
+
+// Enough input sets that one pass over them is well past the 50 MB L2 (at most 16).
+int sets_for(double bytes_per_call) {
+  return static_cast<int>(std::clamp(160e6 / bytes_per_call + 1.0, 2.0, 16.0));
+}
+
+void use_legacy(bool legacy) {
+  if (legacy) {
+    setenv("RADIXLM_CUDA_ELEMENTWISE", "legacy", 1);
+  } else {
+    unsetenv("RADIXLM_CUDA_ELEMENTWISE");
+  }
+}
+
+// Microseconds per call of op(i % sets) over kIters calls captured into one graph.
+double time_us(CudaBackend& gpu, int sets, const std::function<void(int)>& op) {
+  auto stream = static_cast<cudaStream_t>(gpu.stream_handle());
+  for (int i = 0; i < sets; ++i) op(i);  // warm-up, outside the capture
+  gpu.synchronize();
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  for (int i = 0; i < kIters; ++i) op(i % sets);
+  EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  EXPECT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  EXPECT_EQ(cudaEventCreate(&start), cudaSuccess);
+  EXPECT_EQ(cudaEventCreate(&stop), cudaSuccess);
+  EXPECT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);  // warm
+  EXPECT_EQ(cudaEventRecord(start, stream), cudaSuccess);
+  EXPECT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  EXPECT_EQ(cudaEventRecord(stop, stream), cudaSuccess);
+  EXPECT_EQ(cudaEventSynchronize(stop), cudaSuccess);
+  float ms = 0.0f;
+  EXPECT_EQ(cudaEventElapsedTime(&ms, start, stop), cudaSuccess);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  return 1000.0 * ms / kIters;
+}
+
+void report(const std::string& op, int64_t batch, double bytes, CudaBackend& gpu, int sets,
+            const std::function<void(int)>& call) {
+  use_legacy(false);
+  const double us = time_us(gpu, sets, call);
+  use_legacy(true);
+  const double legacy_us = time_us(gpu, sets, call);
+  use_legacy(false);
+  std::printf("elementwise %-18s batch %3lld: %7.2f us/call %5.2f TB/s (legacy %7.2f us/call %5.2f TB/s)\n",
+              op.c_str(), static_cast<long long>(batch), us, bytes / us * 1e-6, legacy_us, bytes / legacy_us * 1e-6);
+  std::fflush(stdout);
+}
+
+std::vector<float> host_of(const Tensor& t) { return std::vector<float>(t.as<float>(), t.as<float>() + t.view.numel()); }
+
+TEST(CudaElementwiseBench, AddRmsNormMatchesCpuAndTimes) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(21);
+  for (int64_t b : kBatches) {
+    const std::string what = " batch " + std::to_string(b);
+    const size_t n = static_cast<size_t>(b * kHidden);
+    const std::vector<float> x = random_bf16_values(n, rng, 2.0f), res = random_bf16_values(n, rng, 2.0f);
+    const std::vector<float> w = random_bf16_values(kHidden, rng, 1.5f);
+    Tensor x_c = host_f32(x, {b, kHidden}), r_c = host_f32(res, {b, kHidden}), w_c = host_f32(w, {kHidden});
+    cpu.add_rms_norm(x_c, r_c, w_c, 1e-5f);
+    Tensor w_g = gpu.upload(w_c);
+    std::vector<float> outs[2], residuals[2];  // [0] default kernels, [1] legacy
+    for (int legacy : {0, 1}) {
+      use_legacy(legacy != 0);
+      Tensor x_g = gpu.upload(host_f32(x, {b, kHidden})), r_g = gpu.upload(host_f32(res, {b, kHidden}));
+      gpu.add_rms_norm(x_g, r_g, w_g, 1e-5f);
+      outs[legacy] = to_host(gpu, x_g);
+      residuals[legacy] = to_host(gpu, r_g);
+    }
+    use_legacy(false);
+    expect_close(residuals[0], host_of(r_c), kRel, kAbs, "add_rms_norm residual" + what);
+    expect_close(outs[0], host_of(x_c), kRel, kAbs, "add_rms_norm out" + what);
+    EXPECT_EQ(outs[0], outs[1]) << "add_rms_norm: new and legacy kernels differ" << what;
+    EXPECT_EQ(residuals[0], residuals[1]) << "add_rms_norm residual: new and legacy kernels differ" << what;
+
+    const double bytes = 4.0 * b * kHidden * 2;  // read x and residual, write residual and out
+    const int sets = sets_for(bytes);
+    std::vector<Tensor> xs, rs;
+    for (int i = 0; i < sets; ++i) {
+      xs.push_back(gpu.upload(host_f32(x, {b, kHidden})));
+      rs.push_back(gpu.upload(host_f32(res, {b, kHidden})));
+    }
+    report("add_rms_norm", b, bytes, gpu, sets, [&](int i) { gpu.add_rms_norm(xs[i], rs[i], w_g, 1e-5f); });
+  }
+}
+
+TEST(CudaElementwiseBench, SiluAndMulMatchesCpuAndTimes) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(22);
+  for (int64_t b : kBatches) {
+    const std::string what = " batch " + std::to_string(b);
+    const std::vector<float> x = random_bf16_values(static_cast<size_t>(b * 2 * kInter), rng, 4.0f);
+    Tensor x_c = host_f32(x, {b, 2 * kInter});
+    Tensor ref = cpu.alloc(DType::kF32, {b, kInter});
+    cpu.silu_and_mul(x_c, ref);
+    Tensor x_g = gpu.upload(x_c);
+    std::vector<float> got[2];  // [0] default kernels, [1] legacy
+    for (int legacy : {0, 1}) {
+      use_legacy(legacy != 0);
+      Tensor out = poisoned(gpu, DType::kBF16, {b, kInter});
+      gpu.silu_and_mul(x_g, out);
+      got[legacy] = to_host(gpu, out);
+    }
+    use_legacy(false);
+    expect_close(got[0], host_of(ref), kRel, kAbs, "silu_and_mul" + what);
+    EXPECT_EQ(got[0], got[1]) << "silu_and_mul: new and legacy kernels differ" << what;
+
+    const double bytes = 3.0 * b * kInter * 2;  // read gate and up, write out
+    const int sets = sets_for(bytes);
+    std::vector<Tensor> xs, outs;
+    for (int i = 0; i < sets; ++i) {
+      xs.push_back(gpu.upload(x_c));
+      outs.push_back(gpu.alloc(DType::kBF16, {b, kInter}));
+    }
+    report("silu_and_mul", b, bytes, gpu, sets, [&](int i) { gpu.silu_and_mul(xs[i], outs[i]); });
+  }
+}
+
+// One decode token per sequence at scattered positions; each token's KV slot is distinct (slot s for
+// sequence s, shuffled). The page table is shared: rope_and_store_kv reads only positions and slots.
+ForwardBatch decode_batch(int64_t batch, std::mt19937& rng) {
+  ForwardBatch b;
+  b.page_size = 16;
+  b.query_start = {0};
+  b.page_table_start = {0};
+  std::vector<int64_t> slots(static_cast<size_t>(batch));
+  for (int64_t s = 0; s < batch; ++s) slots[static_cast<size_t>(s)] = s;
+  std::shuffle(slots.begin(), slots.end(), rng);
+  constexpr int32_t kPages = 256;  // 4096 tokens of context at most
+  for (int64_t s = 0; s < batch; ++s) {
+    const int32_t position = static_cast<int32_t>((100 + 997 * s) % 4000);
+    b.token_ids.push_back(1);
+    b.positions.push_back(position);
+    b.kv_slots.push_back(slots[static_cast<size_t>(s)]);
+    b.logit_rows.push_back(static_cast<int32_t>(s));
+    b.query_start.push_back(static_cast<int32_t>(s + 1));
+    b.kv_length.push_back(position + 1);
+    for (int32_t p = 0; p < kPages; ++p) b.page_table.push_back(p);
+    b.page_table_start.push_back(static_cast<int32_t>(b.page_table.size()));
+  }
+  return b;
+}
+
+TEST(CudaElementwiseBench, RopeAndKvStoreMatchesCpuAndTimes) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(23);
+  RopeTable rope;
+  rope.rotary_dim = kHeadDim;
+  for (int32_t i = 0; i < kHeadDim / 2; ++i) {
+    rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / kHeadDim)));
+  }
+  for (int64_t b : kBatches) {
+    const std::string what = " batch " + std::to_string(b);
+    const ForwardBatch batch = decode_batch(b, rng);
+    const int64_t slots = b;
+    const std::vector<float> q = random_bf16_values(static_cast<size_t>(b * kQWidth), rng);
+    const std::vector<float> k = random_bf16_values(static_cast<size_t>(b * kKvWidth), rng);
+    const std::vector<float> v = random_bf16_values(static_cast<size_t>(b * kKvWidth), rng);
+    Tensor q_c = host_f32(q, {b, kQWidth}), k_c = host_f32(k, {b, kKvWidth}), v_c = host_f32(v, {b, kKvWidth});
+    LayerKvCache cache_c{cpu.alloc(DType::kF32, {slots, kKvHeads, kHeadDim}),
+                         cpu.alloc(DType::kF32, {slots, kKvHeads, kHeadDim})};
+    cpu.begin_step(batch);
+    cpu.rope_and_store_kv(q_c, k_c, v_c, rope, kHeadDim, cache_c);
+    gpu.begin_step(batch);
+    Tensor q_g = gpu.upload(host_f32(q, {b, kQWidth})), k_g = gpu.upload(host_f32(k, {b, kKvWidth}));
+    Tensor v_g = gpu.upload(host_f32(v, {b, kKvWidth}));
+    LayerKvCache cache_g{poisoned(gpu, DType::kBF16, {slots, kKvHeads, kHeadDim}),
+                         poisoned(gpu, DType::kBF16, {slots, kKvHeads, kHeadDim})};
+    gpu.rope_and_store_kv(q_g, k_g, v_g, rope, kHeadDim, cache_g);
+    expect_close(to_host(gpu, q_g), host_of(q_c), kRel, kAbs, "rope q" + what);
+    expect_close(to_host(gpu, k_g), host_of(k_c), kRel, kAbs, "rope k" + what);
+    expect_close(to_host(gpu, cache_g.k), host_of(cache_c.k), kRel, kAbs, "rope k cache" + what);
+    EXPECT_EQ(to_host(gpu, cache_g.v), host_of(cache_c.v)) << "rope v cache is an exact copy" << what;
+
+    // read q, k, v; write q, k and both cache rows
+    const double bytes = static_cast<double>(b) * 2 * (2 * kQWidth + 2 * kKvWidth + kKvWidth + 2 * kKvWidth);
+    const int sets = sets_for(bytes);
+    std::vector<Tensor> qs, ks, vs;
+    for (int i = 0; i < sets; ++i) {
+      qs.push_back(gpu.upload(host_f32(q, {b, kQWidth})));
+      ks.push_back(gpu.upload(host_f32(k, {b, kKvWidth})));
+      vs.push_back(gpu.upload(host_f32(v, {b, kKvWidth})));
+    }
+    report("rope_and_store_kv", b, bytes, gpu, sets,
+           [&](int i) { gpu.rope_and_store_kv(qs[i], ks[i], vs[i], rope, kHeadDim, cache_g); });
+  }
+}
+
+TEST(CudaElementwiseBench, SplitColumnsMatchesCpuAndTimes) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(24);
+  const int64_t widths[] = {kQWidth, kKvWidth, kKvWidth};
+  const int64_t width = kQWidth + 2 * kKvWidth;
+  for (int64_t b : kBatches) {
+    const std::string what = " batch " + std::to_string(b);
+    const std::vector<float> x = random_bf16_values(static_cast<size_t>(b * width), rng);
+    Tensor x_c = host_f32(x, {b, width});
+    Tensor x_g = gpu.upload(x_c);
+    std::vector<Tensor> cpu_outs, gpu_outs;
+    std::vector<TensorView> cpu_views, gpu_views;
+    for (int64_t w : widths) {
+      cpu_outs.push_back(cpu.alloc(DType::kF32, {b, w}));
+      gpu_outs.push_back(poisoned(gpu, DType::kBF16, {b, w}));
+      cpu_views.push_back(cpu_outs.back());
+      gpu_views.push_back(gpu_outs.back());
+    }
+    cpu.split_columns(x_c, cpu_views);
+    gpu.split_columns(x_g, gpu_views);
+    for (size_t i = 0; i < cpu_outs.size(); ++i) {
+      EXPECT_EQ(to_host(gpu, gpu_outs[i]), host_of(cpu_outs[i])) << "split_columns part " << i << what;
+    }
+
+    const double bytes = 2.0 * b * width * 2;  // read x, write the parts
+    const int sets = sets_for(bytes);
+    std::vector<Tensor> xs;
+    std::vector<std::vector<Tensor>> parts(static_cast<size_t>(sets));
+    std::vector<std::vector<TensorView>> part_views(static_cast<size_t>(sets));
+    for (int i = 0; i < sets; ++i) {
+      xs.push_back(gpu.upload(x_c));
+      for (int64_t w : widths) {
+        parts[static_cast<size_t>(i)].push_back(gpu.alloc(DType::kBF16, {b, w}));
+        part_views[static_cast<size_t>(i)].push_back(parts[static_cast<size_t>(i)].back());
+      }
+    }
+    report("split_columns", b, bytes, gpu, sets,
+           [&](int i) { gpu.split_columns(xs[static_cast<size_t>(i)], part_views[static_cast<size_t>(i)]); });
+  }
+}
+
+}  // namespace
+}  // namespace radixlm
