@@ -340,7 +340,7 @@ struct RopeItem {
   int32_t kind = -1;          // 0 neox rotate, 1 interleaved rotate, 2 copy, -1 none
 };
 
-__global__ void rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
+__global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
@@ -564,7 +564,8 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     int threads = static_cast<int>((chunks + kNormChunks - 1) / kNormChunks);
     threads = std::max(32, std::min(1024, (threads + 31) / 32 * 32));
     if (chunks > 128) threads = std::max(threads, 128);
-    if (!legacy_elementwise()) {
+    // 68 registers a thread: up to 512 threads (widths up to 16384) fit an SM; wider rows keep the old kernel.
+    if (!legacy_elementwise() && threads <= 512) {
       if (p.residual) {
         rms_norm_prefetch_kernel<true><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
       } else {
