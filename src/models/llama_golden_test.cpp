@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -168,6 +169,8 @@ struct GoldenCase {
   std::string fixture;
   int32_t page_size;
 };
+// Readable test parameters in gtest and ctest output (the default prints the struct's bytes).
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << ", page size " << c.page_size; }
 
 std::string case_name(const testing::TestParamInfo<GoldenCase>& info) {
   std::string name = info.param.fixture + "_page" + std::to_string(info.param.page_size);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <fstream>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -111,6 +112,8 @@ struct EngineCase {
   std::string fixture;
   int32_t page_size;
 };
+// Readable test parameters in gtest and ctest output (the default prints the struct's bytes).
+void PrintTo(const EngineCase& c, std::ostream* os) { *os << c.fixture << ", page size " << c.page_size; }
 
 class CudaEngineTest : public testing::TestWithParam<EngineCase> {};
 

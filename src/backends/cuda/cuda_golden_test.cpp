@@ -11,6 +11,7 @@
 #include <cmath>
 #include <fstream>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -172,6 +173,8 @@ struct GoldenCase {
   std::string fixture;
   int32_t page_size;
 };
+// Readable test parameters in gtest and ctest output (the default prints the struct's bytes).
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << ", page size " << c.page_size; }
 
 class CudaDenseGoldenTest : public testing::TestWithParam<GoldenCase> {};
 
