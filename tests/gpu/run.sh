@@ -44,7 +44,7 @@ fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
-  cuda_prefill_attention_test cuda_split_test cuda_small_m_gemm_test cuda_elementwise_bench_test
+  cuda_prefill_attention_test cuda_split_test cuda_elementwise_bench_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
@@ -53,7 +53,6 @@ if part tests; then
   stage test-prefill-attn 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1
   stage test-split 60 "$TESTS" "$BUILD/src/backends/cuda/cuda_split_test" --gtest_brief=1
   stage test-elementwise 60 "$TESTS" "$BUILD/src/backends/cuda/cuda_elementwise_bench_test" --gtest_brief=1
-  stage test-small-m-gemm 120 "$TESTS" "$BUILD/src/backends/cuda/cuda_small_m_gemm_test" --gtest_brief=1
   stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
   stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
@@ -121,7 +120,6 @@ fi
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
   grep -E "^(prefill|decode) attention " "$TESTS" || true
   grep -E "^elementwise " "$TESTS" || true
-  grep -E "^smallm " "$TESTS" || true
   echo "--- ceilings"
   grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"

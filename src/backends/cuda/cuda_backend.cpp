@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "backends/cuda/cublaslt_gemm.h"
-#include "backends/cuda/cuda_small_m_gemm.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_split.h"
@@ -102,13 +101,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
-  const char* small_m = std::getenv("RADIXLM_CUDA_SMALL_M_GEMM");
-  set_small_m_gemm(small_m != nullptr && std::string(small_m) == "1");
-}
-
-void CudaBackend::set_small_m_gemm(bool on) {
-  if (on) RADIXLM_CUDA_CHECK(cuda::prepare_small_m_gemm());  // not first inside a graph capture
-  small_m_gemm_ = on;
 }
 
 void* CudaBackend::begin_op() {
@@ -439,22 +431,6 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   // The GEMV kernel streams the weights once for all tokens, but re-reads the activations per weight row:
   // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear).
-  if (small_m_gemm_ && !force_cublaslt_ && tokens >= 2 && tokens <= cuda::kSmallMGemmMaxTokens) {
-    cuda::SmallMGemmParams p;
-    p.x = bf16_ptr(x);
-    p.w = bf16_ptr(weight);
-    p.bias = bias_ptr;
-    p.out = out.data;
-    p.out_f32 = out_f32;
-    p.tokens = static_cast<int32_t>(tokens);
-    p.n = n;
-    p.k = k;
-    if (cuda::small_m_gemm_supports(p)) {
-      RADIXLM_OP_TIMER(n >= 16384 ? "linear_small_m_wide" : "linear_small_m");
-      RADIXLM_CUDA_CHECK(cuda::launch_small_m_gemm(p, as_stream(stream_)));
-      return;
-    }
-  }
   const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
   if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");

@@ -91,10 +91,6 @@ class CudaBackend final : public Backend {
   std::string op_time_report();
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
-  // Linear for 2..128 tokens through the small-M tensor-core kernel (cuda_small_m_gemm.h) instead of
-  // GEMV/cuBLASLt; on by RADIXLM_CUDA_SMALL_M_GEMM=1 until it is measured to win (benchmarks set it).
-  void set_small_m_gemm(bool on);
-  bool small_m_gemm() const { return small_m_gemm_; }
 
   // --- CUDA graphs of decode steps (cuda_decode_graphs.h drives these) ---
   // Static steps: begin_step lays the step out at fixed device addresses in a buffer sized for the
@@ -162,7 +158,6 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  bool small_m_gemm_ = false;
 };
 
 }  // namespace radixlm
