@@ -477,24 +477,6 @@ void CudaBackend::split_columns(const TensorView& x, std::span<const TensorView>
     width += outs[i].size(1);
   }
   RADIXLM_CHECK(width == x.size(1), "split_columns: output widths add up to {}, x is {} wide", width, x.size(1));
-  // RADIXLM_CUDA_SPLIT_MEMCPY=1: the same copy as one strided cudaMemcpy2DAsync per output (a path that needs
-  // no kernel of ours, kept to rule the kernel out if a model goes wrong on the GPU).
-  static const bool use_memcpy = [] {
-    const char* env = std::getenv("RADIXLM_CUDA_SPLIT_MEMCPY");
-    return env != nullptr && std::string(env) == "1";
-  }();
-  if (use_memcpy) {
-    int64_t begin = 0;
-    for (int32_t i = 0; i < p.parts; ++i) {
-      if (p.widths[i] > 0 && p.rows > 0) {
-        RADIXLM_CUDA_CHECK(cudaMemcpy2DAsync(p.out[i], static_cast<size_t>(p.widths[i]) * 2, p.x + begin,
-                                             static_cast<size_t>(p.width) * 2, static_cast<size_t>(p.widths[i]) * 2,
-                                             static_cast<size_t>(p.rows), cudaMemcpyDeviceToDevice, as_stream(stream_)));
-      }
-      begin += p.widths[i];
-    }
-    return;
-  }
   cuda::launch_split_columns(p, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
