@@ -167,6 +167,7 @@ void ModelRunner::capture_cuda_graphs() {
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     spdlog::info("Captured CUDA graphs for {} decode batch sizes (1..{}) in {:.2f} s",
                  device_->graphs->batch_sizes().size(), device_->graphs->batch_sizes().back(), took.count());
+    device_->sampler->reserve_rows(device_->graphs->batch_sizes().back(), model_.config().vocab_size);
   }
 #endif
 }

@@ -62,8 +62,9 @@ class ModelRunner {
   // Whether run_sampled samples on the device (the CUDA backend), where it saves the logits read-back.
   bool samples_on_device() const;
 
-  // Captures the CUDA graph of every decode bucket now (nothing without CUDA graphs); the engine does this
-  // at start-up so that no request waits for a capture.
+  // Captures the CUDA graph of every decode bucket now, and sizes the device sampler's scratch for the
+  // largest (nothing without CUDA graphs); the engine does this at start-up so that no request waits for a
+  // capture or an allocation.
   void capture_cuda_graphs();
 
   // Decode steps that replayed a CUDA graph, and graphs captured (0 without CUDA graphs).

@@ -66,6 +66,13 @@ void CudaRowSampler::reserve(size_t input_bytes, size_t output_bytes) {
   }
 }
 
+void CudaRowSampler::reserve_rows(int64_t rows, int64_t vocab) {
+  const int64_t scratch_floats = rows * vocab;
+  if (!exp_scratch_.defined() || exp_scratch_.view.numel() < scratch_floats) {
+    exp_scratch_ = backend_.alloc(DType::kF32, {scratch_floats});  // every call ends synchronized
+  }
+}
+
 std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, const SampleRowsRequest& request) {
   const size_t rows = request.rows.size();
   std::vector<SampledRow> out(rows);
@@ -98,10 +105,7 @@ std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, co
   const size_t out_top_logprobs = out_top_ids + align8(rows * static_cast<size_t>(max_top) * sizeof(int32_t));
   const size_t output_bytes = out_top_logprobs + align8(rows * static_cast<size_t>(max_top) * sizeof(float));
   reserve(layout.end, output_bytes);
-  const int64_t scratch_floats = static_cast<int64_t>(rows) * vocab;
-  if (!exp_scratch_.defined() || exp_scratch_.view.numel() < scratch_floats) {
-    exp_scratch_ = backend_.alloc(DType::kF32, {scratch_floats});  // the last call ended synchronized
-  }
+  reserve_rows(static_cast<int64_t>(rows), vocab);
 
   // Pack.
   auto* host = static_cast<unsigned char*>(pinned_input_);

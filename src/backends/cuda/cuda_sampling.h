@@ -22,6 +22,9 @@ class CudaRowSampler final : public RowSampler {
 
   // `logits`: f32 [>= rows, vocab] on this backend, contiguous; processed in place.
   std::vector<SampledRow> sample_rows(const TensorView& logits, const SampleRowsRequest& request) override;
+  // Makes the scratch for `rows` rows of `vocab` now (the engine calls it at start-up for its largest decode
+  // batch), so that a step with a larger batch than any before does not allocate device memory.
+  void reserve_rows(int64_t rows, int64_t vocab);
 
  private:
   void reserve(size_t input_bytes, size_t output_bytes);
