@@ -9,12 +9,12 @@
 // kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
 // merge; the ring (26 KB at head_dim 128) lets eight blocks share an SM. The split count is chosen from
-// the batch so that about two warps per resident slot exist (num_splits); several splits write
+// the batch so that about one warp per resident slot exists (num_splits); several splits write
 // unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
 // so its launch overlaps this kernel's tail.
 //
 // Knob for GPU tuning runs: RADIXLM_DECODE_SPLIT_WAVES=1..16 (warps per resident slot the split count aims
-// at; default 2). On an H200 this kernel moves 1.9-3.2 TB/s of K/V at batch 64-256, about twice the previous
+// at; default 1). On an H200 this kernel moves 1.9-3.2 TB/s of K/V at batch 64-256, about twice the previous
 // one-block-per-split kernel it replaced (docs/performance.md).
 //
 // Math per tile is the prefill kernel's (cuda_attention_mma.cuh): S = Q K^T with mma.sync m16n8k16 (bf16
@@ -320,14 +320,15 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   }
 }
 
-// Warps per resident slot the split count aims at: 2 by default (a second wave evens out ragged lengths;
-// more splits cost partial traffic and combine work). RADIXLM_DECODE_SPLIT_WAVES=1..16 overrides it, for
-// tuning runs on the GPU.
+// Warps per resident slot the split count aims at: 1 by default. Measured on an H200 at the 8B shape
+// (graph split counts): 1 wave 2.05 / 3.41 TB/s of K/V at batch 64 / 256, 2 waves 1.88 / 3.23, 4 waves
+// 1.69 / 3.24 (more splits cost partial traffic and combine work). RADIXLM_DECODE_SPLIT_WAVES=1..16
+// overrides it, for tuning runs on the GPU.
 inline int split_waves_from_env() {
   static const int waves = [] {
     const char* env = std::getenv("RADIXLM_DECODE_SPLIT_WAVES");
     const int value = env != nullptr ? std::atoi(env) : 0;
-    return value >= 1 && value <= 16 ? value : 2;
+    return value >= 1 && value <= 16 ? value : 1;
   }();
   return waves;
 }
