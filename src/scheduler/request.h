@@ -64,7 +64,11 @@ struct Request {
   std::vector<int32_t> tokens;  // prompt then output
   SamplingState sampling;
   CachedRow row;                // its page-table row
-  int64_t kv_tokens = 0;        // positions of `tokens` whose K/V is in `row`
+  int64_t kv_tokens = 0;        // positions whose K/V is in `row` (or queued to be written there)
+  // Output tokens a planned step samples whose ids have not come back through complete() yet: 0 or 1
+  // between steps, 2 for a moment with overlap scheduling (the step in flight and the one just planned).
+  // With one pending, `kv_tokens` may count its position: the plan fed kFutureToken there.
+  int32_t in_flight = 0;
   int64_t cached_tokens = 0;    // prompt tokens found in the prefix cache when first admitted
   bool ever_admitted = false;
   bool retracted = false;       // waiting again after a retraction
@@ -79,6 +83,8 @@ struct Request {
   FinishReason finish;
 
   int64_t prompt_len() const { return static_cast<int64_t>(input.prompt.size()); }
+  // Tokens known or pending: the length the sequence will have once every planned step has come back.
+  int64_t planned_len() const { return static_cast<int64_t>(tokens.size()) + in_flight; }
   int64_t num_output() const { return static_cast<int64_t>(tokens.size()) - prompt_len(); }
 };
 

@@ -205,10 +205,14 @@ PlannedSequence Scheduler::plan_for(Request& r, int64_t count, bool prefill) {
   PlannedSequence s;
   s.request_id = r.id;
   s.start = r.kv_tokens;
-  s.tokens.assign(r.tokens.begin() + r.kv_tokens, r.tokens.begin() + r.kv_tokens + count);
+  const auto known = static_cast<int64_t>(r.tokens.size());
+  for (int64_t p = r.kv_tokens; p < r.kv_tokens + count; ++p) {
+    s.tokens.push_back(p < known ? r.tokens[static_cast<size_t>(p)] : kFutureToken);
+  }
   r.kv_tokens += count;
   s.pages = r.row.pages;
-  s.samples = r.kv_tokens == static_cast<int64_t>(r.tokens.size());
+  s.samples = r.kv_tokens == r.planned_len();
+  if (s.samples) ++r.in_flight;
   // Input logprobs need the rows of positions [start, prompt_len - 1): row p gives the logprob of token p + 1
   // (the token at `start` itself has none).
   const int64_t logprob_start = input_logprob_start(r);
@@ -264,6 +268,7 @@ std::vector<PlannedSequence> Scheduler::form_prefill() {
   std::vector<uint64_t> admitted;
   for (Request* r : order) {
     if (slots <= 0 || rem_input <= 0 || rem_chunk <= 0) break;
+    if (r->in_flight > 0) continue;  // retracted while its last token was pending: admitted once it is back
     const std::string& ns = r->input.cache_namespace;
     PrefixMatch match;
     if (!r->input.return_prompt_logits) match = cache_->match_prefix(ns, matchable_for(*r), false);
@@ -326,13 +331,31 @@ void Scheduler::retract(Request& r) {
   waiting_.push_back(r.id);
 }
 
+bool Scheduler::certain_to_finish(const Request& r) const {
+  if (r.in_flight == 0) return false;
+  const std::optional<int32_t>& max_new = r.input.params.max_new_tokens;
+  return (max_new && r.num_output() + r.in_flight >= *max_new) || r.planned_len() > options_.context_length;
+}
+
+void Scheduler::promote_prefilled() {
+  // With overlap scheduling a request whose prefill was planned but has not completed decodes next with its
+  // first token pending, as SGLang merges the last prefill batch into the running batch before its results.
+  for (uint64_t id : prefilling_) {
+    Request& r = *requests_.at(id);
+    RADIXLM_CHECK(r.in_flight > 0, "request {} is prefilling with no token pending", id);
+    r.state = RequestState::kRunning;
+    running_.push_back(id);
+  }
+  prefilling_.clear();
+}
+
 std::vector<PlannedSequence> Scheduler::form_decode() {
   // Every running request needs a KV slot for the token it feeds. When the pool cannot give one even after
   // evicting, the newest request is retracted (perhaps the one asking), and the rest try again.
   bool retracted_any = false;
   for (size_t i = 0; i < running_.size();) {
     Request& r = *requests_.at(running_[i]);
-    if (reserve_pages(r.row, r.kv_tokens + 1)) {
+    if (certain_to_finish(r) || reserve_pages(r.row, r.kv_tokens + 1)) {
       ++i;
       continue;
     }
@@ -343,6 +366,7 @@ std::vector<PlannedSequence> Scheduler::form_decode() {
       continue;
     }
     if (running_.size() == 1 && prefilling_.empty() && !chunked_) {
+      if (r.in_flight > 0) break;  // its pending token comes back first, then it finishes as below
       // Alone and still out of pages: the pool cannot hold more of this request.
       r.finish = FinishReason{FinishKind::kLength, -1, "", ""};
       finish_request(r, update_for(r));
@@ -370,6 +394,7 @@ std::vector<PlannedSequence> Scheduler::form_decode() {
   std::vector<PlannedSequence> out;
   for (uint64_t id : running_) {
     Request& r = *requests_.at(id);
+    if (certain_to_finish(r)) continue;
     if (static_cast<int64_t>(r.row.pages.size()) * options_.page_size > r.kv_tokens) out.push_back(plan_for(r, 1, false));
   }
   return out;
@@ -377,6 +402,7 @@ std::vector<PlannedSequence> Scheduler::form_decode() {
 
 BatchPlan Scheduler::schedule() {
   apply_aborts();
+  promote_prefilled();
   BatchPlan plan;
   plan.seqs = form_prefill();
   if (plan.seqs.empty() || options_.enable_mixed_chunk) {
@@ -426,14 +452,19 @@ void Scheduler::complete(const BatchPlan& plan, std::span<const SampledToken> sa
   size_t next = 0;
   std::vector<uint64_t> finished;
   for (const PlannedSequence& seq : plan.seqs) {
-    Request& r = *requests_.at(seq.request_id);
-    if (!seq.samples) {
-      // A prefill chunk: its KV becomes shareable now, and stays locked for the request's next chunk.
-      cache_->cache_unfinished(r.input.cache_namespace, computed(r), r.row);
+    const SampledToken* token = seq.samples ? &sampled[next++] : nullptr;
+    const auto it = requests_.find(seq.request_id);
+    if (it == requests_.end()) continue;  // finished or aborted while this step ran (overlap scheduling)
+    Request& r = *it->second;
+    if (token == nullptr) {
+      // A prefill chunk: its KV becomes shareable now, and stays locked for the request's next chunk
+      // (unless a retraction already gave its pages to the cache).
+      if (r.state == RequestState::kPrefilling) cache_->cache_unfinished(r.input.cache_namespace, computed(r), r.row);
       continue;
     }
-    const SampledToken& token = sampled[next++];
-    if (seq.is_prefill) {
+    RADIXLM_CHECK(r.in_flight > 0, "request {}: a sampled token that no plan asked for", r.id);
+    --r.in_flight;
+    if (seq.is_prefill && r.state == RequestState::kPrefilling) {
       erase_id(prefilling_, r.id);
       r.state = RequestState::kRunning;
       running_.push_back(r.id);
@@ -442,12 +473,13 @@ void Scheduler::complete(const BatchPlan& plan, std::span<const SampledToken> sa
     if (r.input.params.max_new_tokens && *r.input.params.max_new_tokens == 0) {
       r.finish = FinishReason{FinishKind::kLength, -1, "", ""};  // prompt logits only
     } else {
-      accept_token(r, token, update);
+      accept_token(r, *token, update);
     }
     update.completion_tokens = r.num_output();
     if (r.finish.kind != FinishKind::kNone) {
       finish_request(r, update);
       erase_id(running_, r.id);
+      erase_id(waiting_, r.id);  // retracted while its token was pending
       finished.push_back(r.id);
     }
   }

@@ -17,6 +17,13 @@
 //      request mid chunked prefill that got no chunk this step is retracted too, when it is the last). A
 //      request that is alone and still cannot grow (the whole pool holds its K/V) finishes with "length"
 //      (SGLang raises an error there).
+// Overlap scheduling (DESIGN §3): the engine may call schedule() for step N+1 before complete() of step N.
+// A request whose token from step N is still pending then decodes with kFutureToken at that position (the
+// model runner reads the id step N sampled, on the device); one whose pending token certainly ends it
+// (max_new_tokens, the context) is not planned; a request that finishes by a stop token or string at
+// complete(N) wastes its row of step N+1, and complete(N+1) skips rows of requests that are gone. Pages freed
+// or cached in between are only reused by steps queued after the one in flight, so the device's stream order
+// keeps every K/V write ahead of its readers.
 // new_token_ratio starts at 0.7 x conservativeness, falls linearly to 0.14 of that over 600 decode steps,
 // and after a retraction is reset to SGLang's estimate from the running requests' progress.
 
@@ -56,11 +63,14 @@ struct SchedulerOptions {
   bool check_integrity_every_step = false;  // tests: RADIXLM_CHECK the page integrity after each call
 };
 
+// A planned token whose id the step in flight is still sampling (overlap scheduling).
+inline constexpr int32_t kFutureToken = -1;
+
 // One sequence of a step.
 struct PlannedSequence {
   uint64_t request_id = 0;
   int64_t start = 0;             // position of tokens[0]; positions below it are already in the KV cache
-  std::vector<int32_t> tokens;   // fed this step
+  std::vector<int32_t> tokens;   // fed this step; a decode's one token may be kFutureToken
   std::vector<int32_t> pages;    // its page-table row (covers start + tokens.size() positions)
   bool samples = false;          // its last row's logits give the next token
   bool prompt_logits = false;    // every row's logits are wanted (return_prompt_logits, or input logprobs)
@@ -110,7 +120,8 @@ class Scheduler {
   void abort(uint64_t id, std::string message = "aborted");
 
   BatchPlan schedule();
-  // `sampled` has one entry per plan sequence with samples == true, in plan order.
+  // `sampled` has one entry per plan sequence with samples == true, in plan order. Plans complete in the
+  // order they were scheduled; at most one may be outstanding when the next is scheduled.
   void complete(const BatchPlan& plan, std::span<const SampledToken> sampled);
   std::vector<RequestUpdate> take_updates();
 
@@ -138,6 +149,8 @@ class Scheduler {
   bool reserve_pages(CachedRow& row, int64_t positions);
   int64_t remaining_decode_estimate(const Request& r) const;
   void retract(Request& r);
+  void promote_prefilled();
+  bool certain_to_finish(const Request& r) const;
   void accept_token(Request& r, const SampledToken& sampled, RequestUpdate& update);
   void finish_request(Request& r, RequestUpdate& update);
   RequestUpdate& update_for(Request& r);

@@ -431,5 +431,134 @@ TEST(Scheduler, RandomWorkloadsNeverLoseRequestsOrPages) {
   EXPECT_GT(total_hits, 100);
 }
 
+// Overlap scheduling against the plain loop: the same random workloads (submissions at the same iterations,
+// tokens a function of the request and the output index, eos ending some) give every request the same
+// output and finish, while the overlap driver schedules step N+1 before completing step N, resolves each
+// kFutureToken from step N's tokens as the model runner does, and checks the pages after every call.
+struct WorkloadResult {
+  std::map<uint64_t, std::vector<int32_t>> outputs;
+  std::map<uint64_t, std::string> finishes;
+  int64_t future_tokens = 0;
+  int64_t retractions = 0;
+};
+
+int32_t scripted_token(uint64_t id, int64_t index) { return 700 + static_cast<int32_t>((id * 31 + index * 7) % 5); }
+
+WorkloadResult run_workload(const SchedulerOptions& o, uint64_t seed, bool overlap, std::set<uint64_t> aborts = {}) {
+  auto s = make(o);
+  std::mt19937_64 rng(seed);
+  std::map<uint64_t, int64_t> prompt_len;
+  WorkloadResult result;
+  BatchPlan in_flight;  // empty: none
+  std::map<uint64_t, int32_t> in_flight_tokens;  // request -> the token the step in flight samples for it
+  std::vector<SampledToken> in_flight_sampled;
+  uint64_t next_id = 1;
+  auto collect = [&] {
+    for (const RequestUpdate& u : s->take_updates()) {
+      auto& out = result.outputs[u.id];
+      out.insert(out.end(), u.new_tokens.begin(), u.new_tokens.end());
+      if (u.finished) {
+        EXPECT_FALSE(result.finishes.contains(u.id)) << "request " << u.id << " finished twice";
+        result.finishes[u.id] = finish_reason_type(u.finish);
+        EXPECT_EQ(u.output_ids, out);
+      }
+    }
+  };
+  for (int iteration = 0; iteration < 4000 && (next_id <= 14 || !s->idle() || !in_flight.empty()); ++iteration) {
+    if (next_id <= 14 && rng() % 3 == 0) {
+      std::vector<int32_t> prompt = tokens_from(static_cast<int32_t>(rng() % 3) * 100, 1 + static_cast<int32_t>(rng() % 12));
+      for (uint64_t k = rng() % 3; k > 0; --k) prompt.push_back(static_cast<int32_t>(500 + rng() % 5));
+      RequestInput in = request(next_id, prompt, 1 + static_cast<int32_t>(rng() % 8));
+      in.params.ignore_eos = rng() % 2 == 0;
+      if (s->submit(in).ok()) prompt_len[next_id] = static_cast<int64_t>(prompt.size());
+      ++next_id;
+    }
+    if (aborts.contains(static_cast<uint64_t>(iteration))) s->abort(1 + static_cast<uint64_t>(iteration) % 14);
+    const BatchPlan plan = s->schedule();
+    collect();  // aborts, and requests the pool cannot hold
+    std::vector<SampledToken> sampled;
+    std::map<uint64_t, int32_t> tokens;
+    for (const PlannedSequence& seq : plan.seqs) {
+      for (int32_t token : seq.tokens) {
+        if (token != kFutureToken) continue;
+        // What the runner does: the token the step in flight samples for this request.
+        ++result.future_tokens;
+        EXPECT_TRUE(overlap) << "a future token without overlap";
+        EXPECT_TRUE(in_flight_tokens.contains(seq.request_id)) << "request " << seq.request_id;
+        EXPECT_EQ(seq.tokens.size(), 1u);
+      }
+      if (!seq.samples) continue;
+      const int32_t token = scripted_token(seq.request_id, seq.start + static_cast<int64_t>(seq.tokens.size()) -
+                                                               prompt_len.at(seq.request_id));
+      sampled.push_back(SampledToken{token, 0.0f, {}});
+      tokens[seq.request_id] = token;
+    }
+    if (!in_flight.empty()) {
+      s->complete(in_flight, in_flight_sampled);
+      collect();
+      in_flight = BatchPlan{};
+    }
+    if (plan.empty()) continue;
+    if (overlap) {
+      in_flight = plan;
+      in_flight_sampled = sampled;
+      in_flight_tokens = tokens;
+    } else {
+      s->complete(plan, sampled);
+      collect();
+    }
+  }
+  EXPECT_TRUE(s->idle());
+  EXPECT_TRUE(in_flight.empty());
+  result.retractions = s->counters().retractions;
+  expect_all_pages_come_back(*s);
+  return result;
+}
+
+TEST(Scheduler, OverlapSchedulingGivesTheSameOutputsAsThePlainLoop) {
+  std::mt19937_64 rng(777);
+  int64_t future_tokens = 0, retractions = 0, stops = 0, finished = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    SchedulerOptions o = options(1 + static_cast<int32_t>(rng() % 4), 0);
+    o.max_total_tokens = o.page_size * (6 + static_cast<int64_t>(rng() % 24));
+    o.chunked_prefill_size = rng() % 2 ? -1 : o.page_size * (1 + static_cast<int64_t>(rng() % 4));
+    o.max_running_requests = 1 + static_cast<int32_t>(rng() % 6);
+    o.max_prefill_tokens = 4 + static_cast<int64_t>(rng() % 30);
+    o.schedule_conservativeness = rng() % 2 ? 0.02 : 0.02 + static_cast<double>(rng() % 100) / 50.0;
+    o.disable_radix_cache = rng() % 4 == 0;
+    o.enable_mixed_chunk = rng() % 2 == 0;
+    o.eos_token_ids = {701};
+    o.context_length = rng() % 4 == 0 ? 14 : 1024;
+    const uint64_t seed = rng();
+    const WorkloadResult plain = run_workload(o, seed, false);
+    const WorkloadResult overlapped = run_workload(o, seed, true);
+    EXPECT_EQ(overlapped.outputs, plain.outputs) << "trial " << trial;
+    EXPECT_EQ(overlapped.finishes, plain.finishes) << "trial " << trial;
+    EXPECT_EQ(plain.future_tokens, 0);
+    future_tokens += overlapped.future_tokens;
+    retractions += overlapped.retractions;
+    finished += static_cast<int64_t>(plain.finishes.size());
+    for (const auto& [id, reason] : plain.finishes) stops += reason == "stop";
+  }
+  EXPECT_GT(future_tokens, 1000);
+  EXPECT_GT(retractions, 10);
+  EXPECT_GT(stops, 100);
+  EXPECT_GT(finished, 200 * 10);
+}
+
+TEST(Scheduler, OverlapSchedulingWithAbortsLosesNothing) {
+  std::mt19937_64 rng(4242);
+  for (int trial = 0; trial < 100; ++trial) {
+    SchedulerOptions o = options(1 + static_cast<int32_t>(rng() % 4), 0);
+    o.max_total_tokens = o.page_size * (6 + static_cast<int64_t>(rng() % 24));
+    o.chunked_prefill_size = rng() % 2 ? -1 : o.page_size * (1 + static_cast<int64_t>(rng() % 4));
+    o.eos_token_ids = {701};
+    std::set<uint64_t> aborts;
+    for (int k = 0; k < 6; ++k) aborts.insert(rng() % 60);
+    const WorkloadResult r = run_workload(o, rng(), true, aborts);
+    for (const auto& [id, tokens] : r.outputs) EXPECT_TRUE(r.finishes.contains(id)) << "trial " << trial << " id " << id;
+  }
+}
+
 }  // namespace
 }  // namespace radixlm
