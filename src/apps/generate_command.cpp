@@ -60,6 +60,7 @@ struct GenerateArgs {
   int cpu_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string device = "auto";
   bool disable_cuda_graph = false;
+  bool disable_overlap_schedule = false;
   int32_t cuda_graph_max_bs = 0;
   std::vector<int32_t> cuda_graph_bs;
   // Sampling flags (SGLang's names); only those given are passed on, so generation_config.json's defaults
@@ -395,6 +396,7 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
   for (int64_t id : eos) {
     if (id >= 0 && id <= INT32_MAX) options.eos_token_ids.push_back(static_cast<int32_t>(id));
   }
+  options.disable_overlap_schedule = args.disable_overlap_schedule;
   options.runner.disable_cuda_graph = args.disable_cuda_graph;
   options.runner.cuda_graph_max_bs = args.cuda_graph_max_bs;
   options.runner.cuda_graph_bs = args.cuda_graph_bs;
@@ -451,6 +453,8 @@ std::function<int()> setup_generate(CLI::App& sub) {
   sub.add_option("--cpu-threads", a.cpu_threads, "threads of the CPU backend")->capture_default_str();
   sub.add_option("--device", a.device, "cuda, cpu or auto (cuda when a GPU is found)")->capture_default_str();
   sub.add_flag("--disable-cuda-graph", a.disable_cuda_graph, "run every decode step eagerly (CUDA)");
+  sub.add_flag("--disable-overlap-schedule", a.disable_overlap_schedule,
+               "complete each step before planning the next (no overlap scheduling)");
   sub.add_option("--cuda-graph-max-bs", a.cuda_graph_max_bs, "largest decode batch replayed from a CUDA graph (0: 256)")
       ->check(CLI::NonNegativeNumber);
   sub.add_option("--cuda-graph-bs", a.cuda_graph_bs, "the CUDA graph batch sizes (default: SGLang's up to the max)")

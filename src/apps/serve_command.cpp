@@ -342,6 +342,7 @@ Status run_serve(LaunchArgs args) {
   options.sampling_defaults = SamplingDefaults{generation.temperature, generation.top_p, generation.top_k,
                                                generation.min_p, generation.repetition_penalty};
   options.decode_log_interval = args.decode_log_interval;
+  options.disable_overlap_schedule = args.disable_overlap_schedule;
   options.runner.disable_cuda_graph = args.disable_cuda_graph;
   options.runner.cuda_graph_max_bs = args.cuda_graph_max_bs.value_or(0);
   options.runner.cuda_graph_bs = args.cuda_graph_bs;

@@ -52,7 +52,8 @@ Engine::Engine(Model& model, Backend& backend, const EngineOptions& options, std
       options_(options),
       scheduler_(std::move(scheduler)),
       runner_(model, backend, scheduler_->page_pool().num_pages(), options.scheduler.page_size, options.runner),
-      metrics_(options.decode_log_interval) {
+      metrics_(options.decode_log_interval),
+      overlap_(!options.disable_overlap_schedule) {
   runner_.capture_cuda_graphs();
   publish_snapshot();
 }
@@ -237,93 +238,131 @@ void Engine::log_prefill(const BatchPlan& plan, int64_t cached_tokens) {
                                 s.num_queue_reqs));
 }
 
+// Output tokens of a planned request that steps before this one are still choosing (overlap scheduling).
+static int64_t pending_before(const Request& request) { return std::max<int32_t>(request.in_flight - 1, 0); }
+
 // A step whose every sampled row takes the plain argmax (greedy, no logit processor that could move it, no
 // logprobs) and that wants no prompt logits: the runner argmaxes on the device and reads back only ids.
+// Rows of requests that finished while the plan waited (overlap scheduling) are computed and ignored.
 static bool plain_greedy_step(const BatchPlan& plan, const Scheduler& scheduler) {
   for (const PlannedSequence& seq : plan.seqs) {
     if (seq.prompt_logits) return false;
     if (!seq.samples) continue;
     const Request* request = scheduler.find(seq.request_id);
-    if (request == nullptr) return false;
+    if (request == nullptr) continue;
     const SamplingParams& p = request->input.params;
     if (!is_greedy(p) || p.return_logprob || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0 ||
-        p.repetition_penalty != 1.0 || !p.logit_bias.empty() || request->sampling.num_generated < p.min_new_tokens) {
+        p.repetition_penalty != 1.0 || !p.logit_bias.empty() ||
+        request->sampling.num_generated + pending_before(*request) < p.min_new_tokens) {
       return false;
     }
   }
   return true;
 }
 
-// A step the device sampler takes whole (ops/sample_rows.h): no prompt logits, every row's top logprobs
-// within its limit. RADIXLM_HOST_SAMPLING=1 keeps the host path (logits copied back, src/sampling) for
-// comparison; prompt-logit steps stay on the host path until the device op returns prompt logprobs.
-static bool device_sampling_step(const BatchPlan& plan, const Scheduler& scheduler) {
+// A step whose logits must come to the host: prompt logits (input logprobs, return_prompt_logits), or a
+// row the row sampler does not take (too many top logprobs). RADIXLM_HOST_SAMPLING=1 sends every step
+// there, to compare the host sampler (src/sampling) with the device's.
+static bool host_logits_step(const BatchPlan& plan, const Scheduler& scheduler) {
   static const bool host_only = [] {
     const char* env = std::getenv("RADIXLM_HOST_SAMPLING");
     return env != nullptr && std::string_view(env) == "1";
   }();
-  if (host_only) return false;
+  if (host_only) return true;
   for (const PlannedSequence& seq : plan.seqs) {
-    if (seq.prompt_logits) return false;
+    if (seq.prompt_logits) return true;
     if (!seq.samples) continue;
     const Request* request = scheduler.find(seq.request_id);
-    if (request == nullptr || !row_sampler_supports(request->input.params)) return false;
+    if (request != nullptr && !row_sampler_supports(request->input.params)) return true;
   }
-  return true;
+  return false;
 }
 
-void Engine::run_plan(const BatchPlan& plan) {
-  double start = now_s();
-  if (runner_.samples_on_device() && !plain_greedy_step(plan, *scheduler_) &&
-      device_sampling_step(plan, *scheduler_)) {
+// Whether forming the step's sampling rows needs the ids of tokens still pending (penalties).
+static bool reads_pending_ids(const BatchPlan& plan, const Scheduler& scheduler) {
+  for (const PlannedSequence& seq : plan.seqs) {
+    const Request* request = seq.samples ? scheduler.find(seq.request_id) : nullptr;
+    if (request != nullptr && pending_before(*request) > 0 && sampling_reads_output_ids(request->input.params)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Engine::launch_plan(const BatchPlan& plan) {
+  const double start = now_s();
+  const bool host = host_logits_step(plan, *scheduler_);
+  // The host path reads every sampled request's state, and penalties read the pending ids: both wait for
+  // the step in flight to complete first (its planned rows still resolve their future tokens on the device).
+  while (!in_flight_.empty() && (host || reads_pending_ids(plan, *scheduler_))) finish_step();
+  if (host) {
+    run_on_host(plan);
+    return;
+  }
+  if (plain_greedy_step(plan, *scheduler_)) {
+    runner_.launch_step(plan, nullptr);
+  } else {
     SampleRowsRequest request;
     const int64_t vocab = model_.config().vocab_size;
-    SamplingParams unused_row;  // a sequence that does not sample this step (a prefill chunk) still has a row
+    SamplingParams unused_row;  // a sequence that does not sample (a prefill chunk) or whose request is gone
     unused_row.temperature = 0.0;
     for (const PlannedSequence& seq : plan.seqs) {
-      const Request* request_state = seq.samples ? scheduler_->find(seq.request_id) : nullptr;
-      if (request_state != nullptr) {
-        add_sample_row(request, request_state->input.params, request_state->sampling, options_.eos_token_ids, vocab);
+      const Request* r = seq.samples ? scheduler_->find(seq.request_id) : nullptr;
+      if (r != nullptr) {
+        add_sample_row(request, r->input.params, r->sampling, options_.eos_token_ids, vocab, pending_before(*r));
       } else {
         add_sample_row(request, unused_row, SamplingState{}, {}, vocab);
       }
     }
-    const std::vector<SampledRow> rows = runner_.run_sampled(plan, request);
-    std::vector<SampledToken> sampled;
-    for (size_t s = 0; s < plan.seqs.size(); ++s) {
-      if (plan.seqs[s].samples) sampled.push_back(to_sampled_token(rows[s]));
-    }
-    stats_.forward_s += now_s() - start;
-    scheduler_->complete(plan, sampled);
-    return;
+    runner_.launch_step(plan, &request);
   }
-  if (plain_greedy_step(plan, *scheduler_)) {
-    const std::vector<int32_t> tokens = runner_.run_greedy(plan);
-    std::vector<SampledToken> sampled;
-    for (size_t s = 0; s < plan.seqs.size(); ++s) {
-      if (plan.seqs[s].samples) sampled.push_back(SampledToken{tokens[s], 0.0f, {}});
-    }
-    stats_.forward_s += now_s() - start;
-    scheduler_->complete(plan, sampled);
-    return;
+  stats_.forward_s += now_s() - start;
+  if (!in_flight_.empty()) ++stats_.overlapped_steps;
+  in_flight_.push_back(plan);
+  in_flight_count_.store(static_cast<int32_t>(in_flight_.size()));
+}
+
+void Engine::finish_step() {
+  RADIXLM_CHECK(!in_flight_.empty(), "finish_step with no step in flight");
+  const double start = now_s();
+  const std::vector<SampledRow> rows = runner_.wait_step();
+  stats_.forward_s += now_s() - start;
+  const BatchPlan plan = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  in_flight_count_.store(static_cast<int32_t>(in_flight_.size()));
+  std::vector<SampledToken> sampled;
+  for (size_t s = 0; s < plan.seqs.size(); ++s) {
+    if (plan.seqs[s].samples) sampled.push_back(to_sampled_token(rows[s]));
   }
+  scheduler_->complete(plan, sampled);
+  deliver(scheduler_->take_updates());
+}
+
+void Engine::run_on_host(const BatchPlan& plan) {
+  double start = now_s();
   StepLogits logits = runner_.run(plan);
   stats_.forward_s += now_s() - start;
   start = now_s();
   std::vector<SamplingRow> rows;
+  std::vector<bool> live;  // per sampled sequence: its request is still there
   for (size_t s = 0; s < plan.seqs.size(); ++s) {
     const PlannedSequence& seq = plan.seqs[s];
     if (seq.prompt_logits) record_prompt_rows(seq, logits, s);  // before sampling changes the last row
     if (!seq.samples) continue;
     const Request* request = scheduler_->find(seq.request_id);
-    RADIXLM_CHECK(request != nullptr, "planned request {} is gone", seq.request_id);
+    live.push_back(request != nullptr);
+    if (request == nullptr) continue;  // finished while this plan waited: its row is ignored
     const int64_t last = logits.first_row[s] + logits.num_rows[s] - 1;
     rows.push_back(SamplingRow{std::span<float>(logits.row(last), static_cast<size_t>(logits.vocab)),
                                &request->input.params, &request->sampling});
   }
-  const std::vector<SampledToken> sampled = sample_batch(rows, options_.eos_token_ids);
+  const std::vector<SampledToken> live_sampled = sample_batch(rows, options_.eos_token_ids);
+  std::vector<SampledToken> sampled;
+  size_t next = 0;
+  for (const bool is_live : live) sampled.push_back(is_live ? live_sampled[next++] : SampledToken{});
   stats_.sampling_s += now_s() - start;
   scheduler_->complete(plan, sampled);
+  deliver(scheduler_->take_updates());
 }
 
 void Engine::deliver(std::vector<RequestUpdate> updates) {
@@ -400,34 +439,43 @@ void Engine::step_locked() {
   publish_snapshot();
   log_prefill(plan, admitted_cached);
   deliver(scheduler_->take_updates());  // aborts
-  if (!plan.empty()) {
-    run_plan(plan);
-    deliver(scheduler_->take_updates());
-    ++stats_.steps;
-    int64_t decoded = 0;
-    for (const PlannedSequence& s : plan.seqs) {
-      (s.is_prefill ? stats_.prefill_tokens : stats_.decode_tokens) += static_cast<int64_t>(s.tokens.size());
-      if (!s.is_prefill) ++decoded;
-    }
-    const bool log_decode = decoded > 0 && metrics_.on_decode_step(start, now_s(), decoded);
+  if (plan.empty()) {
+    // Nothing new to run: the step in flight (if any) completes now.
+    while (!in_flight_.empty()) finish_step();
     publish_snapshot();
-    if (log_decode) {
-      const EngineSnapshot s = snapshot();
-      spdlog::info(decode_log_line(decoded, s.num_used_tokens, s.token_usage, s.gen_throughput, s.num_queue_reqs));
-    }
+  } else {
+    run_step(plan, start);
   }
 #ifndef NDEBUG
   // Debug builds check the page accounting whenever the engine goes idle (DESIGN §4).
-  if (scheduler_->idle()) {
+  if (scheduler_->idle() && in_flight_.empty()) {
     const Status status = scheduler_->check_integrity();
     RADIXLM_CHECK(status.ok(), "engine idle: {}", status.to_string());
   }
 #endif
 }
 
+void Engine::run_step(const BatchPlan& plan, double start) {
+  launch_plan(plan);
+  // With overlap scheduling the step before this one completes now, while this one runs; without, this one.
+  while (in_flight_.size() > (overlap_ ? 1u : 0u)) finish_step();
+  ++stats_.steps;
+  int64_t decoded = 0;
+  for (const PlannedSequence& s : plan.seqs) {
+    (s.is_prefill ? stats_.prefill_tokens : stats_.decode_tokens) += static_cast<int64_t>(s.tokens.size());
+    if (!s.is_prefill) ++decoded;
+  }
+  const bool log_decode = decoded > 0 && metrics_.on_decode_step(start, now_s(), decoded);
+  publish_snapshot();
+  if (log_decode) {
+    const EngineSnapshot s = snapshot();
+    spdlog::info(decode_log_line(decoded, s.num_used_tokens, s.token_usage, s.gen_throughput, s.num_queue_reqs));
+  }
+}
+
 bool Engine::idle() const {
   std::lock_guard lock(inbox_mutex_);
-  return inbox_.empty() && aborts_.empty() && scheduler_->idle();
+  return inbox_.empty() && aborts_.empty() && scheduler_->idle() && in_flight_count_.load() == 0;
 }
 
 void Engine::loop() {
@@ -435,7 +483,8 @@ void Engine::loop() {
     {
       std::unique_lock lock(inbox_mutex_);
       inbox_ready_.wait(lock, [this] {
-        return stop_requested_.load() || !inbox_.empty() || !aborts_.empty() || !scheduler_->idle();
+        return stop_requested_.load() || !inbox_.empty() || !aborts_.empty() || !scheduler_->idle() ||
+               in_flight_count_.load() > 0;
       });
     }
     if (stop_requested_.load()) break;
@@ -467,6 +516,7 @@ void Engine::stop() {
 
 Status Engine::flush_cache() {
   std::lock_guard lock(step_mutex_);  // between two steps, whichever thread runs them
+  while (!in_flight_.empty()) finish_step();  // rows of finished requests: nothing to keep, but pages to settle
   {
     std::lock_guard inbox_lock(inbox_mutex_);
     if (!inbox_.empty() || !scheduler_->idle()) {
@@ -482,8 +532,9 @@ Status Engine::flush_cache() {
 }
 
 void Engine::abort_everything(const std::string& message) {
-  // The loop is not running: this thread owns the scheduler. Posted requests are taken in first, so they
-  // get their abort chunk like the rest.
+  // The loop is not running: this thread owns the scheduler. The step in flight completes first; posted
+  // requests are taken in, so they get their abort chunk like the rest.
+  while (!in_flight_.empty()) finish_step();
   take_inbox();
   if (scheduler_->idle()) return;
   for (const auto& [id, tracking] : tracking_) scheduler_->abort(id, message);

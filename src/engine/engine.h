@@ -4,12 +4,16 @@
 // RequestStream objects; start() runs the loop on its own scheduler thread. generate() is the offline API:
 // it runs the same loop on the calling thread until every request is done.
 //
-// The model runs on the scheduler thread for now; with a CUDA runner and overlap scheduling the plan goes to
-// a runner thread instead, and the loop below is where the hand-off goes.
+// Overlap scheduling (DESIGN §3, SGLang's default; --disable-overlap-schedule turns it off): each iteration
+// plans step N+1 and launches it (the runner queues it on the device and returns) before it waits for step
+// N's tokens, completes N in the scheduler and streams its outputs, so that host work hides behind the
+// device's. A step whose logits must come to the host (prompt logits), or whose sampling rows read pending
+// token ids (penalties), first waits for the step in flight.
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +39,7 @@ struct EngineOptions {
   std::vector<int32_t> eos_token_ids;  // generation_config.json's, else config.json's
   ModelRunnerOptions runner;           // CUDA graph flags
   int32_t decode_log_interval = 40;    // --decode-log-interval: a "Decode batch." log line every this many decode steps
+  bool disable_overlap_schedule = false;  // --disable-overlap-schedule
 };
 
 struct EngineRequest {
@@ -58,6 +63,7 @@ struct EngineStats {
   int64_t decode_tokens = 0;
   double forward_s = 0.0;
   double sampling_s = 0.0;
+  int64_t overlapped_steps = 0;  // launched while the step before was still in flight
 };
 
 class Engine {
@@ -135,7 +141,10 @@ class Engine {
   void record_prompt_rows(const PlannedSequence& seq, StepLogits& logits, size_t s);
   Expected<std::shared_ptr<RequestStream>> post(EngineRequest request, bool enforce_queue_limit);
   void take_inbox();
-  void run_plan(const BatchPlan& plan);
+  void run_step(const BatchPlan& plan, double start);
+  void launch_plan(const BatchPlan& plan);
+  void finish_step();  // waits for the oldest step in flight, completes it and delivers its outputs
+  void run_on_host(const BatchPlan& plan);
   void deliver(std::vector<RequestUpdate> updates);
   void loop();
   void abort_everything(const std::string& message);
@@ -149,10 +158,12 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Scheduler> scheduler_;
   ModelRunner runner_;
-  SamplerScratch scratch_;
   std::map<uint64_t, Tracking> tracking_;
   EngineStats stats_;
   EngineMetrics metrics_;
+  const bool overlap_;
+  std::deque<BatchPlan> in_flight_;          // launched, not yet completed; on the stepping thread
+  std::atomic<int32_t> in_flight_count_{0};  // its size, for idle() from any thread
 
   // step() and everything else that touches scheduler state from outside the loop (flush_cache, stop's
   // aborts) hold this, so they never interleave.

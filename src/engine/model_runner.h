@@ -6,11 +6,21 @@
 //
 // On the CUDA backend, decode steps of up to --cuda-graph-max-bs sequences replay a CUDA graph of their
 // batch-size bucket (backends/cuda/cuda_decode_graphs.h) unless --disable-cuda-graph; every other step runs
-// eagerly. Either way a step reads back once: the logits rows the engine samples from (run); or, when every
-// sequence decodes greedily, only the token ids, argmax'ed on the device (run_greedy); or the sampled ids
-// and logprobs, sampled on the device by the backend's RowSampler (run_sampled, ops/sample_rows.h).
+// eagerly. Either way a step reads back once: the logits rows the engine samples from (run); or the token
+// ids and logprobs a step chose on the device (launch_step / wait_step): the greedy argmax when every
+// sequence decodes greedily, else the backend's RowSampler (ops/sample_rows.h).
+//
+// Overlap scheduling (DESIGN §3): launch_step queues a step and returns; wait_step reads its results. The
+// engine plans and launches step N+1 between the two, so the plan may feed kFutureToken (scheduler.h) for a
+// request whose token step N is still choosing: the runner remembers which row of step N that is, and the
+// backend reads the id from step N's device output. On CUDA the stream orders the steps and a kernel at the
+// start of step N+1 reads the ids; on the CPU each launched step runs on a thread of its own that first
+// waits for the step before it (the CPU's "stream") and takes the ids from its results.
 
 #include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -48,18 +58,23 @@ class ModelRunner {
   ModelRunner& operator=(const ModelRunner&) = delete;
 
   // The ForwardBatch of a plan: sequences in plan order, each with its last token's logits (every token's
-  // with prompt_logits).
+  // with prompt_logits). A kFutureToken becomes -(r + 1) for row r of the last launched step.
   ForwardBatch make_forward_batch(const BatchPlan& plan) const;
+  // The step's logits on the host; waits for it. Not while a launched step is unread.
   StepLogits run(const BatchPlan& plan);
-  // The greedy token (argmax, lowest id on ties) of each plan sequence's last row; the plan asks for no
-  // prompt logits. On CUDA only the ids are read back.
+
+  // Queues the plan's forward and its token choice: `sampling` null takes each sequence's greedy argmax
+  // (ids only come back), else request->rows[r] samples plan sequence r. The plan asks for no prompt logits.
+  // At most one step may be launched and unread when the next is launched.
+  void launch_step(const BatchPlan& plan, const SampleRowsRequest* sampling);
+  // The oldest launched step's rows, one per plan sequence, once they are on the host.
+  std::vector<SampledRow> wait_step();
+  int32_t steps_in_flight() const { return static_cast<int32_t>(launched_.size()); }
+
+  // launch_step then wait_step.
   std::vector<int32_t> run_greedy(const BatchPlan& plan);
-  // Samples each plan sequence's last row with request.rows[r] for plan sequence r (the plan asks for no
-  // prompt logits). On CUDA the rows never leave the device: the sampler kernel runs after the forward (or
-  // the graph replay) on the same stream, and only ids and logprobs come back, once. Elsewhere the logits
-  // are copied to the host and sampled by the CPU sampler (the same tokens).
   std::vector<SampledRow> run_sampled(const BatchPlan& plan, const SampleRowsRequest& request);
-  // Whether run_sampled samples on the device (the CUDA backend), where it saves the logits read-back.
+  // Whether sampling happens on the device (the CUDA backend), where it saves the logits read-back.
   bool samples_on_device() const;
 
   // Captures the CUDA graph of every decode bucket now, and sizes the device sampler's scratch for the
@@ -73,11 +88,25 @@ class ModelRunner {
 
  private:
   struct DeviceState;
+  using CpuResult = std::shared_future<std::vector<SampledRow>>;
+  struct Launched {
+    int64_t rows = 0;
+    bool greedy = true;
+    int slot = 0;      // CUDA greedy: the pinned read-back slot
+    CpuResult result;  // CPU: the step, running on its own thread after the one before it
+  };
+  std::vector<SampledRow> run_on_cpu(const ForwardBatch& batch, const SampleRowsRequest* sampling);
+  static void resolve_on_host(ForwardBatch& batch, const std::vector<SampledRow>& previous);
+  void remember_rows(const BatchPlan& plan);
+
   Model& model_;
   Backend& backend_;
   int32_t page_size_;
   std::vector<LayerKvCache> kv_cache_;
   std::unique_ptr<DeviceState> device_;
+  std::deque<Launched> launched_;
+  std::map<uint64_t, int32_t> previous_rows_;  // request id -> its row in the last launched step
+  CpuResult previous_cpu_step_;                // CPU: that step
 };
 
 }  // namespace radixlm

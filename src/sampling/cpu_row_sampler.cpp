@@ -15,8 +15,14 @@ bool row_sampler_supports(const SamplingParams& params) {
   return !params.return_logprob || params.top_logprobs_num <= kMaxSampleTopLogprobs;
 }
 
+bool sampling_reads_output_ids(const SamplingParams& params) {
+  return params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 || params.repetition_penalty != 1.0;
+}
+
 void add_sample_row(SampleRowsRequest& request, const SamplingParams& params, const SamplingState& state,
-                    std::span<const int32_t> eos_token_ids, int64_t vocab) {
+                    std::span<const int32_t> eos_token_ids, int64_t vocab, int64_t pending) {
+  RADIXLM_CHECK(pending == 0 || !sampling_reads_output_ids(params), "penalties with {} output tokens pending", pending);
+  const int64_t num_generated = state.num_generated + pending;
   RADIXLM_CHECK(row_sampler_supports(params), "top_logprobs_num {} over {}", params.top_logprobs_num,
                 kMaxSampleTopLogprobs);
   SampleRowSpec spec;
@@ -29,15 +35,13 @@ void add_sample_row(SampleRowsRequest& request, const SamplingParams& params, co
   spec.presence_penalty = params.presence_penalty;
   spec.repetition_penalty = params.repetition_penalty;
   spec.seed = state.seed;
-  spec.step = state.num_generated;
+  spec.step = num_generated;
   spec.return_logprob = params.return_logprob;
   spec.top_logprobs_num = params.return_logprob ? params.top_logprobs_num : 0;
   request.rows.push_back(spec);
 
   // Counts only when a penalty reads them: the list is the step's largest upload.
-  const bool penalized = params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 ||
-                         params.repetition_penalty != 1.0;
-  if (penalized) {
+  if (sampling_reads_output_ids(params)) {
     for (const auto& [id, count] : state.output_token_counts) {
       if (!in_vocab(id, vocab) || count <= 0) continue;
       request.count_ids.push_back(id);
@@ -46,7 +50,7 @@ void add_sample_row(SampleRowsRequest& request, const SamplingParams& params, co
   }
   request.count_start.push_back(static_cast<int32_t>(request.count_ids.size()));
 
-  if (state.num_generated < params.min_new_tokens) {
+  if (num_generated < params.min_new_tokens) {
     for (int32_t id : params.stop_token_ids) {
       if (in_vocab(id, vocab)) request.suppress_ids.push_back(id);
     }

@@ -17,9 +17,15 @@
 namespace radixlm {
 
 // Appends one row for a request about to sample its next token. `eos_token_ids` are the model's; ids
-// outside [0, vocab) are dropped (the CPU processors ignore them too).
+// outside [0, vocab) are dropped (the CPU processors ignore them too). `pending`: output tokens a step still
+// in flight is sampling (overlap scheduling); they count toward the draw's step and min_new_tokens, but
+// their ids are unknown, so a penalized row must not have any (checked).
 void add_sample_row(SampleRowsRequest& request, const SamplingParams& params, const SamplingState& state,
-                    std::span<const int32_t> eos_token_ids, int64_t vocab);
+                    std::span<const int32_t> eos_token_ids, int64_t vocab, int64_t pending = 0);
+
+// Whether a row's sampling reads the ids of the tokens generated so far (penalties), so that it cannot be
+// formed while one of them is pending.
+bool sampling_reads_output_ids(const SamplingParams& params);
 
 // Whether a row can go to a RowSampler: top logprobs within kMaxSampleTopLogprobs.
 bool row_sampler_supports(const SamplingParams& params);

@@ -88,7 +88,7 @@ constexpr LaunchFlag kFlags[] = {
     {"--enable-page-major-kv-layout", F, TUNE, "", "", ""},
     {"--enable-unified-memory", F, TUNE, "", "", ""},
     {"--disable-chunked-prefix-cache", F, TUNE, "", "", ""},
-    {"--disable-overlap-schedule", F, IMPL, "", "", "radixlm does not overlap scheduling yet"},
+    {"--disable-overlap-schedule", F, IMPL, "", "", ""},
     {"--num-continuous-decode-steps", V, TUNE, "", "", ""},
     {"--scheduler-recv-interval", V, TUNE, "", "", ""},
     {"--enable-mixed-chunk", F, IMPL, "", "", ""},

@@ -332,6 +332,12 @@ void CudaBackend::begin_step(const ForwardBatch& batch) {
       RADIXLM_CUDA_CHECK(cudaMemcpyAsync(step_device, staging, offset, cudaMemcpyHostToDevice, as_stream(stream_)));
     }
     RADIXLM_CUDA_CHECK(cudaEventRecord(staging_free, as_stream(stream_)));
+    if (std::any_of(batch.token_ids.begin(), batch.token_ids.end(), [](int32_t id) { return id < 0; })) {
+      RADIXLM_CHECK(previous_step_tokens_ != nullptr, "a future token id with no previous step");
+      cuda::launch_resolve_future_tokens(reinterpret_cast<int32_t*>(static_cast<uint8_t*>(step_device) + off_ids),
+                                         static_cast<int32_t>(n_tok), previous_step_tokens_, as_stream(stream_));
+      RADIXLM_CUDA_CHECK(cudaGetLastError());
+    }
   }
 
   auto* dev = static_cast<uint8_t*>(step_device);
@@ -362,7 +368,7 @@ void CudaBackend::embedding(const TensorView& table, const TensorView& out) {
   check_device_rows(out, DType::kBF16, "embedding out");
   RADIXLM_CHECK(table.size(1) == out.size(1) && out.size(0) == step_->num_tokens);
   for (int32_t id : host_batch_.token_ids) {
-    RADIXLM_CHECK(id >= 0 && id < table.size(0), "token id {} outside the vocabulary of {}", id, table.size(0));
+    RADIXLM_CHECK(valid_step_token(id, table.size(0)), "token id {} outside the vocabulary of {}", id, table.size(0));
   }
   cuda::launch_embedding(bf16_ptr(table), table.size(0), table.size(1), *step_, bf16_ptr(out), as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
@@ -648,6 +654,51 @@ Tensor CudaBackend::argmax_rows_on_device(const TensorView& logits) {
 void CudaBackend::copy_to_host_async(const TensorView& src, void* dst) {
   RADIXLM_CHECK(src.device == Device::kCuda && src.is_contiguous());
   RADIXLM_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, as_stream(stream_)));
+}
+
+void CudaBackend::copy_async(const TensorView& src, const TensorView& dst) {
+  RADIXLM_CHECK(src.device == Device::kCuda && dst.device == Device::kCuda && src.is_contiguous() &&
+                dst.is_contiguous() && src.nbytes() <= dst.nbytes());
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, src.nbytes(), cudaMemcpyDeviceToDevice, as_stream(stream_)));
+}
+
+void CudaBackend::set_previous_step_tokens(const TensorView& ids) {
+  RADIXLM_CHECK(ids.device == Device::kCuda && ids.dtype == DType::kI32 && ids.is_contiguous());
+  previous_step_tokens_ = ids.as<int32_t>();
+  previous_step_rows_ = ids.numel();
+}
+
+bool CudaBackend::valid_step_token(int32_t id, int64_t vocab) const {
+  return id >= 0 ? id < vocab : -int64_t{id} - 1 < previous_step_rows_;
+}
+
+void* CudaBackend::alloc_pinned(size_t bytes) {
+  void* pointer = nullptr;
+  RADIXLM_CUDA_CHECK(cudaMallocHost(&pointer, bytes));
+  return pointer;
+}
+
+void CudaBackend::free_pinned(void* pointer) {
+  if (pointer != nullptr) cudaFreeHost(pointer);
+}
+
+void* CudaBackend::create_event() {
+  cudaEvent_t event = nullptr;
+  RADIXLM_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  return event;
+}
+
+void CudaBackend::destroy_event(void* event) {
+  if (event != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+void CudaBackend::record_event(void* event) {
+  RADIXLM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), as_stream(stream_)));
+}
+
+void CudaBackend::wait_event(void* event) {
+  RADIXLM_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+  collect_op_times();
 }
 
 void CudaBackend::reserve_static_steps(const StaticStepCapacity& capacity) {

@@ -115,6 +115,24 @@ class CudaBackend final : public Backend {
   Tensor argmax_rows_on_device(const TensorView& logits);
   // Host copy into pinned memory that the caller reads after synchronize() (no pageable staging).
   void copy_to_host_async(const TensorView& src, void* dst);
+  // Device-to-device copy of raw bytes, queued on the stream.
+  void copy_async(const TensorView& src, const TensorView& dst);
+
+  // --- Overlap scheduling (engine/model_runner.h) ---
+  // The ids the previous step sampled (int32 [rows], on the device): a later step's token id -(r + 1)
+  // stands for row r of it, resolved on the device by begin_step before anything reads the ids.
+  void set_previous_step_tokens(const TensorView& ids);
+  // Whether begin_step accepts `id` as a step's token: in the vocabulary, or a previous-step row.
+  bool valid_step_token(int32_t id, int64_t vocab) const;
+  // A CUDA event: record() marks the work queued so far, wait() blocks the host until it has run (unlike
+  // synchronize(), which waits for everything queued, including a later step's).
+  // Page-locked host memory, which async copies to the host need.
+  void* alloc_pinned(size_t bytes);
+  void free_pinned(void* pointer);
+  void* create_event();
+  void destroy_event(void* event);
+  void record_event(void* event);
+  void wait_event(void* event);
 
  private:
   explicit CudaBackend(CudaDeviceInfo info);
@@ -135,6 +153,8 @@ class CudaBackend final : public Backend {
   void* step_device_ = nullptr;
   size_t step_capacity_ = 0;
   void* staging_free_event_ = nullptr;  // cudaEvent_t: the last upload from staging has finished
+  const int32_t* previous_step_tokens_ = nullptr;  // set_previous_step_tokens
+  int64_t previous_step_rows_ = 0;
   std::vector<std::pair<std::vector<float>, Tensor>> rope_tables_;  // device copies of inv_freq, by content
   Tensor attention_partial_;
   int64_t attention_partial_floats_ = 0;

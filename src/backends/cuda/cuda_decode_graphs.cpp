@@ -123,7 +123,7 @@ CudaDecodeGraphs::Output CudaDecodeGraphs::run_padded(const ForwardBatch& padded
   } else {
     const int64_t vocab = it->second.logits.size(1);
     for (int32_t id : padded.token_ids) {
-      RADIXLM_CHECK(id >= 0 && id < vocab, "token id {} outside the vocabulary of {}", id, vocab);
+      RADIXLM_CHECK(backend_.valid_step_token(id, vocab), "token id {} outside the vocabulary of {}", id, vocab);
     }
     backend_.begin_step(padded);
   }

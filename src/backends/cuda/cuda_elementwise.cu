@@ -548,6 +548,16 @@ unsigned int grid_for(int64_t total, int threads) {
 
 }  // namespace
 
+__global__ void resolve_future_tokens_kernel(int32_t* token_ids, int32_t num_tokens, const int32_t* previous) {
+  const int32_t t = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (t < num_tokens && token_ids[t] < 0) token_ids[t] = previous[-token_ids[t] - 1];
+}
+
+void launch_resolve_future_tokens(int32_t* token_ids, int32_t num_tokens, const int32_t* previous, cudaStream_t stream) {
+  if (num_tokens == 0) return;
+  resolve_future_tokens_kernel<<<(num_tokens + 255) / 256, 256, 0, stream>>>(token_ids, num_tokens, previous);
+}
+
 void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, const StepArrays& step, uint16_t* out,
                       cudaStream_t stream) {
   if (step.num_tokens == 0) return;

@@ -29,6 +29,9 @@ struct StepArrays {
   int32_t max_kv_len = 0;
 };
 
+// Overlap scheduling: token_ids[t] < 0 is the id the previous step sampled in its row -token_ids[t] - 1.
+void launch_resolve_future_tokens(int32_t* token_ids, int32_t num_tokens, const int32_t* previous, cudaStream_t stream);
+
 // out[t] = table[token_ids[t]]; table bf16 [vocab, hidden].
 void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, const StepArrays& step, uint16_t* out,
                       cudaStream_t stream);

@@ -46,37 +46,60 @@ void check_csr(const std::vector<int32_t>& start, size_t values, size_t rows, co
 }  // namespace
 
 CudaRowSampler::~CudaRowSampler() {
-  if (pinned_input_ != nullptr) cudaFreeHost(pinned_input_);
-  if (pinned_output_ != nullptr) cudaFreeHost(pinned_output_);
+  if (unfinished_ != nullptr) backend_.synchronize();
+  for (Slot& slot : slots_) {
+    if (slot.pinned_input != nullptr) cudaFreeHost(slot.pinned_input);
+    if (slot.pinned_output != nullptr) cudaFreeHost(slot.pinned_output);
+    backend_.destroy_event(slot.done);
+  }
 }
 
-void CudaRowSampler::reserve(size_t input_bytes, size_t output_bytes) {
-  // Every call ends synchronized, so no copy still reads the buffers being replaced.
-  if (input_bytes > input_capacity_) {
-    if (pinned_input_ != nullptr) RADIXLM_CUDA_CHECK(cudaFreeHost(pinned_input_));
-    input_capacity_ = input_bytes * 2;
-    RADIXLM_CUDA_CHECK(cudaMallocHost(&pinned_input_, input_capacity_));
-    device_input_ = backend_.alloc(DType::kU8, {static_cast<int64_t>(input_capacity_)});
+void CudaRowSampler::reserve(Slot& slot, size_t input_bytes, size_t output_bytes) {
+  // A slot is reused two launches later, after its finish(): no copy reads its host buffers any more. The
+  // device buffers are shared by both slots; a queued launch may still read them, so growing waits.
+  if (slot.done == nullptr) slot.done = backend_.create_event();
+  if (input_bytes > slot.input_capacity) {
+    if (slot.pinned_input != nullptr) RADIXLM_CUDA_CHECK(cudaFreeHost(slot.pinned_input));
+    slot.input_capacity = input_bytes * 2;
+    RADIXLM_CUDA_CHECK(cudaMallocHost(&slot.pinned_input, slot.input_capacity));
   }
-  if (output_bytes > output_capacity_) {
-    if (pinned_output_ != nullptr) RADIXLM_CUDA_CHECK(cudaFreeHost(pinned_output_));
-    output_capacity_ = output_bytes * 2;
-    RADIXLM_CUDA_CHECK(cudaMallocHost(&pinned_output_, output_capacity_));
-    device_output_ = backend_.alloc(DType::kU8, {static_cast<int64_t>(output_capacity_)});
+  if (output_bytes > slot.output_capacity) {
+    if (slot.pinned_output != nullptr) RADIXLM_CUDA_CHECK(cudaFreeHost(slot.pinned_output));
+    slot.output_capacity = output_bytes * 2;
+    RADIXLM_CUDA_CHECK(cudaMallocHost(&slot.pinned_output, slot.output_capacity));
+  }
+  if (input_bytes > device_input_bytes_ || output_bytes > device_output_bytes_) {
+    backend_.synchronize();
+    device_input_bytes_ = std::max(device_input_bytes_, input_bytes * 2);
+    device_output_bytes_ = std::max(device_output_bytes_, output_bytes * 2);
+    device_input_ = backend_.alloc(DType::kU8, {static_cast<int64_t>(device_input_bytes_)});
+    device_output_ = backend_.alloc(DType::kU8, {static_cast<int64_t>(device_output_bytes_)});
   }
 }
 
 void CudaRowSampler::reserve_rows(int64_t rows, int64_t vocab) {
   const int64_t scratch_floats = rows * vocab;
   if (!exp_scratch_.defined() || exp_scratch_.view.numel() < scratch_floats) {
-    exp_scratch_ = backend_.alloc(DType::kF32, {scratch_floats});  // every call ends synchronized
+    backend_.synchronize();  // a queued launch may still use the old scratch
+    exp_scratch_ = backend_.alloc(DType::kF32, {scratch_floats});
   }
 }
 
 std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, const SampleRowsRequest& request) {
+  RADIXLM_CHECK(unfinished_ == nullptr, "sample_rows with a launch unfinished");
+  launch(logits, request);
+  return finish();
+}
+
+TensorView CudaRowSampler::device_tokens() const {
+  RADIXLM_CHECK(last_ != nullptr, "no launch");
+  return TensorView(device_output_.view.data, DType::kI32, Shape{last_rows_}, Device::kCuda);
+}
+
+void CudaRowSampler::launch(const TensorView& logits, const SampleRowsRequest& request) {
   const size_t rows = request.rows.size();
-  std::vector<SampledRow> out(rows);
-  if (rows == 0) return out;
+  Slot& slot = slots_[launches_ % 2];
+  RADIXLM_CHECK(!slot.launched, "two CudaRowSampler launches unfinished");
   RADIXLM_CHECK(logits.device == Device::kCuda && logits.dtype == DType::kF32 && logits.ndim() == 2 &&
                     logits.is_contiguous(),
                 "CudaRowSampler wants device f32 [rows, vocab] logits");
@@ -91,24 +114,39 @@ std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, co
   RADIXLM_CHECK(request.bias_values.size() == request.bias_ids.size(), "sample_rows: bias values");
 
   int32_t max_top = 1;
-  for (const SampleRowSpec& spec : request.rows) {
+  slot.top_counts.assign(rows, 0);
+  for (size_t r = 0; r < rows; ++r) {
+    const SampleRowSpec& spec = request.rows[r];
     RADIXLM_CHECK(spec.top_logprobs_num >= 0 && spec.top_logprobs_num <= kMaxSampleTopLogprobs,
                   "top_logprobs_num {}", spec.top_logprobs_num);
     RADIXLM_CHECK(spec.greedy || spec.temperature > 0.0, "temperature {}", spec.temperature);
-    if (spec.return_logprob) max_top = std::max(max_top, spec.top_logprobs_num);
+    if (spec.return_logprob) {
+      max_top = std::max(max_top, spec.top_logprobs_num);
+      slot.top_counts[r] = static_cast<int32_t>(std::min<int64_t>(spec.top_logprobs_num, vocab));
+    }
   }
 
   const InputLayout layout = input_layout(request);
   const size_t out_tokens = 0;
-  const size_t out_logprobs = align8(rows * sizeof(int32_t));
-  const size_t out_top_ids = out_logprobs + align8(rows * sizeof(float));
-  const size_t out_top_logprobs = out_top_ids + align8(rows * static_cast<size_t>(max_top) * sizeof(int32_t));
-  const size_t output_bytes = out_top_logprobs + align8(rows * static_cast<size_t>(max_top) * sizeof(float));
-  reserve(layout.end, output_bytes);
-  reserve_rows(static_cast<int64_t>(rows), vocab);
+  slot.max_top = max_top;
+  slot.out_logprobs = align8(std::max<size_t>(rows, 1) * sizeof(int32_t));
+  slot.out_top_ids = slot.out_logprobs + align8(rows * sizeof(float));
+  slot.out_top_logprobs = slot.out_top_ids + align8(rows * static_cast<size_t>(max_top) * sizeof(int32_t));
+  const size_t output_bytes = slot.out_top_logprobs + align8(rows * static_cast<size_t>(max_top) * sizeof(float));
+  reserve(slot, layout.end, output_bytes);
+  reserve_rows(static_cast<int64_t>(std::max<size_t>(rows, 1)), vocab);
+  slot.launched = true;
+  if (unfinished_ == nullptr) unfinished_ = &slot;
+  last_ = &slot;
+  last_rows_ = static_cast<int64_t>(rows);
+  ++launches_;
+  if (rows == 0) {
+    backend_.record_event(slot.done);
+    return;
+  }
 
   // Pack.
-  auto* host = static_cast<unsigned char*>(pinned_input_);
+  auto* host = static_cast<unsigned char*>(slot.pinned_input);
   auto* params = reinterpret_cast<cuda::SampleRowParams*>(host + layout.params);
   for (size_t r = 0; r < rows; ++r) {
     const SampleRowSpec& spec = request.rows[r];
@@ -159,31 +197,40 @@ std::vector<SampledRow> CudaRowSampler::sample_rows(const TensorView& logits, co
   args.bias_values = reinterpret_cast<const double*>(device_in + layout.bias_values);
   args.max_top = max_top;
   args.out_tokens = reinterpret_cast<int32_t*>(device_out + out_tokens);
-  args.out_logprobs = reinterpret_cast<float*>(device_out + out_logprobs);
-  args.out_top_ids = reinterpret_cast<int32_t*>(device_out + out_top_ids);
-  args.out_top_logprobs = reinterpret_cast<float*>(device_out + out_top_logprobs);
+  args.out_logprobs = reinterpret_cast<float*>(device_out + slot.out_logprobs);
+  args.out_top_ids = reinterpret_cast<int32_t*>(device_out + slot.out_top_ids);
+  args.out_top_logprobs = reinterpret_cast<float*>(device_out + slot.out_top_logprobs);
   cuda::launch_sample_rows(args, stream);
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 
-  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(pinned_output_, device_out, output_bytes, cudaMemcpyDeviceToHost, stream));
-  RADIXLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  RADIXLM_CUDA_CHECK(cudaMemcpyAsync(slot.pinned_output, device_out, output_bytes, cudaMemcpyDeviceToHost, stream));
+  backend_.record_event(slot.done);
+}
 
-  const auto* result = static_cast<const unsigned char*>(pinned_output_);
-  const auto* tokens = reinterpret_cast<const int32_t*>(result + out_tokens);
-  const auto* logprobs = reinterpret_cast<const float*>(result + out_logprobs);
-  const auto* top_ids = reinterpret_cast<const int32_t*>(result + out_top_ids);
-  const auto* top_logprobs = reinterpret_cast<const float*>(result + out_top_logprobs);
+std::vector<SampledRow> CudaRowSampler::finish() {
+  RADIXLM_CHECK(unfinished_ != nullptr, "CudaRowSampler::finish with nothing launched");
+  Slot& slot = *unfinished_;
+  backend_.wait_event(slot.done);
+  const size_t rows = slot.top_counts.size();
+  std::vector<SampledRow> out(rows);
+  const auto* result = static_cast<const unsigned char*>(slot.pinned_output);
+  const auto* tokens = reinterpret_cast<const int32_t*>(result);
+  const auto* logprobs = reinterpret_cast<const float*>(result + slot.out_logprobs);
+  const auto* top_ids = reinterpret_cast<const int32_t*>(result + slot.out_top_ids);
+  const auto* top_logprobs = reinterpret_cast<const float*>(result + slot.out_top_logprobs);
+  const auto max_top = static_cast<size_t>(slot.max_top);
   for (size_t r = 0; r < rows; ++r) {
     SampledRow& o = out[r];
     o.token_id = tokens[r];
     o.logprob = logprobs[r];
-    const SampleRowSpec& spec = request.rows[r];
-    const int64_t n = spec.return_logprob ? std::min<int64_t>(spec.top_logprobs_num, vocab) : 0;
-    for (int64_t a = 0; a < n; ++a) {
-      o.top_ids.push_back(top_ids[r * static_cast<size_t>(max_top) + static_cast<size_t>(a)]);
-      o.top_logprobs.push_back(top_logprobs[r * static_cast<size_t>(max_top) + static_cast<size_t>(a)]);
+    for (size_t a = 0; a < static_cast<size_t>(slot.top_counts[r]); ++a) {
+      o.top_ids.push_back(top_ids[r * max_top + a]);
+      o.top_logprobs.push_back(top_logprobs[r * max_top + a]);
     }
   }
+  slot.launched = false;
+  Slot& other = slots_[(&slot - slots_ + 1) % 2];
+  unfinished_ = other.launched ? &other : nullptr;
   return out;
 }
 
