@@ -32,6 +32,7 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 : > "$OUT/stages.txt"
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
+# "serving-plain" (not in the default) repeats the serving run with --disable-overlap-schedule.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -110,6 +111,13 @@ rm -f "$OUT/serving_summary.txt"
 if [ "${RADIXLM_GPU_SERVING:-1}" = 1 ] && part serving; then
   OUT=$OUT RADIXLM=$RADIXLM MODEL8B=$MODEL8B RADIXLM_FIXTURES_DIR=$FIX bash tests/gpu/serving.sh
 fi
+# The same serving run without overlap scheduling, for comparison (not in the default parts).
+if part serving-plain; then
+  mkdir -p "$OUT/plain"
+  OUT=$OUT/plain RADIXLM=$RADIXLM MODEL8B=$MODEL8B RADIXLM_FIXTURES_DIR=$FIX \
+    RADIXLM_SERVE_FLAGS=--disable-overlap-schedule bash tests/gpu/serving.sh
+  cat "$OUT/plain/stages.txt" >> "$OUT/stages.txt"
+fi
 
 {
   echo
@@ -126,6 +134,7 @@ fi
   grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" || true
   echo "--- serving (tests/gpu/serving.sh; targets: start-to-ready <= 20 s, ITL p50 / one-batch step <= 1.2)"
   cat "$OUT/serving_summary.txt" 2>/dev/null || echo "(not run)"
+  [ -f "$OUT/plain/serving_summary.txt" ] && cat "$OUT/plain/serving_summary.txt"
   echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
   grep -A18 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"

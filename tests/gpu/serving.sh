@@ -11,6 +11,7 @@
 # 3. The server is stopped (it holds most of the GPU's memory), then `radixlm bench one-batch` at the decode
 #    batch the serving run's median token saw, with the mean lengths (640 in / 320 out) and the server's page
 #    size, for the ratio ITL p50 / one-batch decode step (target <= 1.2).
+# RADIXLM_SERVE_FLAGS adds flags to `radixlm serve` (run.sh's "serving-plain" part: --disable-overlap-schedule).
 # Writes $OUT/serve.log (the server), $OUT/serving.log (the stages), $OUT/serving.jsonl, $OUT/serving_one_batch.json
 # and $OUT/serving_summary.txt, which run.sh's summary prints.
 set -u
@@ -55,7 +56,7 @@ python3 -c "import socket; socket.create_connection(('127.0.0.1', $S_PORT), 1)" 
 T0=$(date +%s.%N)
 timeout -k 20 330 "$RADIXLM" serve --model-path "$S_MODEL" --load-format dummy --device "$S_DEVICE" \
   --page-size "$S_PAGE" --skip-tokenizer-init --graceful-shutdown-timeout 5 --host 127.0.0.1 --port "$S_PORT" \
-  > "$OUT/serve.log" 2>&1 &
+  ${RADIXLM_SERVE_FLAGS:-} > "$OUT/serve.log" 2>&1 &
 SERVER=$!
 stop_server() {
   [ -n "${SERVER:-}" ] || return 0
@@ -66,7 +67,7 @@ stop_server() {
 }
 trap stop_server EXIT
 {
-  echo "== serving: radixlm serve, $S_MODEL, dummy weights, device $S_DEVICE, page size $S_PAGE, no tokenizer"
+  echo "== serving: radixlm serve ${RADIXLM_SERVE_FLAGS:-}, $S_MODEL, dummy weights, device $S_DEVICE, page size $S_PAGE, no tokenizer"
   # The engine captures every bucket's graph at start-up (ModelRunner::capture_cuda_graphs), as SGLang does.
   [ "$S_DEVICE" = cuda ] &&
     echo "CUDA graphs on, every decode bucket captured at start-up (before /health turns 200)"

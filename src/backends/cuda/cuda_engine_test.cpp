@@ -154,6 +154,60 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, CudaEngineTest,
                            return name;
                          });
 
+// Overlap scheduling on the device: with every request ending at its max_new_tokens, the overlapped loop
+// runs the very batches the plain loop runs (a request is not planned past its last token), so greedy and
+// seeded tokens and logprobs must be identical, while each decode step's tokens come from the previous
+// step's device output (future tokens resolved on the device, through graphs and eager steps alike).
+TEST(CudaOverlapScheduleTest, SameTokensAndLogprobsAsThePlainLoop) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(backend);
+  Loaded loaded = load("llama", backend);
+  const std::vector<Golden> golden = load_golden(cuda_test::fixtures_dir() / "models" / "llama" / "golden.json");
+  std::vector<EngineRequest> requests;
+  for (int32_t k = 0; k < 24; ++k) {
+    EngineRequest r;
+    r.input_ids = golden[static_cast<size_t>(k) % golden.size()].input_ids;
+    r.input_ids.push_back(k + 1);
+    r.params.temperature = k % 2 == 0 ? 0.0 : 0.8;
+    r.params.top_p = 0.9;
+    r.params.seed = static_cast<uint64_t>(7 * k);
+    r.params.max_new_tokens = 5 + k % 7;
+    r.params.ignore_eos = true;
+    if (k % 5 == 0) r.params.min_new_tokens = 4;
+    if (k % 3 == 0) {
+      r.params.return_logprob = true;
+      r.params.top_logprobs_num = 3;
+    }
+    if (k == 9) r.params.frequency_penalty = 0.5;  // waits for the step in flight
+    requests.push_back(r);
+  }
+  for (bool graphs : {true, false}) {
+    std::vector<EngineOutput> results[2];
+    for (bool overlap : {false, true}) {
+      EngineOptions options;
+      options.scheduler.page_size = 16;
+      options.scheduler.chunked_prefill_size = 32;
+      options.scheduler.max_total_tokens = 64 * 16 * 4;
+      options.runner.disable_cuda_graph = !graphs;
+      options.disable_overlap_schedule = !overlap;
+      auto engine = Engine::create(*loaded.model, backend, options);
+      ASSERT_TRUE(engine.ok()) << engine.status().to_string();
+      auto outputs = (*engine)->generate(requests);
+      ASSERT_TRUE(outputs.ok()) << outputs.status().to_string();
+      EXPECT_EQ((*engine)->stats().overlapped_steps > 0, overlap);
+      results[overlap] = std::move(*outputs);
+    }
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const EngineOutput& plain = results[0][i];
+      const EngineOutput& overlapped = results[1][i];
+      EXPECT_EQ(overlapped.output_ids, plain.output_ids) << "request " << i << (graphs ? " graphs" : " eager");
+      ASSERT_EQ(overlapped.output_logprobs.size(), plain.output_logprobs.size());
+      for (size_t t = 0; t < plain.output_logprobs.size(); ++t) {
+        EXPECT_EQ(overlapped.output_logprobs[t].logprob, plain.output_logprobs[t].logprob) << "request " << i;
+      }
+    }
+  }
+}
+
 TEST(CudaGraphBatchSizes, SGLangDefaultsAndFlags) {
   const std::vector<int32_t> defaults = cuda_graph_batch_sizes({});
   ASSERT_EQ(defaults.size(), 5u + 31u);  // 1 2 4 8 12, 16..256 by 8
