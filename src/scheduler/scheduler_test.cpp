@@ -356,6 +356,20 @@ TEST(Scheduler, NewTokenRatioDecaysPerDecodeStepAsSglang) {
   EXPECT_NEAR(s->new_token_ratio(), 1.0 - 10 * 0.86 / 600, 1e-12);
 }
 
+// Small pools, pages of 1-4 tokens, chunking on or off, tight budgets, any policy: the random tests' options.
+SchedulerOptions random_options(std::mt19937_64& rng) {
+  SchedulerOptions o = options(1 + static_cast<int32_t>(rng() % 4), 0);
+  o.max_total_tokens = o.page_size * (6 + static_cast<int64_t>(rng() % 24));
+  o.chunked_prefill_size = rng() % 2 ? -1 : o.page_size * (1 + static_cast<int64_t>(rng() % 4));
+  o.max_running_requests = 1 + static_cast<int32_t>(rng() % 6);
+  o.max_prefill_tokens = 4 + static_cast<int64_t>(rng() % 30);
+  o.policy = static_cast<SchedulePolicy>(rng() % 5);
+  o.schedule_conservativeness = rng() % 2 ? 0.02 : 0.02 + static_cast<double>(rng() % 100) / 50.0;
+  o.disable_radix_cache = rng() % 4 == 0;
+  o.enable_mixed_chunk = rng() % 2 == 0;
+  return o;
+}
+
 // Random workloads on small pools: whatever the options, every request ends exactly once, with exactly
 // max_new_tokens tokens unless aborted or the whole pool cannot hold it (then it ends with "length" when its
 // K/V fills every page), and no page is ever lost (the integrity check runs after each call).
@@ -363,15 +377,7 @@ TEST(Scheduler, RandomWorkloadsNeverLoseRequestsOrPages) {
   std::mt19937_64 rng(12345);
   int64_t total_finished = 0, total_retractions = 0, total_aborted = 0, total_hits = 0;
   for (int trial = 0; trial < 300; ++trial) {
-    SchedulerOptions o = options(1 + static_cast<int32_t>(rng() % 4), 0);
-    o.max_total_tokens = o.page_size * (6 + static_cast<int64_t>(rng() % 24));
-    o.chunked_prefill_size = rng() % 2 ? -1 : o.page_size * (1 + static_cast<int64_t>(rng() % 4));
-    o.max_running_requests = 1 + static_cast<int32_t>(rng() % 6);
-    o.max_prefill_tokens = 4 + static_cast<int64_t>(rng() % 30);
-    o.policy = static_cast<SchedulePolicy>(rng() % 5);
-    o.schedule_conservativeness = rng() % 2 ? 0.02 : 0.02 + static_cast<double>(rng() % 100) / 50.0;
-    o.disable_radix_cache = rng() % 4 == 0;
-    o.enable_mixed_chunk = rng() % 2 == 0;
+    SchedulerOptions o = random_options(rng);
     auto s = make(o);
     std::map<uint64_t, int32_t> max_new;
     std::map<uint64_t, int64_t> prompt_len;
@@ -519,14 +525,7 @@ TEST(Scheduler, OverlapSchedulingGivesTheSameOutputsAsThePlainLoop) {
   std::mt19937_64 rng(777);
   int64_t future_tokens = 0, retractions = 0, stops = 0, finished = 0;
   for (int trial = 0; trial < 200; ++trial) {
-    SchedulerOptions o = options(1 + static_cast<int32_t>(rng() % 4), 0);
-    o.max_total_tokens = o.page_size * (6 + static_cast<int64_t>(rng() % 24));
-    o.chunked_prefill_size = rng() % 2 ? -1 : o.page_size * (1 + static_cast<int64_t>(rng() % 4));
-    o.max_running_requests = 1 + static_cast<int32_t>(rng() % 6);
-    o.max_prefill_tokens = 4 + static_cast<int64_t>(rng() % 30);
-    o.schedule_conservativeness = rng() % 2 ? 0.02 : 0.02 + static_cast<double>(rng() % 100) / 50.0;
-    o.disable_radix_cache = rng() % 4 == 0;
-    o.enable_mixed_chunk = rng() % 2 == 0;
+    SchedulerOptions o = random_options(rng);
     o.eos_token_ids = {701};
     o.context_length = rng() % 4 == 0 ? 14 : 1024;
     const uint64_t seed = rng();
