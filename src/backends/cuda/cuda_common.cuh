@@ -2,53 +2,10 @@
 // Small device helpers shared by the .cu files: bf16 <-> f32 on raw bit patterns and warp reductions.
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 
 #include <cuda_bf16.h>
-#include <cuda_runtime.h>
 
 namespace radixlm::cuda {
-
-// Programmatic dependent launch (sm_90): a kernel started by launch_pdl() may be scheduled while the kernel
-// before it on the stream runs its last wave, which hides the launch gap between the many small kernels of
-// a decode step (inside CUDA graphs too: capture records a programmatic edge). Its first statement must be
-// pdl_begin(): it waits until the kernel before has completed and its writes are visible (so nothing in
-// global memory is read or written before it), then lets the next kernel be scheduled early in turn.
-// RADIXLM_CUDA_PDL=0 launches everything plainly (pdl_begin is then a no-op), for comparison.
-__device__ __forceinline__ void pdl_begin() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
-
-inline bool pdl_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RADIXLM_CUDA_PDL");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
-  return enabled;
-}
-
-template <typename... Params, typename... Args>
-void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
-  if (pdl_enabled()) {
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = block;
-    config.dynamicSmemBytes = smem;
-    config.stream = stream;
-    cudaLaunchAttribute attribute = {};
-    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute.val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    if (cudaLaunchKernelEx(&config, kernel, args...) == cudaSuccess) return;
-    (void)cudaGetLastError();  // no PDL here: an ordinary launch
-  }
-  kernel<<<grid, block, smem, stream>>>(args...);
-}
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t bits) {
   return __uint_as_float(static_cast<uint32_t>(bits) << 16);

@@ -38,7 +38,6 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
 template <int kTokens, int kWarpsPerRow>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
-  pdl_begin();
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -96,7 +95,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  launch_pdl(gemv_kernel<kTokens, kWarpsPerRow>, dim3(ceil_div_u(p.n, kRowsPerBlock)), dim3(kWarps * 32), 0, stream, p);
+  gemv_kernel<kTokens, kWarpsPerRow><<<ceil_div_u(p.n, kRowsPerBlock), kWarps * 32, 0, stream>>>(p);
 }
 
 template <int kTokens>
