@@ -1,5 +1,9 @@
 #include "backends/cuda/cublaslt_gemm.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
 #include "backends/cuda/cuda_check.h"
 
 namespace radixlm::cuda {
@@ -63,17 +67,84 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
   return plans_.emplace(key, plan).first->second;
 }
 
+bool CublasLtGemm::tuning_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return enabled;
+}
+
+void CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
+                          void* out, cudaStream_t stream) {
+  const float alpha = 1.0f, beta = 0.0f;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out,
+                                      plan.d, &algo, workspace_, workspace_bytes_, stream));
+}
+
+// Times up to kCandidates of the heuristic's picks (each run once to warm up, then kReps times between two
+// events) and keeps the fastest. Only deterministic reductions are considered (no in-place split-K
+// accumulation into the output), so a tuned shape gives the same bits on every call, graphs or eager.
+void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream) {
+  constexpr int kCandidates = 16;
+  constexpr int kReps = 5;
+  plan.tuned = true;
+  cublasLtMatmulPreference_t preference = nullptr;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                            &workspace_bytes_, sizeof(workspace_bytes_)));
+  const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
+                              CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                            &reductions, sizeof(reductions)));
+  std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
+  int found = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d,
+                                                               preference, kCandidates, results.data(), &found);
+  cublasLtMatmulPreferenceDestroy(preference);
+  if (status != CUBLAS_STATUS_SUCCESS || found <= 1) return;  // nothing to choose between: keep the first pick
+
+  cudaEvent_t start = nullptr, stop = nullptr;
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
+  float best_ms = 0.0f;
+  int best = -1;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    launch(plan, results[i].algo, x, w, out, stream);
+    RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int r = 0; r < kReps; ++r) launch(plan, results[i].algo, x, w, out, stream);
+    RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
+    RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (best < 0 || ms < best_ms) {
+      best_ms = ms;
+      best = i;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (best >= 0) {
+    plan.algo = results[best].algo;
+    plan.ok = true;
+  }
+}
+
 bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32,
-                       int64_t tokens, int64_t n, int64_t k, cudaStream_t stream) {
+                       int64_t tokens, int64_t n, int64_t k, bool tune_shape, cudaStream_t stream) {
   Plan& plan = plan_for({tokens, n, k, out_f32, bias != nullptr});
-  if (!plan.ok) return false;
   if (bias) {
     RADIXLM_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  const float alpha = 1.0f, beta = 0.0f;
-  RADIXLM_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out,
-                                      plan.d, &plan.algo, workspace_, workspace_bytes_, stream));
+  if (tune_shape && !plan.tuned && tuning_enabled()) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    if (capture == cudaStreamCaptureStatusNone) tune(plan, x, w, out, stream);
+  }
+  if (!plan.ok) return false;
+  launch(plan, plan.algo, x, w, out, stream);
   return true;
 }
 

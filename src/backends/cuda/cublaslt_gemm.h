@@ -1,7 +1,10 @@
 #pragma once
 // out [T, N] = x [T, K] @ w [N, K]^T (+ bias [N]) through cuBLASLt: bf16 inputs, f32 accumulation, bf16 or
-// f32 output, the bias fused as an epilogue when the output is bf16. The heuristic's algorithm is looked up
-// once per shape and cached; the workspace is allocated once.
+// f32 output, the bias fused as an epilogue when the output is bf16. The algorithm is chosen once per shape
+// and cached; the workspace is allocated once. Decode shapes (few, fixed by the CUDA graph buckets, and run
+// every step) are tuned: the heuristic's top candidates are timed on the first call and the fastest kept,
+// since at small M its first pick often leaves SMs idle (no split-K) and streams the weights well below the
+// bandwidth roofline. Other shapes take the heuristic's first pick.
 
 #include <cstdint>
 #include <map>
@@ -19,9 +22,14 @@ class CublasLtGemm {
   CublasLtGemm(const CublasLtGemm&) = delete;
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
 
-  // Returns false (doing nothing) when cuBLASLt has no algorithm for the shape; bias may be null.
+  // Returns false (doing nothing) when cuBLASLt has no algorithm for the shape; bias may be null. With tune,
+  // a shape met for the first time outside stream capture has its candidates timed on these operands (out
+  // is then written several times; the last write is the chosen algorithm's).
   bool run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32, int64_t tokens,
-           int64_t n, int64_t k, cudaStream_t stream);
+           int64_t n, int64_t k, bool tune, cudaStream_t stream);
+
+  // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
+  static bool tuning_enabled();
 
  private:
   struct Plan {
@@ -29,9 +37,13 @@ class CublasLtGemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
     bool ok = false;
+    bool tuned = false;
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool>;  // tokens, n, k, out_f32, bias
   Plan& plan_for(const Key& key);
+  void launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w, void* out,
+              cudaStream_t stream);
+  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

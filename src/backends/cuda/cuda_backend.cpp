@@ -454,10 +454,12 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "linear_cublaslt_prefill" : "linear_cublaslt");
+  const bool decode = step_->max_query_len <= 1;
+  RADIXLM_OP_TIMER(decode ? "linear_cublaslt" : "linear_cublaslt_prefill");
   const bool fuse_bias = has_bias && !out_f32;
+  // Decode shapes are few (the graph buckets) and run every step: worth timing cuBLASLt's candidates once.
   const bool ran = gemm_->run(bf16_ptr(x), bf16_ptr(weight), fuse_bias ? bias_ptr : nullptr, out.data, out_f32, tokens,
-                              n, k, as_stream(stream_));
+                              n, k, /*tune=*/decode, as_stream(stream_));
   RADIXLM_CHECK(ran, "cuBLASLt has no algorithm for linear [{}, {}] x [{}, {}]^T", tokens, k, n, k);
   if (has_bias && !fuse_bias) cuda::launch_add_bias(out.data, out_f32, bias_ptr, tokens, n, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());

@@ -2,10 +2,66 @@
 // Small device helpers shared by the .cu files: bf16 <-> f32 on raw bit patterns and warp reductions.
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 
 namespace radixlm::cuda {
+
+// Programmatic dependent launch (sm_90). A kernel started by launch_pdl() may be scheduled before the kernel
+// ahead of it on the stream has finished: as soon as every block of that kernel has called
+// pdl_launch_dependents(). Until its own pdl_wait() returns (the kernel ahead completed, its writes visible) it
+// may only read what no kernel of the step writes, the weights; it must not write anything. Every decode-step
+// kernel lets its successor in at its start, so a GEMV's blocks become resident while the small kernels ahead
+// of it (norm, RoPE, attention) still run and stream their first weights meanwhile: DRAM keeps busy across
+// kernel boundaries. Capture records the programmatic edges into CUDA graphs. RADIXLM_CUDA_PDL=0 launches
+// everything plainly (the device calls are then no-ops), for comparison.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// For kernels with nothing to prefetch: let the successor in, then wait for the predecessor.
+__device__ __forceinline__ void pdl_begin() {
+  pdl_launch_dependents();
+  pdl_wait();
+}
+
+inline bool pdl_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("RADIXLM_CUDA_PDL");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return enabled;
+}
+
+template <typename... Params, typename... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
+  if (pdl_enabled()) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    cudaLaunchAttribute attribute = {};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    if (cudaLaunchKernelEx(&config, kernel, args...) == cudaSuccess) return;
+    (void)cudaGetLastError();  // no PDL here: an ordinary launch
+  }
+  kernel<<<grid, block, smem, stream>>>(args...);
+}
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t bits) {
   return __uint_as_float(static_cast<uint32_t>(bits) << 16);

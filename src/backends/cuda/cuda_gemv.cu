@@ -34,6 +34,14 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
+__device__ __forceinline__ void load_chunk(uint4 (&w)[kUnroll], const uint4* w_row, int64_t base, int64_t end) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t i = base + 32 * u;
+    w[u] = i < end ? load_streaming(w_row + i) : make_uint4(0, 0, 0, 0);
+  }
+}
+
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
 template <int kTokens, int kWarpsPerRow>
@@ -50,16 +58,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   const auto* w_row = reinterpret_cast<const uint4*>(p.w + (n < p.n ? n : 0) * p.k);
   const auto* x_rows = reinterpret_cast<const uint4*>(p.x);
 
+  // The first kUnroll weight loads go out before waiting for the kernel ahead (cuda_common.cuh): at decode
+  // shapes they are most or all of this block's weights, streamed while the norm/attention ahead still run.
+  pdl_launch_dependents();
+  uint4 w[kUnroll];
+  const int64_t first = begin + lane;
+  load_chunk(w, w_row, first, end);
+  pdl_wait();
+
   float acc[kTokens];
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
-  for (int64_t base = begin + lane; base < end; base += 32 * kUnroll) {
-    uint4 w[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t i = base + 32 * u;
-      w[u] = i < end ? load_streaming(w_row + i) : make_uint4(0, 0, 0, 0);
-    }
+  for (int64_t base = first; base < end; base += 32 * kUnroll) {
+    if (base != first) load_chunk(w, w_row, base, end);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + 32 * u;
@@ -81,7 +92,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     if (out_n < p.n) {
       float sum = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[row * kWarpsPerRow + w][t];
+      for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) sum += partial[row * kWarpsPerRow + part_w][t];
       if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
       if (p.out_f32) {
         static_cast<float*>(p.out)[t * p.n + out_n] = sum;
@@ -95,7 +106,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  gemv_kernel<kTokens, kWarpsPerRow><<<ceil_div_u(p.n, kRowsPerBlock), kWarps * 32, 0, stream>>>(p);
+  launch_pdl(gemv_kernel<kTokens, kWarpsPerRow>, dim3(ceil_div_u(p.n, kRowsPerBlock)), dim3(kWarps * 32), 0, stream, p);
 }
 
 template <int kTokens>
