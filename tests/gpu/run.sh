@@ -67,7 +67,7 @@ BW=${BW:-4.26}; TF=${TF:-700}
 
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
-part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8 64
+part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8 64 256
 # Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1; eager,
 # since a graph replay is one op).
 if part optimes; then
@@ -97,11 +97,13 @@ fi
 # A/B (not in the default parts): the three decode shapes again with programmatic dependent launch off and
 # with cuBLASLt's decode-shape tuning off, in the same call as the figures above.
 if part ab; then
-  for off in RADIXLM_CUDA_PDL=0 RADIXLM_CUBLASLT_TUNE=0; do
+  for off in RADIXLM_CUDA_PDL=0 RADIXLM_CUDA_PDL=no-gemv RADIXLM_CUBLASLT_TUNE=0; do
     stage "bench-b1 $off" 120 "$BENCH" env "$off" "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
     stage "bench-b64 $off" 120 "$BENCH" env "$off" "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
     stage "bench-b256 $off" 150 "$BENCH" env "$off" "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
   done
+  stage "bench-prefill-4096 RADIXLM_CUBLASLT_TUNE=all" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=all "${ONE[@]}" \
+    --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}"
 fi
 # Start to ready: process start to the first generated token of `radixlm generate` on the 8B shape (dummy
 # weights generated on the host, uploaded, one prefill and 8 decode steps through the engine).
@@ -150,3 +152,6 @@ fi
   grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
+# The device tool returns only a few files: keep the summary and one archive of the logs.
+(cd "$OUT" && tar -czf logs.tgz --exclude=logs.tgz --exclude=summary.txt . && find . -mindepth 1 \
+  ! -name logs.tgz ! -name summary.txt -delete)

@@ -67,12 +67,14 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
   return plans_.emplace(key, plan).first->second;
 }
 
-bool CublasLtGemm::tuning_enabled() {
-  static const bool enabled = [] {
+CublasLtGemm::Tuning CublasLtGemm::tuning() {
+  static const Tuning mode = [] {
     const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
-    return env == nullptr || std::strcmp(env, "0") != 0;
+    if (env != nullptr && std::strcmp(env, "0") == 0) return Tuning::kOff;
+    if (env != nullptr && std::strcmp(env, "all") == 0) return Tuning::kAllShapes;
+    return Tuning::kDecodeShapes;
   }();
-  return enabled;
+  return mode;
 }
 
 void CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
@@ -138,7 +140,8 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     RADIXLM_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  if (tune_shape && !plan.tuned && tuning_enabled()) {
+  const Tuning mode = tuning();
+  if (!plan.tuned && mode != Tuning::kOff && (tune_shape || mode == Tuning::kAllShapes)) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture == cudaStreamCaptureStatusNone) tune(plan, x, w, out, stream);

@@ -28,8 +28,9 @@ class CublasLtGemm {
   bool run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32, int64_t tokens,
            int64_t n, int64_t k, bool tune, cudaStream_t stream);
 
-  // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
-  static bool tuning_enabled();
+  // RADIXLM_CUBLASLT_TUNE: unset = decode shapes (run's tune), 0 = none, all = every shape (for comparison).
+  enum class Tuning { kOff, kDecodeShapes, kAllShapes };
+  static Tuning tuning();
 
  private:
   struct Plan {

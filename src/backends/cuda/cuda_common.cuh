@@ -16,8 +16,8 @@ namespace radixlm::cuda {
 // may only read what no kernel of the step writes, the weights; it must not write anything. Every decode-step
 // kernel lets its successor in at its start, so a GEMV's blocks become resident while the small kernels ahead
 // of it (norm, RoPE, attention) still run and stream their first weights meanwhile: DRAM keeps busy across
-// kernel boundaries. Capture records the programmatic edges into CUDA graphs. RADIXLM_CUDA_PDL=0 launches
-// everything plainly (the device calls are then no-ops), for comparison.
+// kernel boundaries. Capture records the programmatic edges into CUDA graphs. Launched plainly, the device
+// calls are no-ops.
 __device__ __forceinline__ void pdl_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -36,17 +36,22 @@ __device__ __forceinline__ void pdl_begin() {
   pdl_wait();
 }
 
-inline bool pdl_enabled() {
-  static const bool enabled = [] {
+// RADIXLM_CUDA_PDL: unset or 1 = every decode kernel; "no-gemv" = all but the GEMV; 0 = none.
+inline const char* pdl_setting() {
+  static const char* setting = [] {
     const char* env = std::getenv("RADIXLM_CUDA_PDL");
-    return env == nullptr || std::strcmp(env, "0") != 0;
+    return env == nullptr ? "1" : env;
   }();
-  return enabled;
+  return setting;
 }
+inline bool pdl_enabled() { return std::strcmp(pdl_setting(), "0") != 0; }
+inline bool pdl_gemv_enabled() { return pdl_enabled() && std::strcmp(pdl_setting(), "no-gemv") != 0; }
 
+// Launches kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent when programmatic.
 template <typename... Params, typename... Args>
-void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
-  if (pdl_enabled()) {
+void launch_kernel(bool programmatic, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t stream, Args... args) {
+  if (programmatic) {
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;
     config.blockDim = block;
@@ -61,6 +66,11 @@ void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, c
     (void)cudaGetLastError();  // no PDL here: an ordinary launch
   }
   kernel<<<grid, block, smem, stream>>>(args...);
+}
+
+template <typename... Params, typename... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
+  launch_kernel(pdl_enabled(), kernel, grid, block, smem, stream, args...);
 }
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t bits) {

@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  launch_pdl(gemv_kernel<kTokens, kWarpsPerRow>, dim3(ceil_div_u(p.n, kRowsPerBlock)), dim3(kWarps * 32), 0, stream, p);
+  launch_kernel(pdl_gemv_enabled(), gemv_kernel<kTokens, kWarpsPerRow>, dim3(ceil_div_u(p.n, kRowsPerBlock)), dim3(kWarps * 32), 0, stream, p);
 }
 
 template <int kTokens>
