@@ -67,14 +67,12 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
   return plans_.emplace(key, plan).first->second;
 }
 
-CublasLtGemm::Tuning CublasLtGemm::tuning() {
-  static const Tuning mode = [] {
+bool CublasLtGemm::tuning_enabled() {
+  static const bool enabled = [] {
     const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
-    if (env != nullptr && std::strcmp(env, "0") == 0) return Tuning::kOff;
-    if (env != nullptr && std::strcmp(env, "all") == 0) return Tuning::kAllShapes;
-    return Tuning::kDecodeShapes;
+    return env == nullptr || std::strcmp(env, "0") != 0;
   }();
-  return mode;
+  return enabled;
 }
 
 void CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
@@ -140,8 +138,7 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     RADIXLM_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   }
-  const Tuning mode = tuning();
-  if (!plan.tuned && mode != Tuning::kOff && (tune_shape || mode == Tuning::kAllShapes)) {
+  if (tune_shape && !plan.tuned && tuning_enabled()) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture == cudaStreamCaptureStatusNone) tune(plan, x, w, out, stream);

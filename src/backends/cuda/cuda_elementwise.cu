@@ -235,7 +235,6 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 // results), but x, residual and weight of all kNormChunks chunks are loaded up front.
 template <bool kResidual>
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
-  pdl_begin();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int chunks = static_cast<int>(p.width / 8);
@@ -302,7 +301,6 @@ __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
 // Grid (column blocks, rows): thread x of a block owns one 16-byte chunk of gate and of up in each of its
 // rows; rows beyond gridDim.y (65535) are taken in a stride.
 __global__ void silu_and_mul_rows_kernel(const uint16_t* x, uint16_t* out, int64_t rows, int32_t chunks_per_row) {
-  pdl_begin();
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= chunks_per_row) return;
   const int64_t inter = static_cast<int64_t>(chunks_per_row) * 8;
@@ -343,7 +341,6 @@ struct RopeItem {
 };
 
 __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
-  pdl_begin();
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
@@ -473,7 +470,6 @@ __device__ __forceinline__ void better(float& value, int32_t& index, float other
 }
 
 __global__ void argmax_slices_kernel(const float* logits, int64_t vocab, float* slice_value, int32_t* slice_index) {
-  pdl_begin();
   constexpr int kThreads = 256;
   __shared__ float values[kThreads / 32];
   __shared__ int32_t indices[kThreads / 32];
@@ -502,7 +498,6 @@ __global__ void argmax_slices_kernel(const float* logits, int64_t vocab, float* 
 }
 
 __global__ void argmax_merge_kernel(const float* slice_value, const int32_t* slice_index, int32_t* out) {
-  pdl_begin();
   const int64_t row = blockIdx.x;
   const int lane = static_cast<int>(threadIdx.x);
   float value = -INFINITY;
@@ -582,9 +577,9 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     // 68 registers a thread: up to 512 threads (widths up to 16384) fit an SM; wider rows keep the old kernel.
     if (!legacy_elementwise() && threads <= 512) {
       if (p.residual) {
-        launch_pdl(rms_norm_prefetch_kernel<true>, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
+        rms_norm_prefetch_kernel<true><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
       } else {
-        launch_pdl(rms_norm_prefetch_kernel<false>, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
+        rms_norm_prefetch_kernel<false><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
       }
       return;
     }
@@ -608,7 +603,7 @@ void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t
       const int32_t chunks_per_row = static_cast<int32_t>(inter / 8);
       constexpr int kThreads = 128;  // 14 blocks per row at 14336: enough SMs busy even for one row
       const dim3 grid(ceil_div_u(chunks_per_row, kThreads), static_cast<unsigned int>(std::min<int64_t>(rows, 65535)));
-      launch_pdl(silu_and_mul_rows_kernel, grid, dim3(kThreads), 0, stream, x, out, rows, chunks_per_row);
+      silu_and_mul_rows_kernel<<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
       return;
     }
     silu_and_mul_vec_kernel<<<grid_for(rows * inter / 8, 256), 256, 0, stream>>>(x, out, rows, inter);
@@ -631,8 +626,8 @@ void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, 
     const int64_t per_thread = (items + kRopeItemsPerThread - 1) / kRopeItemsPerThread;
     if (per_thread <= 1024) {
       const int threads = static_cast<int>(std::max<int64_t>(64, (per_thread + 31) / 32 * 32));
-      launch_pdl(rope_store_items_kernel, dim3(static_cast<unsigned int>(step.num_tokens)), dim3(threads), 0, stream, p,
-                 step.positions, step.kv_slots);
+      rope_store_items_kernel<<<static_cast<unsigned int>(step.num_tokens), threads, 0, stream>>>(p, step.positions,
+                                                                                                 step.kv_slots);
       return;
     }
   }
@@ -650,10 +645,9 @@ void launch_gather_rows(const void* x, void* out, int64_t row_bytes, const StepA
 void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out, float* slice_value,
                         int32_t* slice_index, cudaStream_t stream) {
   if (rows == 0) return;
-  launch_pdl(argmax_slices_kernel, dim3(static_cast<unsigned int>(rows), kArgmaxSlices), dim3(256), 0, stream, logits,
-             vocab, slice_value, slice_index);
-  launch_pdl(argmax_merge_kernel, dim3(static_cast<unsigned int>(rows)), dim3(32), 0, stream, slice_value, slice_index,
-             out);
+  argmax_slices_kernel<<<dim3(static_cast<unsigned int>(rows), kArgmaxSlices), 256, 0, stream>>>(logits, vocab,
+                                                                                                   slice_value, slice_index);
+  argmax_merge_kernel<<<static_cast<unsigned int>(rows), 32, 0, stream>>>(slice_value, slice_index, out);
 }
 
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream) {

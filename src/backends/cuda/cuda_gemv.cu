@@ -34,14 +34,6 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
-__device__ __forceinline__ void load_chunk(uint4 (&w)[kUnroll], const uint4* w_row, int64_t base, int64_t end) {
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
-    const int64_t i = base + 32 * u;
-    w[u] = i < end ? load_streaming(w_row + i) : make_uint4(0, 0, 0, 0);
-  }
-}
-
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
 template <int kTokens, int kWarpsPerRow>
@@ -58,19 +50,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   const auto* w_row = reinterpret_cast<const uint4*>(p.w + (n < p.n ? n : 0) * p.k);
   const auto* x_rows = reinterpret_cast<const uint4*>(p.x);
 
-  // The first kUnroll weight loads go out before waiting for the kernel ahead (cuda_common.cuh): at decode
-  // shapes they are most or all of this block's weights, streamed while the norm/attention ahead still run.
-  pdl_launch_dependents();
-  uint4 w[kUnroll];
-  const int64_t first = begin + lane;
-  load_chunk(w, w_row, first, end);
-  pdl_wait();
-
   float acc[kTokens];
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
-  for (int64_t base = first; base < end; base += 32 * kUnroll) {
-    if (base != first) load_chunk(w, w_row, base, end);
+  for (int64_t base = begin + lane; base < end; base += 32 * kUnroll) {
+    uint4 w[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = base + 32 * u;
+      w[u] = i < end ? load_streaming(w_row + i) : make_uint4(0, 0, 0, 0);
+    }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + 32 * u;
@@ -92,7 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     if (out_n < p.n) {
       float sum = 0.0f;
 #pragma unroll
-      for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) sum += partial[row * kWarpsPerRow + part_w][t];
+      for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[row * kWarpsPerRow + w][t];
       if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
       if (p.out_f32) {
         static_cast<float*>(p.out)[t * p.n + out_n] = sum;
@@ -106,7 +95,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  launch_kernel(pdl_gemv_enabled(), gemv_kernel<kTokens, kWarpsPerRow>, dim3(ceil_div_u(p.n, kRowsPerBlock)), dim3(kWarps * 32), 0, stream, p);
+  gemv_kernel<kTokens, kWarpsPerRow><<<ceil_div_u(p.n, kRowsPerBlock), kWarps * 32, 0, stream>>>(p);
 }
 
 template <int kTokens>

@@ -14,8 +14,6 @@
 
 #include "backends/cuda/cuda_split.h"
 
-#include "backends/cuda/cuda_common.cuh"
-
 namespace radixlm::cuda {
 namespace {
 
@@ -53,7 +51,6 @@ __global__ void split_columns_kernel(SplitUnits<Unit> s) {
 
 template <typename Unit>
 __global__ void split_columns_rows_kernel(SplitUnits<Unit> s) {
-  pdl_begin();
   const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= s.row_units) return;
   Unit* dst = s.out[0];
@@ -99,7 +96,7 @@ void launch_units(const SplitColumnsParams& p, int64_t elements_per_unit, cudaSt
     const int threads = static_cast<int>(std::min<int64_t>(kSplitThreads, (s.row_units + 31) / 32 * 32));
     const dim3 grid(static_cast<unsigned int>((s.row_units + threads - 1) / threads),
                     static_cast<unsigned int>(std::min<int64_t>(s.rows, 65535)));
-    launch_pdl(split_columns_rows_kernel<Unit>, grid, dim3(threads), 0, stream, s);
+    split_columns_rows_kernel<Unit><<<grid, threads, 0, stream>>>(s);
     return;
   }
   const int64_t total = s.rows * s.row_units;
