@@ -130,25 +130,29 @@ if part serving-plain; then
 fi
 
 {
+  # Longest sections first: the device tool shows the output's tail, so the tests and the benchmark table
+  # come last.
+  echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
+  grep -A18 "^op GPU time" "$BENCH" || true
+  echo "--- bench linear (decode matmuls alone, weight TB/s)"
+  grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
+  echo "--- serving (tests/gpu/serving.sh; targets: start-to-ready <= 20 s, ITL p50 / one-batch step <= 1.2)"
+  cat "$OUT/serving_summary.txt" 2>/dev/null || echo "(not run)"
+  [ -f "$OUT/plain/serving_summary.txt" ] && cat "$OUT/plain/serving_summary.txt"
+  echo "--- ceilings"
+  grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
+  echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
+  grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" |
+    sed 's/ --model-path .*//' || true
+  echo "--- kernels alone"
+  grep -E "^(prefill|decode) attention " "$TESTS" || true
+  grep -E "^elementwise " "$TESTS" || true
   echo
   echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(cat .gpu/COMMIT 2>/dev/null || git rev-parse --short HEAD)) ================"
   cat "$OUT/stages.txt"
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
-  grep -E "^(prefill|decode) attention " "$TESTS" || true
-  grep -E "^elementwise " "$TESTS" || true
-  echo "--- ceilings"
-  grep -E "TB/s|TFLOP/s|device:" "$CEIL" || true
-  echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
-  grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" || true
-  echo "--- serving (tests/gpu/serving.sh; targets: start-to-ready <= 20 s, ITL p50 / one-batch step <= 1.2)"
-  cat "$OUT/serving_summary.txt" 2>/dev/null || echo "(not run)"
-  [ -f "$OUT/plain/serving_summary.txt" ] && cat "$OUT/plain/serving_summary.txt"
-  echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
-  grep -A18 "^op GPU time" "$BENCH" || true
-  echo "--- bench linear (decode matmuls alone, weight TB/s)"
-  grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 # The device tool returns only a few files: keep the summary and one archive of the logs.
