@@ -31,6 +31,20 @@ bool TensorView::is_contiguous() const {
   return true;
 }
 
+bool TensorView::is_row_strided() const {
+  return shape.ndim == 2 && (shape[1] == 1 || strides[1] == 1) && (shape[0] == 1 || strides[0] >= shape[1]);
+}
+
+TensorView TensorView::columns(int64_t begin, int64_t width) const {
+  RADIXLM_CHECK(is_row_strided() && 0 <= begin && 0 <= width && begin + width <= shape[1], "columns [{}, {}) of {}",
+                begin, begin + width, shape.to_string());
+  TensorView out = *this;
+  out.shape[1] = width;
+  out.strides[1] = 1;
+  out.data = static_cast<char*>(data) + begin * static_cast<int64_t>(dtype_size(dtype));
+  return out;
+}
+
 TensorView TensorView::slice_rows(int64_t begin, int64_t end) const {
   RADIXLM_CHECK(shape.ndim >= 1 && 0 <= begin && begin <= end && end <= shape[0]);
   TensorView out = *this;

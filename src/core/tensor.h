@@ -59,12 +59,18 @@ struct TensorView {
   int64_t numel() const { return shape.numel(); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
   bool is_contiguous() const;
+  // 2-D with each row's elements contiguous, rows any distance >= the width apart (a column block of a
+  // wider matrix, or contiguous). row_stride() is that distance in elements.
+  bool is_row_strided() const;
+  int64_t row_stride() const { return strides[0]; }
 
   template <typename T>
   T* as() const { return static_cast<T*>(data); }
 
   // Rows [begin, end) of the first dimension; stays contiguous if this is.
   TensorView slice_rows(int64_t begin, int64_t end) const;
+  // Columns [begin, begin + width) of a 2-D view with contiguous rows: row-strided, not a copy.
+  TensorView columns(int64_t begin, int64_t width) const;
   // Same data, another contiguous shape with the same element count.
   TensorView reshape(Shape new_shape) const;
 };

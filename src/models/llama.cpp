@@ -7,7 +7,6 @@
 
 #include "models/llama.h"
 
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -32,14 +31,6 @@ struct LayerWeights {
   Tensor gate_up_proj, gate_up_bias;  // gate and up stacked: [2I, H], as silu_and_mul wants
   Tensor down_proj, down_bias;
 };
-
-// A contiguous view of columns [begin, begin + width) of a one-row matrix. With one row a column block is
-// contiguous, so a decode step of one token takes q, k and v out of the fused output without a copy.
-TensorView one_row_columns(const TensorView& x, int64_t begin, int64_t width) {
-  RADIXLM_CHECK(x.ndim() == 2 && x.size(0) == 1 && x.is_contiguous() && begin + width <= x.size(1));
-  return TensorView(static_cast<uint8_t*>(x.data) + static_cast<size_t>(begin) * dtype_size(x.dtype), x.dtype,
-                    {1, width}, x.device);
-}
 
 class LlamaFamilyModel final : public Model {
  public:
@@ -167,23 +158,11 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   Tensor residual = backend_.alloc(act, {tokens, hidden_size});  // zero-filled
   const int64_t q_width = int64_t{q_heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
   Tensor qkv = backend_.alloc(act, {tokens, q_width + 2 * kv_width});
-  // One token: q, k and v are views into the fused output. More: the ops downstream want each contiguous,
-  // so split_columns copies them out (a few KB per token, far cheaper than two more matmuls).
-  Tensor q_split, k_split, v_split;
-  TensorView q, k, v;
-  if (tokens == 1) {
-    q = one_row_columns(qkv, 0, q_width);
-    k = one_row_columns(qkv, q_width, kv_width);
-    v = one_row_columns(qkv, q_width + kv_width, kv_width);
-  } else {
-    q_split = backend_.alloc(act, {tokens, q_width});
-    k_split = backend_.alloc(act, {tokens, kv_width});
-    v_split = backend_.alloc(act, {tokens, kv_width});
-    q = q_split;
-    k = k_split;
-    v = v_split;
-  }
-  const std::array<TensorView, 3> qkv_parts{q, k, v};
+  // q, k and v stay where the fused matmul put them: column blocks of qkv, which the ops downstream read and
+  // rotate at qkv's row stride (no copy).
+  const TensorView q = qkv.view.columns(0, q_width);
+  const TensorView k = qkv.view.columns(q_width, kv_width);
+  const TensorView v = qkv.view.columns(q_width + kv_width, kv_width);
   Tensor attn = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
   Tensor gate_up = backend_.alloc(act, {tokens, 2 * inter});
   Tensor mlp = backend_.alloc(act, {tokens, inter});
@@ -193,7 +172,6 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
     const LayerWeights& layer = layers_[i];
     backend_.add_rms_norm(hidden, residual, layer.input_norm, eps);
     backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
-    if (tokens != 1) backend_.split_columns(qkv, qkv_parts);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);

@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 
 #include "core/tensor.h"
@@ -52,14 +51,11 @@ class Backend {
   // out = x @ weight^T (+ bias)             x [T, in], weight [out, in], bias [out] or empty, out [T, out]
   virtual void linear(const TensorView& x, const TensorView& weight, const TensorView& bias,
                       const TensorView& out) = 0;
-  // Copies consecutive column blocks of x out: outs[0] = x[:, :W0], outs[1] = x[:, W0:W0+W1], ..., the widths
-  // adding up to x's. x [T, W], outs[i] [T, Wi], one dtype. A fused projection (q|k|v from one matmul)
-  // hands its parts this way to the ops that want each contiguous. At most 4 outputs.
-  virtual void split_columns(const TensorView& x, std::span<const TensorView> outs) = 0;
   // out = silu(x[:, :I]) * x[:, I:]         x [T, 2I], out [T, I]
   virtual void silu_and_mul(const TensorView& x, const TensorView& out) = 0;
   // Rotates q [T, Hq*D] and k [T, Hk*D] in place at the step's positions, then writes k and v [T, Hk*D]
-  // into the cache at the step's kv_slots.
+  // into the cache at the step's kv_slots. q, k and v may be row-strided (column blocks of the fused qkv
+  // projection's output), as may head_rms_norm's x and attention's q.
   virtual void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                  const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) = 0;
   // Causal attention of each sequence's new tokens over its whole cached K/V (GQA: query head h reads kv

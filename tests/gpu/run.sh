@@ -45,14 +45,13 @@ fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
-  cuda_prefill_attention_test cuda_split_test cuda_elementwise_bench_test
+  cuda_prefill_attention_test cuda_elementwise_bench_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
 if part tests; then
   stage test-ops 240 "$TESTS" "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1
   stage test-prefill-attn 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1
-  stage test-split 60 "$TESTS" "$BUILD/src/backends/cuda/cuda_split_test" --gtest_brief=1
   stage test-elementwise 60 "$TESTS" "$BUILD/src/backends/cuda/cuda_elementwise_bench_test" --gtest_brief=1
   stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1

@@ -16,8 +16,8 @@ void paged_attention(ThreadPool& pool, const ForwardBatch& batch, const std::vec
                      int32_t head_dim, float scale, const TensorView& out) {
   const int64_t tokens = batch.num_tokens();
   RADIXLM_CHECK(num_kv_heads > 0 && num_q_heads % num_kv_heads == 0, "GQA {} / {}", num_q_heads, num_kv_heads);
-  RADIXLM_CHECK(q.dtype == DType::kF32 && out.dtype == DType::kF32 && q.is_contiguous() && out.is_contiguous());
-  RADIXLM_CHECK(q.numel() == tokens * num_q_heads * head_dim && out.numel() == q.numel(),
+  RADIXLM_CHECK(q.dtype == DType::kF32 && out.dtype == DType::kF32 && q.is_row_strided() && out.is_contiguous());
+  RADIXLM_CHECK(q.size(0) == tokens && q.size(1) == int64_t{num_q_heads} * head_dim && out.shape == q.shape,
                 "attention: q {} out {} for {} tokens", q.shape.to_string(), out.shape.to_string(), tokens);
   RADIXLM_CHECK(cache.k.dtype() == DType::kF32 && cache.v.dtype() == DType::kF32, "CPU KV cache is f32");
   const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * head_dim;
@@ -45,7 +45,7 @@ void paged_attention(ThreadPool& pool, const ForwardBatch& batch, const std::vec
           const int64_t visible = static_cast<int64_t>(batch.positions[static_cast<size_t>(t)]) + 1;
           RADIXLM_CHECK(visible <= batch.kv_length[static_cast<size_t>(seq)], "query position past kv length");
           const int32_t* pages = batch.page_table.data() + batch.page_table_start[static_cast<size_t>(seq)];
-          const float* q_row = q_data + (t * num_q_heads + head) * head_dim;
+          const float* q_row = q_data + t * q.row_stride() + head * head_dim;
 
           float max_score = -INFINITY;
           for (int64_t j = 0; j < visible; ++j) {

@@ -66,34 +66,6 @@ void CpuBackend::linear(const TensorView& x, const TensorView& weight, const Ten
   cpu::linear(pool_, x, weight, bias, out);
 }
 
-void CpuBackend::split_columns(const TensorView& x, std::span<const TensorView> outs) {
-  RADIXLM_CHECK(x.ndim() == 2 && x.device == Device::kCpu && x.is_contiguous(), "split_columns: x {}",
-                x.shape.to_string());
-  RADIXLM_CHECK(!outs.empty() && outs.size() <= 4, "split_columns: {} outputs (1 to 4)", outs.size());
-  int64_t width = 0;
-  for (const TensorView& out : outs) {
-    RADIXLM_CHECK(out.ndim() == 2 && out.device == Device::kCpu && out.is_contiguous() && out.dtype == x.dtype &&
-                      out.size(0) == x.size(0),
-                  "split_columns: output {} for x {}", out.shape.to_string(), x.shape.to_string());
-    width += out.size(1);
-  }
-  RADIXLM_CHECK(width == x.size(1), "split_columns: output widths add up to {}, x is {} wide", width, x.size(1));
-  const size_t element = dtype_size(x.dtype);
-  pool_.parallel_for(
-      x.size(0),
-      [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          const auto* src = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(r * width) * element;
-          for (const TensorView& out : outs) {
-            const size_t bytes = static_cast<size_t>(out.size(1)) * element;
-            std::memcpy(static_cast<uint8_t*>(out.data) + static_cast<size_t>(r) * bytes, src, bytes);
-            src += bytes;
-          }
-        }
-      },
-      16);
-}
-
 void CpuBackend::silu_and_mul(const TensorView& x, const TensorView& out) { cpu::silu_and_mul(pool_, x, out); }
 
 void CpuBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,

@@ -37,6 +37,12 @@ void check_rows(const TensorView& x) {
                 x.shape.to_string());
 }
 
+// Rows of contiguous elements at any stride: the q, k and v column blocks of a fused projection.
+void check_strided_rows(const TensorView& x) {
+  RADIXLM_CHECK(x.dtype == DType::kF32 && x.is_row_strided(), "want f32 [rows, cols] with contiguous rows, got {}",
+                x.shape.to_string());
+}
+
 }  // namespace
 
 void embedding(ThreadPool& pool, const std::vector<int32_t>& token_ids, const TensorView& table,
@@ -96,16 +102,17 @@ void add_rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& resid
 }
 
 void head_rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
-  check_rows(x);
+  check_strided_rows(x);
   RADIXLM_CHECK(head_dim > 0 && x.size(1) % head_dim == 0, "width {} is not a multiple of head_dim {}", x.size(1),
                 head_dim);
   const std::vector<float> w = weight_to_f32(weight, head_dim);
-  const int64_t heads = x.numel() / head_dim;
+  const int64_t heads_per_row = x.size(1) / head_dim;
+  const int64_t heads = x.size(0) * heads_per_row;
   pool.parallel_for(
       heads,
       [&](int64_t begin, int64_t end) {
         for (int64_t h = begin; h < end; ++h) {
-          float* row = x.as<float>() + h * head_dim;
+          float* row = x.as<float>() + h / heads_per_row * x.row_stride() + h % heads_per_row * head_dim;
           normalize_row(row, w.data(), head_dim, eps, row);  // in place: the sum is taken before any write
         }
       },
@@ -133,9 +140,9 @@ void silu_and_mul(ThreadPool& pool, const TensorView& x, const TensorView& out) 
 
 void rope_and_store_kv(ThreadPool& pool, const ForwardBatch& batch, const TensorView& q, const TensorView& k,
                        const TensorView& v, const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
-  check_rows(q);
-  check_rows(k);
-  check_rows(v);
+  check_strided_rows(q);
+  check_strided_rows(k);
+  check_strided_rows(v);
   const int64_t tokens = batch.num_tokens();
   RADIXLM_CHECK(q.size(0) == tokens && k.shape == v.shape && k.size(0) == tokens);
   RADIXLM_CHECK(q.size(1) % head_dim == 0 && k.size(1) % head_dim == 0);
@@ -169,13 +176,13 @@ void rope_and_store_kv(ThreadPool& pool, const ForwardBatch& batch, const Tensor
             cos_values[static_cast<size_t>(i)] = static_cast<float>(std::cos(static_cast<double>(angle))) * rope.attention_scaling;
             sin_values[static_cast<size_t>(i)] = static_cast<float>(std::sin(static_cast<double>(angle))) * rope.attention_scaling;
           }
-          for (int64_t h = 0; h < q_heads; ++h) rotate(q.as<float>() + t * q.size(1) + h * head_dim);
-          for (int64_t h = 0; h < k_heads; ++h) rotate(k.as<float>() + t * kv_width + h * head_dim);
+          for (int64_t h = 0; h < q_heads; ++h) rotate(q.as<float>() + t * q.row_stride() + h * head_dim);
+          for (int64_t h = 0; h < k_heads; ++h) rotate(k.as<float>() + t * k.row_stride() + h * head_dim);
           const int64_t slot = batch.kv_slots[static_cast<size_t>(t)];
           RADIXLM_CHECK(slot >= 0 && slot < num_slots, "kv slot {} outside the cache of {}", slot, num_slots);
-          std::memcpy(cache.k.as<float>() + slot * kv_width, k.as<float>() + t * kv_width,
+          std::memcpy(cache.k.as<float>() + slot * kv_width, k.as<float>() + t * k.row_stride(),
                       static_cast<size_t>(kv_width) * sizeof(float));
-          std::memcpy(cache.v.as<float>() + slot * kv_width, v.as<float>() + t * kv_width,
+          std::memcpy(cache.v.as<float>() + slot * kv_width, v.as<float>() + t * v.row_stride(),
                       static_cast<size_t>(kv_width) * sizeof(float));
         }
       },

@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   const int num_tiles = key_end > key_begin ? (key_end - key_begin + kKeys - 1) / kKeys : 0;
 
   const int64_t kv_row = static_cast<int64_t>(p.kv_heads) * kDim;
-  const int64_t q_row = static_cast<int64_t>(p.q_heads) * kDim;
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
   const auto* k_base = reinterpret_cast<const __nv_bfloat16*>(p.k_cache) + static_cast<int64_t>(kv_head) * kDim;
   const auto* v_base = reinterpret_cast<const __nv_bfloat16*>(p.v_cache) + static_cast<int64_t>(kv_head) * kDim;
   const int page_size = step.page_size;
@@ -149,12 +149,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     int visible0 = 0, visible1 = 0;  // keys [0, visible) are visible to the row (causal)
     if (row0 < rows) {
       const int token = q_begin + row0 / group, head = kv_head * group + row0 % group;
-      q0 = reinterpret_cast<const uint32_t*>(p.q + token * q_row + head * kDim);
+      q0 = reinterpret_cast<const uint32_t*>(p.q + token * p.q_stride + head * kDim);
       visible0 = step.positions[token] + 1;
     }
     if (row1 < rows) {
       const int token = q_begin + row1 / group, head = kv_head * group + row1 % group;
-      q1 = reinterpret_cast<const uint32_t*>(p.q + token * q_row + head * kDim);
+      q1 = reinterpret_cast<const uint32_t*>(p.q + token * p.q_stride + head * kDim);
       visible1 = step.positions[token] + 1;
     }
     uint32_t q_frag[kDim / 16][4];
@@ -262,7 +262,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     const int token = q_begin + row / group, head = kv_head * group + row % group;
     if (p.num_splits == 1) {
       const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-      auto* out = reinterpret_cast<uint32_t*>(p.out + token * q_row + head * kDim);
+      auto* out = reinterpret_cast<uint32_t*>(p.out + token * out_row + head * kDim);
 #pragma unroll
       for (int t = 0; t < kDimTiles; ++t) {
         out[t * 4 + quad_col] = pack_bf16(o[t][2 * half] * inv, o[t][2 * half + 1] * inv);

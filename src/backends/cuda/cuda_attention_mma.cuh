@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
   const int rows = (q_end - q_begin) * group;
   const int32_t* pages = step.page_table + step.page_table_start[seq];
   const int64_t kv_row = static_cast<int64_t>(p.kv_heads) * kDim;
-  const int64_t q_row = static_cast<int64_t>(p.q_heads) * kDim;
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
   const int key_end = step.positions[q_end - 1] + 1;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
     uint4 value = make_uint4(0, 0, 0, 0);
     if (r < rows) {
       const int token = q_begin + r / group, head = kv_head * group + r % group;
-      value = *reinterpret_cast<const uint4*>(p.q + token * q_row + head * kDim + c * 8);
+      value = *reinterpret_cast<const uint4*>(p.q + token * p.q_stride + head * kDim + c * 8);
     }
     *reinterpret_cast<uint4*>(&s.q[r * kLd + c * 8]) = value;
   }
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
     if (r >= rows) continue;
     const float inverse = half == 0 ? inverse0 : inverse1;
     const int token = q_begin + r / group, head = kv_head * group + r % group;
-    uint16_t* out = p.out + token * q_row + head * kDim;
+    uint16_t* out = p.out + token * out_row + head * kDim;
 #pragma unroll
     for (int t = 0; t < kDimTiles; ++t) {
       const int d = t * 8 + quad_col * 2;
@@ -356,7 +356,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
   const int32_t* pages = step.page_table + step.page_table_start[seq];
   const int page_size = step.page_size;
   const int64_t head_offset = static_cast<int64_t>(kv_head) * kDim;
-  const int64_t q_row = static_cast<int64_t>(p.q_heads) * kDim;
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
   const int key_end = step.positions[q_end - 1] + 1;
   const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -369,7 +369,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     const bool valid = r < rows;
     const int64_t token = valid ? q_begin + r / group : 0;
     const int head = valid ? kv_head * group + r % group : 0;
-    cp_async_16(&s.q[r * kLd + c * 8], p.q + token * q_row + head * kDim + c * 8, valid);
+    cp_async_16(&s.q[r * kLd + c * 8], p.q + token * p.q_stride + head * kDim + c * 8, valid);
   }
   cp_async_commit();
   KvTileLoader<kDim, kThreads> loader{pages, page_size, key_end, static_cast<int64_t>(p.kv_heads) * kDim,
@@ -526,7 +526,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     const float inverse = half == 0 ? inverse0 : inverse1;
     const int64_t token = q_begin + r / group;
     const int head = kv_head * group + r % group;
-    uint16_t* out = p.out + token * q_row + head * kDim;
+    uint16_t* out = p.out + token * out_row + head * kDim;
 #pragma unroll
     for (int t = 0; t < kDimTiles; ++t) {
       const int d = t * 8 + quad_col * 2;

@@ -8,7 +8,6 @@
 #include "backends/cuda/cublaslt_gemm.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
-#include "backends/cuda/cuda_split.h"
 #include "backends/cuda/device_allocator.h"
 
 namespace radixlm {
@@ -22,6 +21,14 @@ void check_device_rows(const TensorView& t, DType dtype, const char* what) {
   RADIXLM_CHECK(t.device == Device::kCuda && t.dtype == dtype && t.ndim() == 2 && t.is_contiguous(),
                 "{}: want a contiguous {} [rows, cols] on the GPU, got {} {}", what, dtype_name(dtype),
                 dtype_name(t.dtype), t.shape.to_string());
+}
+
+// Rows of contiguous elements at any stride (the q, k and v column blocks of the fused projection), 16-byte
+// aligned rows.
+void check_device_strided_rows(const TensorView& t, const char* what) {
+  RADIXLM_CHECK(t.device == Device::kCuda && t.dtype == DType::kBF16 && t.is_row_strided(),
+                "{}: want bf16 [rows, cols] with contiguous rows on the GPU, got {} {}", what, dtype_name(t.dtype),
+                t.shape.to_string());
 }
 
 void check_vector(const TensorView& t, int64_t size, const char* what) {
@@ -411,11 +418,12 @@ void CudaBackend::add_rms_norm(const TensorView& x, const TensorView& residual, 
 
 void CudaBackend::head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
   RADIXLM_OP_TIMER("head_rms_norm");
-  check_device_rows(x, DType::kBF16, "head_rms_norm x");
+  check_device_strided_rows(x, "head_rms_norm x");
   RADIXLM_CHECK(head_dim > 0 && x.size(1) % head_dim == 0, "width {} is not a multiple of head_dim {}", x.size(1),
                 head_dim);
   check_vector(weight, head_dim, "head_rms_norm weight");
-  cuda::launch_head_rms_norm(bf16_ptr(x), bf16_ptr(weight), x.size(0), x.size(1), head_dim, eps, as_stream(stream_));
+  cuda::launch_head_rms_norm(bf16_ptr(x), bf16_ptr(weight), x.size(0), x.size(1), x.row_stride(), head_dim, eps,
+                             as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -465,30 +473,6 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
-void CudaBackend::split_columns(const TensorView& x, std::span<const TensorView> outs) {
-  RADIXLM_OP_TIMER("split_columns");
-  check_device_rows(x, DType::kBF16, "split_columns x");
-  RADIXLM_CHECK(!outs.empty() && outs.size() <= static_cast<size_t>(cuda::kMaxSplitParts),
-                "split_columns: {} outputs (1 to {})", outs.size(), cuda::kMaxSplitParts);
-  cuda::SplitColumnsParams p;
-  p.x = bf16_ptr(x);
-  p.rows = x.size(0);
-  p.width = x.size(1);
-  p.parts = static_cast<int32_t>(outs.size());
-  int64_t width = 0;
-  for (size_t i = 0; i < outs.size(); ++i) {
-    check_device_rows(outs[i], DType::kBF16, "split_columns out");
-    RADIXLM_CHECK(outs[i].size(0) == x.size(0), "split_columns: output {} for x {}", outs[i].shape.to_string(),
-                  x.shape.to_string());
-    p.out[i] = bf16_ptr(outs[i]);
-    p.widths[i] = outs[i].size(1);
-    width += outs[i].size(1);
-  }
-  RADIXLM_CHECK(width == x.size(1), "split_columns: output widths add up to {}, x is {} wide", width, x.size(1));
-  cuda::launch_split_columns(p, as_stream(stream_));
-  RADIXLM_CUDA_CHECK(cudaGetLastError());
-}
-
 void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {
   RADIXLM_OP_TIMER("silu_and_mul");
   check_device_rows(x, DType::kBF16, "silu_and_mul x");
@@ -515,9 +499,9 @@ const float* CudaBackend::rope_inv_freq(const RopeTable& rope) {
 void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                     const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
   RADIXLM_OP_TIMER("rope_and_store_kv");
-  check_device_rows(q, DType::kBF16, "rope q");
-  check_device_rows(k, DType::kBF16, "rope k");
-  check_device_rows(v, DType::kBF16, "rope v");
+  check_device_strided_rows(q, "rope q");
+  check_device_strided_rows(k, "rope k");
+  check_device_strided_rows(v, "rope v");
   const int64_t tokens = step_->num_tokens;
   RADIXLM_CHECK(q.size(0) == tokens && k.shape == v.shape && k.size(0) == tokens);
   RADIXLM_CHECK(head_dim > 0 && q.size(1) % head_dim == 0 && k.size(1) % head_dim == 0);
@@ -538,6 +522,9 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   p.q = bf16_ptr(q);
   p.k = bf16_ptr(k);
   p.v = bf16_ptr(v);
+  p.q_stride = q.row_stride();
+  p.k_stride = k.row_stride();
+  p.v_stride = v.row_stride();
   p.k_cache = bf16_ptr(cache.k);
   p.v_cache = bf16_ptr(cache.v);
   p.inv_freq = rope_inv_freq(rope);
@@ -564,14 +551,16 @@ float* CudaBackend::attention_workspace(int64_t floats) {
 void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                             int32_t head_dim, float scale, const TensorView& out) {
   RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "attention_prefill" : "attention");
-  check_device_rows(q, DType::kBF16, "attention q");
+  check_device_strided_rows(q, "attention q");
   check_device_rows(out, DType::kBF16, "attention out");
   const int64_t tokens = step_->num_tokens;
   RADIXLM_CHECK(num_kv_heads > 0 && num_q_heads % num_kv_heads == 0, "GQA {} / {}", num_q_heads, num_kv_heads);
   RADIXLM_CHECK(num_q_heads / num_kv_heads <= 64, "GQA group {} > 64 is not supported", num_q_heads / num_kv_heads);
   RADIXLM_CHECK(cuda::attention_supports_head_dim(head_dim), "attention: head_dim {} is not supported", head_dim);
-  RADIXLM_CHECK(q.numel() == tokens * num_q_heads * head_dim && out.shape == q.shape, "attention: q {} out {}",
-                q.shape.to_string(), out.shape.to_string());
+  RADIXLM_CHECK(q.size(0) == tokens && q.size(1) == int64_t{num_q_heads} * head_dim && out.shape == q.shape,
+                "attention: q {} out {}", q.shape.to_string(), out.shape.to_string());
+  RADIXLM_CHECK(q.row_stride() % 8 == 0 && reinterpret_cast<uintptr_t>(q.data) % 16 == 0,
+                "attention: q rows must be 16-byte aligned");
   RADIXLM_CHECK(cache.k.dtype() == DType::kBF16 && cache.v.dtype() == DType::kBF16, "CUDA KV cache is bf16");
   const int64_t kv_row = int64_t{num_kv_heads} * head_dim;
   RADIXLM_CHECK(cache.k.view.numel() % kv_row == 0 && cache.v.view.numel() == cache.k.view.numel());
@@ -585,6 +574,7 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
   }
   cuda::AttentionParams p;
   p.q = bf16_ptr(q);
+  p.q_stride = q.row_stride();
   p.k_cache = bf16_ptr(cache.k);
   p.v_cache = bf16_ptr(cache.v);
   p.out = bf16_ptr(out);

@@ -63,7 +63,6 @@ class CudaBackend final : public Backend {
   void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) override;
   void head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) override;
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
-  void split_columns(const TensorView& x, std::span<const TensorView> outs) override;
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;

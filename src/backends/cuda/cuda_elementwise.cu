@@ -130,13 +130,13 @@ __global__ void rms_norm_vec_kernel(RmsNormParams p) {
   }
 }
 
-// One warp per head slice.
-__global__ void head_rms_norm_kernel(uint16_t* x, const uint16_t* weight, int64_t num_heads, int32_t head_dim,
-                                     float eps) {
+// One warp per head slice; rows of heads_per_row slices lie row_stride elements apart.
+__global__ void head_rms_norm_kernel(uint16_t* x, const uint16_t* weight, int64_t num_heads, int32_t heads_per_row,
+                                     int64_t row_stride, int32_t head_dim, float eps) {
   const int64_t head = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (head >= num_heads) return;
-  uint16_t* row = x + head * head_dim;
+  uint16_t* row = x + head / heads_per_row * row_stride + head % heads_per_row * head_dim;
   float sum_squares = 0.0f;
   for (int i = lane; i < head_dim; i += 32) {
     const float value = bf16_bits_to_f32(row[i]);
@@ -205,8 +205,8 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
   const int head_end = min(head_begin + kRopeHeads, heads);
   for (int item = threadIdx.x; item < (head_end - head_begin) * half; item += blockDim.x) {
     const int head = head_begin + item / half, i = item % half;
-    uint16_t* base = head < p.q_heads ? p.q + (t * p.q_heads + head) * p.head_dim
-                                      : p.k + (t * p.kv_heads + (head - p.q_heads)) * p.head_dim;
+    uint16_t* base = head < p.q_heads ? p.q + t * p.q_stride + head * p.head_dim
+                                      : p.k + t * p.k_stride + (head - p.q_heads) * p.head_dim;
     const int first = p.interleaved ? 2 * i : i;
     const int second = p.interleaved ? 2 * i + 1 : i + half;
     const float x1 = bf16_bits_to_f32(base[first]), x2 = bf16_bits_to_f32(base[second]);
@@ -220,8 +220,8 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
   const int64_t slot = kv_slots[t];
   for (int64_t i = static_cast<int64_t>(k_begin) * p.head_dim + threadIdx.x; i < static_cast<int64_t>(k_end) * p.head_dim;
        i += blockDim.x) {
-    p.k_cache[slot * width + i] = p.k[t * width + i];
-    p.v_cache[slot * width + i] = p.v[t * width + i];
+    p.k_cache[slot * width + i] = p.k[t * p.k_stride + i];
+    p.v_cache[slot * width + i] = p.v[t * p.v_stride + i];
   }
 }
 
@@ -354,7 +354,7 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
   const int64_t slot = kv_slots[t];
   uint16_t* k_cache_row = p.k_cache + slot * kv_width;
   uint16_t* v_cache_row = p.v_cache + slot * kv_width;
-  uint16_t* k_row = p.k + t * kv_width;
+  uint16_t* k_row = p.k + t * p.k_stride;
 
   RopeItem items[kRopeItemsPerThread];
   uint4 first[kRopeItemsPerThread], second[kRopeItemsPerThread];
@@ -365,7 +365,7 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
     if (item < rotate_items) {
       const int head = item / per_head, chunk = item - head * per_head;
       if (head < p.q_heads) {
-        it.src = p.q + (t * p.q_heads + head) * hd;
+        it.src = p.q + t * p.q_stride + head * hd;
       } else {
         it.src = k_row + static_cast<int64_t>(head - p.q_heads) * hd;
         it.cache = k_cache_row + static_cast<int64_t>(head - p.q_heads) * hd;
@@ -387,7 +387,7 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
       first[j] = *reinterpret_cast<const uint4*>(it.src);
     } else if (item < total_items) {
       const int64_t offset = static_cast<int64_t>(item - rotate_items - pass_items) * 8;
-      it.src = const_cast<uint16_t*>(p.v) + t * kv_width + offset;  // read only
+      it.src = const_cast<uint16_t*>(p.v) + t * p.v_stride + offset;  // read only
       it.cache = v_cache_row + offset;
       it.kind = 2;
       first[j] = *reinterpret_cast<const uint4*>(it.src);
@@ -589,11 +589,13 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   rms_norm_kernel<<<static_cast<unsigned int>(p.rows), kNormThreads, 0, stream>>>(p);
 }
 
-void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int32_t head_dim,
-                          float eps, cudaStream_t stream) {
-  const int64_t heads = rows * (width / head_dim);
+void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int64_t row_stride,
+                          int32_t head_dim, float eps, cudaStream_t stream) {
+  const auto heads_per_row = static_cast<int32_t>(width / head_dim);
+  const int64_t heads = rows * heads_per_row;
   if (heads == 0) return;
-  head_rms_norm_kernel<<<ceil_div_u(heads, 4), 128, 0, stream>>>(x, weight, heads, head_dim, eps);
+  head_rms_norm_kernel<<<ceil_div_u(heads, 4), 128, 0, stream>>>(x, weight, heads, heads_per_row, row_stride,
+                                                                  head_dim, eps);
 }
 
 void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t inter, cudaStream_t stream) {
@@ -617,7 +619,7 @@ void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, 
   const int half = p.rotary_dim / 2;
   const bool shapes_ok = p.head_dim % 8 == 0 && p.rotary_dim % (p.interleaved ? 8 : 16) == 0 && half <= kRopeMaxHalf;
   const bool pointers_ok = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.k_cache) &&
-                           aligned16(p.v_cache);
+                           aligned16(p.v_cache) && p.q_stride % 8 == 0 && p.k_stride % 8 == 0 && p.v_stride % 8 == 0;
   if (!legacy_elementwise() && shapes_ok && pointers_ok) {
     const int64_t per_head = p.interleaved ? p.rotary_dim / 8 : half / 8;
     const int64_t items = (p.q_heads + p.kv_heads) * per_head +

@@ -1,6 +1,7 @@
 // GPU timing of the row-wise kernels at the Llama-3.1-8B decode shape (hidden 4096, intermediate 14336,
-// 32 q / 8 kv heads of 128) for batches 1, 64 and 256: add_rms_norm, silu_and_mul, rope_and_store_kv and
-// split_columns (qkv -> q, k, v). Each op is first checked against the CPU backend on random bf16-exact
+// 32 q / 8 kv heads of 128) for batches 1, 64 and 256: add_rms_norm, silu_and_mul and rope_and_store_kv (on
+// q, k and v as column blocks of the fused qkv rows, as the models call it). Each op is first checked
+// against the CPU backend on random bf16-exact
 // inputs (bf16 tolerance; the copies exactly), and the default kernels are checked bit-exactly against the
 // legacy ones (RADIXLM_CUDA_ELEMENTWISE=legacy) where the math is the same expression per element. Then 50
 // calls are captured into one CUDA graph (so host launch cost does not hide the kernel time) over several
@@ -9,6 +10,7 @@
 // Bytes counted are those the op must move (inputs read once, outputs written once; weights and tables not).
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -221,59 +223,44 @@ TEST(CudaElementwiseBench, RopeAndKvStoreMatchesCpuAndTimes) {
     expect_close(to_host(gpu, cache_g.k), host_of(cache_c.k), kRel, kAbs, "rope k cache" + what);
     EXPECT_EQ(to_host(gpu, cache_g.v), host_of(cache_c.v)) << "rope v cache is an exact copy" << what;
 
+    // The same through column blocks of fused qkv rows (row stride kQkvWidth), as the models call it.
+    constexpr int64_t kQkvWidth = kQWidth + 2 * kKvWidth;
+    std::vector<float> qkv;
+    for (int64_t t = 0; t < b; ++t) {
+      qkv.insert(qkv.end(), q.begin() + t * kQWidth, q.begin() + (t + 1) * kQWidth);
+      qkv.insert(qkv.end(), k.begin() + t * kKvWidth, k.begin() + (t + 1) * kKvWidth);
+      qkv.insert(qkv.end(), v.begin() + t * kKvWidth, v.begin() + (t + 1) * kKvWidth);
+    }
+    auto columns = [](const Tensor& fused) {
+      return std::array<TensorView, 3>{fused.view.columns(0, kQWidth), fused.view.columns(kQWidth, kKvWidth),
+                                       fused.view.columns(kQWidth + kKvWidth, kKvWidth)};
+    };
+    Tensor qkv_g = gpu.upload(host_f32(qkv, {b, kQkvWidth}));
+    LayerKvCache strided_cache{poisoned(gpu, DType::kBF16, {slots, kKvHeads, kHeadDim}),
+                               poisoned(gpu, DType::kBF16, {slots, kKvHeads, kHeadDim})};
+    const auto [q_view, k_view, v_view] = columns(qkv_g);
+    gpu.rope_and_store_kv(q_view, k_view, v_view, rope, kHeadDim, strided_cache);
+    const std::vector<float> qkv_out = to_host(gpu, qkv_g);
+    std::vector<float> q_out, v_out;
+    for (int64_t t = 0; t < b; ++t) {
+      q_out.insert(q_out.end(), qkv_out.begin() + t * kQkvWidth, qkv_out.begin() + t * kQkvWidth + kQWidth);
+      v_out.insert(v_out.end(), qkv_out.begin() + t * kQkvWidth + kQWidth + kKvWidth,
+                   qkv_out.begin() + (t + 1) * kQkvWidth);
+    }
+    expect_close(q_out, host_of(q_c), kRel, kAbs, "rope strided q" + what);
+    EXPECT_EQ(v_out, v) << "rope leaves v alone" << what;
+    expect_close(to_host(gpu, strided_cache.k), host_of(cache_c.k), kRel, kAbs, "rope strided k cache" + what);
+    EXPECT_EQ(to_host(gpu, strided_cache.v), host_of(cache_c.v)) << "rope strided v cache" << what;
+
     // read q, k, v; write q, k and both cache rows
     const double bytes = static_cast<double>(b) * 2 * (2 * kQWidth + 2 * kKvWidth + kKvWidth + 2 * kKvWidth);
     const int sets = sets_for(bytes);
-    std::vector<Tensor> qs, ks, vs;
-    for (int i = 0; i < sets; ++i) {
-      qs.push_back(gpu.upload(host_f32(q, {b, kQWidth})));
-      ks.push_back(gpu.upload(host_f32(k, {b, kKvWidth})));
-      vs.push_back(gpu.upload(host_f32(v, {b, kKvWidth})));
-    }
-    report("rope_and_store_kv", b, bytes, gpu, sets,
-           [&](int i) { gpu.rope_and_store_kv(qs[i], ks[i], vs[i], rope, kHeadDim, cache_g); });
-  }
-}
-
-TEST(CudaElementwiseBench, SplitColumnsMatchesCpuAndTimes) {
-  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
-  CpuBackend cpu(2);
-  std::mt19937 rng(24);
-  const int64_t widths[] = {kQWidth, kKvWidth, kKvWidth};
-  const int64_t width = kQWidth + 2 * kKvWidth;
-  for (int64_t b : kBatches) {
-    const std::string what = " batch " + std::to_string(b);
-    const std::vector<float> x = random_bf16_values(static_cast<size_t>(b * width), rng);
-    Tensor x_c = host_f32(x, {b, width});
-    Tensor x_g = gpu.upload(x_c);
-    std::vector<Tensor> cpu_outs, gpu_outs;
-    std::vector<TensorView> cpu_views, gpu_views;
-    for (int64_t w : widths) {
-      cpu_outs.push_back(cpu.alloc(DType::kF32, {b, w}));
-      gpu_outs.push_back(poisoned(gpu, DType::kBF16, {b, w}));
-      cpu_views.push_back(cpu_outs.back());
-      gpu_views.push_back(gpu_outs.back());
-    }
-    cpu.split_columns(x_c, cpu_views);
-    gpu.split_columns(x_g, gpu_views);
-    for (size_t i = 0; i < cpu_outs.size(); ++i) {
-      EXPECT_EQ(to_host(gpu, gpu_outs[i]), host_of(cpu_outs[i])) << "split_columns part " << i << what;
-    }
-
-    const double bytes = 2.0 * b * width * 2;  // read x, write the parts
-    const int sets = sets_for(bytes);
-    std::vector<Tensor> xs;
-    std::vector<std::vector<Tensor>> parts(static_cast<size_t>(sets));
-    std::vector<std::vector<TensorView>> part_views(static_cast<size_t>(sets));
-    for (int i = 0; i < sets; ++i) {
-      xs.push_back(gpu.upload(x_c));
-      for (int64_t w : widths) {
-        parts[static_cast<size_t>(i)].push_back(gpu.alloc(DType::kBF16, {b, w}));
-        part_views[static_cast<size_t>(i)].push_back(parts[static_cast<size_t>(i)].back());
-      }
-    }
-    report("split_columns", b, bytes, gpu, sets,
-           [&](int i) { gpu.split_columns(xs[static_cast<size_t>(i)], part_views[static_cast<size_t>(i)]); });
+    std::vector<Tensor> fused;
+    for (int i = 0; i < sets; ++i) fused.push_back(gpu.upload(host_f32(qkv, {b, kQkvWidth})));
+    report("rope_and_store_kv", b, bytes, gpu, sets, [&](int i) {
+      const auto [qi, ki, vi] = columns(fused[static_cast<size_t>(i)]);
+      gpu.rope_and_store_kv(qi, ki, vi, rope, kHeadDim, cache_g);
+    });
   }
 }
 

@@ -50,8 +50,8 @@ struct RmsNormParams {
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
 
 // In place: each `head_dim` slice of x [rows, width] normalized with weight [head_dim].
-void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int32_t head_dim,
-                          float eps, cudaStream_t stream);
+void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int64_t row_stride,
+                          int32_t head_dim, float eps, cudaStream_t stream);
 
 // out[r, i] = silu(x[r, i]) * x[r, I + i]
 void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t inter, cudaStream_t stream);
@@ -60,6 +60,7 @@ struct RopeStoreParams {
   uint16_t* q = nullptr;  // [T, q_heads * head_dim], rotated in place
   uint16_t* k = nullptr;  // [T, kv_heads * head_dim], rotated in place
   const uint16_t* v = nullptr;
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;  // elements from one token's row to the next
   uint16_t* k_cache = nullptr;  // [slots, kv_heads * head_dim]
   uint16_t* v_cache = nullptr;
   const float* inv_freq = nullptr;  // [rotary_dim / 2], device
@@ -104,7 +105,8 @@ void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
 // Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).
 struct AttentionParams {
-  const uint16_t* q = nullptr;  // [T, q_heads * head_dim]
+  const uint16_t* q = nullptr;  // [T, q_heads * head_dim], rows q_stride elements apart
+  int64_t q_stride = 0;
   const uint16_t* k_cache = nullptr;
   const uint16_t* v_cache = nullptr;
   uint16_t* out = nullptr;       // [T, q_heads * head_dim]
