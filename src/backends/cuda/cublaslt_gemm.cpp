@@ -75,11 +75,11 @@ bool CublasLtGemm::tuning_enabled() {
   return enabled;
 }
 
-void CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
-                          void* out, cudaStream_t stream) {
+cublasStatus_t CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x,
+                                    const uint16_t* w, void* out, cudaStream_t stream) {
   const float alpha = 1.0f, beta = 0.0f;
-  RADIXLM_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out,
-                                      plan.d, &algo, workspace_, workspace_bytes_, stream));
+  return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out, plan.d, &algo,
+                        workspace_, workspace_bytes_, stream);
 }
 
 // Times up to kCandidates of the heuristic's picks (each run once to warm up, then kReps times between two
@@ -110,10 +110,13 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* 
   float best_ms = 0.0f;
   int best = -1;
   for (int i = 0; i < found; ++i) {
-    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
-    launch(plan, results[i].algo, x, w, out, stream);
+    // A candidate that will not launch on these operands is skipped, not fatal.
+    if (results[i].state != CUBLAS_STATUS_SUCCESS ||
+        launch(plan, results[i].algo, x, w, out, stream) != CUBLAS_STATUS_SUCCESS) {
+      continue;
+    }
     RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int r = 0; r < kReps; ++r) launch(plan, results[i].algo, x, w, out, stream);
+    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, results[i].algo, x, w, out, stream));
     RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
     RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
@@ -144,7 +147,7 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     if (capture == cudaStreamCaptureStatusNone) tune(plan, x, w, out, stream);
   }
   if (!plan.ok) return false;
-  launch(plan, plan.algo, x, w, out, stream);
+  RADIXLM_CUBLAS_CHECK(launch(plan, plan.algo, x, w, out, stream));
   return true;
 }
 

@@ -42,8 +42,8 @@ class CublasLtGemm {
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool>;  // tokens, n, k, out_f32, bias
   Plan& plan_for(const Key& key);
-  void launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w, void* out,
-              cudaStream_t stream);
+  cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
+                        void* out, cudaStream_t stream);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
