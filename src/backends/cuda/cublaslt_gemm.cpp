@@ -1,5 +1,6 @@
 #include "backends/cuda/cublaslt_gemm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -82,11 +83,56 @@ cublasStatus_t CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t
                         workspace_, workspace_bytes_, stream);
 }
 
-// Times up to kCandidates of the heuristic's picks (each run once to warm up, then kReps times between two
-// events) and keeps the fastest. Only deterministic reductions are considered (no in-place split-K
-// accumulation into the output), so a tuned shape gives the same bits on every call, graphs or eager.
+// Split-K versions of a candidate (2, 4 and 8 splits, reduced in f32 by a separate pass, so deterministic):
+// at decode shapes M is small, and a 4096-wide matrix makes only 32-64 output tiles for 132 SMs, so the
+// heuristic's unsplit picks leave most of the GPU idle. Only versions cuBLASLt accepts for this shape and
+// workspace are returned.
+std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo) {
+  std::vector<cublasLtMatmulAlgo_t> versions;
+  int32_t split_support = 0, splits_now = 1;
+  uint32_t schemes = 0;
+  size_t written = 0;
+  if (cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
+                                        sizeof(split_support), &written) != CUBLAS_STATUS_SUCCESS ||
+      split_support == 0 ||
+      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes, sizeof(schemes),
+                                        &written) != CUBLAS_STATUS_SUCCESS ||
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits_now, sizeof(splits_now),
+                                           &written) != CUBLAS_STATUS_SUCCESS ||
+      splits_now > 1) {
+    return versions;
+  }
+  uint32_t scheme = 0;
+  if ((schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) != 0) {
+    scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  } else if ((schemes & CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE) != 0) {
+    scheme = CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+  } else {
+    return versions;
+  }
+  for (int32_t splits : {2, 4, 8}) {
+    cublasLtMatmulAlgo_t version = algo;
+    cublasLtMatmulHeuristicResult_t check{};
+    if (cublasLtMatmulAlgoConfigSetAttribute(&version, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits)) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulAlgoConfigSetAttribute(&version, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                             sizeof(scheme)) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d, &version, &check) ==
+            CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= workspace_bytes_) {
+      versions.push_back(version);
+    }
+  }
+  return versions;
+}
+
+// Times the heuristic's first kCandidates picks and split-K versions of its first kSplitBases (each run once
+// to warm up, then kReps times between two events) and keeps the fastest. Only deterministic reductions
+// are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
+// on every call, graphs or eager.
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream) {
   constexpr int kCandidates = 16;
+  constexpr int kSplitBases = 4;
   constexpr int kReps = 5;
   plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
@@ -102,34 +148,40 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* 
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d,
                                                                preference, kCandidates, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(preference);
-  if (status != CUBLAS_STATUS_SUCCESS || found <= 1) return;  // nothing to choose between: keep the first pick
+  if (status != CUBLAS_STATUS_SUCCESS) return;  // keep the first pick
+  std::vector<cublasLtMatmulAlgo_t> candidates;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) candidates.push_back(results[i].algo);
+  }
+  const size_t bases = std::min<size_t>(candidates.size(), kSplitBases);
+  for (size_t i = 0; i < bases; ++i) {
+    for (const cublasLtMatmulAlgo_t& version : split_k_versions(plan, candidates[i])) candidates.push_back(version);
+  }
+  if (candidates.size() <= 1) return;  // nothing to choose between
 
   cudaEvent_t start = nullptr, stop = nullptr;
   RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
   RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
   float best_ms = 0.0f;
-  int best = -1;
-  for (int i = 0; i < found; ++i) {
+  const cublasLtMatmulAlgo_t* best = nullptr;
+  for (const cublasLtMatmulAlgo_t& candidate : candidates) {
     // A candidate that will not launch on these operands is skipped, not fatal.
-    if (results[i].state != CUBLAS_STATUS_SUCCESS ||
-        launch(plan, results[i].algo, x, w, out, stream) != CUBLAS_STATUS_SUCCESS) {
-      continue;
-    }
+    if (launch(plan, candidate, x, w, out, stream) != CUBLAS_STATUS_SUCCESS) continue;
     RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, results[i].algo, x, w, out, stream));
+    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, stream));
     RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
     RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
     RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (best < 0 || ms < best_ms) {
+    if (best == nullptr || ms < best_ms) {
       best_ms = ms;
-      best = i;
+      best = &candidate;
     }
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  if (best >= 0) {
-    plan.algo = results[best].algo;
+  if (best != nullptr) {
+    plan.algo = *best;
     plan.ok = true;
   }
 }

@@ -2,14 +2,15 @@
 // out [T, N] = x [T, K] @ w [N, K]^T (+ bias [N]) through cuBLASLt: bf16 inputs, f32 accumulation, bf16 or
 // f32 output, the bias fused as an epilogue when the output is bf16. The algorithm is chosen once per shape
 // and cached; the workspace is allocated once. Decode shapes (few, fixed by the CUDA graph buckets, and run
-// every step) are tuned: the heuristic's top candidates are timed on the first call and the fastest kept,
-// since at small M its first pick often leaves SMs idle (no split-K) and streams the weights well below the
-// bandwidth roofline (timing all shapes measured no gain on the 4096-token prefill's GEMMs). Other shapes
+// every step) are tuned: the heuristic's top candidates and split-K versions of its first few are timed on
+// the first call and the fastest kept, since at small M its first pick often leaves SMs idle (no split-K)
+// and streams the weights well below the bandwidth roofline (timing all shapes measured no gain on the 4096-token prefill's GEMMs). Other shapes
 // take the heuristic's first pick.
 
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -45,6 +46,7 @@ class CublasLtGemm {
   cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
                         void* out, cudaStream_t stream);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream);
+  std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
