@@ -164,7 +164,6 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   const TensorView k = qkv.view.columns(q_width, kv_width);
   const TensorView v = qkv.view.columns(q_width + kv_width, kv_width);
   Tensor attn = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
-  Tensor gate_up = backend_.alloc(act, {tokens, 2 * inter});
   Tensor mlp = backend_.alloc(act, {tokens, inter});
 
   backend_.embedding(embed_tokens, hidden);
@@ -180,8 +179,7 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
     backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
     backend_.linear(attn, layer.o_proj, layer.o_bias, hidden);
     backend_.add_rms_norm(hidden, residual, layer.post_attention_norm, eps);
-    backend_.linear(hidden, layer.gate_up_proj, layer.gate_up_bias, gate_up);
-    backend_.silu_and_mul(gate_up, mlp);
+    backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);
     backend_.linear(mlp, layer.down_proj, layer.down_bias, hidden);
   }
   backend_.add_rms_norm(hidden, residual, final_norm, eps);

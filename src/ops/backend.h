@@ -53,6 +53,10 @@ class Backend {
                       const TensorView& out) = 0;
   // out = silu(x[:, :I]) * x[:, I:]         x [T, 2I], out [T, I]
   virtual void silu_and_mul(const TensorView& x, const TensorView& out) = 0;
+  // out = silu_and_mul(x @ weight^T (+ bias)): the MLP's stacked gate/up matmul [2I, in] and its activation as
+  // one op, so a backend may fuse them (no [T, 2I] intermediate, one launch less). out [T, I]
+  virtual void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                                   const TensorView& out) = 0;
   // Rotates q [T, Hq*D] and k [T, Hk*D] in place at the step's positions, then writes k and v [T, Hk*D]
   // into the cache at the step's kv_slots. q, k and v may be row-strided (column blocks of the fused qkv
   // projection's output), as may head_rms_norm's x and attention's q.

@@ -68,6 +68,17 @@ void CpuBackend::linear(const TensorView& x, const TensorView& weight, const Ten
 
 void CpuBackend::silu_and_mul(const TensorView& x, const TensorView& out) { cpu::silu_and_mul(pool_, x, out); }
 
+void CpuBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                                     const TensorView& out) {
+  RADIXLM_CHECK(x.ndim() == 2 && weight.ndim() == 2, "linear_silu_and_mul: x {} weight {}", x.shape.to_string(),
+                weight.shape.to_string());
+  const int64_t need = x.size(0) * weight.size(0);
+  if (gate_up_scratch_.view.numel() < need) gate_up_scratch_ = alloc(DType::kF32, {need});  // reused by every layer
+  const TensorView gate_up(gate_up_scratch_.view.data, DType::kF32, {x.size(0), weight.size(0)});
+  cpu::linear(pool_, x, weight, bias, gate_up);
+  cpu::silu_and_mul(pool_, gate_up, out);
+}
+
 void CpuBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                    const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
   cpu::rope_and_store_kv(pool_, batch_, q, k, v, rope, head_dim, cache);

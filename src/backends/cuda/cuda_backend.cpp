@@ -473,6 +473,39 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
+void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                                      const TensorView& out) {
+  check_device_rows(x, DType::kBF16, "linear_silu_and_mul x");
+  check_device_rows(weight, DType::kBF16, "linear_silu_and_mul weight");
+  check_device_rows(out, DType::kBF16, "linear_silu_and_mul out");
+  const int64_t tokens = x.size(0), k = x.size(1), inter = out.size(1);
+  RADIXLM_CHECK(weight.size(0) == 2 * inter && weight.size(1) == k && out.size(0) == tokens,
+                "linear_silu_and_mul: x {} weight {} out {}", x.shape.to_string(), weight.shape.to_string(),
+                out.shape.to_string());
+  const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
+  if (tokens == 1 && !force_cublaslt_ && k % 8 == 0 && aligned) {
+    // One token: the GEMV computes a gate row and its up row in the same block and writes silu(gate) * up.
+    RADIXLM_OP_TIMER("linear_silu_and_mul_gemv");
+    if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
+    cuda::GemvParams p;
+    p.x = bf16_ptr(x);
+    p.w = bf16_ptr(weight);
+    p.bias = bias.data != nullptr ? bf16_ptr(bias) : nullptr;
+    p.out = out.data;
+    p.tokens = 1;
+    p.n = 2 * inter;
+    p.k = k;
+    p.warps_per_row = gemv_warps_per_row_;
+    p.silu_pairs = inter;
+    cuda::launch_gemv(p, as_stream(stream_));
+    RADIXLM_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  Tensor gate_up = alloc_uninitialized(DType::kBF16, {tokens, 2 * inter});
+  linear(x, weight, bias, gate_up);
+  silu_and_mul(gate_up, out);
+}
+
 void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {
   RADIXLM_OP_TIMER("silu_and_mul");
   check_device_rows(x, DType::kBF16, "silu_and_mul x");

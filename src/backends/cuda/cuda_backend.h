@@ -64,6 +64,8 @@ class CudaBackend final : public Backend {
   void head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) override;
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
+  void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                           const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,

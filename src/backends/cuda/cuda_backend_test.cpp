@@ -124,6 +124,53 @@ TEST(CudaBackendTest, LinearMatchesCpuAcrossShapesAndPaths) {
   gpu.set_force_cublaslt(false);
 }
 
+// The MLP's gate/up matmul with silu_and_mul fused (the GEMV's paired-row epilogue at one token, matmul
+// then activation otherwise): close to the CPU backend, and bit-identical to the two ops apart on the GPU
+// (the fused epilogue rounds gate and up to bf16 before the same activation math).
+TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(31);
+  struct Case {
+    int64_t inter, k;
+  };
+  for (Case c : {Case{64, 64}, Case{1000, 512}, Case{3000, 1024}, Case{7, 40}}) {
+    for (int64_t tokens : {1, 3, 64}) {
+      for (bool with_bias : {false, true}) {
+        for (int32_t warps_per_row : {0, 1, 2, 4, 8}) {
+          if (tokens != 1 && warps_per_row != 0) continue;  // only the one-token GEMV has the knob
+          const std::string what = "linear_silu_and_mul inter=" + std::to_string(c.inter) + " k=" +
+                                   std::to_string(c.k) + " T=" + std::to_string(tokens) + (with_bias ? " bias" : "") +
+                                   " warps/row " + std::to_string(warps_per_row);
+          const float w_scale = 2.0f / std::sqrt(static_cast<float>(c.k));
+          Tensor x_h = host_f32(random_bf16_values(static_cast<size_t>(tokens * c.k), rng), {tokens, c.k});
+          Tensor w_h =
+              host_f32(random_bf16_values(static_cast<size_t>(2 * c.inter * c.k), rng, w_scale), {2 * c.inter, c.k});
+          Tensor b_h = host_f32(random_bf16_values(static_cast<size_t>(2 * c.inter), rng), {2 * c.inter});
+          const TensorView bias_h = with_bias ? b_h.view : TensorView();
+          Tensor ref = cpu.alloc(DType::kF32, {tokens, c.inter});
+          cpu.linear_silu_and_mul(x_h, w_h, bias_h, ref);
+
+          gpu.set_gemv_warps_per_row(warps_per_row);
+          Tensor x = gpu.upload(x_h), w = gpu.upload(w_h), b = gpu.upload(b_h);
+          const TensorView bias = with_bias ? b.view : TensorView();
+          Tensor fused = poisoned(gpu, DType::kBF16, {tokens, c.inter});
+          gpu.linear_silu_and_mul(x, w, bias, fused);
+          Tensor gate_up = poisoned(gpu, DType::kBF16, {tokens, 2 * c.inter});
+          Tensor apart = poisoned(gpu, DType::kBF16, {tokens, c.inter});
+          gpu.linear(x, w, bias, gate_up);
+          gpu.silu_and_mul(gate_up, apart);
+          const std::vector<float> got = to_host(gpu, fused);
+          expect_close(got, std::vector<float>(ref.as<float>(), ref.as<float>() + ref.view.numel()), kRel, kAbs,
+                       what);
+          EXPECT_EQ(got, to_host(gpu, apart)) << what << ": fused and apart differ";
+        }
+      }
+    }
+  }
+  gpu.set_gemv_warps_per_row(0);
+}
+
 TEST(CudaBackendTest, NormsSiluEmbeddingAndGatherMatchCpu) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(2);

@@ -5,6 +5,8 @@
 // (bypassing L1, which the weights would only pollute) before it uses any of them; the few activation rows
 // stay in L1/L2 and are re-read for every weight row.
 
+#include <algorithm>
+
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
@@ -41,7 +43,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp / kWarpsPerRow;
+  // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows.
+  constexpr int kPairsPerBlock = kRowsPerBlock / 2;
+  const int block_row = warp / kWarpsPerRow;
+  int64_t n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + block_row;
+  if constexpr (kPairsPerBlock > 0) {  // launch_tokens never pairs with one row per block
+    if (p.silu_pairs > 0) {
+      const int64_t column = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
+      n = column >= p.silu_pairs ? p.n : block_row < kPairsPerBlock ? column : p.silu_pairs + column;
+    }
+  }
   const int part = warp % kWarpsPerRow;
   const int64_t k8 = p.k / 8;
   const int64_t per_part = (k8 + kWarpsPerRow - 1) / kWarpsPerRow;
@@ -75,6 +86,32 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     if (lane == 0) partial[warp][t] = sum;
   }
   __syncthreads();
+  if constexpr (kPairsPerBlock > 0) {
+    if (p.silu_pairs > 0) {
+      if (static_cast<int>(threadIdx.x) < kPairsPerBlock * kTokens) {
+        const int row = static_cast<int>(threadIdx.x) / kTokens, t = static_cast<int>(threadIdx.x) % kTokens;
+        const int64_t column = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + row;
+        if (column < p.silu_pairs) {
+          float gate = 0.0f, up = 0.0f;
+#pragma unroll
+          for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) {
+            gate += partial[row * kWarpsPerRow + part_w][t];
+            up += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][t];
+          }
+          if (p.bias) {
+            gate += bf16_bits_to_f32(p.bias[column]);
+            up += bf16_bits_to_f32(p.bias[p.silu_pairs + column]);
+          }
+          // Rounded to bf16 first, then silu_and_mul's math: the same bits as the two ops apart.
+          gate = bf16_bits_to_f32(f32_to_bf16_bits(gate));
+          up = bf16_bits_to_f32(f32_to_bf16_bits(up));
+          static_cast<uint16_t*>(p.out)[t * p.silu_pairs + column] =
+              f32_to_bf16_bits(gate / (1.0f + expf(-gate)) * up);
+        }
+      }
+      return;
+    }
+  }
   if (static_cast<int>(threadIdx.x) < kRowsPerBlock * kTokens) {
     const int row = static_cast<int>(threadIdx.x) / kTokens, t = static_cast<int>(threadIdx.x) % kTokens;
     const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + row;
@@ -95,7 +132,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  gemv_kernel<kTokens, kWarpsPerRow><<<ceil_div_u(p.n, kRowsPerBlock), kWarps * 32, 0, stream>>>(p);
+  const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
+  gemv_kernel<kTokens, kWarpsPerRow><<<blocks, kWarps * 32, 0, stream>>>(p);
 }
 
 template <int kTokens>
@@ -112,6 +150,7 @@ void launch_tokens(const GemvParams& p, cudaStream_t stream) {
       warps_per_row = 4;
     }
   }
+  if (p.silu_pairs > 0) warps_per_row = std::min(warps_per_row, 4);  // a block must hold a gate and an up row
   switch (warps_per_row) {
     case 1: launch_split<kTokens, 1>(p, stream); break;
     case 2: launch_split<kTokens, 2>(p, stream); break;

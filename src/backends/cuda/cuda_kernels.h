@@ -100,6 +100,9 @@ struct GemvParams {
   int64_t n = 0;
   int64_t k = 0;
   int32_t warps_per_row = 0;  // 1, 2, 4 or 8; 0 picks by N (benchmarks set it to compare)
+  // When > 0: the MLP's gate/up matmul with silu_and_mul fused. Weight rows [0, silu_pairs) are gate rows,
+  // [silu_pairs, n) the up rows (n == 2 * silu_pairs); out is bf16 [T, silu_pairs] = silu(gate) * up.
+  int64_t silu_pairs = 0;
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
