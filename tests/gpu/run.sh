@@ -32,7 +32,8 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 : > "$OUT/stages.txt"
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
-# "serving-plain" (not in the default) repeats the serving run with --disable-overlap-schedule.
+# Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
+# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -56,6 +57,16 @@ if part tests; then
   stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
   stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
+fi
+
+# compute-sanitizer memcheck over the kernel tests (not in the default parts: slow; it needs the Firecracker
+# runtime, KINDS.md: under gVisor it refuses the device). RADIXLM_MEMCHECK_FILTER narrows the gtest filter.
+if part memcheck; then
+  FILTER=${RADIXLM_MEMCHECK_FILTER:-CudaBackendTest.Linear*:CudaBackendTest.DecodeAttentionMatchesCpuOverBatches*:CudaBackendTest.RopeAndKvStore*}
+  stage memcheck-ops 300 "$TESTS" compute-sanitizer --tool memcheck --error-exitcode 1 \
+    "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter="$FILTER"
+  stage memcheck-elementwise 200 "$TESTS" compute-sanitizer --tool memcheck --error-exitcode 1 \
+    "$BUILD/src/backends/cuda/cuda_elementwise_bench_test" --gtest_brief=1
 fi
 
 CEIL=$OUT/ceilings.log
@@ -151,6 +162,7 @@ fi
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
+  grep -E "ERROR SUMMARY" "$TESTS" || true
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 # The device tool returns only a few files: keep the summary and one archive of the logs.
