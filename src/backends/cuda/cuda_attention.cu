@@ -134,8 +134,10 @@ int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t he
   return num_splits > 1 ? static_cast<int64_t>(num_tokens) * q_heads * num_splits * (head_dim + 2) : 0;
 }
 
-void launch_attention(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+void launch_attention(const AttentionParams& params, const StepArrays& step, cudaStream_t stream) {
   if (step.num_tokens == 0) return;
+  AttentionParams p = params;
+  if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.q_heads) * p.head_dim;  // contiguous q
   switch (p.head_dim) {
     case 16: launch_dim<16>(p, step, stream); break;
     case 32: launch_dim<32>(p, step, stream); break;

@@ -614,8 +614,12 @@ void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t
   silu_and_mul_kernel<<<grid_for(rows * inter, 256), 256, 0, stream>>>(x, out, rows, inter);
 }
 
-void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, cudaStream_t stream) {
+void launch_rope_and_store_kv(const RopeStoreParams& params, const StepArrays& step, cudaStream_t stream) {
   if (step.num_tokens == 0) return;
+  RopeStoreParams p = params;  // strides 0: contiguous rows
+  if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.q_heads) * p.head_dim;
+  if (p.k_stride == 0) p.k_stride = static_cast<int64_t>(p.kv_heads) * p.head_dim;
+  if (p.v_stride == 0) p.v_stride = static_cast<int64_t>(p.kv_heads) * p.head_dim;
   const int half = p.rotary_dim / 2;
   const bool shapes_ok = p.head_dim % 8 == 0 && p.rotary_dim % (p.interleaved ? 8 : 16) == 0 && half <= kRopeMaxHalf;
   const bool pointers_ok = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.k_cache) &&

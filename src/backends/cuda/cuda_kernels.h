@@ -60,7 +60,7 @@ struct RopeStoreParams {
   uint16_t* q = nullptr;  // [T, q_heads * head_dim], rotated in place
   uint16_t* k = nullptr;  // [T, kv_heads * head_dim], rotated in place
   const uint16_t* v = nullptr;
-  int64_t q_stride = 0, k_stride = 0, v_stride = 0;  // elements from one token's row to the next
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;  // elements from one token's row to the next; 0: contiguous
   uint16_t* k_cache = nullptr;  // [slots, kv_heads * head_dim]
   uint16_t* v_cache = nullptr;
   const float* inv_freq = nullptr;  // [rotary_dim / 2], device
@@ -109,7 +109,7 @@ void launch_gemv(const GemvParams& p, cudaStream_t stream);
 // Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).
 struct AttentionParams {
   const uint16_t* q = nullptr;  // [T, q_heads * head_dim], rows q_stride elements apart
-  int64_t q_stride = 0;
+  int64_t q_stride = 0;         // 0: contiguous (q_heads * head_dim)
   const uint16_t* k_cache = nullptr;
   const uint16_t* v_cache = nullptr;
   uint16_t* out = nullptr;       // [T, q_heads * head_dim]
