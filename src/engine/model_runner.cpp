@@ -81,9 +81,10 @@ ForwardBatch ModelRunner::make_forward_batch(const BatchPlan& plan) const {
       if (seq.prompt_logits) batch.logit_rows.push_back(batch.num_tokens());
       int32_t token = seq.tokens[static_cast<size_t>(i)];
       if (token == kFutureToken) {
-        const auto it = previous_rows_.find(seq.request_id);
-        RADIXLM_CHECK(it != previous_rows_.end(), "request {}: a future token, but no launched step sampled it",
-                      seq.request_id);
+        const auto it = std::lower_bound(previous_rows_.begin(), previous_rows_.end(),
+                                         std::pair<uint64_t, int32_t>{seq.request_id, 0});
+        RADIXLM_CHECK(it != previous_rows_.end() && it->first == seq.request_id,
+                      "request {}: a future token, but no launched step sampled it", seq.request_id);
         token = -(it->second + 1);
       }
       batch.token_ids.push_back(token);
@@ -113,8 +114,9 @@ void ModelRunner::resolve_on_host(ForwardBatch& batch, const std::vector<Sampled
 void ModelRunner::remember_rows(const BatchPlan& plan) {
   previous_rows_.clear();
   for (size_t s = 0; s < plan.seqs.size(); ++s) {
-    if (plan.seqs[s].samples) previous_rows_[plan.seqs[s].request_id] = static_cast<int32_t>(s);
+    if (plan.seqs[s].samples) previous_rows_.emplace_back(plan.seqs[s].request_id, static_cast<int32_t>(s));
   }
+  std::sort(previous_rows_.begin(), previous_rows_.end());
 }
 
 StepLogits ModelRunner::run(const BatchPlan& plan) {
@@ -270,14 +272,6 @@ std::vector<SampledRow> ModelRunner::run_sampled(const BatchPlan& plan, const Sa
   RADIXLM_CHECK(launched_.empty(), "run_sampled with a launched step unread");
   launch_step(plan, &request);
   return wait_step();
-}
-
-bool ModelRunner::samples_on_device() const {
-#if defined(RADIXLM_HAVE_CUDA)
-  return device_->sampler != nullptr;
-#else
-  return false;
-#endif
 }
 
 void ModelRunner::capture_cuda_graphs() {

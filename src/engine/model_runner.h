@@ -20,8 +20,8 @@
 #include <cstdint>
 #include <deque>
 #include <future>
-#include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "models/model.h"
@@ -69,13 +69,10 @@ class ModelRunner {
   void launch_step(const BatchPlan& plan, const SampleRowsRequest* sampling);
   // The oldest launched step's rows, one per plan sequence, once they are on the host.
   std::vector<SampledRow> wait_step();
-  int32_t steps_in_flight() const { return static_cast<int32_t>(launched_.size()); }
 
   // launch_step then wait_step.
   std::vector<int32_t> run_greedy(const BatchPlan& plan);
   std::vector<SampledRow> run_sampled(const BatchPlan& plan, const SampleRowsRequest& request);
-  // Whether sampling happens on the device (the CUDA backend), where it saves the logits read-back.
-  bool samples_on_device() const;
 
   // Captures the CUDA graph of every decode bucket now, and sizes the device sampler's scratch for the
   // largest (nothing without CUDA graphs); the engine does this at start-up so that no request waits for a
@@ -105,7 +102,9 @@ class ModelRunner {
   std::vector<LayerKvCache> kv_cache_;
   std::unique_ptr<DeviceState> device_;
   std::deque<Launched> launched_;
-  std::map<uint64_t, int32_t> previous_rows_;  // request id -> its row in the last launched step
+  // (request id, its row in the last launched step), sorted by id; the vector keeps its capacity from step
+  // to step (no allocation per token).
+  std::vector<std::pair<uint64_t, int32_t>> previous_rows_;
   CpuResult previous_cpu_step_;                // CPU: that step
 };
 
