@@ -1,17 +1,14 @@
 #pragma once
-// Decode attention (flash-decoding) on tensor cores, built to keep HBM busy: a warp owns up to 16 query rows
-// (the few new tokens of one sequence times all the query heads of one KV head, so each K/V byte is read
-// once per GQA group) and one split of that sequence's keys. A block holds the warps of 1-8 KV heads of the
-// same sequence and split: they start together on one SM and walk the same keys in step, so their reads of
-// a key's K/V row (all heads side by side, 2 KB at the 8B shape) reach DRAM close together instead of as
-// scattered 256-byte pieces from unrelated blocks.
+// Decode attention (flash-decoding) on tensor cores, built to keep HBM busy: one warp per block, and the
+// block owns up to 16 query rows (the few new tokens of one sequence times all the query heads of one KV
+// head, so each K/V byte is read once per GQA group) and one split of that sequence's keys.
 //
 // Why this shape: decode attention reads every K/V byte once and does little math on it, so its speed is the
 // bytes it keeps in flight. A warp streams its split through a ring of kStages 16-key K/V tiles in shared
 // memory filled by cp.async (zero-filled past the split's end), so while it computes one tile the next
 // kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
-// merge; the ring (26 KB per warp at head_dim 128) lets eight warps share an SM. The split count is chosen from
+// merge; the ring (26 KB at head_dim 128) lets eight blocks share an SM. The split count is chosen from
 // the batch so that about one warp per resident slot exists (num_splits); several splits write
 // unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
 // so its launch overlaps this kernel's tail.
@@ -38,7 +35,6 @@ constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P
 constexpr int kStages = 3;       // tiles in a warp's cp.async ring
 constexpr int kWarpsPerSm = 8;   // blocks (warps) an SM holds at head_dim 128 (shared memory bound)
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
-constexpr int kMaxHeadsPerBlock = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int kDim>
@@ -61,12 +57,11 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
-// Grid: x = group of blockDim.y KV heads, y = query tile * num_splits + split, z = sequence; 32 x
-// blockDim.y threads, warp y taking KV head x * blockDim.y + y with its own ring. KV heads vary fastest
-// (inside the block, then across x) so the warps that run together read neighbouring 256-byte pieces of the
-// same cache rows. The warps never wait for each other (no block barrier).
+// Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
+// the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
+// all heads is one 2 KB row at the 8B shape), not scattered ones.
 template <int kDim>
-__global__ void __launch_bounds__(32 * kMaxHeadsPerBlock) attention_decode_kernel(AttentionParams p, StepArrays step) {
+__global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   using S = Smem<kDim>;
   constexpr int kLd = S::kLd;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
@@ -74,14 +69,14 @@ __global__ void __launch_bounds__(32 * kMaxHeadsPerBlock) attention_decode_kerne
   constexpr int kDimTiles = kDim / 8;
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  S& s = reinterpret_cast<S*>(smem_raw)[threadIdx.y];
+  S& s = *reinterpret_cast<S*>(smem_raw);
   // Lets combine_kernel (a programmatic dependent launch) be scheduled once every block here has started;
   // it still waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
   asm volatile("griddepcontrol.launch_dependents;");
 
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
-  const int kv_head = static_cast<int>(blockIdx.x * blockDim.y + threadIdx.y);
+  const int kv_head = static_cast<int>(blockIdx.x);
   const int q_tile = static_cast<int>(blockIdx.y) / p.num_splits;
   const int split = static_cast<int>(blockIdx.y) % p.num_splits;
   const int seq = static_cast<int>(blockIdx.z);
@@ -338,8 +333,10 @@ inline int split_waves_from_env() {
   return waves;
 }
 
-// Splits for a decode step (max_query_len * group <= kRows): enough one-warp blocks for about
-// split_waves_from_env() per resident slot on every SM, but every split at least one tile long. Under
+// Splits for a decode step (max_query_len * group <= kRows): as many one-warp blocks as fit in
+// split_waves_from_env() waves of resident slots on every SM (rounded down: rounding up left a second,
+// half-empty wave at batch 64, 512 (sequence, KV head) items on 1056 slots), at least one split, and every
+// split at least one tile long. Under
 // static steps (CUDA graphs) max_kv_len is huge, so the count depends on the batch size alone; splits
 // past a short sequence's end find no keys and only write an empty partial.
 inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
@@ -347,52 +344,27 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
   const int64_t items = static_cast<int64_t>(step.num_seqs) * kv_heads * q_tiles;
   const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * kWarpsPerSm * num_sms;
-  const int64_t want = (slots + items - 1) / items;
+  const int64_t want = slots / items;
   const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
-}
-
-// RADIXLM_DECODE_HEADS_PER_BLOCK=1|2|4|8 forces the KV heads per block (where it divides kv_heads), for A/B
-// runs on the GPU; 0 or unset = auto.
-inline int heads_per_block_from_env() {
-  static const int heads = [] {
-    const char* env = std::getenv("RADIXLM_DECODE_HEADS_PER_BLOCK");
-    return env != nullptr ? std::atoi(env) : 0;
-  }();
-  return heads;
-}
-
-// The most KV heads per block (a power of two up to 8 dividing kv_heads) that still leaves a block for
-// every SM: grouping heads keeps their reads together, but fewer blocks than SMs would idle some of them
-// (batch 1, where the splits alone fill the GPU).
-inline int heads_per_block(const AttentionParams& p, int64_t blocks_per_head, int32_t num_sms) {
-  const int forced = p.decode_heads_per_block != 0 ? p.decode_heads_per_block : heads_per_block_from_env();
-  if (forced >= 1 && forced <= kMaxHeadsPerBlock && p.kv_heads % forced == 0) return forced;
-  int heads = 1;
-  while (heads * 2 <= kMaxHeadsPerBlock && p.kv_heads % (heads * 2) == 0 &&
-         p.kv_heads / (heads * 2) * blocks_per_head >= num_sms) {
-    heads *= 2;
-  }
-  return heads;
 }
 
 template <int kDim>
 void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
-  const int64_t blocks_per_head = int64_t{q_tiles} * p.num_splits * step.num_seqs;
-  const int heads = heads_per_block(p, blocks_per_head, p.num_sms);
-  const dim3 grid(static_cast<unsigned int>(p.kv_heads / heads), q_tiles * static_cast<unsigned int>(p.num_splits),
+  const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
+  const size_t smem = sizeof(Smem<kDim>);
   static bool configured = false;
-  if (!configured) {  // the whole carveout as shared memory, so eight 26 KB rings fit on an SM
+  if (!configured) {  // the whole carveout as shared memory, so eight 26 KB blocks fit on an SM
     cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(kMaxHeadsPerBlock * sizeof(Smem<kDim>)));
+                         static_cast<int>(smem));
     cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributePreferredSharedMemoryCarveout,
                          cudaSharedmemCarveoutMaxShared);
     configured = true;
   }
-  attention_decode_kernel<kDim><<<grid, dim3(32, heads), heads * sizeof(Smem<kDim>), stream>>>(p, step);
+  attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound). Stream capture records it as a programmatic graph edge.

@@ -92,8 +92,6 @@ class CudaBackend final : public Backend {
   std::string op_time_report();
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
-  // Tests and benches: KV heads per block of the decode attention kernel (0 = auto; 1, 2, 4, 8).
-  void set_decode_heads_per_block(int32_t heads) { decode_heads_per_block_ = heads; }
 
   // --- CUDA graphs of decode steps (cuda_decode_graphs.h drives these) ---
   // Static steps: begin_step lays the step out at fixed device addresses in a buffer sized for the
@@ -181,7 +179,6 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  int32_t decode_heads_per_block_ = 0;
 };
 
 }  // namespace radixlm

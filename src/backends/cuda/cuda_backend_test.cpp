@@ -4,7 +4,6 @@
 // are bf16's: relative L2 error <= 1e-2 and max |error| <= 2-3% of max |reference| (values ~1).
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <numeric>
 #include <random>
@@ -414,8 +413,6 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
   struct Heads {
     int32_t q, kv;
   };
-  constexpr std::array<int32_t, 5> kHeadsPerBlock{0, 1, 2, 4, 8};
-  size_t next_shape = 0;
   for (int32_t head_dim : {64, 128}) {
     for (Heads h : {Heads{4, 4}, Heads{16, 4}, Heads{16, 2}}) {  // GQA 1, 4, 8
       for (int32_t page_size : {1, 16, 64}) {
@@ -430,9 +427,6 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
             decode.push_back({cached, 1});
           }
           const bool static_steps = (batch + page_size + head_dim / 64) % 2 == 0;
-          // The kernel's block shape cycles through auto and 1-8 KV heads per block (8 does not divide
-          // these kv_heads, so it falls back to auto).
-          gpu.set_decode_heads_per_block(kHeadsPerBlock[next_shape++ % kHeadsPerBlock.size()]);
           run_attention_case(gpu, cpu, {decode, page_size, head_dim, h.q, h.kv, static_steps}, rng);
         }
         // Short extends (several new tokens per sequence, causal among themselves) that still fit 16 query
@@ -446,7 +440,6 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
       }
     }
   }
-  gpu.set_decode_heads_per_block(0);
 }
 
 }  // namespace
@@ -493,10 +486,7 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuAndReportsKvBandwidth) {
     for (int32_t c = 0; c < kCopies; ++c) caches.push_back({gpu.upload(cache_c.k), gpu.upload(cache_c.v)});
     Tensor q_g = gpu.upload(host_f32(q, {tokens, qw}));
     const double kv_bytes = static_cast<double>(kv_tokens) * kKvHeads * kDim * 2 * 2;
-    for (const auto& [static_steps, heads_per_block] :
-         {std::pair{false, 0}, std::pair{true, 0}, std::pair{true, 1}, std::pair{true, 2}, std::pair{true, 4},
-          std::pair{true, 8}}) {
-      gpu.set_decode_heads_per_block(heads_per_block);
+    for (bool static_steps : {false, true}) {
       if (static_steps) {
         CudaBackend::StaticStepCapacity capacity = gpu.static_step_capacity();
         capacity.tokens = std::max<int32_t>(capacity.tokens, static_cast<int32_t>(tokens));
@@ -509,8 +499,7 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuAndReportsKvBandwidth) {
       gpu.begin_step(batch);
       const std::string what = "decode attention batch " + std::to_string(shape.batch) + " context " +
                                std::to_string(shape.min_context) + "-" + std::to_string(shape.max_context) +
-                               (static_steps ? " static" : " eager") +
-                               (heads_per_block == 0 ? "" : " heads/block " + std::to_string(heads_per_block));
+                               (static_steps ? " static" : " eager");
       for (int32_t c = 0; c < kCopies; ++c) {  // every copy gives the CPU's answer (and warms up)
         Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
         gpu.attention(q_g, caches[static_cast<size_t>(c)], kQHeads, kKvHeads, kDim, scale, out);
@@ -532,7 +521,6 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuAndReportsKvBandwidth) {
       cudaEventDestroy(start);
       cudaEventDestroy(stop);
       gpu.set_static_steps(false);
-      gpu.set_decode_heads_per_block(0);
       const double us = 1000.0 * ms / kIters;
       std::printf("%s: %.1f us per call, %.1f MB of K/V, %.2f TB/s\n", what.c_str(), us, kv_bytes / 1e6,
                   kv_bytes / (us * 1e-6) / 1e12);

@@ -120,10 +120,6 @@ struct AttentionParams {
   float scale = 1.0f;
   int32_t num_splits = 1;
   int32_t prefill_kernel = 0;  // kPrefillKernel*: which prefill kernel (tests and A/B runs compare them)
-  // Decode kernel: KV heads whose warps share a block (1, 2, 4 or 8, dividing kv_heads); 0 = auto. Tests
-  // and A/B runs (RADIXLM_DECODE_HEADS_PER_BLOCK) force it.
-  int32_t decode_heads_per_block = 0;
-  int32_t num_sms = 1;  // the device's, for the decode kernel's block shape
 };
 // AttentionParams::prefill_kernel: the pipelined kernel as warps per block x blocks per SM, or the legacy
 // one. RADIXLM_CUDA_PREFILL_ATTENTION=legacy|pipelined-8x1|pipelined-8x2|pipelined-4x2 overrides auto.
