@@ -10,10 +10,12 @@
 // the device arrays, so the launch shape depends only on the batch's size, never on its contents (the
 // property CUDA graphs need).
 //
-// Two tensor-core kernels share this scheme: decode::attention_decode_kernel (cuda_attention_decode.cuh:
-// up to 16 query rows per one-warp block, split-KV, cp.async ring; decode and short extends) and
-// prefill::attention_prefill_kernel (cuda_attention_mma.cuh: 128 rows per block, cp.async-pipelined;
-// prefill and long extends). Both need head_dim % 16 == 0.
+// Three tensor-core kernels share this scheme: decode::attention_decode_kernel (cuda_attention_decode.cuh:
+// up to 16 query rows per one-warp block, split-KV, cp.async ring; decode and short extends),
+// wgmma_prefill::attention_prefill_wgmma_kernel (cuda_attention_wgmma.cuh: Hopper's warpgroup MMA, 128
+// rows per block; prefill and long extends at head_dim 128 on sm_90) and prefill::attention_prefill_kernel
+// (cuda_attention_mma.cuh: mma.sync, 128 rows per block; the other head dims and GPUs). All need
+// head_dim % 16 == 0.
 
 #include <algorithm>
 #include <cstdlib>
@@ -21,6 +23,7 @@
 
 #include "backends/cuda/cuda_attention_decode.cuh"
 #include "backends/cuda/cuda_attention_mma.cuh"
+#include "backends/cuda/cuda_attention_wgmma.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
@@ -38,6 +41,7 @@ int32_t prefill_kernel_from_env() {
   static const int32_t kernel = [] {
     const char* env = std::getenv("RADIXLM_CUDA_PREFILL_ATTENTION");
     if (env == nullptr) return kPrefillKernelAuto;
+    if (std::strcmp(env, "wgmma") == 0) return kPrefillKernelWgmma;
     if (std::strcmp(env, "legacy") == 0) return kPrefillKernelLegacy;
     if (std::strcmp(env, "pipelined-8x1") == 0) return kPrefillKernelPipelined8x1;
     if (std::strcmp(env, "pipelined-8x2") == 0) return kPrefillKernelPipelined8x2;
@@ -101,11 +105,17 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
     launch_legacy_prefill<kDim>(p, step, stream);
     return;
   }
+  // The wgmma kernel wherever it runs (head_dim 128 on an H100/H200), the mma.sync ones elsewhere.
+  if ((kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma) && kDim == wgmma_prefill::kDim &&
+      wgmma_prefill::supported()) {
+    wgmma_prefill::launch(p, step, stream);
+    return;
+  }
   // Two 8-warp blocks per SM (Q re-read from shared memory, 128 registers) fit small heads without spilling;
   // at d = 128 they spill 128 bytes and are still faster than one block with Q in registers (measured on
   // an H200: 225 vs 210 TFLOP/s for the 4096-token prompt, docs/performance.md). d = 80 and 96 are not
   // measured yet and keep the non-spilling one-block kernel.
-  if (kernel == kPrefillKernelAuto) {
+  if (kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma) {
     kernel = (kDim == 80 || kDim == 96) ? kPrefillKernelPipelined8x1 : kPrefillKernelPipelined8x2;
   }
   switch (kernel) {

@@ -39,6 +39,7 @@ struct Kernel {
   const char* name;
 };
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
+                               {cuda::kPrefillKernelWgmma, "wgmma"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},

@@ -1,0 +1,372 @@
+#pragma once
+// The prefill/extend attention kernel for Hopper (sm_90a), on the warpgroup tensor-core instructions
+// (wgmma), which the mma.sync kernels of cuda_attention_mma.cuh cannot reach: those top out near 240
+// TFLOP/s on an H200 for a 4096-token prompt, a third of what the tensor cores do.
+//
+// Same plan as prefill::attention_prefill_kernel (FlashAttention-2 with the online softmax in registers),
+// at head_dim 128 only:
+//  - a block of two warpgroups owns 128 query rows (tokens x the query heads of one KV head, so GQA reads
+//    each K/V tile once for the whole group), 64 per warpgroup;
+//  - K/V tiles of 128 keys are gathered from the paged cache with cp.async into two stages of shared
+//    memory laid out in the 128-byte swizzle wgmma reads (each 64-column half of a tile is a run of
+//    128-byte rows whose 16-byte chunks are XOR-ed with the row's index mod 8), so tile i + 1 is in flight
+//    while tile i is multiplied; keys past the block's last visible key are zero-filled (0 * NaN in V
+//    would otherwise poison O);
+//  - S = Q K^T is one chain of 8 wgmma m64n128k16 with Q and K read from shared memory through matrix
+//    descriptors; the online softmax runs on the accumulators, which have the mma.m16n8 layout, so P is
+//    repacked in registers as the A operand of O += P V (8 wgmma with A from registers and V read
+//    MN-major, i.e. transposed by the instruction);
+//  - causal mask only on tiles that cross a row's diagonal; a warpgroup skips tiles wholly in its future;
+//    query tiles run longest first.
+// Descriptor and swizzle layouts are the PTX ISA's ("Matrix Descriptor Format", "Shared Memory Matrix
+// Layout") for 128-byte swizzling.
+
+#include <cuda_bf16.h>
+
+#include "backends/cuda/cuda_attention_mma.cuh"
+#include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/cuda_kernels.h"
+
+namespace radixlm::cuda::wgmma_prefill {
+
+// Built only where the instructions exist (the sm_90a code; the compute_80 PTX gets an empty kernel that
+// the launcher never picks: supported() checks the device).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define RADIXLM_WGMMA 1
+#else
+#define RADIXLM_WGMMA 0
+#endif
+
+constexpr int kDim = 128;
+constexpr int kRows = 128;   // query rows per block, 64 per warpgroup
+constexpr int kKeys = 128;   // keys per K/V tile
+constexpr int kThreads = 256;
+constexpr int kStages = 2;
+constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
+constexpr int kHalfBytes = kTileBytes / 2;
+
+struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
+  uint8_t q[kTileBytes];
+  uint8_t k[kStages][kTileBytes];
+  uint8_t v[kStages][kTileBytes];
+};
+// Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
+constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
+
+// Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile.
+__device__ __forceinline__ int swizzled(int r, int c) {
+  return (c / 8) * kHalfBytes + r * 128 + (((c % 8) ^ (r % 8)) * 16);
+}
+
+// Matrix descriptor for 128-byte swizzled shared memory: start address, leading and stride byte offsets
+// (encoded >> 4), swizzle mode 1 (128 B) in bits 62-63.
+__device__ __forceinline__ uint64_t descriptor(uint32_t address, uint32_t leading, uint32_t stride) {
+  return static_cast<uint64_t>((address & 0x3FFFF) >> 4) | static_cast<uint64_t>((leading & 0x3FFFF) >> 4) << 16 |
+         static_cast<uint64_t>((stride & 0x3FFFF) >> 4) << 32 | uint64_t{1} << 62;
+}
+// K-major operand (Q as A, K as B): rows of 128 bytes, 8-row groups 1024 bytes apart (the leading offset
+// is unused with swizzling). Step kk (columns 16kk..16kk+15) starts 32 bytes further into its half.
+__device__ __forceinline__ uint64_t k_major(uint32_t tile, int first_row, int kk) {
+  return descriptor(tile + (kk / 4) * kHalfBytes + first_row * 128 + (kk % 4) * 32, 16, 1024);
+}
+// MN-major operand (V as B of O += P V, N = head dim contiguous): the two 64-column halves are the
+// leading offset apart, 8-key groups 1024 bytes; step kk (keys 16kk..16kk+15) starts 16 rows further.
+__device__ __forceinline__ uint64_t mn_major(uint32_t tile, int kk) {
+  return descriptor(tile + kk * 16 * 128, kHalfBytes, 1024);
+}
+
+#if RADIXLM_WGMMA
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Keeps the compiler from moving reads or writes of accumulators across the asynchronous wgmma.
+__device__ __forceinline__ void pin(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// Writes by the generic proxy (cp.async, st.shared) become visible to wgmma's operand reads.
+__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+// d (+)= A B on the warpgroup: m64 n128 k16, bf16 in, f32 accumulators (64 per thread, in the layout of
+// mma.m16n8 accumulators: warp w of the group holds rows 16w..16w+15, n8 tile t in d[4t..4t+3]). With
+// accumulate == false d is overwritten. A and B (both K-major) from shared memory through descriptors.
+__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)));
+}
+
+// d += A B: A from registers (the m16n8k16 A-fragment layout per warp), B from shared memory stored
+// MN-major (N contiguous: the transpose flag).
+__device__ __forceinline__ void wgmma_rs_mn_major_b(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+#endif  // RADIXLM_WGMMA
+
+// Gathers 128-key K/V tiles of one KV head from the paged cache into a swizzled stage. Thread t copies
+// chunk t % 16 of keys t / 16 + 16 i (i < 8), so 16 neighbouring threads read one 256-byte row; the page
+// ids of a tile are read a tile ahead (fetch_pages), so issuing never waits on a page-table load.
+struct KvLoader {
+  static constexpr int kCopies = kKeys * (kDim / 8) / kThreads;
+  const int32_t* pages;
+  int page_size;
+  int key_end;
+  int64_t kv_row;
+  int64_t head_offset;
+  int32_t page[kCopies];
+
+  __device__ __forceinline__ static int key_of(int i) {
+    return i * (kThreads / 16) + static_cast<int>(threadIdx.x) / 16;
+  }
+  __device__ __forceinline__ void fetch_pages(int k0) {
+#pragma unroll
+    for (int i = 0; i < kCopies; ++i) {
+      const int key = k0 + key_of(i);
+      page[i] = key < key_end ? pages[key / page_size] : 0;
+    }
+  }
+  __device__ __forceinline__ void issue(uint8_t* sk, uint8_t* sv, const AttentionParams& p, int k0) const {
+    const int c = static_cast<int>(threadIdx.x) % 16;
+#pragma unroll
+    for (int i = 0; i < kCopies; ++i) {
+      const int j = key_of(i), key = k0 + j;
+      const bool valid = key < key_end;
+      const int64_t slot = static_cast<int64_t>(page[i]) * page_size + key % page_size;
+      const int64_t offset = valid ? slot * kv_row + head_offset + c * 8 : 0;
+      prefill::cp_async_16(sk + swizzled(j, c), p.k_cache + offset, valid);
+      prefill::cp_async_16(sv + swizzled(j, c), p.v_cache + offset, valid);
+    }
+  }
+};
+
+// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads.
+__global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
+#if RADIXLM_WGMMA
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t raw_address = smem_address(smem_raw);
+  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+
+  const int group = p.q_heads / p.kv_heads;
+  const int tokens_per_tile = kRows / group;
+  const int kv_head = static_cast<int>(blockIdx.x);
+  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);
+  const int seq = static_cast<int>(blockIdx.z);
+  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
+  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
+  if (q_begin >= q_end) return;
+  const int rows = (q_end - q_begin) * group;
+  const int key_end = step.positions[q_end - 1] + 1;
+  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
+  const int warpgroup = static_cast<int>(threadIdx.x) / 128;
+  const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
+  const int quad_col = lane % 4;
+
+  // Q (rows past the tile's last token zero-filled) and the first K/V tile, one commit group.
+  {
+    const int c = static_cast<int>(threadIdx.x) % 16;
+#pragma unroll
+    for (int i = 0; i < kRows * 16 / kThreads; ++i) {
+      const int r = i * (kThreads / 16) + static_cast<int>(threadIdx.x) / 16;
+      const bool valid = r < rows;
+      const int64_t token = valid ? q_begin + r / group : 0;
+      const int head = valid ? kv_head * group + r % group : 0;
+      prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
+    }
+  }
+  KvLoader loader{step.page_table + step.page_table_start[seq], step.page_size, key_end,
+                  static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim, {}};
+  loader.fetch_pages(0);
+  loader.issue(s.k[0], s.v[0], p, 0);
+  prefill::cp_async_commit();
+  if (num_key_tiles > 1) loader.fetch_pages(kKeys);
+
+  // This thread's two rows (accumulator rows lane / 4 and lane / 4 + 8 of its warp's 16) and the keys each
+  // may see; rows are token-major, so the warpgroup's first row sees the fewest keys and its last the most.
+  const int first_row = warpgroup * 64;
+  const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
+  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
+  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
+  const bool has_rows = first_row < rows;
+  const int group_key_end = has_rows ? step.positions[q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
+  const int group_key_unmasked = has_rows ? step.positions[q_begin + first_row / group] + 1 : 0;
+
+  float o[64], sc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
+  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
+  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
+  const uint32_t q_address = smem_address(s.q);
+
+  for (int kt = 0; kt < num_key_tiles; ++kt) {
+    const int k0 = kt * kKeys;
+    const int stage = kt % kStages;
+    prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
+    fence_async_shared();         // ... made visible to wgmma ...
+    __syncthreads();  // ... everyone's; and both warpgroups are done with tile kt - 1, whose stage refills now
+    if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
+    prefill::cp_async_commit();
+    if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);
+    if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
+
+    const uint32_t k_address = smem_address(s.k[stage]), v_address = smem_address(s.v[stage]);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kDim / 16; ++kk) {
+      wgmma_ss(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait_all();
+    pin(sc);
+
+    // Online softmax: the thread holds keys k0 + 8t + 2 * quad_col + {0, 1} (t < 16) of rows row0 (sc[4t],
+    // sc[4t + 1]) and row1 (sc[4t + 2], sc[4t + 3]). Only a tile past some row's last visible key needs
+    // the mask.
+    float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
+    if (k0 + kKeys > group_key_unmasked) {
+#pragma unroll
+      for (int t = 0; t < kKeys / 8; ++t) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int key = k0 + t * 8 + quad_col * 2 + i;
+          sc[4 * t + i] = key < visible0 ? sc[4 * t + i] * scale_log2 : -INFINITY;
+          sc[4 * t + 2 + i] = key < visible1 ? sc[4 * t + 2 + i] * scale_log2 : -INFINITY;
+        }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) sc[i] *= scale_log2;
+    }
+#pragma unroll
+    for (int t = 0; t < kKeys / 8; ++t) {
+      tile_max0 = fmaxf(tile_max0, fmaxf(sc[4 * t], sc[4 * t + 1]));
+      tile_max1 = fmaxf(tile_max1, fmaxf(sc[4 * t + 2], sc[4 * t + 3]));
+    }
+    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
+    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
+    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
+    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+    const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+    // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
+    const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
+    const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
+    const float alpha0 = prefill::fast_exp2(max0 - base0), alpha1 = prefill::fast_exp2(max1 - base1);
+    max0 = new_max0;
+    max1 = new_max1;
+    float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
+#pragma unroll
+    for (int t = 0; t < kKeys / 8; ++t) {
+      sc[4 * t] = prefill::fast_exp2(sc[4 * t] - base0);
+      sc[4 * t + 1] = prefill::fast_exp2(sc[4 * t + 1] - base0);
+      sc[4 * t + 2] = prefill::fast_exp2(sc[4 * t + 2] - base1);
+      sc[4 * t + 3] = prefill::fast_exp2(sc[4 * t + 3] - base1);
+      tile_sum0 += sc[4 * t] + sc[4 * t + 1];
+      tile_sum1 += sc[4 * t + 2] + sc[4 * t + 3];
+    }
+    sum0 = sum0 * alpha0 + tile_sum0;  // per-thread partial sums; the quad adds them up at the end
+    sum1 = sum1 * alpha1 + tile_sum1;
+#pragma unroll
+    for (int t = 0; t < kDim / 8; ++t) {
+      o[4 * t] *= alpha0;
+      o[4 * t + 1] *= alpha0;
+      o[4 * t + 2] *= alpha1;
+      o[4 * t + 3] *= alpha1;
+    }
+    // P as the A operand: k16 step j is the accumulators of n8 tiles 2j and 2j + 1.
+    uint32_t a[kKeys / 16][4];
+#pragma unroll
+    for (int j = 0; j < kKeys / 16; ++j) {
+      a[j][0] = pack_bf16(sc[8 * j], sc[8 * j + 1]);
+      a[j][1] = pack_bf16(sc[8 * j + 2], sc[8 * j + 3]);
+      a[j][2] = pack_bf16(sc[8 * j + 4], sc[8 * j + 5]);
+      a[j][3] = pack_bf16(sc[8 * j + 6], sc[8 * j + 7]);
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < kKeys / 16; ++j) wgmma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
+    wgmma_commit();
+    wgmma_wait_all();
+    pin(o);
+  }
+
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half == 0 ? row0 : row1;
+    if (r >= rows) continue;
+    const float inverse = half == 0 ? inverse0 : inverse1;
+    const int64_t token = q_begin + r / group;
+    const int head = kv_head * group + r % group;
+    uint16_t* out = p.out + token * out_row + head * kDim;
+#pragma unroll
+    for (int t = 0; t < kDim / 8; ++t) {
+      *reinterpret_cast<uint32_t*>(out + t * 8 + quad_col * 2) =
+          pack_bf16(o[4 * t + 2 * half] * inverse, o[4 * t + 2 * half + 1] * inverse);
+    }
+  }
+#endif  // RADIXLM_WGMMA
+}
+
+// Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
+// block needs 161 KB of shared memory.
+inline bool supported() {
+  static const bool ok = [] {
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
+        major != 9 || minor != 0 ||
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
+      (void)cudaGetLastError();  // a refused attribute is not an error of the step
+      return false;
+    }
+    return true;
+  }();
+  return ok;
+}
+
+// Needs head_dim == kDim and supported().
+inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+  const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
+  const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
+                  static_cast<unsigned int>(step.num_seqs));
+  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+}
+
+}  // namespace radixlm::cuda::wgmma_prefill
