@@ -41,17 +41,21 @@ constexpr int kDim = 128;
 constexpr int kRows = 128;   // query rows per block, 64 per warpgroup
 constexpr int kKeys = 128;   // keys per K/V tile
 constexpr int kThreads = 256;
-constexpr int kStages = 2;
 constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
 constexpr int kHalfBytes = kTileBytes / 2;
 
+template <int kStages>
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
   uint8_t q[kTileBytes];
   uint8_t k[kStages][kTileBytes];
   uint8_t v[kStages][kTileBytes];
 };
-// Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
-constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
+// The overlapped kernel keeps three K/V stages (tile i's V, tile i + 1's K, tile i + 2 loading), the
+// serial one two. Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
+template <bool kOverlap>
+inline constexpr int kStagesFor = kOverlap ? 3 : 2;
+template <bool kOverlap>
+inline constexpr size_t kSmemBytes = sizeof(Smem<kStagesFor<kOverlap>>) + 1024;
 
 // Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile.
 __device__ __forceinline__ int swizzled(int r, int c) {
@@ -170,90 +174,19 @@ struct KvLoader {
   }
 };
 
-// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads.
-__global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
+
 #if RADIXLM_WGMMA
-  extern __shared__ uint8_t smem_raw[];
-  const uint32_t raw_address = smem_address(smem_raw);
-  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+// The online softmax of one warpgroup thread's two rows (accumulator rows lane / 4 and lane / 4 + 8 of its
+// warp), over one tile of scores: the thread holds keys k0 + 8t + 2 * (lane % 4) + {0, 1} (t < 16) of row
+// 0 in sc[4t], sc[4t + 1] and of row 1 in sc[4t + 2], sc[4t + 3].
+struct RowSoftmax {
+  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;  // sums: this thread's columns only
 
-  const int group = p.q_heads / p.kv_heads;
-  const int tokens_per_tile = kRows / group;
-  const int kv_head = static_cast<int>(blockIdx.x);
-  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);
-  const int seq = static_cast<int>(blockIdx.z);
-  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
-  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
-  if (q_begin >= q_end) return;
-  const int rows = (q_end - q_begin) * group;
-  const int key_end = step.positions[q_end - 1] + 1;
-  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
-  const int warpgroup = static_cast<int>(threadIdx.x) / 128;
-  const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
-  const int quad_col = lane % 4;
-
-  // Q (rows past the tile's last token zero-filled) and the first K/V tile, one commit group.
-  {
-    const int c = static_cast<int>(threadIdx.x) % 16;
-#pragma unroll
-    for (int i = 0; i < kRows * 16 / kThreads; ++i) {
-      const int r = i * (kThreads / 16) + static_cast<int>(threadIdx.x) / 16;
-      const bool valid = r < rows;
-      const int64_t token = valid ? q_begin + r / group : 0;
-      const int head = valid ? kv_head * group + r % group : 0;
-      prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
-    }
-  }
-  KvLoader loader{step.page_table + step.page_table_start[seq], step.page_size, key_end,
-                  static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim, {}};
-  loader.fetch_pages(0);
-  loader.issue(s.k[0], s.v[0], p, 0);
-  prefill::cp_async_commit();
-  if (num_key_tiles > 1) loader.fetch_pages(kKeys);
-
-  // This thread's two rows (accumulator rows lane / 4 and lane / 4 + 8 of its warp's 16) and the keys each
-  // may see; rows are token-major, so the warpgroup's first row sees the fewest keys and its last the most.
-  const int first_row = warpgroup * 64;
-  const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
-  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
-  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
-  const bool has_rows = first_row < rows;
-  const int group_key_end = has_rows ? step.positions[q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
-  const int group_key_unmasked = has_rows ? step.positions[q_begin + first_row / group] + 1 : 0;
-
-  float o[64], sc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
-  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
-  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
-  const uint32_t q_address = smem_address(s.q);
-
-  for (int kt = 0; kt < num_key_tiles; ++kt) {
-    const int k0 = kt * kKeys;
-    const int stage = kt % kStages;
-    prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
-    fence_async_shared();         // ... made visible to wgmma ...
-    __syncthreads();  // ... everyone's; and both warpgroups are done with tile kt - 1, whose stage refills now
-    if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
-    prefill::cp_async_commit();
-    if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);
-    if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
-
-    const uint32_t k_address = smem_address(s.k[stage]), v_address = smem_address(s.v[stage]);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kDim / 16; ++kk) {
-      wgmma_ss(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait_all();
-    pin(sc);
-
-    // Online softmax: the thread holds keys k0 + 8t + 2 * quad_col + {0, 1} (t < 16) of rows row0 (sc[4t],
-    // sc[4t + 1]) and row1 (sc[4t + 2], sc[4t + 3]). Only a tile past some row's last visible key needs
-    // the mask.
-    float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
-    if (k0 + kKeys > group_key_unmasked) {
+  // Masks (when some row's diagonal is in the tile), exponentiates, rescales O to the new maxima and
+  // packs P as the A operand of O += P V (k16 step j = the accumulators of n8 tiles 2j and 2j + 1).
+  __device__ __forceinline__ void tile(float (&sc)[64], float (&o)[64], uint32_t (&a)[kKeys / 16][4], int k0,
+                                       bool masked, int visible0, int visible1, float scale_log2, int quad_col) {
+    if (masked) {
 #pragma unroll
       for (int t = 0; t < kKeys / 8; ++t) {
 #pragma unroll
@@ -267,6 +200,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 #pragma unroll
       for (int i = 0; i < 64; ++i) sc[i] *= scale_log2;
     }
+    float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
     for (int t = 0; t < kKeys / 8; ++t) {
       tile_max0 = fmaxf(tile_max0, fmaxf(sc[4 * t], sc[4 * t + 1]));
@@ -293,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
       tile_sum0 += sc[4 * t] + sc[4 * t + 1];
       tile_sum1 += sc[4 * t + 2] + sc[4 * t + 3];
     }
-    sum0 = sum0 * alpha0 + tile_sum0;  // per-thread partial sums; the quad adds them up at the end
+    sum0 = sum0 * alpha0 + tile_sum0;
     sum1 = sum1 * alpha1 + tile_sum1;
 #pragma unroll
     for (int t = 0; t < kDim / 8; ++t) {
@@ -302,8 +236,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
       o[4 * t + 2] *= alpha1;
       o[4 * t + 3] *= alpha1;
     }
-    // P as the A operand: k16 step j is the accumulators of n8 tiles 2j and 2j + 1.
-    uint32_t a[kKeys / 16][4];
 #pragma unroll
     for (int j = 0; j < kKeys / 16; ++j) {
       a[j][0] = pack_bf16(sc[8 * j], sc[8 * j + 1]);
@@ -311,14 +243,156 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
       a[j][2] = pack_bf16(sc[8 * j + 4], sc[8 * j + 5]);
       a[j][3] = pack_bf16(sc[8 * j + 6], sc[8 * j + 7]);
     }
-    wgmma_fence();
+  }
+};
+
+// S = Q K^T for one tile: 8 k16 steps over the head dim, issued and committed as one wgmma group.
+__device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_address, int first_row, uint32_t k_address) {
+  wgmma_fence();
 #pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j) wgmma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
-    wgmma_commit();
-    wgmma_wait_all();
-    pin(o);
+  for (int kk = 0; kk < kDim / 16; ++kk) {
+    wgmma_ss(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
+  }
+  wgmma_commit();
+}
+// O += P V for one tile, one wgmma group.
+__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKeys / 16][4], uint32_t v_address) {
+  wgmma_fence();
+#pragma unroll
+  for (int j = 0; j < kKeys / 16; ++j) wgmma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
+  wgmma_commit();
+}
+#endif  // RADIXLM_WGMMA
+
+// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads.
+// kOverlap: while a warpgroup runs the softmax of tile i, the tensor cores already compute tile i + 1's
+// scores (FlashAttention-3's intra-warpgroup pipelining; a second S in registers and a third K/V stage);
+// without it each tile is S, then softmax, then O += P V.
+template <bool kOverlap>
+__global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
+#if RADIXLM_WGMMA
+  constexpr int kStages = kStagesFor<kOverlap>;
+  using S = Smem<kStages>;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t raw_address = smem_address(smem_raw);
+  S& s = *reinterpret_cast<S*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+
+  const int group = p.q_heads / p.kv_heads;
+  const int tokens_per_tile = kRows / group;
+  const int kv_head = static_cast<int>(blockIdx.x);
+  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);
+  const int seq = static_cast<int>(blockIdx.z);
+  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
+  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
+  if (q_begin >= q_end) return;
+  const int rows = (q_end - q_begin) * group;
+  const int key_end = step.positions[q_end - 1] + 1;
+  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
+  const int warpgroup = static_cast<int>(threadIdx.x) / 128;
+  const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
+  const int quad_col = lane % 4;
+
+  // Q (rows past the tile's last token zero-filled) with the first K/V tile in one commit group, then
+  // the next kStages - 2 tiles, a group each (empty past the last tile, so the wait counts stay exact).
+  {
+    const int c = static_cast<int>(threadIdx.x) % 16;
+#pragma unroll
+    for (int i = 0; i < kRows * 16 / kThreads; ++i) {
+      const int r = i * (kThreads / 16) + static_cast<int>(threadIdx.x) / 16;
+      const bool valid = r < rows;
+      const int64_t token = valid ? q_begin + r / group : 0;
+      const int head = valid ? kv_head * group + r % group : 0;
+      prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
+    }
+  }
+  KvLoader loader{step.page_table + step.page_table_start[seq], step.page_size, key_end,
+                  static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim, {}};
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < num_key_tiles) {
+      loader.fetch_pages(st * kKeys);
+      loader.issue(s.k[st], s.v[st], p, st * kKeys);
+    }
+    prefill::cp_async_commit();
+  }
+  if (kStages - 1 < num_key_tiles) loader.fetch_pages((kStages - 1) * kKeys);
+
+  // This thread's two rows and the keys each may see; rows are token-major, so the warpgroup's first row
+  // sees the fewest keys and its last the most.
+  const int first_row = warpgroup * 64;
+  const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
+  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
+  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
+  const bool has_rows = first_row < rows;
+  const int group_key_end = has_rows ? step.positions[q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
+  const int group_key_unmasked = has_rows ? step.positions[q_begin + first_row / group] + 1 : 0;
+
+  float o[64], sc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
+  RowSoftmax softmax;
+  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
+  const uint32_t q_address = smem_address(s.q);
+  uint32_t a[kKeys / 16][4];
+
+  if constexpr (kOverlap) {
+    float next[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) next[i] = 0.0f;
+    prefill::cp_async_wait<kStages - 2>();  // Q and tile 0 have landed: this thread's copies ...
+    fence_async_shared();                   // ... visible to wgmma ...
+    __syncthreads();                        // ... and everyone's
+    if (group_key_end > 0) {
+      issue_scores(sc, q_address, first_row, smem_address(s.k[0]));
+      wgmma_wait_all();
+      pin(sc);
+    }
+    for (int kt = 0; kt < num_key_tiles; ++kt) {
+      const int k0 = kt * kKeys;
+      // Tile kt + 1 has landed, and both warpgroups are done with tile kt - 1, whose stage refills now.
+      prefill::cp_async_wait<kStages - 3>();
+      fence_async_shared();
+      __syncthreads();
+      const int ahead = kt + kStages - 1;
+      if (ahead < num_key_tiles) loader.issue(s.k[ahead % kStages], s.v[ahead % kStages], p, ahead * kKeys);
+      prefill::cp_async_commit();
+      if (ahead + 1 < num_key_tiles) loader.fetch_pages((ahead + 1) * kKeys);
+      if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
+
+      const bool score_next = kt + 1 < num_key_tiles && k0 + kKeys < group_key_end;
+      if (score_next) issue_scores(next, q_address, first_row, smem_address(s.k[(kt + 1) % kStages]));
+      softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+      issue_pv(o, a, smem_address(s.v[kt % kStages]));
+      wgmma_wait_all();
+      pin(o);
+      pin(next);
+#pragma unroll
+      for (int i = 0; i < 64; ++i) sc[i] = next[i];
+    }
+  } else {
+    for (int kt = 0; kt < num_key_tiles; ++kt) {
+      const int k0 = kt * kKeys;
+      const int stage = kt % kStages;
+      prefill::cp_async_wait<kStages - 2>();  // tile kt (and Q) has landed: this thread's copies ...
+      fence_async_shared();                   // ... made visible to wgmma ...
+      __syncthreads();  // ... everyone's; and both warpgroups are done with tile kt - 1, whose stage refills
+      const int ahead = kt + kStages - 1;
+      if (ahead < num_key_tiles) loader.issue(s.k[ahead % kStages], s.v[ahead % kStages], p, ahead * kKeys);
+      prefill::cp_async_commit();
+      if (ahead + 1 < num_key_tiles) loader.fetch_pages((ahead + 1) * kKeys);
+      if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
+
+      issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
+      wgmma_wait_all();
+      pin(sc);
+      softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+      issue_pv(o, a, smem_address(s.v[stage]));
+      wgmma_wait_all();
+      pin(o);
+    }
   }
 
+  float sum0 = softmax.sum0, sum1 = softmax.sum1;
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
   sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
@@ -342,17 +416,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 #endif  // RADIXLM_WGMMA
 }
 
-// Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
-// block needs 161 KB of shared memory.
-inline bool supported() {
+// Whether this process's GPU runs the kernels: the sm_90a code runs on compute capability 9.0 only, and
+// the overlapped block needs 225 KB of shared memory.
+template <bool kOverlap>
+bool supported() {
   static const bool ok = [] {
     int device = 0, major = 0, minor = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<kOverlap>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes<kOverlap>)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
     }
@@ -361,12 +436,13 @@ inline bool supported() {
   return ok;
 }
 
-// Needs head_dim == kDim and supported().
-inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+// Needs head_dim == kDim and supported<kOverlap>().
+template <bool kOverlap>
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<kOverlap><<<grid, kThreads, kSmemBytes<kOverlap>, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
