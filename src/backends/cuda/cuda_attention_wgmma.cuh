@@ -44,18 +44,15 @@ constexpr int kThreads = 256;
 constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
 constexpr int kHalfBytes = kTileBytes / 2;
 
-template <int kStages>
+constexpr int kStages = 2;
+
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
   uint8_t q[kTileBytes];
   uint8_t k[kStages][kTileBytes];
   uint8_t v[kStages][kTileBytes];
 };
-// The overlapped kernel keeps three K/V stages (tile i's V, tile i + 1's K, tile i + 2 loading), the
-// serial one two. Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
-template <bool kOverlap>
-inline constexpr int kStagesFor = kOverlap ? 3 : 2;
-template <bool kOverlap>
-inline constexpr size_t kSmemBytes = sizeof(Smem<kStagesFor<kOverlap>>) + 1024;
+// Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
+constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
 
 // Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile.
 __device__ __forceinline__ int swizzled(int r, int c) {
@@ -186,25 +183,24 @@ struct KvLoader {
 // warp), over one tile of scores: the thread holds keys k0 + 8t + 2 * (lane % 4) + {0, 1} (t < 16) of row
 // 0 in sc[4t], sc[4t + 1] and of row 1 in sc[4t + 2], sc[4t + 3].
 struct RowSoftmax {
-  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;  // sums: this thread's columns only
+  // In base-2 units of the scaled scores; sums over this thread's columns only.
+  float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
 
   // Masks (when some row's diagonal is in the tile), exponentiates, rescales O to the new maxima and
   // packs P as the A operand of O += P V (k16 step j = the accumulators of n8 tiles 2j and 2j + 1).
   __device__ __forceinline__ void tile(float (&sc)[64], float (&o)[64], uint32_t (&a)[kKeys / 16][4], int k0,
                                        bool masked, int visible0, int visible1, float scale_log2, int quad_col) {
+    // Maxima of the raw scores; the scale is folded into the exponent's multiply-add (scale > 0).
     if (masked) {
 #pragma unroll
       for (int t = 0; t < kKeys / 8; ++t) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int key = k0 + t * 8 + quad_col * 2 + i;
-          sc[4 * t + i] = key < visible0 ? sc[4 * t + i] * scale_log2 : -INFINITY;
-          sc[4 * t + 2 + i] = key < visible1 ? sc[4 * t + 2 + i] * scale_log2 : -INFINITY;
+          if (key >= visible0) sc[4 * t + i] = -INFINITY;
+          if (key >= visible1) sc[4 * t + 2 + i] = -INFINITY;
         }
       }
-    } else {
-#pragma unroll
-      for (int i = 0; i < 64; ++i) sc[i] *= scale_log2;
     }
     float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
@@ -216,7 +212,7 @@ struct RowSoftmax {
     tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
     tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
     tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
-    const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+    const float new_max0 = fmaxf(max0, tile_max0 * scale_log2), new_max1 = fmaxf(max1, tile_max1 * scale_log2);
     // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
     const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
     const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
@@ -225,11 +221,11 @@ struct RowSoftmax {
     max1 = new_max1;
     float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
 #pragma unroll
-    for (int t = 0; t < kKeys / 8; ++t) {
-      sc[4 * t] = prefill::fast_exp2(sc[4 * t] - base0);
-      sc[4 * t + 1] = prefill::fast_exp2(sc[4 * t + 1] - base0);
-      sc[4 * t + 2] = prefill::fast_exp2(sc[4 * t + 2] - base1);
-      sc[4 * t + 3] = prefill::fast_exp2(sc[4 * t + 3] - base1);
+    for (int t = 0; t < kKeys / 8; ++t) {  // exp2(-inf * scale - base) == 0 for the masked keys
+      sc[4 * t] = prefill::fast_exp2(fmaf(sc[4 * t], scale_log2, -base0));
+      sc[4 * t + 1] = prefill::fast_exp2(fmaf(sc[4 * t + 1], scale_log2, -base0));
+      sc[4 * t + 2] = prefill::fast_exp2(fmaf(sc[4 * t + 2], scale_log2, -base1));
+      sc[4 * t + 3] = prefill::fast_exp2(fmaf(sc[4 * t + 3], scale_log2, -base1));
       tile_sum0 += sc[4 * t] + sc[4 * t + 1];
       tile_sum1 += sc[4 * t + 2] + sc[4 * t + 3];
     }
@@ -271,17 +267,15 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 #endif  // RADIXLM_WGMMA
 
 // Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads.
-// kOverlap: while a warpgroup runs the softmax of tile i, the tensor cores already compute tile i + 1's
-// scores (FlashAttention-3's intra-warpgroup pipelining; a second S in registers and a third K/V stage);
-// without it each tile is S, then softmax, then O += P V.
-template <bool kOverlap>
+// kPingPong: warpgroup 1 issues a tile's S = Q K^T only once warpgroup 0 has issued its own, so the tensor
+// cores run the two back to back and warpgroup 0's softmax overlaps warpgroup 1's MMA (FlashAttention-3's
+// inter-warpgroup schedule); without it both multiply, then both exponentiate, and the tensor cores idle.
+template <bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
-  constexpr int kStages = kStagesFor<kOverlap>;
-  using S = Smem<kStages>;
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
-  S& s = *reinterpret_cast<S*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
 
   const int group = p.q_heads / p.kv_heads;
   const int tokens_per_tile = kRows / group;
@@ -298,8 +292,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_col = lane % 4;
 
-  // Q (rows past the tile's last token zero-filled) with the first K/V tile in one commit group, then
-  // the next kStages - 2 tiles, a group each (empty past the last tile, so the wait counts stay exact).
+  // Q (rows past the tile's last token zero-filled) with the first K/V tile, one commit group.
   {
     const int c = static_cast<int>(threadIdx.x) % 16;
 #pragma unroll
@@ -314,15 +307,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
   KvLoader loader{step.page_table + step.page_table_start[seq], step.page_size, page_shift, key_end,
                   static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim, {}};
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < num_key_tiles) {
-      loader.fetch_pages(st * kKeys);
-      loader.issue(s.k[st], s.v[st], p, st * kKeys);
-    }
-    prefill::cp_async_commit();
-  }
-  if (kStages - 1 < num_key_tiles) loader.fetch_pages((kStages - 1) * kKeys);
+  loader.fetch_pages(0);
+  loader.issue(s.k[0], s.v[0], p, 0);
+  prefill::cp_async_commit();
+  if (num_key_tiles > 1) loader.fetch_pages(kKeys);
 
   // This thread's two rows and the keys each may see; rows are token-major, so the warpgroup's first row
   // sees the fewest keys and its last the most.
@@ -342,61 +330,29 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   const uint32_t q_address = smem_address(s.q);
   uint32_t a[kKeys / 16][4];
 
-  if constexpr (kOverlap) {
-    float next[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) next[i] = 0.0f;
-    prefill::cp_async_wait<kStages - 2>();  // Q and tile 0 have landed: this thread's copies ...
-    fence_async_shared();                   // ... visible to wgmma ...
-    __syncthreads();                        // ... and everyone's
-    if (group_key_end > 0) {
-      issue_scores(sc, q_address, first_row, smem_address(s.k[0]));
-      wgmma_wait_all();
-      pin(sc);
-    }
-    for (int kt = 0; kt < num_key_tiles; ++kt) {
-      const int k0 = kt * kKeys;
-      // Tile kt + 1 has landed, and both warpgroups are done with tile kt - 1, whose stage refills now.
-      prefill::cp_async_wait<kStages - 3>();
-      fence_async_shared();
-      __syncthreads();
-      const int ahead = kt + kStages - 1;
-      if (ahead < num_key_tiles) loader.issue(s.k[ahead % kStages], s.v[ahead % kStages], p, ahead * kKeys);
-      prefill::cp_async_commit();
-      if (ahead + 1 < num_key_tiles) loader.fetch_pages((ahead + 1) * kKeys);
-      if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
+  for (int kt = 0; kt < num_key_tiles; ++kt) {
+    const int k0 = kt * kKeys;
+    const int stage = kt % kStages;
+    prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
+    fence_async_shared();         // ... made visible to wgmma ...
+    __syncthreads();  // ... everyone's; and both warpgroups are done with tile kt - 1, whose stage refills now
+    if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
+    prefill::cp_async_commit();
+    if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);
 
-      const bool score_next = kt + 1 < num_key_tiles && k0 + kKeys < group_key_end;
-      if (score_next) issue_scores(next, q_address, first_row, smem_address(s.k[(kt + 1) % kStages]));
-      softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-      issue_pv(o, a, smem_address(s.v[kt % kStages]));
-      wgmma_wait_all();
-      pin(o);
-      pin(next);
-#pragma unroll
-      for (int i = 0; i < 64; ++i) sc[i] = next[i];
-    }
-  } else {
-    for (int kt = 0; kt < num_key_tiles; ++kt) {
-      const int k0 = kt * kKeys;
-      const int stage = kt % kStages;
-      prefill::cp_async_wait<kStages - 2>();  // tile kt (and Q) has landed: this thread's copies ...
-      fence_async_shared();                   // ... made visible to wgmma ...
-      __syncthreads();  // ... everyone's; and both warpgroups are done with tile kt - 1, whose stage refills
-      const int ahead = kt + kStages - 1;
-      if (ahead < num_key_tiles) loader.issue(s.k[ahead % kStages], s.v[ahead % kStages], p, ahead * kKeys);
-      prefill::cp_async_commit();
-      if (ahead + 1 < num_key_tiles) loader.fetch_pages((ahead + 1) * kKeys);
-      if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
-
-      issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-      wgmma_wait_all();
-      pin(sc);
-      softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-      issue_pv(o, a, smem_address(s.v[stage]));
-      wgmma_wait_all();
-      pin(o);
-    }
+    // Named barrier 1 (256 threads: warpgroup 0 arrives, 1 waits) orders the two S issues every tile,
+    // whether or not a warpgroup has work in it.
+    const bool active = k0 < group_key_end;  // else the whole tile is in this warpgroup's causal future
+    if (kPingPong && warpgroup == 1) asm volatile("bar.sync 1, 256;" ::: "memory");
+    if (active) issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
+    if (kPingPong && warpgroup == 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
+    if (!active) continue;
+    wgmma_wait_all();
+    pin(sc);
+    softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+    issue_pv(o, a, smem_address(s.v[stage]));
+    wgmma_wait_all();
+    pin(o);
   }
 
   float sum0 = softmax.sum0, sum1 = softmax.sum1;
@@ -423,9 +379,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 #endif  // RADIXLM_WGMMA
 }
 
-// Whether this process's GPU runs the kernels: the sm_90a code runs on compute capability 9.0 only, and
-// the overlapped block needs 225 KB of shared memory.
-template <bool kOverlap>
+// Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
+// block needs 161 KB of shared memory.
+template <bool kPingPong>
 bool supported() {
   static const bool ok = [] {
     int device = 0, major = 0, minor = 0;
@@ -433,8 +389,8 @@ bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<kOverlap>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes<kOverlap>)) != cudaSuccess) {
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<kPingPong>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
     }
@@ -443,13 +399,13 @@ bool supported() {
   return ok;
 }
 
-// Needs head_dim == kDim and supported<kOverlap>().
-template <bool kOverlap>
+// Needs head_dim == kDim and supported<kPingPong>().
+template <bool kPingPong>
 void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<kOverlap><<<grid, kThreads, kSmemBytes<kOverlap>, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<kPingPong><<<grid, kThreads, kSmemBytes, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
