@@ -1,7 +1,7 @@
 #pragma once
 // The prefill/extend attention kernel for Hopper (sm_90a), on the warpgroup tensor-core instructions
 // (wgmma), which the mma.sync kernels of cuda_attention_mma.cuh cannot reach: those top out near 240
-// TFLOP/s on an H200 for a 4096-token prompt, a third of what the tensor cores do.
+// TFLOP/s on an H200 for a 4096-token prompt, a third of what the tensor cores do; this one ran at 337.
 //
 // Same plan as prefill::attention_prefill_kernel (FlashAttention-2 with the online softmax in registers),
 // at head_dim 128 only:
@@ -266,11 +266,11 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 }
 #endif  // RADIXLM_WGMMA
 
-// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads.
-// kPingPong: warpgroup 1 issues a tile's S = Q K^T only once warpgroup 0 has issued its own, so the tensor
-// cores run the two back to back and warpgroup 0's softmax overlaps warpgroup 1's MMA (FlashAttention-3's
-// inter-warpgroup schedule); without it both multiply, then both exponentiate, and the tensor cores idle.
-template <bool kPingPong>
+// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads. The two
+// warpgroups run in step (S, softmax, O += P V per tile between block barriers): measured on an H200,
+// ordering their MMAs FlashAttention-3 style (warpgroup 1's scores after warpgroup 0's, so one's softmax
+// overlaps the other's MMA) ran at 303 TFLOP/s against 337 in step, and computing tile i + 1's scores
+// during tile i's softmax (a third stage, 254 registers) at 304 against 318; docs/performance.md.
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
@@ -339,14 +339,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
     prefill::cp_async_commit();
     if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);
+    if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
 
-    // Named barrier 1 (256 threads: warpgroup 0 arrives, 1 waits) orders the two S issues every tile,
-    // whether or not a warpgroup has work in it.
-    const bool active = k0 < group_key_end;  // else the whole tile is in this warpgroup's causal future
-    if (kPingPong && warpgroup == 1) asm volatile("bar.sync 1, 256;" ::: "memory");
-    if (active) issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    if (kPingPong && warpgroup == 0) asm volatile("bar.arrive 1, 256;" ::: "memory");
-    if (!active) continue;
+    issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
     wgmma_wait_all();
     pin(sc);
     softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
@@ -381,15 +376,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 
 // Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
 // block needs 161 KB of shared memory.
-template <bool kPingPong>
-bool supported() {
+inline bool supported() {
   static const bool ok = [] {
     int device = 0, major = 0, minor = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<kPingPong>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
@@ -399,13 +393,12 @@ bool supported() {
   return ok;
 }
 
-// Needs head_dim == kDim and supported<kPingPong>().
-template <bool kPingPong>
-void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+// Needs head_dim == kDim and supported().
+inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<kPingPong><<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
