@@ -87,6 +87,8 @@ if part optimes; then
     stage op-times-b$b 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
       --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 32
   done
+  stage op-times-prefill-4096 90 "$BENCH" env RADIXLM_CUDA_OP_TIMES=1 "$RADIXLM" bench one-batch --model-path "$MODEL8B" \
+    --load-format dummy --device cuda --disable-cuda-graph --batch-size 1 --input-len 4096 --output-len 2
 fi
 ROOF=(--roofline-bandwidth-tbs "$BW" --roofline-tflops "$TF")
 ONE=("$RADIXLM" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda)
@@ -142,7 +144,7 @@ fi
 {
   # Longest sections first: the device tool shows the output's tail, so the tests and the benchmark table
   # come last.
-  echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; prefills included)"
+  echo "--- op times, eager (batch 1: 128 in / 64 out; batches 64 and 256: 128 in / 32 out; 4096 in / 2 out; prefills included)"
   grep -A18 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
   grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
