@@ -44,15 +44,22 @@ constexpr int kThreads = 256;
 constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
 constexpr int kHalfBytes = kTileBytes / 2;
 
-constexpr int kStages = 2;
+// The two schedules of a tile's MMAs (see the kernel): kSerial waits for O += P V before the next tile
+// and needs two K/V stages; kDeferred lets it run on while the next tile's loads and scores are issued,
+// which needs a third stage (224 KB of shared memory in all).
+enum class Schedule { kSerial, kDeferred };
+template <Schedule kSchedule>
+constexpr int kStages = kSchedule == Schedule::kSerial ? 2 : 3;
 
+template <Schedule kSchedule>
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
   uint8_t q[kTileBytes];
-  uint8_t k[kStages][kTileBytes];
-  uint8_t v[kStages][kTileBytes];
+  uint8_t k[kStages<kSchedule>][kTileBytes];
+  uint8_t v[kStages<kSchedule>][kTileBytes];
 };
 // Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
-constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
+template <Schedule kSchedule>
+constexpr size_t kSmemBytes = sizeof(Smem<kSchedule>) + 1024;
 
 // Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile.
 __device__ __forceinline__ int swizzled(int r, int c) {
@@ -84,6 +91,16 @@ __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_grou
 __device__ __forceinline__ void pin(float (&d)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// The same for the A fragments of an O += P V still in flight: wgmma reads them from the registers
+// asynchronously, so they must stay live (not be reused for other values) until the wait after it.
+template <int kN>
+__device__ __forceinline__ void pin(uint32_t (&a)[kN][4]) {
+#pragma unroll
+  for (int j = 0; j < kN; ++j) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[j][i])::"memory");
+  }
 }
 // Writes by the generic proxy (cp.async, st.shared) become visible to wgmma's operand reads.
 __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
@@ -271,11 +288,17 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 // ordering their MMAs FlashAttention-3 style (warpgroup 1's scores after warpgroup 0's, so one's softmax
 // overlaps the other's MMA) ran at 303 TFLOP/s against 337 in step, and computing tile i + 1's scores
 // during tile i's softmax (a third stage, 254 registers) at 304 against 318; docs/performance.md.
+// Schedule::kSerial waits for each tile's O += P V before the block barrier; kDeferred issues it and goes
+// on to the barrier, the next tile's loads and its scores, and waits for both MMAs together, so the
+// tensor cores run P V and the next Q K^T back to back while the threads issue copies.
+template <Schedule kSchedule>
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
+  constexpr int kStages = wgmma_prefill::kStages<kSchedule>;
+  constexpr bool kDeferred = kSchedule == Schedule::kDeferred;
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
-  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+  Smem<kSchedule>& s = *reinterpret_cast<Smem<kSchedule>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
 
   const int group = p.q_heads / p.kv_heads;
   const int tokens_per_tile = kRows / group;
@@ -335,19 +358,32 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     const int stage = kt % kStages;
     prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
     fence_async_shared();         // ... made visible to wgmma ...
-    __syncthreads();  // ... everyone's; and both warpgroups are done with tile kt - 1, whose stage refills now
+    // ... everyone's; and both warpgroups are done with the stage that refills now: tile kt - 1's (serial),
+    // or tile kt - 2's (deferred: its O += P V was waited for in iteration kt - 1).
+    __syncthreads();
     if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
     prefill::cp_async_commit();
     if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);
     if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
 
     issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    wgmma_wait_all();
+    wgmma_wait_all();  // deferred: tile kt - 1's O += P V too, so O and the A fragments are free again
     pin(sc);
+    if constexpr (kDeferred) {
+      pin(o);
+      pin(a);
+    }
     softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
     issue_pv(o, a, smem_address(s.v[stage]));
+    if constexpr (!kDeferred) {
+      wgmma_wait_all();
+      pin(o);
+    }
+  }
+  if constexpr (kDeferred) {
     wgmma_wait_all();
     pin(o);
+    pin(a);
   }
 
   float sum0 = softmax.sum0, sum1 = softmax.sum1;
@@ -375,7 +411,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 }
 
 // Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
-// block needs 161 KB of shared memory.
+// block needs 161 KB (serial) or 225 KB (deferred) of shared memory.
 inline bool supported() {
   static const bool ok = [] {
     int device = 0, major = 0, minor = 0;
@@ -383,8 +419,12 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<Schedule::kSerial>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes<Schedule::kSerial>)) != cudaSuccess ||
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<Schedule::kDeferred>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes<Schedule::kDeferred>)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
     }
@@ -394,11 +434,12 @@ inline bool supported() {
 }
 
 // Needs head_dim == kDim and supported().
+template <Schedule kSchedule>
 inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<kSchedule><<<grid, kThreads, kSmemBytes<kSchedule>, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
