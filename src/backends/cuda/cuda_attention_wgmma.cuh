@@ -1,13 +1,13 @@
 #pragma once
 // The prefill/extend attention kernel for Hopper (sm_90a), on the warpgroup tensor-core instructions
 // (wgmma), which the mma.sync kernels of cuda_attention_mma.cuh cannot reach: those top out near 240
-// TFLOP/s on an H200 for a 4096-token prompt, a third of what the tensor cores do; this one ran at 337.
+// TFLOP/s on an H200 for a 4096-token prompt, a third of what the tensor cores do; this one runs at 339.
 //
 // Same plan as prefill::attention_prefill_kernel (FlashAttention-2 with the online softmax in registers),
 // at head_dim 128 only:
 //  - a block of two warpgroups owns 128 query rows (tokens x the query heads of one KV head, so GQA reads
 //    each K/V tile once for the whole group), 64 per warpgroup;
-//  - K/V tiles of 128 keys are gathered from the paged cache with cp.async into two stages of shared
+//  - K/V tiles of 128 keys are gathered from the paged cache with cp.async into three stages of shared
 //    memory laid out in the 128-byte swizzle wgmma reads (each 64-column half of a tile is a run of
 //    128-byte rows whose 16-byte chunks are XOR-ed with the row's index mod 8), so tile i + 1 is in flight
 //    while tile i is multiplied; keys past the block's last visible key are zero-filled (0 * NaN in V
@@ -44,22 +44,17 @@ constexpr int kThreads = 256;
 constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
 constexpr int kHalfBytes = kTileBytes / 2;
 
-// The two schedules of a tile's MMAs (see the kernel): kSerial waits for O += P V before the next tile
-// and needs two K/V stages; kDeferred lets it run on while the next tile's loads and scores are issued,
-// which needs a third stage (224 KB of shared memory in all).
-enum class Schedule { kSerial, kDeferred };
-template <Schedule kSchedule>
-constexpr int kStages = kSchedule == Schedule::kSerial ? 2 : 3;
+// Three K/V stages: tile i + 1 loads while tile i is multiplied and tile i - 1's O += P V may still run
+// (the kernel waits for it only after issuing tile i's scores); 224 KB of shared memory in all.
+constexpr int kStages = 3;
 
-template <Schedule kSchedule>
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
   uint8_t q[kTileBytes];
-  uint8_t k[kStages<kSchedule>][kTileBytes];
-  uint8_t v[kStages<kSchedule>][kTileBytes];
+  uint8_t k[kStages][kTileBytes];
+  uint8_t v[kStages][kTileBytes];
 };
 // Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
-template <Schedule kSchedule>
-constexpr size_t kSmemBytes = sizeof(Smem<kSchedule>) + 1024;
+constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
 
 // Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile.
 __device__ __forceinline__ int swizzled(int r, int c) {
@@ -288,17 +283,14 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 // ordering their MMAs FlashAttention-3 style (warpgroup 1's scores after warpgroup 0's, so one's softmax
 // overlaps the other's MMA) ran at 303 TFLOP/s against 337 in step, and computing tile i + 1's scores
 // during tile i's softmax (a third stage, 254 registers) at 304 against 318; docs/performance.md.
-// Schedule::kSerial waits for each tile's O += P V before the block barrier; kDeferred issues it and goes
-// on to the barrier, the next tile's loads and its scores, and waits for both MMAs together, so the
-// tensor cores run P V and the next Q K^T back to back while the threads issue copies.
-template <Schedule kSchedule>
+// A tile's O += P V is issued and not waited for: the threads go on to the barrier, the next tile's loads
+// and its scores, and wait for both MMAs together, so the tensor cores run P V and the next Q K^T back to
+// back while the threads issue copies (339 TFLOP/s against 333 waiting for P V at once, H200).
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
-  constexpr int kStages = wgmma_prefill::kStages<kSchedule>;
-  constexpr bool kDeferred = kSchedule == Schedule::kDeferred;
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
-  Smem<kSchedule>& s = *reinterpret_cast<Smem<kSchedule>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
 
   const int group = p.q_heads / p.kv_heads;
   const int tokens_per_tile = kRows / group;
@@ -358,8 +350,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     const int stage = kt % kStages;
     prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
     fence_async_shared();         // ... made visible to wgmma ...
-    // ... everyone's; and both warpgroups are done with the stage that refills now: tile kt - 1's (serial),
-    // or tile kt - 2's (deferred: its O += P V was waited for in iteration kt - 1).
+    // ... everyone's; and both warpgroups are done with the stage that refills now, tile kt - 2's (its
+    // O += P V was waited for in iteration kt - 1).
     __syncthreads();
     if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
     prefill::cp_async_commit();
@@ -367,24 +359,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
 
     issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    wgmma_wait_all();  // deferred: tile kt - 1's O += P V too, so O and the A fragments are free again
+    wgmma_wait_all();  // and tile kt - 1's O += P V, so O and the A fragments are free again
     pin(sc);
-    if constexpr (kDeferred) {
-      pin(o);
-      pin(a);
-    }
-    softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-    issue_pv(o, a, smem_address(s.v[stage]));
-    if constexpr (!kDeferred) {
-      wgmma_wait_all();
-      pin(o);
-    }
-  }
-  if constexpr (kDeferred) {
-    wgmma_wait_all();
     pin(o);
     pin(a);
+    softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+    issue_pv(o, a, smem_address(s.v[stage]));
   }
+  wgmma_wait_all();
+  pin(o);
+  pin(a);
 
   float sum0 = softmax.sum0, sum1 = softmax.sum1;
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
@@ -411,7 +395,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 }
 
 // Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
-// block needs 161 KB (serial) or 225 KB (deferred) of shared memory.
+// block needs 225 KB of shared memory.
 inline bool supported() {
   static const bool ok = [] {
     int device = 0, major = 0, minor = 0;
@@ -419,12 +403,8 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<Schedule::kSerial>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes<Schedule::kSerial>)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<Schedule::kDeferred>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes<Schedule::kDeferred>)) != cudaSuccess) {
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
     }
@@ -434,12 +414,11 @@ inline bool supported() {
 }
 
 // Needs head_dim == kDim and supported().
-template <Schedule kSchedule>
 inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<kSchedule><<<grid, kThreads, kSmemBytes<kSchedule>, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
