@@ -344,7 +344,8 @@ Status run_linear(const BenchArgs& args) {
                                         {"gate_up", 2 * c.intermediate_size, h}, {"down", h, c.intermediate_size},
                                         {"lm_head", c.vocab_size, h}};
   std::printf("bench linear: %s on %s (weight TB/s; 8 copies rotated)\n", c.architecture.c_str(), gpu->info().name.c_str());
-  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N), the GEMV kernel
+  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N; on Hopper the
+  // skinny GEMM for 2..64 tokens, cuBLASLt above), the GEMV kernel
   // with 1/2/4/8 warps per row forced, and cuBLASLt.
   struct Variant {
     const char* name;
@@ -418,7 +419,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
       ->capture_default_str();
   one->add_option("--seed", args->seed, "seed of the random prompts")->capture_default_str();
   one->add_option("--cpu-threads", args->cpu_threads, "threads of the CPU backend")->capture_default_str();
-  CLI::App* linear = sub.add_subcommand("linear", "decode-shaped matmuls of a model: GEMV kernel vs cuBLASLt");
+  CLI::App* linear = sub.add_subcommand("linear", "decode-shaped matmuls of a model: GEMV / skinny GEMM vs cuBLASLt");
   linear->add_option("--model-path", args->model_path, "HF model folder (config.json)")->required();
   linear->add_option("--batch-size", args->batch_sizes, "token counts")->capture_default_str();
   const BenchSubcommand serving = add_bench_serving(sub);

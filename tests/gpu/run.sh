@@ -77,7 +77,7 @@ BW=${BW:-4.26}; TF=${TF:-700}
 
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
-part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8 64 256
+part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8 16 32 64 256
 # Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1; eager,
 # since a graph replay is one op).
 if part optimes; then
@@ -106,15 +106,14 @@ if part bench; then
   stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
     --output-file "$OUT/bench_prefill.json"
 fi
-# A/B (not in the default parts): the three decode shapes again with cuBLASLt's decode-shape tuning off, in
-# the same call as the figures above.
+# A/B (not in the default parts): the decode shapes the skinny GEMM serves (2..64 tokens) again with it off
+# (cuBLASLt instead), in the same call as the figures above.
 if part ab; then
-  stage "bench-b1 RADIXLM_CUBLASLT_TUNE=0" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 1 \
-    --input-len 128 --output-len 256 "${ROOF[@]}"
-  stage "bench-b64 RADIXLM_CUBLASLT_TUNE=0" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 64 \
+  stage "bench-b64 RADIXLM_CUDA_SKINNY_GEMM=0" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=0 "${ONE[@]}" --batch-size 64 \
     --input-len 128 --output-len 128 "${ROOF[@]}"
-  stage "bench-b256 RADIXLM_CUBLASLT_TUNE=0" 150 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 256 \
-    --input-len 128 --output-len 512 "${ROOF[@]}"
+  stage "bench-b16" 120 "$BENCH" "${ONE[@]}" --batch-size 16 --input-len 128 --output-len 128 "${ROOF[@]}"
+  stage "bench-b16 RADIXLM_CUDA_SKINNY_GEMM=0" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=0 "${ONE[@]}" --batch-size 16 \
+    --input-len 128 --output-len 128 "${ROOF[@]}"
 fi
 # Start to ready: process start to the first generated token of `radixlm generate` on the 8B shape (dummy
 # weights generated on the host, uploaded, one prefill and 8 decode steps through the engine).

@@ -179,6 +179,9 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
+  // The skinny GEMM (Hopper) for 2..64-token matmuls; RADIXLM_CUDA_SKINNY_GEMM=0 turns it off for A/B runs.
+  bool skinny_gemm_ = false;
+  bool use_skinny_gemm(int64_t tokens, int64_t k, bool aligned) const;
 };
 
 }  // namespace radixlm
