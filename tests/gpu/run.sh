@@ -107,10 +107,12 @@ if part bench; then
     --output-file "$OUT/bench_prefill.json"
 fi
 # A/B (not in the default parts): the decode shapes the skinny GEMM serves (2..64 tokens) again with it off
-# (cuBLASLt instead), in the same call as the figures above.
+# (cuBLASLt instead) or with its deep ring, in the same call as the figures above.
 if part ab; then
   stage "bench-b64 RADIXLM_CUDA_SKINNY_GEMM=0" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=0 "${ONE[@]}" --batch-size 64 \
     --input-len 128 --output-len 128 "${ROOF[@]}"
+  stage "bench-b64 RADIXLM_CUDA_SKINNY_GEMM=deep" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=deep "${ONE[@]}" \
+    --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
   stage "bench-b16" 120 "$BENCH" "${ONE[@]}" --batch-size 16 --input-len 128 --output-len 128 "${ROOF[@]}"
   stage "bench-b16 RADIXLM_CUDA_SKINNY_GEMM=0" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=0 "${ONE[@]}" --batch-size 16 \
     --input-len 128 --output-len 128 "${ROOF[@]}"

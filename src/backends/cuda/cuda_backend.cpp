@@ -110,6 +110,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   op_timing_ = timing != nullptr && std::string(timing) == "1";
   const char* skinny = std::getenv("RADIXLM_CUDA_SKINNY_GEMM");
   skinny_gemm_ = cuda::skinny_gemm_supported() && !(skinny != nullptr && std::string(skinny) == "0");
+  skinny_gemm_deep_ = skinny != nullptr && std::string(skinny) == "deep";
 }
 
 void* CudaBackend::begin_op() {
@@ -480,6 +481,8 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
     p.tokens = static_cast<int32_t>(tokens);
     p.n = n;
     p.k = k;
+    p.splits = skinny_gemm_splits_;
+    p.deep = skinny_gemm_deep_;
     p.num_sms = info_.num_sms;
     cuda::launch_skinny_gemm(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
@@ -538,6 +541,8 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
     p.n = 2 * inter;
     p.k = k;
     p.silu_pairs = inter;
+    p.splits = skinny_gemm_splits_;
+    p.deep = skinny_gemm_deep_;
     p.num_sms = info_.num_sms;
     cuda::launch_skinny_gemm(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());

@@ -160,6 +160,9 @@ TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
           gpu.linear_silu_and_mul(x, w, bias, fused);
           Tensor gate_up = poisoned(gpu, DType::kBF16, {tokens, 2 * c.inter});
           Tensor apart = poisoned(gpu, DType::kBF16, {tokens, c.inter});
+          // The fused GEMV holds a gate and an up row per block, so it runs at most 4 warps per row: the
+          // matmul apart must split K the same way to give the same bits.
+          gpu.set_gemv_warps_per_row(std::min(warps_per_row, 4));
           gpu.linear(x, w, bias, gate_up);
           gpu.silu_and_mul(gate_up, apart);
           const std::vector<float> got = to_host(gpu, fused);

@@ -119,13 +119,12 @@ struct SkinnyGemmParams {
   int64_t k = 0;
   int64_t silu_pairs = 0;  // as GemvParams::silu_pairs (bf16 out only)
   int32_t splits = 0;      // K splits (the cluster size, <= 8); 0 picks from the shape and num_sms
+  bool deep = false;       // 8 stages and one block per SM instead of 4 stages and two (A/B runs)
   int32_t num_sms = 0;
 };
 inline constexpr int32_t kSkinnyGemmMaxTokens = 64;
 // Whether this process's GPU runs it (compute capability 9.0, and its shared memory attribute accepted).
 bool skinny_gemm_supported();
-// The K splits the launch picks for `row_blocks` blocks of 128 weight rows (or 64 gate/up pairs).
-int32_t skinny_gemm_splits(int64_t row_blocks, int64_t k, int32_t num_sms);
 void launch_skinny_gemm(const SkinnyGemmParams& p, cudaStream_t stream);
 
 // Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).

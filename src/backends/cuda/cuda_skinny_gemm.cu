@@ -27,34 +27,37 @@ namespace {
 constexpr int kThreads = 128;    // one warpgroup
 constexpr int kSlabRows = 64;    // weight rows per m64 slab; a block holds two
 constexpr int kKStep = 64;       // K columns per stage: one 128-byte swizzled row
-constexpr int kStages = 4;       // ring depth: three stages in flight while one is multiplied
+// Ring depths: 4 stages with two blocks per SM (97 KB each at 64 tokens), or 8 with one block per SM
+// (193 KB): three or seven stages in flight while one is multiplied.
+constexpr int kShallow = 4, kDeep = 8;
 constexpr int kMaxSplits = 8;    // the portable thread-block cluster size
-constexpr int kBlocksPerSm = 2;  // at 97 KB of shared memory (64 tokens) two blocks share an SM
 
 template <int kTokens>
 struct alignas(1024) Stage {
   uint8_t w[2][kSlabRows * 128];
   uint8_t x[kTokens * 128];
 };
-template <int kTokens>
+template <int kTokens, int kStages>
 constexpr size_t kSmemBytes = kStages * sizeof(Stage<kTokens>) + 1024;  // + room to align the base
+static_assert(sizeof(Stage<16>) * kShallow >= 16 * (2 * kSlabRows + 4) * sizeof(float),
+              "the epilogue's partial sums reuse the stages");
 
 #if RADIXLM_WGMMA
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
-// Reads a float at the same shared-memory offset in block `rank` of the cluster.
-__device__ __forceinline__ float load_cluster(const float* local, int rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_address(local)), "r"(rank));
-  float value;
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(value) : "r"(remote) : "memory");
-  return value;
+// The generic address of the same shared-memory location in block `rank` of the cluster. Loads through it
+// are ordinary loads, so the compiler keeps them after the cluster barrier and can issue many at once.
+template <typename T>
+__device__ __forceinline__ const T* in_block(const T* local, int rank) {
+  uint64_t remote;
+  asm("mapa.u64 %0, %1, %2;" : "=l"(remote) : "l"(reinterpret_cast<uint64_t>(local)), "r"(rank));
+  return reinterpret_cast<const T*>(remote);
 }
 #endif
 
 // Grid: x = K split (the cluster's rank), y = the block's 128 weight rows (or 64 gate/up row pairs).
-template <int kTokens>
+template <int kTokens, int kStages>
 __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(SkinnyGemmParams p) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
@@ -124,56 +127,71 @@ __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(SkinnyGemmParams 
   prefill::cp_async_wait<0>();
   __syncthreads();  // every copy landed and every MMA read its operands: the stages are free
 
-  // This block's partial sums as [token][128 rows] floats over the stages' memory (32 KB at 64 tokens).
+  // This block's partial sums as [token][128 rows] floats over the stages' memory (33 KB at 64 tokens); a
+  // token's row is padded to 132 floats so the accumulator stores do not collide in shared-memory banks.
+  constexpr int kLd = 2 * kSlabRows + 4;
   float* partial = reinterpret_cast<float*>(base);
   const int warp = tid / 32, lane = tid % 32;
   const int r0 = warp * 16 + lane / 4, r1 = r0 + 8;
 #pragma unroll
   for (int t8 = 0; t8 < kTokens / 8; ++t8) {
     const int c = t8 * 8 + (lane % 4) * 2;
-    partial[c * 128 + r0] = acc0[4 * t8];
-    partial[(c + 1) * 128 + r0] = acc0[4 * t8 + 1];
-    partial[c * 128 + r1] = acc0[4 * t8 + 2];
-    partial[(c + 1) * 128 + r1] = acc0[4 * t8 + 3];
-    partial[c * 128 + kSlabRows + r0] = acc1[4 * t8];
-    partial[(c + 1) * 128 + kSlabRows + r0] = acc1[4 * t8 + 1];
-    partial[c * 128 + kSlabRows + r1] = acc1[4 * t8 + 2];
-    partial[(c + 1) * 128 + kSlabRows + r1] = acc1[4 * t8 + 3];
+    partial[c * kLd + r0] = acc0[4 * t8];
+    partial[(c + 1) * kLd + r0] = acc0[4 * t8 + 1];
+    partial[c * kLd + r1] = acc0[4 * t8 + 2];
+    partial[(c + 1) * kLd + r1] = acc0[4 * t8 + 3];
+    partial[c * kLd + kSlabRows + r0] = acc1[4 * t8];
+    partial[(c + 1) * kLd + kSlabRows + r0] = acc1[4 * t8 + 1];
+    partial[c * kLd + kSlabRows + r1] = acc1[4 * t8 + 2];
+    partial[(c + 1) * kLd + kSlabRows + r1] = acc1[4 * t8 + 3];
   }
   cluster_sync();  // every block's partials are written (and visible across the cluster)
 
-  // Block `split` finishes its share of the 128 rows (64 pairs): the sum over the cluster in rank order,
-  // so the bits do not depend on which block finishes which rows.
-  const int width = silu ? kSlabRows : 2 * kSlabRows;
-  const int share_begin = split * width / splits, share = (split + 1) * width / splits - share_begin;
+  // Block `split` finishes its share of the 128 rows (64 pairs), four neighbouring rows of one token per
+  // thread: the sum over the cluster in rank order (the same bits whichever block finishes which rows),
+  // every block's four floats loaded before any is added.
+  const int quads = (silu ? kSlabRows : 2 * kSlabRows) / 4;
+  const int quad_begin = split * quads / splits, share = (split + 1) * quads / splits - quad_begin;
   for (int e = tid; e < p.tokens * share; e += kThreads) {
-    const int t = e / share, j = share_begin + e % share;
-    if (silu) {
-      const int64_t column = first0 + j;
-      if (column >= p.silu_pairs) continue;
-      float gate = 0.0f, up = 0.0f;
-      for (int q = 0; q < splits; ++q) {
-        gate += load_cluster(&partial[t * 128 + j], q);
-        up += load_cluster(&partial[t * 128 + kSlabRows + j], q);
+    const int t = e / share, j = (quad_begin + e % share) * 4;
+    float4 lo[kMaxSplits], hi[kMaxSplits];
+#pragma unroll
+    for (int q = 0; q < kMaxSplits; ++q) {
+      if (q < splits) {
+        lo[q] = *in_block(reinterpret_cast<const float4*>(&partial[t * kLd + j]), q);
+        if (silu) hi[q] = *in_block(reinterpret_cast<const float4*>(&partial[t * kLd + kSlabRows + j]), q);
       }
-      if (p.bias) {
-        gate += bf16_bits_to_f32(p.bias[column]);
-        up += bf16_bits_to_f32(p.bias[p.silu_pairs + column]);
+    }
+    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int q = 0; q < kMaxSplits; ++q) {
+      if (q < splits) {
+        a[0] += lo[q].x, a[1] += lo[q].y, a[2] += lo[q].z, a[3] += lo[q].w;
+        if (silu) b[0] += hi[q].x, b[1] += hi[q].y, b[2] += hi[q].z, b[3] += hi[q].w;
       }
-      // Rounded to bf16 first, then silu_and_mul's math: the same bits as the matmul and the op apart.
-      gate = bf16_bits_to_f32(f32_to_bf16_bits(gate));
-      up = bf16_bits_to_f32(f32_to_bf16_bits(up));
-      static_cast<uint16_t*>(p.out)[t * p.silu_pairs + column] = f32_to_bf16_bits(gate / (1.0f + expf(-gate)) * up);
-    } else {
-      const int64_t column = first0 + j;
-      if (column >= p.n) continue;
-      float sum = 0.0f;
-      for (int q = 0; q < splits; ++q) sum += load_cluster(&partial[t * 128 + j], q);
-      if (p.bias) sum += bf16_bits_to_f32(p.bias[column]);
-      if (p.out_f32) {
-        static_cast<float*>(p.out)[t * p.n + column] = sum;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t column = first0 + j + i;
+      if (silu) {
+        if (column >= p.silu_pairs) continue;
+        float gate = a[i], up = b[i];
+        if (p.bias) {
+          gate += bf16_bits_to_f32(p.bias[column]);
+          up += bf16_bits_to_f32(p.bias[p.silu_pairs + column]);
+        }
+        // Rounded to bf16 first, then silu_and_mul's math: the same bits as the matmul and the op apart.
+        gate = bf16_bits_to_f32(f32_to_bf16_bits(gate));
+        up = bf16_bits_to_f32(f32_to_bf16_bits(up));
+        static_cast<uint16_t*>(p.out)[t * p.silu_pairs + column] = f32_to_bf16_bits(gate / (1.0f + expf(-gate)) * up);
       } else {
-        static_cast<uint16_t*>(p.out)[t * p.n + column] = f32_to_bf16_bits(sum);
+        if (column >= p.n) continue;
+        const float sum = p.bias ? a[i] + bf16_bits_to_f32(p.bias[column]) : a[i];
+        if (p.out_f32) {
+          static_cast<float*>(p.out)[t * p.n + column] = sum;
+        } else {
+          static_cast<uint16_t*>(p.out)[t * p.n + column] = f32_to_bf16_bits(sum);
+        }
       }
     }
   }
@@ -185,16 +203,18 @@ __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(SkinnyGemmParams 
 
 template <int kTokens>
 bool configure() {
-  return cudaFuncSetAttribute(skinny_gemm_kernel<kTokens>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(kSmemBytes<kTokens>)) == cudaSuccess;
+  return cudaFuncSetAttribute(skinny_gemm_kernel<kTokens, kShallow>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(kSmemBytes<kTokens, kShallow>)) == cudaSuccess &&
+         cudaFuncSetAttribute(skinny_gemm_kernel<kTokens, kDeep>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(kSmemBytes<kTokens, kDeep>)) == cudaSuccess;
 }
 
-template <int kTokens>
+template <int kTokens, int kStages>
 void launch_tokens(const SkinnyGemmParams& p, int64_t row_blocks, int splits, cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned int>(splits), static_cast<unsigned int>(row_blocks));
   config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = kSmemBytes<kTokens>;
+  config.dynamicSmemBytes = kSmemBytes<kTokens, kStages>;
   config.stream = stream;
   cudaLaunchAttribute attribute = {};
   attribute.id = cudaLaunchAttributeClusterDimension;
@@ -203,7 +223,7 @@ void launch_tokens(const SkinnyGemmParams& p, int64_t row_blocks, int splits, cu
   attribute.val.clusterDim.z = 1;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  (void)cudaLaunchKernelEx(&config, skinny_gemm_kernel<kTokens>, p);  // errors surface at cudaGetLastError
+  (void)cudaLaunchKernelEx(&config, skinny_gemm_kernel<kTokens, kStages>, p);  // errors surface at cudaGetLastError
 }
 
 }  // namespace
@@ -223,26 +243,40 @@ bool skinny_gemm_supported() {
   return ok;
 }
 
-int32_t skinny_gemm_splits(int64_t row_blocks, int64_t k, int32_t num_sms) {
+namespace {
+
+int32_t skinny_gemm_splits(int64_t row_blocks, int64_t k, int32_t num_sms, bool deep) {
   // About one wave of blocks: the K range split over up to kMaxSplits blocks when the matrix has few row
   // blocks (4096 rows: 32 blocks x 8 splits on 132 SMs), never below one 64-column step per split.
-  const int64_t slots = int64_t{kBlocksPerSm} * num_sms;
+  const int64_t slots = int64_t{deep ? 1 : 2} * num_sms;
   const int64_t k_steps = (k + kKStep - 1) / kKStep;
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(slots / std::max<int64_t>(row_blocks, 1), k_steps), 1,
                                                   kMaxSplits));
 }
 
+template <int kStages>
+void launch_depth(const SkinnyGemmParams& p, int64_t row_blocks, cudaStream_t stream) {
+  const int splits = p.splits > 0 ? std::min(p.splits, kMaxSplits)
+                                  : skinny_gemm_splits(row_blocks, p.k, p.num_sms, kStages == kDeep);
+  if (p.tokens <= 16) {
+    launch_tokens<16, kStages>(p, row_blocks, splits, stream);
+  } else if (p.tokens <= 32) {
+    launch_tokens<32, kStages>(p, row_blocks, splits, stream);
+  } else {
+    launch_tokens<64, kStages>(p, row_blocks, splits, stream);
+  }
+}
+
+}  // namespace
+
 void launch_skinny_gemm(const SkinnyGemmParams& p, cudaStream_t stream) {
   if (p.n == 0 || p.tokens == 0) return;
   const int64_t row_blocks =
       p.silu_pairs > 0 ? (p.silu_pairs + kSlabRows - 1) / kSlabRows : (p.n + 2 * kSlabRows - 1) / (2 * kSlabRows);
-  const int splits = p.splits > 0 ? std::min(p.splits, kMaxSplits) : skinny_gemm_splits(row_blocks, p.k, p.num_sms);
-  if (p.tokens <= 16) {
-    launch_tokens<16>(p, row_blocks, splits, stream);
-  } else if (p.tokens <= 32) {
-    launch_tokens<32>(p, row_blocks, splits, stream);
+  if (p.deep) {
+    launch_depth<kDeep>(p, row_blocks, stream);
   } else {
-    launch_tokens<64>(p, row_blocks, splits, stream);
+    launch_depth<kShallow>(p, row_blocks, stream);
   }
 }
 
