@@ -344,23 +344,15 @@ Status run_linear(const BenchArgs& args) {
                                         {"gate_up", 2 * c.intermediate_size, h}, {"down", h, c.intermediate_size},
                                         {"lm_head", c.vocab_size, h}};
   std::printf("bench linear: %s on %s (weight TB/s; 8 copies rotated)\n", c.architecture.c_str(), gpu->info().name.c_str());
-  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N; on Hopper the
-  // skinny GEMM for 2..64 tokens, cuBLASLt above), the GEMV kernel
+  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N), the GEMV kernel
   // with 1/2/4/8 warps per row forced, and cuBLASLt.
-  // skinny_sN: the skinny GEMM with its K split N ways; skinny_d: its deep ring ("-" where it does not
-  // run: 1 or > 64 tokens).
   struct Variant {
     const char* name;
     int32_t warps_per_row;
     bool cublaslt;
-    int32_t skinny_splits;
-    bool skinny_deep;
   };
-  const std::vector<Variant> variants = {
-      {"default", 0, false, 0, false},   {"gemv_w1", 1, false, 0, false},   {"gemv_w2", 2, false, 0, false},
-      {"gemv_w4", 4, false, 0, false},   {"gemv_w8", 8, false, 0, false},   {"skinny_s1", 0, false, 1, false},
-      {"skinny_s2", 0, false, 2, false}, {"skinny_s4", 0, false, 4, false}, {"skinny_s8", 0, false, 8, false},
-      {"skinny_d", 0, false, 0, true},   {"cublaslt", 0, true, 0, false}};
+  const std::vector<Variant> variants = {{"default", 0, false}, {"gemv_w1", 1, false}, {"gemv_w2", 2, false},
+                                         {"gemv_w4", 4, false}, {"gemv_w8", 8, false}, {"cublaslt", 0, true}};
   std::printf("%-8s %7s %7s %4s", "matrix", "N", "K", "T");
   for (const Variant& v : variants) std::printf(" %9s", v.name);
   std::printf("\n");
@@ -373,13 +365,8 @@ Status run_linear(const BenchArgs& args) {
       std::printf("%-8s %7lld %7lld %4lld", m.name, static_cast<long long>(m.n), static_cast<long long>(m.k),
                   static_cast<long long>(tokens));
       for (const Variant& v : variants) {
-        if ((v.skinny_splits > 0 || v.skinny_deep) && !(gpu->skinny_gemm() && tokens >= 2 && tokens <= 64)) {
-          std::printf(" %9s", "-");
-          continue;
-        }
         gpu->set_force_cublaslt(v.cublaslt);
         gpu->set_gemv_warps_per_row(v.warps_per_row);
-        gpu->set_skinny_gemm_shape(v.skinny_splits, v.skinny_deep);
         for (const Tensor& w : weights) gpu->linear(x, w, TensorView(), out);
         gpu->synchronize();
         constexpr int kRounds = 25;
@@ -394,7 +381,6 @@ Status run_linear(const BenchArgs& args) {
       std::printf("\n");
       gpu->set_force_cublaslt(false);
       gpu->set_gemv_warps_per_row(0);
-      gpu->set_skinny_gemm_shape(0, false);
     }
   }
   std::fflush(stdout);
@@ -432,7 +418,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
       ->capture_default_str();
   one->add_option("--seed", args->seed, "seed of the random prompts")->capture_default_str();
   one->add_option("--cpu-threads", args->cpu_threads, "threads of the CPU backend")->capture_default_str();
-  CLI::App* linear = sub.add_subcommand("linear", "decode-shaped matmuls of a model: GEMV / skinny GEMM vs cuBLASLt");
+  CLI::App* linear = sub.add_subcommand("linear", "decode-shaped matmuls of a model: GEMV kernel vs cuBLASLt");
   linear->add_option("--model-path", args->model_path, "HF model folder (config.json)")->required();
   linear->add_option("--batch-size", args->batch_sizes, "token counts")->capture_default_str();
   const BenchSubcommand serving = add_bench_serving(sub);

@@ -33,7 +33,7 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
-# shapes with the skinny GEMM off, "memcheck" the kernel tests under compute-sanitizer.
+# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -106,16 +106,15 @@ if part bench; then
   stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
     --output-file "$OUT/bench_prefill.json"
 fi
-# A/B (not in the default parts): the decode shapes the skinny GEMM serves (2..64 tokens) again with it off
-# (cuBLASLt instead) or with its deep ring, in the same call as the figures above.
+# A/B (not in the default parts): the three decode shapes again with cuBLASLt's decode-shape tuning off, in
+# the same call as the figures above.
 if part ab; then
-  stage "bench-b64 RADIXLM_CUDA_SKINNY_GEMM=0" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=0 "${ONE[@]}" --batch-size 64 \
+  stage "bench-b1 RADIXLM_CUBLASLT_TUNE=0" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 1 \
+    --input-len 128 --output-len 256 "${ROOF[@]}"
+  stage "bench-b64 RADIXLM_CUBLASLT_TUNE=0" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 64 \
     --input-len 128 --output-len 128 "${ROOF[@]}"
-  stage "bench-b64 RADIXLM_CUDA_SKINNY_GEMM=deep" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=deep "${ONE[@]}" \
-    --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
-  stage "bench-b16" 120 "$BENCH" "${ONE[@]}" --batch-size 16 --input-len 128 --output-len 128 "${ROOF[@]}"
-  stage "bench-b16 RADIXLM_CUDA_SKINNY_GEMM=0" 120 "$BENCH" env RADIXLM_CUDA_SKINNY_GEMM=0 "${ONE[@]}" --batch-size 16 \
-    --input-len 128 --output-len 128 "${ROOF[@]}"
+  stage "bench-b256 RADIXLM_CUBLASLT_TUNE=0" 150 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 256 \
+    --input-len 128 --output-len 512 "${ROOF[@]}"
 fi
 # Start to ready: process start to the first generated token of `radixlm generate` on the 8B shape (dummy
 # weights generated on the host, uploaded, one prefill and 8 decode steps through the engine).

@@ -18,16 +18,24 @@
 //    MN-major, i.e. transposed by the instruction);
 //  - causal mask only on tiles that cross a row's diagonal; a warpgroup skips tiles wholly in its future;
 //    query tiles run longest first.
-// The wgmma instructions, descriptors and swizzle are cuda_wgmma.cuh's.
+// Descriptor and swizzle layouts are the PTX ISA's ("Matrix Descriptor Format", "Shared Memory Matrix
+// Layout") for 128-byte swizzling.
 
 #include <cuda_bf16.h>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
-#include "backends/cuda/cuda_wgmma.cuh"
 
 namespace radixlm::cuda::wgmma_prefill {
+
+// Built only where the instructions exist (the sm_90a code; the compute_80 PTX gets an empty kernel that
+// the launcher never picks: supported() checks the device).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define RADIXLM_WGMMA 1
+#else
+#define RADIXLM_WGMMA 0
+#endif
 
 constexpr int kDim = 128;
 constexpr int kRows = 128;   // query rows per block, 64 per warpgroup
@@ -48,20 +56,96 @@ struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle patter
 // Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
 constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
 
-// Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile: two 64-column
-// halves, each a 128-byte-swizzled run of rows (cuda_wgmma.cuh).
-__device__ __forceinline__ int swizzled(int r, int c) { return (c / 8) * kHalfBytes + wgmma::swizzle128(r, c % 8); }
+// Byte offset of 16-byte chunk c (columns 8c..8c+7) of row r in a swizzled [128][128] tile.
+__device__ __forceinline__ int swizzled(int r, int c) {
+  return (c / 8) * kHalfBytes + r * 128 + (((c % 8) ^ (r % 8)) * 16);
+}
 
-// K-major operand (Q as A, K as B) from row first_row of a tile: step kk (columns 16kk..16kk+15) is in
-// half kk / 4.
+// Matrix descriptor for 128-byte swizzled shared memory: start address, leading and stride byte offsets
+// (encoded >> 4), swizzle mode 1 (128 B) in bits 62-63.
+__device__ __forceinline__ uint64_t descriptor(uint32_t address, uint32_t leading, uint32_t stride) {
+  return static_cast<uint64_t>((address & 0x3FFFF) >> 4) | static_cast<uint64_t>((leading & 0x3FFFF) >> 4) << 16 |
+         static_cast<uint64_t>((stride & 0x3FFFF) >> 4) << 32 | uint64_t{1} << 62;
+}
+// K-major operand (Q as A, K as B): rows of 128 bytes, 8-row groups 1024 bytes apart (the leading offset
+// is unused with swizzling). Step kk (columns 16kk..16kk+15) starts 32 bytes further into its half.
 __device__ __forceinline__ uint64_t k_major(uint32_t tile, int first_row, int kk) {
-  return wgmma::k_major(tile + (kk / 4) * kHalfBytes + first_row * 128, kk % 4);
+  return descriptor(tile + (kk / 4) * kHalfBytes + first_row * 128 + (kk % 4) * 32, 16, 1024);
 }
 // MN-major operand (V as B of O += P V, N = head dim contiguous): the two 64-column halves are the
 // leading offset apart, 8-key groups 1024 bytes; step kk (keys 16kk..16kk+15) starts 16 rows further.
 __device__ __forceinline__ uint64_t mn_major(uint32_t tile, int kk) {
-  return wgmma::descriptor(tile + kk * 16 * 128, kHalfBytes, 1024);
+  return descriptor(tile + kk * 16 * 128, kHalfBytes, 1024);
 }
+
+#if RADIXLM_WGMMA
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Keeps the compiler from moving reads or writes of accumulators across the asynchronous wgmma.
+__device__ __forceinline__ void pin(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// The same for the A fragments of an O += P V still in flight: wgmma reads them from the registers
+// asynchronously, so they must stay live (not be reused for other values) until the wait after it.
+template <int kN>
+__device__ __forceinline__ void pin(uint32_t (&a)[kN][4]) {
+#pragma unroll
+  for (int j = 0; j < kN; ++j) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[j][i])::"memory");
+  }
+}
+// Writes by the generic proxy (cp.async, st.shared) become visible to wgmma's operand reads.
+__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+// d (+)= A B on the warpgroup: m64 n128 k16, bf16 in, f32 accumulators (64 per thread, in the layout of
+// mma.m16n8 accumulators: warp w of the group holds rows 16w..16w+15, n8 tile t in d[4t..4t+3]). With
+// accumulate == false d is overwritten. A and B (both K-major) from shared memory through descriptors.
+__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)));
+}
+
+// d += A B: A from registers (the m16n8k16 A-fragment layout per warp), B from shared memory stored
+// MN-major (N contiguous: the transpose flag).
+__device__ __forceinline__ void wgmma_rs_mn_major_b(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+#endif  // RADIXLM_WGMMA
 
 // Gathers 128-key K/V tiles of one KV head from the paged cache into a swizzled stage. Thread t copies
 // chunk t % 16 of keys t / 16 + 16 i (i < 8), so 16 neighbouring threads read one 256-byte row; the page
@@ -178,19 +262,19 @@ struct RowSoftmax {
 
 // S = Q K^T for one tile: 8 k16 steps over the head dim, issued and committed as one wgmma group.
 __device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_address, int first_row, uint32_t k_address) {
-  wgmma::fence();
+  wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < kDim / 16; ++kk) {
-    wgmma::mma(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
+    wgmma_ss(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
   }
-  wgmma::commit();
+  wgmma_commit();
 }
 // O += P V for one tile, one wgmma group.
 __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKeys / 16][4], uint32_t v_address) {
-  wgmma::fence();
+  wgmma_fence();
 #pragma unroll
-  for (int j = 0; j < kKeys / 16; ++j) wgmma::mma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
-  wgmma::commit();
+  for (int j = 0; j < kKeys / 16; ++j) wgmma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
+  wgmma_commit();
 }
 #endif  // RADIXLM_WGMMA
 
@@ -265,7 +349,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     const int k0 = kt * kKeys;
     const int stage = kt % kStages;
     prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
-    wgmma::fence_async_shared();  // ... made visible to wgmma ...
+    fence_async_shared();         // ... made visible to wgmma ...
     // ... everyone's; and both warpgroups are done with the stage that refills now, tile kt - 2's (its
     // O += P V was waited for in iteration kt - 1).
     __syncthreads();
@@ -275,16 +359,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
 
     issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    wgmma::wait<0>();  // and tile kt - 1's O += P V, so O and the A fragments are free again
-    wgmma::pin(sc);
-    wgmma::pin(o);
-    wgmma::pin(a);
+    wgmma_wait_all();  // and tile kt - 1's O += P V, so O and the A fragments are free again
+    pin(sc);
+    pin(o);
+    pin(a);
     softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
     issue_pv(o, a, smem_address(s.v[stage]));
   }
-  wgmma::wait<0>();
-  wgmma::pin(o);
-  wgmma::pin(a);
+  wgmma_wait_all();
+  pin(o);
+  pin(a);
 
   float sum0 = softmax.sum0, sum1 = softmax.sum1;
   sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);

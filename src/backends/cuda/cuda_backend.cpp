@@ -108,9 +108,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
-  const char* skinny = std::getenv("RADIXLM_CUDA_SKINNY_GEMM");
-  skinny_gemm_ = cuda::skinny_gemm_supported() && !(skinny != nullptr && std::string(skinny) == "0");
-  skinny_gemm_deep_ = skinny != nullptr && std::string(skinny) == "deep";
 }
 
 void* CudaBackend::begin_op() {
@@ -430,11 +427,6 @@ void CudaBackend::head_rms_norm(const TensorView& x, const TensorView& weight, i
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
-bool CudaBackend::use_skinny_gemm(int64_t tokens, int64_t k, bool aligned) const {
-  return skinny_gemm_ && !force_cublaslt_ && tokens >= 2 && tokens <= cuda::kSkinnyGemmMaxTokens && k % 8 == 0 &&
-         aligned;
-}
-
 void CudaBackend::linear(const TensorView& x, const TensorView& weight, const TensorView& bias,
                          const TensorView& out) {
   check_device_rows(x, DType::kBF16, "linear x");
@@ -467,24 +459,6 @@ void CudaBackend::linear(const TensorView& x, const TensorView& weight, const Te
     p.k = k;
     p.warps_per_row = gemv_warps_per_row_;
     cuda::launch_gemv(p, as_stream(stream_));
-    RADIXLM_CUDA_CHECK(cudaGetLastError());
-    return;
-  }
-  if (use_skinny_gemm(tokens, k, aligned)) {
-    RADIXLM_OP_TIMER("linear_skinny");
-    cuda::SkinnyGemmParams p;
-    p.x = bf16_ptr(x);
-    p.w = bf16_ptr(weight);
-    p.bias = bias_ptr;
-    p.out = out.data;
-    p.out_f32 = out_f32;
-    p.tokens = static_cast<int32_t>(tokens);
-    p.n = n;
-    p.k = k;
-    p.splits = skinny_gemm_splits_;
-    p.deep = skinny_gemm_deep_;
-    p.num_sms = info_.num_sms;
-    cuda::launch_skinny_gemm(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
@@ -524,27 +498,6 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
     p.warps_per_row = gemv_warps_per_row_;
     p.silu_pairs = inter;
     cuda::launch_gemv(p, as_stream(stream_));
-    RADIXLM_CUDA_CHECK(cudaGetLastError());
-    return;
-  }
-  if (use_skinny_gemm(tokens, k, aligned)) {
-    // A few tokens: the skinny GEMM's blocks hold gate rows and the matching up rows, and its epilogue
-    // writes silu(gate) * up.
-    RADIXLM_OP_TIMER("linear_silu_and_mul_skinny");
-    if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
-    cuda::SkinnyGemmParams p;
-    p.x = bf16_ptr(x);
-    p.w = bf16_ptr(weight);
-    p.bias = bias.data != nullptr ? bf16_ptr(bias) : nullptr;
-    p.out = out.data;
-    p.tokens = static_cast<int32_t>(tokens);
-    p.n = 2 * inter;
-    p.k = k;
-    p.silu_pairs = inter;
-    p.splits = skinny_gemm_splits_;
-    p.deep = skinny_gemm_deep_;
-    p.num_sms = info_.num_sms;
-    cuda::launch_skinny_gemm(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }

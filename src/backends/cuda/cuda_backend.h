@@ -92,14 +92,6 @@ class CudaBackend final : public Backend {
   std::string op_time_report();
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
-  // The skinny GEMM's K splits (0: chosen by shape; 1-8 forced) and ring depth (8 stages and one block per
-  // SM instead of 4 and two); benchmarks sweep them.
-  void set_skinny_gemm_shape(int32_t splits, bool deep) {
-    skinny_gemm_splits_ = splits;
-    skinny_gemm_deep_ = deep;
-  }
-  // Whether 2..64-token matmuls take the skinny GEMM here (Hopper, not turned off).
-  bool skinny_gemm() const { return skinny_gemm_; }
 
   // --- CUDA graphs of decode steps (cuda_decode_graphs.h drives these) ---
   // Static steps: begin_step lays the step out at fixed device addresses in a buffer sized for the
@@ -187,12 +179,6 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  // The skinny GEMM (Hopper) for 2..64-token matmuls; RADIXLM_CUDA_SKINNY_GEMM=0 turns it off and =deep
-  // picks the deep ring, for A/B runs.
-  bool skinny_gemm_ = false;
-  int32_t skinny_gemm_splits_ = 0;
-  bool skinny_gemm_deep_ = false;
-  bool use_skinny_gemm(int64_t tokens, int64_t k, bool aligned) const;
 };
 
 }  // namespace radixlm

@@ -89,11 +89,8 @@ TEST(CudaBackendTest, LinearMatchesCpuAcrossShapesAndPaths) {
   struct Case {
     int64_t n, k;
   };
-  // On Hopper 2..64 tokens take the skinny GEMM, its K split over 1 (k = 40, 64), 2 (n = 96 at k = 128),
-  // 6 (n = 5000) or 8 blocks (n = 1000, 3000) of a cluster; tokens pad to 16, 32 or 64.
-  for (Case c : {Case{96, 64}, Case{96, 128}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{5000, 512},
-                 Case{64, 40}}) {
-    for (int64_t tokens : {1, 2, 5, 8, 9, 20, 33, 64, 256}) {
+  for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}}) {
+    for (int64_t tokens : {1, 2, 5, 8, 9, 33, 256}) {
       for (bool with_bias : {false, true}) {
         for (DType out_dtype : {DType::kBF16, DType::kF32}) {
           for (bool force_lt : {false, true}) {
@@ -126,8 +123,8 @@ TEST(CudaBackendTest, LinearMatchesCpuAcrossShapesAndPaths) {
   gpu.set_force_cublaslt(false);
 }
 
-// The MLP's gate/up matmul with silu_and_mul fused (the GEMV's paired-row epilogue at one token, the skinny
-// GEMM's at 2..64 tokens on Hopper, matmul then activation otherwise): close to the CPU backend, and bit-identical to the two ops apart on the GPU
+// The MLP's gate/up matmul with silu_and_mul fused (the GEMV's paired-row epilogue at one token, matmul
+// then activation otherwise): close to the CPU backend, and bit-identical to the two ops apart on the GPU
 // (the fused epilogue rounds gate and up to bf16 before the same activation math).
 TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
@@ -137,7 +134,7 @@ TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
     int64_t inter, k;
   };
   for (Case c : {Case{64, 64}, Case{1000, 512}, Case{3000, 1024}, Case{7, 40}}) {
-    for (int64_t tokens : {1, 3, 20, 64, 65}) {
+    for (int64_t tokens : {1, 3, 20, 64}) {
       for (bool with_bias : {false, true}) {
         for (int32_t warps_per_row : {0, 1, 2, 4, 8}) {
           if (tokens != 1 && warps_per_row != 0) continue;  // only the one-token GEMV has the knob

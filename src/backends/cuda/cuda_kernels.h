@@ -106,27 +106,6 @@ struct GemvParams {
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
-// The matmul out [T, N] = x [T, K] @ w [N, K]^T for 2..kSkinnyGemmMaxTokens tokens on Hopper's warpgroup
-// MMA, K split over a thread-block cluster (cuda_skinny_gemm.cu). x, w 16-byte aligned, K % 8 == 0.
-struct SkinnyGemmParams {
-  const uint16_t* x = nullptr;     // [tokens, k] bf16, contiguous
-  const uint16_t* w = nullptr;     // [n, k] bf16
-  const uint16_t* bias = nullptr;  // [n] bf16 or null
-  void* out = nullptr;             // [tokens, n] (bf16, or f32 with out_f32), or [tokens, silu_pairs] bf16
-  bool out_f32 = false;
-  int32_t tokens = 0;
-  int64_t n = 0;
-  int64_t k = 0;
-  int64_t silu_pairs = 0;  // as GemvParams::silu_pairs (bf16 out only)
-  int32_t splits = 0;      // K splits (the cluster size, <= 8); 0 picks from the shape and num_sms
-  bool deep = false;       // 8 stages and one block per SM instead of 4 stages and two (A/B runs)
-  int32_t num_sms = 0;
-};
-inline constexpr int32_t kSkinnyGemmMaxTokens = 64;
-// Whether this process's GPU runs it (compute capability 9.0, and its shared memory attribute accepted).
-bool skinny_gemm_supported();
-void launch_skinny_gemm(const SkinnyGemmParams& p, cudaStream_t stream);
-
 // Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).
 struct AttentionParams {
   const uint16_t* q = nullptr;  // [T, q_heads * head_dim], rows q_stride elements apart
