@@ -336,9 +336,8 @@ inline int split_waves_from_env() {
 // Splits for a decode step (max_query_len * group <= kRows): as many one-warp blocks as fit in
 // split_waves_from_env() waves of resident slots on every SM (rounded down: rounding up left a second,
 // half-empty wave at batch 64, 512 (sequence, KV head) items on 1056 slots), at least one split, and every
-// split at least one tile long. Under
-// static steps (CUDA graphs) max_kv_len is huge, so the count depends on the batch size alone; splits
-// past a short sequence's end find no keys and only write an empty partial.
+// split at least one tile long. Under static steps (CUDA graphs) max_kv_len is huge, so the count depends
+// on the batch size alone; splits past a short sequence's end find no keys and only write an empty partial.
 inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
   const int group = q_heads / kv_heads;
   const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
