@@ -200,10 +200,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
           tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
         }
       }
-      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
-      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
-      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
-      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+      tile_max0 = quad_max(tile_max0);
+      tile_max1 = quad_max(tile_max1);
       const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
       // A row that has seen no visible key yet keeps max -inf; exponents are then taken against 0, so every
       // term is exp2(-inf) = 0 and nothing becomes NaN.
@@ -249,10 +247,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   }
 
   // A row's sum is spread over its quad (each lane summed its own columns).
-  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
-  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
-  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
-  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  sum0 = quad_sum(sum0);
+  sum1 = quad_sum(sum1);
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int row = half == 0 ? row0 : row1;

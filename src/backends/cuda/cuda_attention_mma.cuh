@@ -163,10 +163,8 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
         tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
       }
     }
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+    tile_max0 = quad_max(tile_max0);
+    tile_max1 = quad_max(tile_max1);
     const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
     // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
     const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
@@ -213,10 +211,8 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
     }
   }
 
-  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
-  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
-  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
-  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  sum0 = quad_sum(sum0);
+  sum1 = quad_sum(sum1);
   const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -463,10 +459,8 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
         tile_max0 = fmaxf(tile_max0, fmaxf(sc[t][0], sc[t][1]));
         tile_max1 = fmaxf(tile_max1, fmaxf(sc[t][2], sc[t][3]));
       }
-      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
-      tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
-      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
-      tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+      tile_max0 = quad_max(tile_max0);
+      tile_max1 = quad_max(tile_max1);
       const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
       // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
       const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
@@ -514,10 +508,8 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     }
   }
 
-  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
-  sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
-  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
-  sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+  sum0 = quad_sum(sum0);
+  sum1 = quad_sum(sum1);
   const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {

@@ -26,6 +26,17 @@ __device__ __forceinline__ float warp_max(float value) {
   return value;
 }
 
+// Sum and max over the four lanes of a quad (lanes 4i..4i+3, which hold one row of an mma.m16n8
+// accumulator tile between them); every lane of the quad gets the result.
+__device__ __forceinline__ float quad_sum(float value) {
+  value += __shfl_xor_sync(0xffffffffu, value, 1);
+  return value + __shfl_xor_sync(0xffffffffu, value, 2);
+}
+__device__ __forceinline__ float quad_max(float value) {
+  value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 1));
+  return fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 2));
+}
+
 // Sum over a block of `kWarps` warps; every thread gets the total. `scratch` holds kWarps floats.
 template <int kWarps>
 __device__ __forceinline__ float block_sum(float value, float* scratch) {
