@@ -72,7 +72,9 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   S& s = *reinterpret_cast<S*>(smem_raw);
   // Lets combine_kernel (a programmatic dependent launch) be scheduled once every block here has started;
   // it still waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
+#if __CUDA_ARCH__ >= 900  // programmatic dependent launch exists from Hopper on; elsewhere the launch is plain
   asm volatile("griddepcontrol.launch_dependents;");
+#endif
 
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
@@ -285,7 +287,9 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   __shared__ float inv_total;
   // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
   // partials are visible (a no-op when launched normally).
+#if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   const int64_t item = blockIdx.x;  // token * q_heads + head
   const int dim = p.head_dim;
   const int stride = dim + 2;
