@@ -388,6 +388,212 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 #endif  // RADIXLM_WGMMA
 }
 
+// ---- Warp-specialised variant (FlashAttention-3's producer/consumer split, with cp.async for the paged
+// gather): a third warpgroup only copies K/V tiles into the three stages, and the two consumer warpgroups
+// only compute, each on its own: a stage's mbarrier "full" completes when the producer's copies into it
+// land (cp.async.mbarrier.arrive.noinc), "empty" when all eight consumer warps are done reading it. With
+// no block-wide barrier per tile the warpgroups drift apart, so one's softmax overlaps the other's MMAs.
+// Registers: the register file is split between the SM's four schedulers, so a block of three warpgroups
+// compiles to at most 168 per thread; the producer hands most of its own back (setmaxnreg) so the
+// consumers can hold their 64 + 64 accumulators and the P fragments (224).
+
+constexpr int kWsThreads = kThreads + 128;  // two consumer warpgroups, then the producer warpgroup
+constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 56 + 2 x 224 <= 512 per scheduler lane (40 spills)
+
+struct alignas(1024) WsSmem {
+  uint8_t q[kTileBytes];
+  uint8_t k[kStages][kTileBytes];
+  uint8_t v[kStages][kTileBytes];
+  uint64_t full[kStages];   // arrivals: the producer's 128 threads, each when its copies into the stage land
+  uint64_t empty[kStages];  // arrivals: lane 0 of each of the 8 consumer warps
+};
+constexpr size_t kWsSmemBytes = sizeof(WsSmem) + 1024;
+
+#if RADIXLM_WGMMA
+__device__ __forceinline__ void mbarrier_init(uint64_t* barrier, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_address(barrier)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_address(barrier)) : "memory");
+}
+// Arrives once all of this thread's earlier cp.asyncs have landed (counts as one of the expected arrivals).
+__device__ __forceinline__ void cp_async_arrive(uint64_t* barrier) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_address(barrier)) : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity) {
+  const uint32_t address = smem_address(barrier);
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(address), "r"(parity)
+        : "memory");
+  }
+}
+
+// The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
+// it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
+// shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.
+__device__ __forceinline__ void produce_kv(WsSmem& s, const AttentionParams& p, const int32_t* pages, int page_size,
+                                           int page_shift, int key_end, int num_key_tiles, int64_t kv_row,
+                                           int64_t head_offset) {
+  const int lane = static_cast<int>(threadIdx.x) % 32, h = lane / 16, c = lane % 16;
+  const int first_key = (static_cast<int>(threadIdx.x) / 32 % 4) * 32;
+  const uint16_t* k_base = p.k_cache + head_offset + c * 8;
+  const uint16_t* v_base = p.v_cache + head_offset + c * 8;
+  for (int kt = 0; kt < num_key_tiles; ++kt) {
+    const int k0 = kt * kKeys, stage = kt % kStages;
+    const int lane_key = k0 + first_key + lane;
+    const int32_t page = lane_key < key_end ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] : 0;
+    if (kt >= kStages) mbarrier_wait(&s.empty[stage], (kt / kStages - 1) & 1);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const int j = first_key + 2 * i + h, key = k0 + j;
+      const int32_t key_page = __shfl_sync(0xffffffffu, page, 2 * i + h);
+      const bool valid = key < key_end;
+      const int in_page = page_shift >= 0 ? key & (page_size - 1) : key % page_size;
+      const int64_t offset = valid ? (static_cast<int64_t>(key_page) * page_size + in_page) * kv_row : 0;
+      prefill::cp_async_16(s.k[stage] + swizzled(j, c), k_base + offset, valid);
+      prefill::cp_async_16(s.v[stage] + swizzled(j, c), v_base + offset, valid);
+    }
+    cp_async_arrive(&s.full[stage]);
+  }
+  prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
+}
+#endif  // RADIXLM_WGMMA
+
+// Grid as attention_prefill_wgmma_kernel's; 384 threads (warpgroups 0 and 1 compute, 2 copies).
+__global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kernel(AttentionParams p, StepArrays step) {
+#if RADIXLM_WGMMA
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t raw_address = smem_address(smem_raw);
+  WsSmem& s = *reinterpret_cast<WsSmem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+
+  const int group = p.q_heads / p.kv_heads;
+  const int tokens_per_tile = kRows / group;
+  const int kv_head = static_cast<int>(blockIdx.x);
+  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);
+  const int seq = static_cast<int>(blockIdx.z);
+  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
+  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
+  if (q_begin >= q_end) return;
+  const int rows = (q_end - q_begin) * group;
+  const int key_end = step.positions[q_end - 1] + 1;
+  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
+
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < kStages; ++i) {
+      mbarrier_init(&s.full[i], 128);
+      mbarrier_init(&s.empty[i], kThreads / 32);
+    }
+  }
+  __syncthreads();  // the last block-wide barrier: from here on the roles only meet at the mbarriers
+
+  if (threadIdx.x >= kThreads) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
+    produce_kv(s, p, step.page_table + step.page_table_start[seq], step.page_size, page_shift, key_end, num_key_tiles,
+               static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim);
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  const int warpgroup = static_cast<int>(threadIdx.x) / 128;
+  const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
+  const int quad_col = lane % 4;
+  const int first_row = warpgroup * 64;
+
+  // Each warpgroup loads its own 64 Q rows (past the tile's last token zero-filled) while the first K/V
+  // tiles arrive, then meets only its own four warps (named barrier 1 + warpgroup).
+  {
+    const int t = static_cast<int>(threadIdx.x) % 128, c = t % 16;
+#pragma unroll
+    for (int i = 0; i < 64 * 16 / 128; ++i) {
+      const int r = first_row + i * 8 + t / 16;
+      const bool valid = r < rows;
+      const int64_t token = valid ? q_begin + r / group : 0;
+      const int head = valid ? kv_head * group + r % group : 0;
+      prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
+    }
+    prefill::cp_async_commit();
+    prefill::cp_async_wait<0>();
+    fence_async_shared();
+    asm volatile("bar.sync %0, 128;" ::"r"(1 + warpgroup) : "memory");
+  }
+
+  const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
+  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
+  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
+  const bool has_rows = first_row < rows;
+  const int group_key_end = has_rows ? step.positions[q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
+  const int group_key_unmasked = has_rows ? step.positions[q_begin + first_row / group] + 1 : 0;
+
+  float o[64], sc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
+  RowSoftmax softmax;
+  const float scale_log2 = p.scale * 1.4426950408889634f;
+  const uint32_t q_address = smem_address(s.q);
+  uint32_t a[kKeys / 16][4];
+  // Lane 0 of each warp releases a stage once the warp's MMAs that read it are complete.
+  const auto release = [&](int stage) {
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(&s.empty[stage]);
+  };
+  int pending = -1;  // the stage whose O += P V has not been waited for yet
+
+  for (int kt = 0; kt < num_key_tiles; ++kt) {
+    const int k0 = kt * kKeys, stage = kt % kStages;
+    // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
+    mbarrier_wait(&s.full[stage], (kt / kStages) & 1);
+    if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
+      if (pending >= 0) {
+        wgmma_wait_all();
+        pin(o);
+        pin(a);
+        release(pending);
+        pending = -1;
+      }
+      release(stage);
+      continue;
+    }
+    fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, visible to wgmma
+    issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
+    wgmma_wait_all();  // and the previous tile's O += P V
+    pin(sc);
+    pin(o);
+    pin(a);
+    if (pending >= 0) release(pending);
+    softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+    issue_pv(o, a, smem_address(s.v[stage]));
+    pending = stage;
+  }
+  wgmma_wait_all();
+  pin(o);
+  pin(a);
+
+  float sum0 = quad_sum(softmax.sum0), sum1 = quad_sum(softmax.sum1);
+  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half == 0 ? row0 : row1;
+    if (r >= rows) continue;
+    const float inverse = half == 0 ? inverse0 : inverse1;
+    const int64_t token = q_begin + r / group;
+    const int head = kv_head * group + r % group;
+    uint16_t* out = p.out + token * out_row + head * kDim;
+#pragma unroll
+    for (int t = 0; t < kDim / 8; ++t) {
+      *reinterpret_cast<uint32_t*>(out + t * 8 + quad_col * 2) =
+          pack_bf16(o[4 * t + 2 * half] * inverse, o[4 * t + 2 * half + 1] * inverse);
+    }
+  }
+#endif  // RADIXLM_WGMMA
+}
+
 // Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
 // block needs 225 KB of shared memory.
 inline bool supported() {
@@ -398,7 +604,9 @@ inline bool supported() {
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
         cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
+                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
+        cudaFuncSetAttribute(attention_prefill_wgmma_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kWsSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
     }
@@ -408,11 +616,15 @@ inline bool supported() {
 }
 
 // Needs head_dim == kDim and supported().
-inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+inline void launch(const AttentionParams& p, const StepArrays& step, bool warp_specialised, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  if (warp_specialised) {
+    attention_prefill_wgmma_ws_kernel<<<grid, kWsThreads, kWsSmemBytes, stream>>>(p, step);
+  } else {
+    attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  }
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
