@@ -1,17 +1,24 @@
 #pragma once
 // The prefill/extend attention kernel for Hopper (sm_90a), on the warpgroup tensor-core instructions
 // (wgmma), which the mma.sync kernels of cuda_attention_mma.cuh cannot reach: those top out near 240
-// TFLOP/s on an H200 for a 4096-token prompt, a third of what the tensor cores do; this one runs at 339.
+// TFLOP/s on an H200 for a 4096-token prompt; this one runs at ~416.
 //
 // Same plan as prefill::attention_prefill_kernel (FlashAttention-2 with the online softmax in registers),
-// at head_dim 128 only:
-//  - a block of two warpgroups owns 128 query rows (tokens x the query heads of one KV head, so GQA reads
-//    each K/V tile once for the whole group), 64 per warpgroup;
-//  - K/V tiles of 128 keys are gathered from the paged cache with cp.async into three stages of shared
-//    memory laid out in the 128-byte swizzle wgmma reads (each 64-column half of a tile is a run of
-//    128-byte rows whose 16-byte chunks are XOR-ed with the row's index mod 8), so tile i + 1 is in flight
-//    while tile i is multiplied; keys past the block's last visible key are zero-filled (0 * NaN in V
-//    would otherwise poison O);
+// at head_dim 128 only, organised as FlashAttention-3 does on Hopper (warp specialisation):
+//  - a block of three warpgroups owns 128 query rows (tokens x the query heads of one KV head, so GQA reads
+//    each K/V tile once for the whole group): two consumer warpgroups of 64 rows each compute, the third
+//    (the producer) only gathers 128-key K/V tiles from the paged cache with cp.async into three stages of
+//    shared memory laid out in the 128-byte swizzle wgmma reads (each 64-column half of a tile is a run of
+//    128-byte rows whose 16-byte chunks are XOR-ed with the row's index mod 8); keys past the block's last
+//    visible key are zero-filled (0 * NaN in V would otherwise poison O);
+//  - a stage's mbarrier "full" completes when the producer's copies into it land
+//    (cp.async.mbarrier.arrive.noinc), "empty" when all eight consumer warps are done reading it; with no
+//    block-wide barrier per tile the two consumer warpgroups drift apart, so one's softmax overlaps the
+//    other's MMAs (339 -> 416 TFLOP/s against the previous kernel, whose warpgroups ran in step between
+//    block barriers and issued the copies themselves);
+//  - registers: the register file is split between the SM's four schedulers, so a block of three
+//    warpgroups compiles to at most 168 per thread; the producer hands most of its own back (setmaxnreg)
+//    so the consumers can hold their 64 + 64 accumulators and the P fragments;
 //  - S = Q K^T is one chain of 8 wgmma m64n128k16 with Q and K read from shared memory through matrix
 //    descriptors; the online softmax runs on the accumulators, which have the mma.m16n8 layout, so P is
 //    repacked in registers as the A operand of O += P V (8 wgmma with A from registers and V read
@@ -38,20 +45,23 @@ namespace radixlm::cuda::wgmma_prefill {
 #endif
 
 constexpr int kDim = 128;
-constexpr int kRows = 128;   // query rows per block, 64 per warpgroup
+constexpr int kRows = 128;   // query rows per block, 64 per consumer warpgroup
 constexpr int kKeys = 128;   // keys per K/V tile
-constexpr int kThreads = 256;
+constexpr int kConsumerThreads = 256;
+constexpr int kThreads = kConsumerThreads + 128;  // two consumer warpgroups, then the producer warpgroup
+constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 56 + 2 x 224 <= 512 (40 spills)
 constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
 constexpr int kHalfBytes = kTileBytes / 2;
-
-// Three K/V stages: tile i + 1 loads while tile i is multiplied and tile i - 1's O += P V may still run
-// (the kernel waits for it only after issuing tile i's scores); 224 KB of shared memory in all.
+// Three K/V stages (224 KB of shared memory with Q): the producer fills one while the consumers read the
+// other two (a tile's V may still be read by its O += P V while the next tile's scores run).
 constexpr int kStages = 3;
 
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
   uint8_t q[kTileBytes];
   uint8_t k[kStages][kTileBytes];
   uint8_t v[kStages][kTileBytes];
+  uint64_t full[kStages];   // arrivals: the producer's 128 threads, each when its copies into the stage land
+  uint64_t empty[kStages];  // arrivals: lane 0 of each of the 8 consumer warps
 };
 // Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
 constexpr size_t kSmemBytes = sizeof(Smem) + 1024;
@@ -81,7 +91,11 @@ __device__ __forceinline__ uint64_t mn_major(uint32_t tile, int kk) {
 #if RADIXLM_WGMMA
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(kPending) : "memory");
+}
+__device__ __forceinline__ void wgmma_wait_all() { wgmma_wait<0>(); }
 // Keeps the compiler from moving reads or writes of accumulators across the asynchronous wgmma.
 __device__ __forceinline__ void pin(float (&d)[64]) {
 #pragma unroll
@@ -145,61 +159,19 @@ __device__ __forceinline__ void wgmma_rs_mn_major_b(float (&d)[64], const uint32
 
 #endif  // RADIXLM_WGMMA
 
-// Gathers 128-key K/V tiles of one KV head from the paged cache into a swizzled stage. Thread t copies
-// chunk t % 16 of keys t / 16 + 16 i (i < 8), so 16 neighbouring threads read one 256-byte row; the page
-// ids of a tile are read a tile ahead (fetch_pages), so issuing never waits on a page-table load.
-struct KvLoader {
-  static constexpr int kCopies = kKeys * (kDim / 8) / kThreads;
-  const int32_t* pages;
-  int page_size;
-  int page_shift;  // log2(page_size) when it is a power of two (every size SGLang uses), else -1
-  int key_end;
-  int64_t kv_row;
-  int64_t head_offset;
-  int32_t page[kCopies];
-
-  __device__ __forceinline__ static int key_of(int i) {
-    return i * (kThreads / 16) + static_cast<int>(threadIdx.x) / 16;
-  }
-  // A shift and a mask instead of an integer division (tens of instructions) per copy.
-  __device__ __forceinline__ int page_of(int key) const { return page_shift >= 0 ? key >> page_shift : key / page_size; }
-  __device__ __forceinline__ int in_page(int key) const {
-    return page_shift >= 0 ? key & (page_size - 1) : key % page_size;
-  }
-  __device__ __forceinline__ void fetch_pages(int k0) {
-#pragma unroll
-    for (int i = 0; i < kCopies; ++i) {
-      const int key = k0 + key_of(i);
-      page[i] = key < key_end ? pages[page_of(key)] : 0;
-    }
-  }
-  __device__ __forceinline__ void issue(uint8_t* sk, uint8_t* sv, const AttentionParams& p, int k0) const {
-    const int c = static_cast<int>(threadIdx.x) % 16;
-#pragma unroll
-    for (int i = 0; i < kCopies; ++i) {
-      const int j = key_of(i), key = k0 + j;
-      const bool valid = key < key_end;
-      const int64_t slot = static_cast<int64_t>(page[i]) * page_size + in_page(key);
-      const int64_t offset = valid ? slot * kv_row + head_offset + c * 8 : 0;
-      prefill::cp_async_16(sk + swizzled(j, c), p.k_cache + offset, valid);
-      prefill::cp_async_16(sv + swizzled(j, c), p.v_cache + offset, valid);
-    }
-  }
-};
-
-
 #if RADIXLM_WGMMA
-// The online softmax of one warpgroup thread's two rows (accumulator rows lane / 4 and lane / 4 + 8 of its
+// The online softmax of one consumer thread's two rows (accumulator rows lane / 4 and lane / 4 + 8 of its
 // warp), over one tile of scores: the thread holds keys k0 + 8t + 2 * (lane % 4) + {0, 1} (t < 16) of row
 // 0 in sc[4t], sc[4t + 1] and of row 1 in sc[4t + 2], sc[4t + 3].
 struct RowSoftmax {
   // In base-2 units of the scaled scores; sums over this thread's columns only.
   float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
+  float alpha0 = 1.0f, alpha1 = 1.0f;  // how much O shrinks for the latest tile's new maxima
 
-  // Masks (when some row's diagonal is in the tile), exponentiates, rescales O to the new maxima and
-  // packs P as the A operand of O += P V (k16 step j = the accumulators of n8 tiles 2j and 2j + 1).
-  __device__ __forceinline__ void tile(float (&sc)[64], float (&o)[64], uint32_t (&a)[kKeys / 16][4], int k0,
-                                       bool masked, int visible0, int visible1, float scale_log2, int quad_col) {
+  // Masks (when some row's diagonal is in the tile) and exponentiates the scores in place (sc becomes P),
+  // updating the maxima and sums; O waits for rescale().
+  __device__ __forceinline__ void exponentiate(float (&sc)[64], int k0, bool masked, int visible0, int visible1,
+                                               float scale_log2, int quad_col) {
     // Maxima of the raw scores; the scale is folded into the exponent's multiply-add (scale > 0).
     if (masked) {
 #pragma unroll
@@ -224,7 +196,8 @@ struct RowSoftmax {
     // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
     const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
     const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-    const float alpha0 = prefill::fast_exp2(max0 - base0), alpha1 = prefill::fast_exp2(max1 - base1);
+    alpha0 = prefill::fast_exp2(max0 - base0);
+    alpha1 = prefill::fast_exp2(max1 - base1);
     max0 = new_max0;
     max1 = new_max1;
     float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
@@ -239,6 +212,9 @@ struct RowSoftmax {
     }
     sum0 = sum0 * alpha0 + tile_sum0;
     sum1 = sum1 * alpha1 + tile_sum1;
+  }
+  // O (accumulated against the previous maxima) onto the latest ones.
+  __device__ __forceinline__ void rescale(float (&o)[64]) const {
 #pragma unroll
     for (int t = 0; t < kDim / 8; ++t) {
       o[4 * t] *= alpha0;
@@ -246,170 +222,20 @@ struct RowSoftmax {
       o[4 * t + 2] *= alpha1;
       o[4 * t + 3] *= alpha1;
     }
-#pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j) {
-      a[j][0] = pack_bf16(sc[8 * j], sc[8 * j + 1]);
-      a[j][1] = pack_bf16(sc[8 * j + 2], sc[8 * j + 3]);
-      a[j][2] = pack_bf16(sc[8 * j + 4], sc[8 * j + 5]);
-      a[j][3] = pack_bf16(sc[8 * j + 6], sc[8 * j + 7]);
-    }
   }
 };
 
-// S = Q K^T for one tile: 8 k16 steps over the head dim, issued and committed as one wgmma group.
-__device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_address, int first_row, uint32_t k_address) {
-  wgmma_fence();
+// P as the A operand of O += P V (k16 step j = the accumulators of n8 tiles 2j and 2j + 1).
+__device__ __forceinline__ void pack_p(const float (&sc)[64], uint32_t (&a)[kKeys / 16][4]) {
 #pragma unroll
-  for (int kk = 0; kk < kDim / 16; ++kk) {
-    wgmma_ss(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
+  for (int j = 0; j < kKeys / 16; ++j) {
+    a[j][0] = pack_bf16(sc[8 * j], sc[8 * j + 1]);
+    a[j][1] = pack_bf16(sc[8 * j + 2], sc[8 * j + 3]);
+    a[j][2] = pack_bf16(sc[8 * j + 4], sc[8 * j + 5]);
+    a[j][3] = pack_bf16(sc[8 * j + 6], sc[8 * j + 7]);
   }
-  wgmma_commit();
-}
-// O += P V for one tile, one wgmma group.
-__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKeys / 16][4], uint32_t v_address) {
-  wgmma_fence();
-#pragma unroll
-  for (int j = 0; j < kKeys / 16; ++j) wgmma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
-  wgmma_commit();
-}
-#endif  // RADIXLM_WGMMA
-
-// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 256 threads. The two
-// warpgroups run in step (S, softmax, O += P V per tile between block barriers): measured on an H200,
-// ordering their MMAs FlashAttention-3 style (warpgroup 1's scores after warpgroup 0's, so one's softmax
-// overlaps the other's MMA) ran at 303 TFLOP/s against 337 in step, and computing tile i + 1's scores
-// during tile i's softmax (a third stage, 254 registers) at 304 against 318; docs/performance.md.
-// A tile's O += P V is issued and not waited for: the threads go on to the barrier, the next tile's loads
-// and its scores, and wait for both MMAs together, so the tensor cores run P V and the next Q K^T back to
-// back while the threads issue copies (339 TFLOP/s against 333 waiting for P V at once, H200).
-__global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
-#if RADIXLM_WGMMA
-  extern __shared__ uint8_t smem_raw[];
-  const uint32_t raw_address = smem_address(smem_raw);
-  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
-
-  const int group = p.q_heads / p.kv_heads;
-  const int tokens_per_tile = kRows / group;
-  const int kv_head = static_cast<int>(blockIdx.x);
-  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);
-  const int seq = static_cast<int>(blockIdx.z);
-  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
-  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
-  if (q_begin >= q_end) return;
-  const int rows = (q_end - q_begin) * group;
-  const int key_end = step.positions[q_end - 1] + 1;
-  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
-  const int warpgroup = static_cast<int>(threadIdx.x) / 128;
-  const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
-  const int quad_col = lane % 4;
-
-  // Q (rows past the tile's last token zero-filled) with the first K/V tile, one commit group.
-  {
-    const int c = static_cast<int>(threadIdx.x) % 16;
-#pragma unroll
-    for (int i = 0; i < kRows * 16 / kThreads; ++i) {
-      const int r = i * (kThreads / 16) + static_cast<int>(threadIdx.x) / 16;
-      const bool valid = r < rows;
-      const int64_t token = valid ? q_begin + r / group : 0;
-      const int head = valid ? kv_head * group + r % group : 0;
-      prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
-    }
-  }
-  const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
-  KvLoader loader{step.page_table + step.page_table_start[seq], step.page_size, page_shift, key_end,
-                  static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim, {}};
-  loader.fetch_pages(0);
-  loader.issue(s.k[0], s.v[0], p, 0);
-  prefill::cp_async_commit();
-  if (num_key_tiles > 1) loader.fetch_pages(kKeys);
-
-  // This thread's two rows and the keys each may see; rows are token-major, so the warpgroup's first row
-  // sees the fewest keys and its last the most.
-  const int first_row = warpgroup * 64;
-  const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
-  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
-  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
-  const bool has_rows = first_row < rows;
-  const int group_key_end = has_rows ? step.positions[q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
-  const int group_key_unmasked = has_rows ? step.positions[q_begin + first_row / group] + 1 : 0;
-
-  float o[64], sc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
-  RowSoftmax softmax;
-  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
-  const uint32_t q_address = smem_address(s.q);
-  uint32_t a[kKeys / 16][4];
-
-  for (int kt = 0; kt < num_key_tiles; ++kt) {
-    const int k0 = kt * kKeys;
-    const int stage = kt % kStages;
-    prefill::cp_async_wait<0>();  // tile kt (and Q) has landed: this thread's copies ...
-    fence_async_shared();         // ... made visible to wgmma ...
-    // ... everyone's; and both warpgroups are done with the stage that refills now, tile kt - 2's (its
-    // O += P V was waited for in iteration kt - 1).
-    __syncthreads();
-    if (kt + 1 < num_key_tiles) loader.issue(s.k[(kt + 1) % kStages], s.v[(kt + 1) % kStages], p, k0 + kKeys);
-    prefill::cp_async_commit();
-    if (kt + 2 < num_key_tiles) loader.fetch_pages(k0 + 2 * kKeys);
-    if (k0 >= group_key_end) continue;  // the whole tile is in this warpgroup's causal future
-
-    issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    wgmma_wait_all();  // and tile kt - 1's O += P V, so O and the A fragments are free again
-    pin(sc);
-    pin(o);
-    pin(a);
-    softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-    issue_pv(o, a, smem_address(s.v[stage]));
-  }
-  wgmma_wait_all();
-  pin(o);
-  pin(a);
-
-  float sum0 = softmax.sum0, sum1 = softmax.sum1;
-  sum0 = quad_sum(sum0);
-  sum1 = quad_sum(sum1);
-  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = half == 0 ? row0 : row1;
-    if (r >= rows) continue;
-    const float inverse = half == 0 ? inverse0 : inverse1;
-    const int64_t token = q_begin + r / group;
-    const int head = kv_head * group + r % group;
-    uint16_t* out = p.out + token * out_row + head * kDim;
-#pragma unroll
-    for (int t = 0; t < kDim / 8; ++t) {
-      *reinterpret_cast<uint32_t*>(out + t * 8 + quad_col * 2) =
-          pack_bf16(o[4 * t + 2 * half] * inverse, o[4 * t + 2 * half + 1] * inverse);
-    }
-  }
-#endif  // RADIXLM_WGMMA
 }
 
-// ---- Warp-specialised variant (FlashAttention-3's producer/consumer split, with cp.async for the paged
-// gather): a third warpgroup only copies K/V tiles into the three stages, and the two consumer warpgroups
-// only compute, each on its own: a stage's mbarrier "full" completes when the producer's copies into it
-// land (cp.async.mbarrier.arrive.noinc), "empty" when all eight consumer warps are done reading it. With
-// no block-wide barrier per tile the warpgroups drift apart, so one's softmax overlaps the other's MMAs.
-// Registers: the register file is split between the SM's four schedulers, so a block of three warpgroups
-// compiles to at most 168 per thread; the producer hands most of its own back (setmaxnreg) so the
-// consumers can hold their 64 + 64 accumulators and the P fragments (224).
-
-constexpr int kWsThreads = kThreads + 128;  // two consumer warpgroups, then the producer warpgroup
-constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 56 + 2 x 224 <= 512 per scheduler lane (40 spills)
-
-struct alignas(1024) WsSmem {
-  uint8_t q[kTileBytes];
-  uint8_t k[kStages][kTileBytes];
-  uint8_t v[kStages][kTileBytes];
-  uint64_t full[kStages];   // arrivals: the producer's 128 threads, each when its copies into the stage land
-  uint64_t empty[kStages];  // arrivals: lane 0 of each of the 8 consumer warps
-};
-constexpr size_t kWsSmemBytes = sizeof(WsSmem) + 1024;
-
-#if RADIXLM_WGMMA
 __device__ __forceinline__ void mbarrier_init(uint64_t* barrier, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_address(barrier)), "r"(count) : "memory");
 }
@@ -435,7 +261,7 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
 // it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
 // shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.
-__device__ __forceinline__ void produce_kv(WsSmem& s, const AttentionParams& p, const int32_t* pages, int page_size,
+__device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, const int32_t* pages, int page_size,
                                            int page_shift, int key_end, int num_key_tiles, int64_t kv_row,
                                            int64_t head_offset) {
   const int lane = static_cast<int>(threadIdx.x) % 32, h = lane / 16, c = lane % 16;
@@ -461,14 +287,37 @@ __device__ __forceinline__ void produce_kv(WsSmem& s, const AttentionParams& p, 
   }
   prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
 }
+
+// S = Q K^T for one tile: 8 k16 steps over the head dim, issued and committed as one wgmma group.
+__device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_address, int first_row, uint32_t k_address) {
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kDim / 16; ++kk) {
+    wgmma_ss(sc, k_major(q_address, first_row, kk), k_major(k_address, 0, kk), kk > 0);
+  }
+  wgmma_commit();
+}
+// O += P V for one tile, one wgmma group.
+__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKeys / 16][4], uint32_t v_address) {
+  wgmma_fence();
+#pragma unroll
+  for (int j = 0; j < kKeys / 16; ++j) wgmma_rs_mn_major_b(o, a[j], mn_major(v_address, j));
+  wgmma_commit();
+}
 #endif  // RADIXLM_WGMMA
 
-// Grid as attention_prefill_wgmma_kernel's; 384 threads (warpgroups 0 and 1 compute, 2 copies).
-__global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kernel(AttentionParams p, StepArrays step) {
+// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 384 threads (warpgroups 0
+// and 1 compute, 2 copies).
+// kOverlapPv: the order FlashAttention-3 uses within a warpgroup: tile i's O += P V is issued after tile
+// i + 1's scores and runs while the thread exponentiates tile i + 1's scores (the accumulators of both are
+// live at once, P of tile i in the A fragments); O is rescaled once that P V is done. Without it, a tile's
+// P V is issued right after its softmax and waited for together with the next tile's scores.
+template <bool kOverlapPv>
+__global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
-  WsSmem& s = *reinterpret_cast<WsSmem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+  Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
 
   const int group = p.q_heads / p.kv_heads;
   const int tokens_per_tile = kRows / group;
@@ -486,12 +335,12 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kern
 #pragma unroll
     for (int i = 0; i < kStages; ++i) {
       mbarrier_init(&s.full[i], 128);
-      mbarrier_init(&s.empty[i], kThreads / 32);
+      mbarrier_init(&s.empty[i], kConsumerThreads / 32);
     }
   }
   __syncthreads();  // the last block-wide barrier: from here on the roles only meet at the mbarriers
 
-  if (threadIdx.x >= kThreads) {
+  if (threadIdx.x >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
     const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
     produce_kv(s, p, step.page_table + step.page_table_start[seq], step.page_size, page_shift, key_end, num_key_tiles,
@@ -523,6 +372,8 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kern
     asm volatile("bar.sync %0, 128;" ::"r"(1 + warpgroup) : "memory");
   }
 
+  // This thread's two rows and the keys each may see; rows are token-major, so the warpgroup's first row
+  // sees the fewest keys and its last the most.
   const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
   const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
   const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
@@ -534,7 +385,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kern
 #pragma unroll
   for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
   RowSoftmax softmax;
-  const float scale_log2 = p.scale * 1.4426950408889634f;
+  const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
   const uint32_t q_address = smem_address(s.q);
   uint32_t a[kKeys / 16][4];
   // Lane 0 of each warp releases a stage once the warp's MMAs that read it are complete.
@@ -542,7 +393,9 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kern
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&s.empty[stage]);
   };
-  int pending = -1;  // the stage whose O += P V has not been waited for yet
+  // The stage of the last tile whose O += P V is still to be waited for (kOverlapPv: still to be issued;
+  // its P is in `a`), or -1.
+  int pending = -1;
 
   for (int kt = 0; kt < num_key_tiles; ++kt) {
     const int k0 = kt * kKeys, stage = kt % kStages;
@@ -550,6 +403,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kern
     mbarrier_wait(&s.full[stage], (kt / kStages) & 1);
     if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
       if (pending >= 0) {
+        if constexpr (kOverlapPv) issue_pv(o, a, smem_address(s.v[pending]));
         wgmma_wait_all();
         pin(o);
         pin(a);
@@ -559,22 +413,45 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_prefill_wgmma_ws_kern
       release(stage);
       continue;
     }
-    fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, visible to wgmma
+    fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, made visible to wgmma
     issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    wgmma_wait_all();  // and the previous tile's O += P V
-    pin(sc);
-    pin(o);
-    pin(a);
-    if (pending >= 0) release(pending);
-    softmax.tile(sc, o, a, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-    issue_pv(o, a, smem_address(s.v[stage]));
+    const bool masked = k0 + kKeys > group_key_unmasked;
+    if constexpr (kOverlapPv) {
+      if (pending >= 0) {
+        issue_pv(o, a, smem_address(s.v[pending]));
+        wgmma_wait<1>();  // the scores; the P V runs on while the scores are exponentiated
+        pin(sc);
+        softmax.exponentiate(sc, k0, masked, visible0, visible1, scale_log2, quad_col);
+        wgmma_wait_all();
+        pin(o);
+        pin(a);
+        release(pending);
+      } else {
+        wgmma_wait_all();
+        pin(sc);
+        softmax.exponentiate(sc, k0, masked, visible0, visible1, scale_log2, quad_col);
+      }
+      softmax.rescale(o);
+      pack_p(sc, a);
+    } else {
+      wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
+      pin(sc);
+      pin(o);
+      pin(a);
+      if (pending >= 0) release(pending);
+      softmax.exponentiate(sc, k0, masked, visible0, visible1, scale_log2, quad_col);
+      softmax.rescale(o);
+      pack_p(sc, a);
+      issue_pv(o, a, smem_address(s.v[stage]));
+    }
     pending = stage;
   }
+  if (kOverlapPv && pending >= 0) issue_pv(o, a, smem_address(s.v[pending]));
   wgmma_wait_all();
   pin(o);
   pin(a);
 
-  float sum0 = quad_sum(softmax.sum0), sum1 = quad_sum(softmax.sum1);
+  const float sum0 = quad_sum(softmax.sum0), sum1 = quad_sum(softmax.sum1);
   const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
   const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
 #pragma unroll
@@ -603,10 +480,10 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kWsSmemBytes)) != cudaSuccess) {
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
     }
@@ -616,14 +493,14 @@ inline bool supported() {
 }
 
 // Needs head_dim == kDim and supported().
-inline void launch(const AttentionParams& p, const StepArrays& step, bool warp_specialised, cudaStream_t stream) {
+inline void launch(const AttentionParams& p, const StepArrays& step, bool overlap_pv, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  if (warp_specialised) {
-    attention_prefill_wgmma_ws_kernel<<<grid, kWsThreads, kWsSmemBytes, stream>>>(p, step);
+  if (overlap_pv) {
+    attention_prefill_wgmma_kernel<true><<<grid, kThreads, kSmemBytes, stream>>>(p, step);
   } else {
-    attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+    attention_prefill_wgmma_kernel<false><<<grid, kThreads, kSmemBytes, stream>>>(p, step);
   }
 }
 

@@ -40,7 +40,7 @@ struct Kernel {
 };
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelWgmma, "wgmma"},
-                               {cuda::kPrefillKernelWgmmaWs, "wgmma-ws"},
+                               {cuda::kPrefillKernelWgmmaSerialPv, "wgmma-serial-pv"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
