@@ -154,17 +154,18 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   const DType act = backend_.activation_dtype();
 
-  Tensor hidden = backend_.alloc(act, {tokens, hidden_size});
+  // Every buffer but the residual (the first add_rms_norm adds to it) is written whole by the op that fills it.
+  Tensor hidden = backend_.alloc_uninitialized(act, {tokens, hidden_size});
   Tensor residual = backend_.alloc(act, {tokens, hidden_size});  // zero-filled
   const int64_t q_width = int64_t{q_heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
-  Tensor qkv = backend_.alloc(act, {tokens, q_width + 2 * kv_width});
+  Tensor qkv = backend_.alloc_uninitialized(act, {tokens, q_width + 2 * kv_width});
   // q, k and v stay where the fused matmul put them: column blocks of qkv, which the ops downstream read and
   // rotate at qkv's row stride (no copy).
   const TensorView q = qkv.view.columns(0, q_width);
   const TensorView k = qkv.view.columns(q_width, kv_width);
   const TensorView v = qkv.view.columns(q_width + kv_width, kv_width);
-  Tensor attn = backend_.alloc(act, {tokens, int64_t{q_heads} * head_dim});
-  Tensor mlp = backend_.alloc(act, {tokens, inter});
+  Tensor attn = backend_.alloc_uninitialized(act, {tokens, int64_t{q_heads} * head_dim});
+  Tensor mlp = backend_.alloc_uninitialized(act, {tokens, inter});
 
   backend_.embedding(embed_tokens, hidden);
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -184,9 +185,9 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   }
   backend_.add_rms_norm(hidden, residual, final_norm, eps);
 
-  Tensor selected = backend_.alloc(act, {rows, hidden_size});
+  Tensor selected = backend_.alloc_uninitialized(act, {rows, hidden_size});
   backend_.gather_logit_rows(hidden, selected);
-  Tensor logits = backend_.alloc(DType::kF32, {rows, config_.vocab_size});
+  Tensor logits = backend_.alloc_uninitialized(DType::kF32, {rows, config_.vocab_size});
   backend_.linear(selected, lm_head, TensorView(), logits);
   return logits;
 }

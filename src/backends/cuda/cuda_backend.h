@@ -52,6 +52,7 @@ class CudaBackend final : public Backend {
   const CudaDeviceInfo& info() const { return info_; }
 
   Tensor alloc(DType dtype, const Shape& shape) override;
+  Tensor alloc_uninitialized(DType dtype, const Shape& shape) override;
   // bf16 stays bf16; f32, f16 and fp8 weights become bf16 (the activation dtype the GEMMs read).
   Tensor upload(const Tensor& host) override;
   void copy_to_host_f32(const TensorView& src, float* dst) override;
@@ -137,7 +138,6 @@ class CudaBackend final : public Backend {
 
  private:
   explicit CudaBackend(CudaDeviceInfo info);
-  Tensor alloc_uninitialized(DType dtype, const Shape& shape);
   const float* rope_inv_freq(const RopeTable& rope);
   float* attention_workspace(int64_t floats);
 
