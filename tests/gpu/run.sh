@@ -33,7 +33,8 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
-# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer.
+# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer, "profile" Nsight
+# Compute over the attention kernels.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -67,6 +68,21 @@ if part memcheck; then
     "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter="$FILTER"
   stage memcheck-elementwise 200 "$TESTS" compute-sanitizer --tool memcheck --error-exitcode 1 \
     "$BUILD/src/backends/cuda/cuda_elementwise_bench_test" --gtest_brief=1
+fi
+
+# Nsight Compute over the attention kernels (not in the default parts; needs the Firecracker runtime, like
+# compute-sanitizer): one launch each of the prefill kernel (4096-token prompt) and of the decode kernel at
+# batch 64 and 256 (a mid-run decode step of bench one-batch, eager), clocks left alone (METHOD.md).
+if part profile; then
+  NCU=(ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis
+       --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats)
+  stage ncu-prefill-attention 200 "$OUT/ncu.log" "${NCU[@]}" --kernel-name regex:attention_prefill_wgmma --launch-count 1 \
+    "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_filter='*LongPrompt*'
+  for b in 64 256; do
+    stage ncu-decode-attention-b$b 200 "$OUT/ncu.log" "${NCU[@]}" --kernel-name regex:attention_decode_kernel \
+      --launch-skip 200 --launch-count 1 "$BUILD/src/apps/radixlm" bench one-batch --model-path "$MODEL8B" \
+      --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 16
+  done
 fi
 
 CEIL=$OUT/ceilings.log
@@ -156,6 +172,11 @@ fi
   echo "--- bench one-batch (Llama-3.1-8B shape, dummy bf16; roofline bw ${BW} TB/s, gemm ${TF} TFLOP/s)"
   grep -E "^=== bench-|^ +[0-9]+ |^ batch|batch +prefill|start-to-ready|loaded on" "$BENCH" | grep -v ": exit" |
     sed 's/ --model-path .*//' || true
+  if [ -f "$OUT/ncu.log" ]; then
+    echo "--- ncu (attention kernels)"
+    grep -E "^  [a-z_]+.*\(|^    (Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|L2 Hit Rate|Achieved Occupancy|Registers Per Thread|Issue Slots Busy|No Eligible|Warp Cycles Per Issued Instruction|Executed Ipc Active|SM Busy|Mem Busy|Max Bandwidth|L1/TEX Hit Rate|Stall)" "$OUT/ncu.log" || true
+    grep -E "^ +(OPT|WRN) " "$OUT/ncu.log" | cut -c1-400 | head -30 || true
+  fi
   echo "--- kernels alone"
   grep -E "^(prefill|decode) attention " "$TESTS" || true
   grep -E "^elementwise " "$TESTS" || true

@@ -307,14 +307,11 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 #endif  // RADIXLM_WGMMA
 
 // Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 384 threads (warpgroups 0
-// and 1 compute, 2 copies).
-// kOverlapPv: the order FlashAttention-3 uses within a warpgroup: tile i's O += P V is issued after tile
-// i + 1's scores and runs while the thread exponentiates tile i + 1's scores (the accumulators of both are
-// live at once, P of tile i in the A fragments); O is rescaled once that P V is done. Without it, a tile's
-// P V is issued right after its softmax and waited for together with the next tile's scores.
-// kPingPong: FlashAttention-3's schedule between the two consumer warpgroups: each issues its MMAs only in
-// its turn (named barriers 3 and 4), then hands the turn over, so one's MMAs run during the other's softmax.
-template <bool kOverlapPv, bool kPingPong>
+// and 1 compute, 2 copies). Per tile a consumer warpgroup issues the scores, waits for them together with
+// the previous tile's O += P V, exponentiates, and issues this tile's O += P V without waiting for it.
+// Measured on an H200 (4096-token prompt) and removed: FlashAttention-3's intra-warpgroup order (a tile's
+// O += P V issued after the next tile's scores, to run during their softmax) 366 TFLOP/s against 415;
+// FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415.
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
@@ -395,26 +392,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&s.empty[stage]);
   };
-  // The stage of the last tile whose O += P V is still to be waited for (kOverlapPv: still to be issued;
-  // its P is in `a`), or -1.
+  // The stage of the last tile whose O += P V is still to be waited for, or -1.
   int pending = -1;
-  // One turn per tile for both warpgroups (skipped tiles too), so the turns pair up; warpgroup 0 goes first.
-  const auto take_turn = [&] {
-    if constexpr (kPingPong) asm volatile("bar.sync %0, 256;" ::"r"(3 + warpgroup) : "memory");
-  };
-  const auto pass_turn = [&] {
-    if constexpr (kPingPong) asm volatile("bar.arrive %0, 256;" ::"r"(4 - warpgroup) : "memory");
-  };
-  if (warpgroup == 1) pass_turn();
 
   for (int kt = 0; kt < num_key_tiles; ++kt) {
     const int k0 = kt * kKeys, stage = kt % kStages;
     // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
     mbarrier_wait(&s.full[stage], (kt / kStages) & 1);
-    take_turn();
     if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
-      if (kOverlapPv && pending >= 0) issue_pv(o, a, smem_address(s.v[pending]));
-      pass_turn();
       if (pending >= 0) {
         wgmma_wait_all();
         pin(o);
@@ -427,41 +412,17 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
     }
     fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, made visible to wgmma
     issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    const bool masked = k0 + kKeys > group_key_unmasked;
-    if constexpr (kOverlapPv) {
-      if (pending >= 0) issue_pv(o, a, smem_address(s.v[pending]));
-      pass_turn();
-      if (pending >= 0) {
-        wgmma_wait<1>();  // the scores; the P V runs on while the scores are exponentiated
-        pin(sc);
-        softmax.exponentiate(sc, k0, masked, visible0, visible1, scale_log2, quad_col);
-        wgmma_wait_all();
-        pin(o);
-        pin(a);
-        release(pending);
-      } else {
-        wgmma_wait_all();
-        pin(sc);
-        softmax.exponentiate(sc, k0, masked, visible0, visible1, scale_log2, quad_col);
-      }
-      softmax.rescale(o);
-      pack_p(sc, a);
-    } else {
-      pass_turn();
-      wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
-      pin(sc);
-      pin(o);
-      pin(a);
-      if (pending >= 0) release(pending);
-      softmax.exponentiate(sc, k0, masked, visible0, visible1, scale_log2, quad_col);
-      softmax.rescale(o);
-      pack_p(sc, a);
-      issue_pv(o, a, smem_address(s.v[stage]));
-    }
+    wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
+    pin(sc);
+    pin(o);
+    pin(a);
+    if (pending >= 0) release(pending);
+    softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+    softmax.rescale(o);
+    pack_p(sc, a);
+    issue_pv(o, a, smem_address(s.v[stage]));
     pending = stage;
   }
-  if (kOverlapPv && pending >= 0) issue_pv(o, a, smem_address(s.v[pending]));
-  if (warpgroup == 0) take_turn();  // warpgroup 1's last hand-over, so no arrival is left at the barrier
   wgmma_wait_all();
   pin(o);
   pin(a);
@@ -487,7 +448,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
 }
 
 // Whether this process's GPU runs the kernel: the sm_90a code runs on compute capability 9.0 only, and the
-// block needs 225 KB of shared memory.
+// block needs 226 KB of shared memory.
 inline bool supported() {
   static const bool ok = [] {
     int device = 0, major = 0, minor = 0;
@@ -495,13 +456,7 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
@@ -512,16 +467,11 @@ inline bool supported() {
 }
 
 // Needs head_dim == kDim and supported().
-inline void launch(const AttentionParams& p, const StepArrays& step, bool overlap_pv, bool ping_pong,
-                   cudaStream_t stream) {
+inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  const auto kernel = overlap_pv ? (ping_pong ? attention_prefill_wgmma_kernel<true, true>
-                                              : attention_prefill_wgmma_kernel<true, false>)
-                                 : (ping_pong ? attention_prefill_wgmma_kernel<false, true>
-                                              : attention_prefill_wgmma_kernel<false, false>);
-  kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill

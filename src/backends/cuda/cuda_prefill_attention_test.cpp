@@ -40,9 +40,6 @@ struct Kernel {
 };
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelWgmma, "wgmma"},
-                               {cuda::kPrefillKernelWgmmaOverlap, "wgmma-overlap"},
-                               {cuda::kPrefillKernelWgmmaPingPong, "wgmma-pp"},
-                               {cuda::kPrefillKernelWgmmaOverlapPingPong, "wgmma-overlap-pp"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
