@@ -336,7 +336,9 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 // the previous tile's O += P V, exponentiates, and issues this tile's O += P V without waiting for it.
 // Measured on an H200 (4096-token prompt) and removed: FlashAttention-3's intra-warpgroup order (a tile's
 // O += P V issued after the next tile's scores, to run during their softmax) 366 TFLOP/s against 415;
-// FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415.
+// FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415; a shorter
+// softmax: O's rescale skipped when no row max moved (a warp vote) 407, half of the exponentials on the FMA
+// pipe (a cubic, FlashAttention-4's trick against the multi-function unit's rate) 367.
 template <int kVariant>
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
