@@ -160,26 +160,9 @@ __device__ __forceinline__ void wgmma_rs_mn_major_b(float (&d)[64], const uint32
 #endif  // RADIXLM_WGMMA
 
 #if RADIXLM_WGMMA
-// 2^x on the FMA and integer pipes (x <= 0): 2^round(x) from the exponent bits times a cubic in the rest
-// (|f| <= 0.5; relative error < 8e-4, under bf16's rounding of P); 0 below -126. The multi-function unit
-// that ex2.approx runs on issues a quarter as fast as FMA, so moving part of a tile's exponentials here
-// shortens the softmax (FlashAttention-4's trick).
-__device__ __forceinline__ float exp2_poly(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const float clamped = fmaxf(x, -126.0f);
-  const float shifted = clamped + kRound;
-  const float f = clamped - (shifted - kRound);
-  float p = fmaf(f, 0.0555041f, 0.2402265f);
-  p = fmaf(p, f, 0.6931472f);
-  p = fmaf(p, f, 1.0f);
-  const float value = __int_as_float(__float_as_int(p) + (__float_as_int(shifted) << 23));
-  return x < -126.0f ? 0.0f : value;
-}
-
 // The online softmax of one consumer thread's two rows (accumulator rows lane / 4 and lane / 4 + 8 of its
 // warp), over one tile of scores: the thread holds keys k0 + 8t + 2 * (lane % 4) + {0, 1} (t < 16) of row
 // 0 in sc[4t], sc[4t + 1] and of row 1 in sc[4t + 2], sc[4t + 3].
-template <int kVariant>  // 0: every exponential on ex2, O always rescaled; 1: rescale skipped when no max moved; 2: 1 + half the exponentials by exp2_poly
 struct RowSoftmax {
   // In base-2 units of the scaled scores; sums over this thread's columns only.
   float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
@@ -220,17 +203,10 @@ struct RowSoftmax {
     float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
 #pragma unroll
     for (int t = 0; t < kKeys / 8; ++t) {  // exp2(-inf * scale - base) == 0 for the masked keys
-      if (kVariant == 2 && t % 2 == 1) {
-        sc[4 * t] = exp2_poly(fmaf(sc[4 * t], scale_log2, -base0));
-        sc[4 * t + 1] = exp2_poly(fmaf(sc[4 * t + 1], scale_log2, -base0));
-        sc[4 * t + 2] = exp2_poly(fmaf(sc[4 * t + 2], scale_log2, -base1));
-        sc[4 * t + 3] = exp2_poly(fmaf(sc[4 * t + 3], scale_log2, -base1));
-      } else {
-        sc[4 * t] = prefill::fast_exp2(fmaf(sc[4 * t], scale_log2, -base0));
-        sc[4 * t + 1] = prefill::fast_exp2(fmaf(sc[4 * t + 1], scale_log2, -base0));
-        sc[4 * t + 2] = prefill::fast_exp2(fmaf(sc[4 * t + 2], scale_log2, -base1));
-        sc[4 * t + 3] = prefill::fast_exp2(fmaf(sc[4 * t + 3], scale_log2, -base1));
-      }
+      sc[4 * t] = prefill::fast_exp2(fmaf(sc[4 * t], scale_log2, -base0));
+      sc[4 * t + 1] = prefill::fast_exp2(fmaf(sc[4 * t + 1], scale_log2, -base0));
+      sc[4 * t + 2] = prefill::fast_exp2(fmaf(sc[4 * t + 2], scale_log2, -base1));
+      sc[4 * t + 3] = prefill::fast_exp2(fmaf(sc[4 * t + 3], scale_log2, -base1));
       tile_sum0 += sc[4 * t] + sc[4 * t + 1];
       tile_sum1 += sc[4 * t + 2] + sc[4 * t + 3];
     }
@@ -239,7 +215,6 @@ struct RowSoftmax {
   }
   // O (accumulated against the previous maxima) onto the latest ones.
   __device__ __forceinline__ void rescale(float (&o)[64]) const {
-    if (kVariant >= 1 && !__any_sync(0xffffffffu, alpha0 != 1.0f || alpha1 != 1.0f)) return;
 #pragma unroll
     for (int t = 0; t < kDim / 8; ++t) {
       o[4 * t] *= alpha0;
@@ -339,7 +314,6 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 // FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415; a shorter
 // softmax: O's rescale skipped when no row max moved (a warp vote) 407, half of the exponentials on the FMA
 // pipe (a cubic, FlashAttention-4's trick against the multi-function unit's rate) 367.
-template <int kVariant>
 __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
@@ -411,7 +385,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   float o[64], sc[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
-  RowSoftmax<kVariant> softmax;
+  RowSoftmax softmax;
   const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
   const uint32_t q_address = smem_address(s.q);
   uint32_t a[kKeys / 16][4];
@@ -484,11 +458,7 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<0>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
@@ -499,14 +469,11 @@ inline bool supported() {
 }
 
 // Needs head_dim == kDim and supported().
-inline void launch(const AttentionParams& p, const StepArrays& step, int variant, cudaStream_t stream) {
+inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
                   static_cast<unsigned int>(step.num_seqs));
-  const auto kernel = variant == 2   ? attention_prefill_wgmma_kernel<2>
-                      : variant == 1 ? attention_prefill_wgmma_kernel<1>
-                                     : attention_prefill_wgmma_kernel<0>;
-  kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill

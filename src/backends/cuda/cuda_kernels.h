@@ -125,8 +125,7 @@ struct AttentionParams {
 // to the mma.sync pick), the pipelined mma.sync kernel as warps per block x blocks per SM, or the legacy
 // one. RADIXLM_CUDA_PREFILL_ATTENTION=wgmma|legacy|pipelined-8x1|pipelined-8x2|pipelined-4x2 overrides auto.
 inline constexpr int32_t kPrefillKernelAuto = 0, kPrefillKernelLegacy = 1, kPrefillKernelPipelined8x1 = 2,
-                         kPrefillKernelPipelined8x2 = 3, kPrefillKernelPipelined4x2 = 4, kPrefillKernelWgmma = 5,
-                         kPrefillKernelWgmmaSkipRescale = 6, kPrefillKernelWgmmaPolyExp = 7;
+                         kPrefillKernelPipelined8x2 = 3, kPrefillKernelPipelined4x2 = 4, kPrefillKernelWgmma = 5;
 // Splits and workspace the launch wants for this step (so the backend can size its workspace up front).
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms);
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits);

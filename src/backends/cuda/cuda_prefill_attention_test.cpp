@@ -40,8 +40,6 @@ struct Kernel {
 };
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelWgmma, "wgmma"},
-                               {cuda::kPrefillKernelWgmmaSkipRescale, "wgmma-skip-rescale"},
-                               {cuda::kPrefillKernelWgmmaPolyExp, "wgmma-poly-exp"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
