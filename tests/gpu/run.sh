@@ -33,8 +33,9 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
-# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer, "profile" Nsight
-# Compute over the attention kernels.
+# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer, "sanitize-prefill"
+# three compute-sanitizer tools over the prefill attention kernels, "profile" Nsight Compute over the
+# attention kernels.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -68,6 +69,15 @@ if part memcheck; then
     "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter="$FILTER"
   stage memcheck-elementwise 200 "$TESTS" compute-sanitizer --tool memcheck --error-exitcode 1 \
     "$BUILD/src/backends/cuda/cuda_elementwise_bench_test" --gtest_brief=1
+fi
+
+# compute-sanitizer memcheck, racecheck and synccheck over every prefill attention kernel (not in the default
+# parts; the wgmma kernel's producer and consumers meet only at mbarriers and named barriers).
+if part sanitize-prefill; then
+  for tool in memcheck racecheck synccheck; do
+    stage "$tool-prefill-attention" 200 "$TESTS" compute-sanitizer --tool $tool --error-exitcode 1 \
+      "$BUILD/src/backends/cuda/cuda_prefill_attention_test" --gtest_brief=1 --gtest_filter='*EveryKernelMatchesCpu*'
+  done
 fi
 
 # Nsight Compute over the attention kernels (not in the default parts; needs the Firecracker runtime, like
@@ -186,7 +196,7 @@ fi
   echo "--- tests"
   grep -E "^\[  (PASSED|FAILED) +\]|tests? ran" "$TESTS" | grep -v "^\[  FAILED  \] [A-Z].*\." || true
   grep -E "^\[  FAILED  \] [A-Za-z]" "$TESTS" | head -20 || true
-  grep -E "ERROR SUMMARY" "$TESTS" || true
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^=== (memcheck|racecheck|synccheck)-prefill-attention: exit" "$TESTS" || true
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 # The device tool returns only a few files: keep the summary and one archive of the logs.
