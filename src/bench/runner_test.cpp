@@ -74,6 +74,13 @@ class ScriptedServer {
       return std::string(size) + data + "\r\n";
     };
     const auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(60)); };
+    // A request stops counting as open just before its last bytes go out: once the client has them it may
+    // open the next connection before this thread runs again (the count must not race the client).
+    bool closed = false;
+    const auto close_count = [&] {
+      if (!closed) --open_;
+      closed = true;
+    };
     switch (script_) {
       case Script::kStream: {
         send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -84,6 +91,7 @@ class ScriptedServer {
         send(chunk("\n\r\n"));
         pause();
         send(chunk("data: {\"text\": \"abcd\", \"meta_info\": {\"completion_tokens\": 4, \"prompt_tokens\": 3}}\n\n"));
+        close_count();
         send(chunk("data: [DONE]\n\n") + "0\r\n\r\n");
         break;
       }
@@ -99,7 +107,7 @@ class ScriptedServer {
         break;  // closes without the last chunk
       }
     }
-    --open_;
+    close_count();
     socket.shutdown(tcp::socket::shutdown_both, ec);
   }
 
