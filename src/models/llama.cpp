@@ -1,9 +1,9 @@
-// The dense Llama family written once against ops/Backend. The residual stream follows SGLang's Llama:
-// add_rms_norm both adds the sublayer output into the residual and normalises it, so each layer is
-//   residual += x; x = input_norm(residual); x = attention(x)
-//   residual += x; x = post_attention_norm(residual); x = mlp(x)
-// and the final norm closes the last residual add. The residual starts at zero, which makes the first
-// add an exact copy of the embeddings.
+// The dense Llama family written once against ops/Backend. The residual stream is added into by the
+// output projections themselves (linear_add: the add in the matmul's epilogue, so a backend never writes a
+// sublayer's output only to read it back for the add), and each norm reads the residual as it stands:
+//   x = input_norm(residual); residual += o_proj(attention(x))
+//   x = post_attention_norm(residual); residual += down_proj(silu_and_mul(gate_up(x)))
+// The residual starts as the embeddings; the final norm reads the last layer's sum.
 
 #include "models/llama.h"
 
@@ -154,9 +154,9 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   const DType act = backend_.activation_dtype();
 
-  // Every buffer but the residual (the first add_rms_norm adds to it) is written whole by the op that fills it.
+  // Every buffer is written whole by the op that fills it.
+  Tensor residual = backend_.alloc_uninitialized(act, {tokens, hidden_size});
   Tensor hidden = backend_.alloc_uninitialized(act, {tokens, hidden_size});
-  Tensor residual = backend_.alloc(act, {tokens, hidden_size});  // zero-filled
   const int64_t q_width = int64_t{q_heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
   Tensor qkv = backend_.alloc_uninitialized(act, {tokens, q_width + 2 * kv_width});
   // q, k and v stay where the fused matmul put them: column blocks of qkv, which the ops downstream read and
@@ -167,23 +167,28 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   Tensor attn = backend_.alloc_uninitialized(act, {tokens, int64_t{q_heads} * head_dim});
   Tensor mlp = backend_.alloc_uninitialized(act, {tokens, inter});
 
-  backend_.embedding(embed_tokens, hidden);
+  backend_.embedding(embed_tokens, residual);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
-    backend_.add_rms_norm(hidden, residual, layer.input_norm, eps);
+    // Each matmul's weight is hinted before the small ops that precede it (see Backend::prefetch_weight).
+    backend_.prefetch_weight(layer.qkv_proj);
+    backend_.rms_norm(residual, layer.input_norm, eps, hidden);
     backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
+    backend_.prefetch_weight(layer.o_proj);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
     }
     backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
     backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
-    backend_.linear(attn, layer.o_proj, layer.o_bias, hidden);
-    backend_.add_rms_norm(hidden, residual, layer.post_attention_norm, eps);
+    backend_.linear_add(attn, layer.o_proj, layer.o_bias, residual);
+    backend_.prefetch_weight(layer.gate_up_proj);
+    backend_.rms_norm(residual, layer.post_attention_norm, eps, hidden);
     backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);
-    backend_.linear(mlp, layer.down_proj, layer.down_bias, hidden);
+    backend_.linear_add(mlp, layer.down_proj, layer.down_bias, residual);
   }
-  backend_.add_rms_norm(hidden, residual, final_norm, eps);
+  backend_.prefetch_weight(lm_head);
+  backend_.rms_norm(residual, final_norm, eps, hidden);
 
   Tensor selected = backend_.alloc_uninitialized(act, {rows, hidden_size});
   backend_.gather_logit_rows(hidden, selected);

@@ -33,5 +33,12 @@ if [ "$BASE" != HEAD ]; then
   rm -rf .gpu/overlay
   echo "$(git rev-parse --short HEAD) (CUDA paths) on $(git rev-parse --short "$BASE")" > .gpu/COMMIT
 fi
+# RADIXLM_GPU_BASELINE=<commit> also archives that commit (baseline.tar) for run.sh's "baseline" part, which
+# builds it beside HEAD and runs the same benchmarks on the same machine: an A/B across commits free of the
+# machine-to-machine spread.
+if [ -n "${RADIXLM_GPU_BASELINE:-}" ]; then
+  git archive --format=tar -o .gpu/baseline.tar "$RADIXLM_GPU_BASELINE" -- . ':(exclude)assets'
+  git rev-parse --short "$RADIXLM_GPU_BASELINE" > .gpu/BASELINE_COMMIT
+fi
 
 du -sh .gpu

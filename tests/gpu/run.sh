@@ -33,7 +33,7 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
-# shapes with one setting changed, "memcheck" the kernel tests under compute-sanitizer, "sanitize-prefill"
+# shapes with one setting changed, "baseline" the benchmarks built from another commit, "memcheck" the kernel tests under compute-sanitizer, "sanitize-prefill"
 # three compute-sanitizer tools over the prefill attention kernels, "profile" Nsight Compute over the
 # attention kernels.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
@@ -132,15 +132,33 @@ if part bench; then
   stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
     --output-file "$OUT/bench_prefill.json"
 fi
-# A/B (not in the default parts): the three decode shapes again with cuBLASLt's decode-shape tuning off, in
-# the same call as the figures above.
+# A/B (not in the default parts): the three decode shapes again with one setting changed, for each setting
+# in RADIXLM_GPU_AB_ENV (space-separated NAME=VALUE; default cuBLASLt's decode-shape tuning off), in the same
+# call as the figures above.
 if part ab; then
-  stage "bench-b1 RADIXLM_CUBLASLT_TUNE=0" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 1 \
-    --input-len 128 --output-len 256 "${ROOF[@]}"
-  stage "bench-b64 RADIXLM_CUBLASLT_TUNE=0" 120 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 64 \
-    --input-len 128 --output-len 128 "${ROOF[@]}"
-  stage "bench-b256 RADIXLM_CUBLASLT_TUNE=0" 150 "$BENCH" env RADIXLM_CUBLASLT_TUNE=0 "${ONE[@]}" --batch-size 256 \
-    --input-len 128 --output-len 512 "${ROOF[@]}"
+  for AB in ${RADIXLM_GPU_AB_ENV:-RADIXLM_CUBLASLT_TUNE=0}; do
+    echo "--- $AB" >> "$OUT/ab_kernels.log"
+    stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env "$AB" "$BUILD/src/backends/cuda/backend_cuda_test" \
+      --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
+    stage "bench-b1 $AB" 120 "$BENCH" env "$AB" "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
+    stage "bench-b64 $AB" 120 "$BENCH" env "$AB" "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
+    stage "bench-b256 $AB" 150 "$BENCH" env "$AB" "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
+  done
+fi
+# The baseline commit prepare.sh archived (RADIXLM_GPU_BASELINE), built beside this one and run on the same
+# shapes on the same machine (not in the default parts).
+if part baseline && [ -f .gpu/baseline.tar ]; then
+  BASE_SRC=$ROOT/build/gpu-baseline-src BASE_BUILD=$ROOT/build/gpu-baseline
+  rm -rf "$BASE_SRC" && mkdir -p "$BASE_SRC" && tar -xf .gpu/baseline.tar -C "$BASE_SRC"
+  stage baseline-configure 120 "$OUT/build.log" cmake -S "$BASE_SRC" -B "$BASE_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DRADIXLM_TEXT=OFF -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
+  stage baseline-build 240 "$OUT/build.log" cmake --build "$BASE_BUILD" -j16 --target radixlm
+  BASE_ONE=("$BASE_BUILD/src/apps/radixlm" "${ONE[@]:1}")
+  BASE=$(cat .gpu/BASELINE_COMMIT)
+  stage "bench-b1 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
+  stage "bench-b64 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
+  stage "bench-b256 baseline $BASE" 150 "$BENCH" "${BASE_ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
+  stage "bench-prefill-4096 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}"
 fi
 # Start to ready: process start to the first generated token of `radixlm generate` on the 8B shape (dummy
 # weights generated on the host, uploaded, one prefill and 8 decode steps through the engine).
@@ -189,6 +207,7 @@ fi
   fi
   echo "--- kernels alone"
   grep -E "^(prefill|decode) attention " "$TESTS" || true
+  [ -f "$OUT/ab_kernels.log" ] && grep -E "^--- |^decode attention " "$OUT/ab_kernels.log"
   grep -E "^elementwise " "$TESTS" || true
   echo
   echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(cat .gpu/COMMIT 2>/dev/null || git rev-parse --short HEAD)) ================"

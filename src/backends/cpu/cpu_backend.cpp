@@ -66,6 +66,11 @@ void CpuBackend::linear(const TensorView& x, const TensorView& weight, const Ten
   cpu::linear(pool_, x, weight, bias, out);
 }
 
+void CpuBackend::linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                            const TensorView& residual) {
+  cpu::linear(pool_, x, weight, bias, residual, /*accumulate=*/true);
+}
+
 void CpuBackend::silu_and_mul(const TensorView& x, const TensorView& out) { cpu::silu_and_mul(pool_, x, out); }
 
 void CpuBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,

@@ -33,6 +33,8 @@ class CpuBackend final : public Backend {
   void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) override;
   void head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) override;
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
+  void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                  const TensorView& residual) override;
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& out) override;

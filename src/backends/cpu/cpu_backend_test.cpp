@@ -42,7 +42,8 @@ void expect_close(const float* got, const std::vector<double>& want, double tole
 
 class CpuBackendTest : public testing::TestWithParam<int> {};
 
-TEST_P(CpuBackendTest, LinearMatchesNaiveLoopForEachWeightDtype) {
+// linear, and linear_add (the residual += x @ w^T of the output projections) on top of a random residual.
+TEST_P(CpuBackendTest, LinearAndLinearAddMatchNaiveLoopForEachWeightDtype) {
   CpuBackend backend(GetParam());
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     for (int64_t tokens : {1, 3, 17}) {
@@ -50,19 +51,27 @@ TEST_P(CpuBackendTest, LinearMatchesNaiveLoopForEachWeightDtype) {
       std::vector<float> x = random_values(tokens * in, 1), w_stored, b_stored;
       Tensor weight = make_tensor(random_values(out_features * in, 2), dtype, {out_features, in}, &w_stored);
       Tensor bias = make_tensor(random_values(out_features, 3), dtype, {out_features}, &b_stored);
+      const std::vector<float> residual = random_values(tokens * out_features, 4);
       Tensor xt = make_tensor(x, DType::kF32, {tokens, in});
-      for (bool with_bias : {false, true}) {
-        Tensor out = backend.alloc(DType::kF32, {tokens, out_features});
-        backend.linear(xt, weight, with_bias ? bias.view : TensorView(), out);
-        std::vector<double> want(static_cast<size_t>(tokens * out_features));
-        for (int64_t t = 0; t < tokens; ++t) {
-          for (int64_t o = 0; o < out_features; ++o) {
-            double sum = with_bias ? b_stored[o] : 0.0;
-            for (int64_t i = 0; i < in; ++i) sum += static_cast<double>(x[t * in + i]) * w_stored[o * in + i];
-            want[t * out_features + o] = sum;
+      for (bool add : {false, true}) {
+        for (bool with_bias : {false, true}) {
+          const TensorView b = with_bias ? bias.view : TensorView();
+          Tensor out = make_tensor(residual, DType::kF32, {tokens, out_features});
+          if (add) {
+            backend.linear_add(xt, weight, b, out);
+          } else {
+            backend.linear(xt, weight, b, out);
           }
+          std::vector<double> want(static_cast<size_t>(tokens * out_features));
+          for (int64_t t = 0; t < tokens; ++t) {
+            for (int64_t o = 0; o < out_features; ++o) {
+              double sum = (with_bias ? b_stored[o] : 0.0) + (add ? residual[t * out_features + o] : 0.0);
+              for (int64_t i = 0; i < in; ++i) sum += static_cast<double>(x[t * in + i]) * w_stored[o * in + i];
+              want[t * out_features + o] = sum;
+            }
+          }
+          expect_close(out.as<float>(), want, 1e-5);
         }
-        expect_close(out.as<float>(), want, 1e-5);
       }
     }
   }

@@ -13,9 +13,9 @@
 
 namespace radixlm::cpu {
 
-// out [T, N] = x [T, K] @ weight[N, K]^T (+ bias [N]).
+// out [T, N] = x [T, K] @ weight[N, K]^T (+ bias [N]); with accumulate, out += the same.
 void linear(ThreadPool& pool, const TensorView& x, const TensorView& weight, const TensorView& bias,
-            const TensorView& out);
+            const TensorView& out, bool accumulate = false);
 
 // Paged causal attention; `token_seq[t]` is the sequence of new token t.
 void paged_attention(ThreadPool& pool, const ForwardBatch& batch, const std::vector<int32_t>& token_seq,

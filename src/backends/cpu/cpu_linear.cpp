@@ -1,4 +1,4 @@
-// out = x @ weight^T (+ bias) with weights in their stored dtype. Work is split over tiles of weight rows
+// out = x @ weight^T (+ bias), or out += the same, with weights in their stored dtype. Work is split over tiles of weight rows
 // so each thread streams a disjoint part of the weight once: for a prefill the tile is converted to f32
 // once and reused by every token; for decode (few tokens) bf16 and f32 rows are read directly.
 
@@ -20,7 +20,7 @@ constexpr int64_t kMinWorkPerPart = 1 << 16;
 }  // namespace
 
 void linear(ThreadPool& pool, const TensorView& x, const TensorView& weight, const TensorView& bias,
-            const TensorView& out) {
+            const TensorView& out, bool accumulate) {
   RADIXLM_CHECK(x.ndim() == 2 && weight.ndim() == 2 && out.ndim() == 2, "linear wants 2-D views");
   const int64_t tokens = x.size(0), in = x.size(1), out_features = weight.size(0);
   RADIXLM_CHECK(weight.size(1) == in && out.size(0) == tokens && out.size(1) == out_features,
@@ -51,6 +51,7 @@ void linear(ThreadPool& pool, const TensorView& x, const TensorView& weight, con
       [&](int64_t tile_begin, int64_t tile_end) {
         std::vector<float> tile;
         if (!stream) tile.resize(static_cast<size_t>(kRowsPerTile * in));
+        float sums[kRowsPerTile];  // with accumulate, a tile row's products before they are added to out
         for (int64_t tile_index = tile_begin; tile_index < tile_end; ++tile_index) {
           const int64_t row_begin = tile_index * kRowsPerTile;
           const int64_t row_end = std::min(out_features, row_begin + kRowsPerTile);
@@ -60,15 +61,19 @@ void linear(ThreadPool& pool, const TensorView& x, const TensorView& weight, con
           for (int64_t t = 0; t < tokens; ++t) {
             const float* x_row = x_data + t * in;
             float* out_row = out_data + t * out_features + row_begin;
+            float* dots = accumulate ? sums : out_row;
             if (!stream) {
-              dot_rows_f32(x_row, tile.data(), count, in, out_row);
+              dot_rows_f32(x_row, tile.data(), count, in, dots);
             } else if (weight.dtype == DType::kF32) {
-              dot_rows_f32(x_row, reinterpret_cast<const float*>(rows), count, in, out_row);
+              dot_rows_f32(x_row, reinterpret_cast<const float*>(rows), count, in, dots);
             } else {
-              dot_rows_bf16(x_row, reinterpret_cast<const uint16_t*>(rows), count, in, out_row);
+              dot_rows_bf16(x_row, reinterpret_cast<const uint16_t*>(rows), count, in, dots);
             }
             if (!bias_f32.empty()) {
-              for (int64_t r = 0; r < count; ++r) out_row[r] += bias_f32[static_cast<size_t>(row_begin + r)];
+              for (int64_t r = 0; r < count; ++r) dots[r] += bias_f32[static_cast<size_t>(row_begin + r)];
+            }
+            if (accumulate) {
+              for (int64_t r = 0; r < count; ++r) out_row[r] += sums[r];
             }
           }
         }

@@ -77,8 +77,8 @@ bool CublasLtGemm::tuning_enabled() {
 }
 
 cublasStatus_t CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x,
-                                    const uint16_t* w, void* out, cudaStream_t stream) {
-  const float alpha = 1.0f, beta = 0.0f;
+                                    const uint16_t* w, void* out, float beta, cudaStream_t stream) {
+  const float alpha = 1.0f;
   return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out, plan.d, &algo,
                         workspace_, workspace_bytes_, stream);
 }
@@ -129,8 +129,10 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
 // Times the heuristic's first kCandidates picks and split-K versions of its first kSplitBases (each run once
 // to warm up, then kReps times between two events) and keeps the fastest. Only deterministic reductions
 // are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
-// on every call, graphs or eager.
-void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream) {
+// on every call, graphs or eager. The candidates write a scratch output (beta 0; the epilogue's read of
+// out under accumulate is the same for every candidate), so out, which may be a residual added into, is
+// untouched.
+void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
   constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;
   constexpr int kReps = 5;
@@ -159,6 +161,8 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* 
   }
   if (candidates.size() <= 1) return;  // nothing to choose between
 
+  void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
+  RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
   cudaEvent_t start = nullptr, stop = nullptr;
   RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
   RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
@@ -166,9 +170,9 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* 
   const cublasLtMatmulAlgo_t* best = nullptr;
   for (const cublasLtMatmulAlgo_t& candidate : candidates) {
     // A candidate that will not launch on these operands is skipped, not fatal.
-    if (launch(plan, candidate, x, w, out, stream) != CUBLAS_STATUS_SUCCESS) continue;
+    if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
     RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, stream));
+    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
     RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
     RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
@@ -180,6 +184,7 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* 
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
+  RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
   if (best != nullptr) {
     plan.algo = *best;
     plan.ok = true;
@@ -187,7 +192,7 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* 
 }
 
 bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32,
-                       int64_t tokens, int64_t n, int64_t k, bool tune_shape, cudaStream_t stream) {
+                       bool accumulate, int64_t tokens, int64_t n, int64_t k, bool tune_shape, cudaStream_t stream) {
   Plan& plan = plan_for({tokens, n, k, out_f32, bias != nullptr});
   if (bias) {
     RADIXLM_CUBLAS_CHECK(
@@ -196,10 +201,12 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
   if (tune_shape && !plan.tuned && tuning_enabled()) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-    if (capture == cudaStreamCaptureStatusNone) tune(plan, x, w, out, stream);
+    if (capture == cudaStreamCaptureStatusNone) {
+      tune(plan, x, w, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), stream);
+    }
   }
   if (!plan.ok) return false;
-  RADIXLM_CUBLAS_CHECK(launch(plan, plan.algo, x, w, out, stream));
+  RADIXLM_CUBLAS_CHECK(launch(plan, plan.algo, x, w, out, accumulate ? 1.0f : 0.0f, stream));
   return true;
 }
 

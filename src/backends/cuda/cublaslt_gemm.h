@@ -24,11 +24,11 @@ class CublasLtGemm {
   CublasLtGemm(const CublasLtGemm&) = delete;
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
 
-  // Returns false (doing nothing) when cuBLASLt has no algorithm for the shape; bias may be null. With tune,
-  // a shape met for the first time outside stream capture has its candidates timed on these operands (out
-  // is then written several times; the last write is the chosen algorithm's).
-  bool run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32, int64_t tokens,
-           int64_t n, int64_t k, bool tune, cudaStream_t stream);
+  // Returns false (doing nothing) when cuBLASLt has no algorithm for the shape; bias may be null. With
+  // accumulate, out += the product (beta = 1, out read in the epilogue). With tune, a shape met for the first
+  // time outside stream capture has its candidates timed on these operands, writing a scratch output.
+  bool run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32, bool accumulate,
+           int64_t tokens, int64_t n, int64_t k, bool tune, cudaStream_t stream);
 
   // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
@@ -44,8 +44,8 @@ class CublasLtGemm {
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool>;  // tokens, n, k, out_f32, bias
   Plan& plan_for(const Key& key);
   cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
-                        void* out, cudaStream_t stream);
-  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, void* out, cudaStream_t stream);
+                        void* out, float beta, cudaStream_t stream);
+  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
   cublasLtHandle_t handle_ = nullptr;

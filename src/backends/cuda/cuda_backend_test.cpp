@@ -82,7 +82,9 @@ TEST(CudaBackendTest, UploadConvertsToBf16AndCopiesBack) {
   EXPECT_EQ(to_host(gpu, dev), values);  // bf16-exact values survive exactly
 }
 
-TEST(CudaBackendTest, LinearMatchesCpuAcrossShapesAndPaths) {
+// linear, and linear_add (residual += x @ w^T: the add in the GEMV's or cuBLASLt's epilogue) on a random
+// bf16 residual.
+TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(2);
   std::mt19937 rng(2);
@@ -93,28 +95,43 @@ TEST(CudaBackendTest, LinearMatchesCpuAcrossShapesAndPaths) {
     for (int64_t tokens : {1, 2, 5, 8, 9, 33, 256}) {
       for (bool with_bias : {false, true}) {
         for (DType out_dtype : {DType::kBF16, DType::kF32}) {
-          for (bool force_lt : {false, true}) {
-            const std::string what = "linear n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) + " T=" +
-                                     std::to_string(tokens) + (with_bias ? " bias" : "") +
-                                     (out_dtype == DType::kF32 ? " f32" : " bf16") + (force_lt ? " cublaslt" : "");
-            const float w_scale = 1.0f / std::sqrt(static_cast<float>(c.k));
-            Tensor x_h = host_f32(random_bf16_values(static_cast<size_t>(tokens * c.k), rng), {tokens, c.k});
-            Tensor w_h = host_f32(random_bf16_values(static_cast<size_t>(c.n * c.k), rng, w_scale), {c.n, c.k});
-            Tensor b_h = host_f32(random_bf16_values(static_cast<size_t>(c.n), rng), {c.n});
-            Tensor ref = cpu.alloc(DType::kF32, {tokens, c.n});
-            cpu.linear(x_h, w_h, with_bias ? b_h.view : TensorView(), ref);
-            gpu.set_force_cublaslt(force_lt);
-            Tensor x = gpu.upload(x_h), w = gpu.upload(w_h), b = gpu.upload(b_h);
-            Tensor out = poisoned(gpu, out_dtype, {tokens, c.n});
-            gpu.linear(x, w, with_bias ? b.view : TensorView(), out);
-            std::vector<float> want(ref.as<float>(), ref.as<float>() + ref.view.numel());
-            const std::vector<float> got = to_host(gpu, out);
-            expect_close(got, want, kRel, kAbs, what);
-            // The first call of a decode shape timed cuBLASLt's candidates; later calls run the one kept,
-            // and give the same bits (only deterministic reductions are candidates).
-            Tensor again = poisoned(gpu, out_dtype, {tokens, c.n});
-            gpu.linear(x, w, with_bias ? b.view : TensorView(), again);
-            EXPECT_EQ(to_host(gpu, again), got) << what << ": a second call differs";
+          for (bool add : {false, true}) {
+            if (add && out_dtype == DType::kF32) continue;  // the residual stream is bf16
+            for (bool force_lt : {false, true}) {
+              const std::string what = std::string(add ? "linear_add" : "linear") + " n=" + std::to_string(c.n) +
+                                       " k=" + std::to_string(c.k) + " T=" + std::to_string(tokens) +
+                                       (with_bias ? " bias" : "") + (out_dtype == DType::kF32 ? " f32" : " bf16") +
+                                       (force_lt ? " cublaslt" : "");
+              const float w_scale = 1.0f / std::sqrt(static_cast<float>(c.k));
+              Tensor x_h = host_f32(random_bf16_values(static_cast<size_t>(tokens * c.k), rng), {tokens, c.k});
+              Tensor w_h = host_f32(random_bf16_values(static_cast<size_t>(c.n * c.k), rng, w_scale), {c.n, c.k});
+              Tensor b_h = host_f32(random_bf16_values(static_cast<size_t>(c.n), rng), {c.n});
+              const std::vector<float> residual = random_bf16_values(static_cast<size_t>(tokens * c.n), rng, 4.0f);
+              Tensor ref = host_f32(residual, {tokens, c.n});
+              if (add) {
+                cpu.linear_add(x_h, w_h, with_bias ? b_h.view : TensorView(), ref);
+              } else {
+                cpu.linear(x_h, w_h, with_bias ? b_h.view : TensorView(), ref);
+              }
+              gpu.set_force_cublaslt(force_lt);
+              Tensor x = gpu.upload(x_h), w = gpu.upload(w_h), b = gpu.upload(b_h);
+              const auto run = [&] {
+                Tensor out = add ? gpu.upload(host_f32(residual, {tokens, c.n})) : poisoned(gpu, out_dtype, {tokens, c.n});
+                if (add) {
+                  gpu.linear_add(x, w, with_bias ? b.view : TensorView(), out);
+                } else {
+                  gpu.linear(x, w, with_bias ? b.view : TensorView(), out);
+                }
+                return to_host(gpu, out);
+              };
+              const std::vector<float> got = run();
+              expect_close(got, std::vector<float>(ref.as<float>(), ref.as<float>() + ref.view.numel()), kRel, kAbs,
+                           what);
+              // The first call of a decode shape timed cuBLASLt's candidates (on a scratch output, leaving the
+              // residual alone); later calls run the one kept, and give the same bits (only deterministic
+              // reductions are candidates).
+              EXPECT_EQ(run(), got) << what << ": a second call differs";
+            }
           }
         }
       }

@@ -120,10 +120,13 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 #pragma unroll
       for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[row * kWarpsPerRow + w][t];
       if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
+      const int64_t at = t * p.n + out_n;
       if (p.out_f32) {
-        static_cast<float*>(p.out)[t * p.n + out_n] = sum;
+        float* out = static_cast<float*>(p.out);
+        out[at] = p.accumulate ? out[at] + sum : sum;
       } else {
-        static_cast<uint16_t*>(p.out)[t * p.n + out_n] = f32_to_bf16_bits(sum);
+        uint16_t* out = static_cast<uint16_t*>(p.out);
+        out[at] = f32_to_bf16_bits(p.accumulate ? bf16_bits_to_f32(out[at]) + sum : sum);
       }
     }
   }
