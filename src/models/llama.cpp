@@ -170,11 +170,8 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   backend_.embedding(embed_tokens, residual);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
-    // Each matmul's weight is hinted before the small ops that precede it (see Backend::prefetch_weight).
-    backend_.prefetch_weight(layer.qkv_proj);
     backend_.rms_norm(residual, layer.input_norm, eps, hidden);
     backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
-    backend_.prefetch_weight(layer.o_proj);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
@@ -182,12 +179,10 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
     backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
     backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
     backend_.linear_add(attn, layer.o_proj, layer.o_bias, residual);
-    backend_.prefetch_weight(layer.gate_up_proj);
     backend_.rms_norm(residual, layer.post_attention_norm, eps, hidden);
     backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);
     backend_.linear_add(mlp, layer.down_proj, layer.down_bias, residual);
   }
-  backend_.prefetch_weight(lm_head);
   backend_.rms_norm(residual, final_norm, eps, hidden);
 
   Tensor selected = backend_.alloc_uninitialized(act, {rows, hidden_size});

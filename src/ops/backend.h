@@ -59,9 +59,6 @@ class Backend {
   // x [T, in], weight [out, in], bias [out] or empty, residual [T, out]
   virtual void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
                           const TensorView& residual) = 0;
-  // A hint that `weight` is read by a matmul soon (issued before the latency-bound ops that precede it): a
-  // backend may start moving it closer. Never changes a result; the default does nothing.
-  virtual void prefetch_weight(const TensorView& weight) { (void)weight; }
   // out = silu(x[:, :I]) * x[:, I:]         x [T, 2I], out [T, I]
   virtual void silu_and_mul(const TensorView& x, const TensorView& out) = 0;
   // out = silu_and_mul(x @ weight^T (+ bias)): the MLP's stacked gate/up matmul [2I, in] and its activation as

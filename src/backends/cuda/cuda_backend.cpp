@@ -108,24 +108,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
-  // The head of each decode matmul's weight, up to kPrefetchMb (RADIXLM_CUDA_L2_PREFETCH_MB overrides it for
-  // A/B runs; 0 turns it off): as much as HBM moves during the ops before the matmul, and well within L2.
-  constexpr int kPrefetchMb = 32;
-  int major = 0;
-  RADIXLM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, info_.device));
-  const char* prefetch_mb = std::getenv("RADIXLM_CUDA_L2_PREFETCH_MB");
-  const int mb = prefetch_mb != nullptr ? std::clamp(std::atoi(prefetch_mb), 0, 1024) : kPrefetchMb;
-  prefetch_bytes_ = major >= 9 ? static_cast<uint64_t>(mb) << 20 : 0;
-  if (prefetch_bytes_ > 0) {
-    cudaStream_t side = nullptr;
-    RADIXLM_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-    prefetch_stream_ = side;
-    cudaEvent_t fork = nullptr, join = nullptr;
-    RADIXLM_CUDA_CHECK(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
-    RADIXLM_CUDA_CHECK(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
-    prefetch_fork_ = fork;
-    prefetch_join_ = join;
-  }
 }
 
 void* CudaBackend::begin_op() {
@@ -189,9 +171,6 @@ CudaBackend::~CudaBackend() {
   if (static_staging_) cudaFreeHost(static_staging_);
   if (static_device_) cudaFree(static_device_);
   if (staging_free_event_) cudaEventDestroy(static_cast<cudaEvent_t>(staging_free_event_));
-  if (prefetch_fork_) cudaEventDestroy(static_cast<cudaEvent_t>(prefetch_fork_));
-  if (prefetch_join_) cudaEventDestroy(static_cast<cudaEvent_t>(prefetch_join_));
-  if (prefetch_stream_) cudaStreamDestroy(as_stream(prefetch_stream_));
   if (stream_) cudaStreamDestroy(as_stream(stream_));
 }
 
@@ -460,31 +439,8 @@ void CudaBackend::linear_add(const TensorView& x, const TensorView& weight, cons
   matmul(x, weight, bias, residual, /*accumulate=*/true);
 }
 
-void CudaBackend::prefetch_weight(const TensorView& weight) {
-  // Only decode steps: a prefill's matmuls are compute-bound and would gain nothing.
-  if (prefetch_bytes_ == 0 || step_->max_query_len > 1 || weight.device != Device::kCuda) return;
-  join_prefetch();  // one prefetch in flight at a time: the events are reused
-  const auto fork = static_cast<cudaEvent_t>(prefetch_fork_), join = static_cast<cudaEvent_t>(prefetch_join_);
-  RADIXLM_CUDA_CHECK(cudaEventRecord(fork, as_stream(stream_)));
-  RADIXLM_CUDA_CHECK(cudaStreamWaitEvent(as_stream(prefetch_stream_), fork, 0));
-  cuda::launch_prefetch_l2(weight.data, std::min<uint64_t>(prefetch_bytes_, weight.numel() * dtype_size(weight.dtype)),
-                           as_stream(prefetch_stream_));
-  RADIXLM_CUDA_CHECK(cudaGetLastError());
-  RADIXLM_CUDA_CHECK(cudaEventRecord(join, as_stream(prefetch_stream_)));
-  prefetch_pending_ = true;
-}
-
-// The prefetch kernel only issues its requests, so by the matmul it has long finished: the wait costs
-// nothing, and it brings the side stream back into stream_ (a graph capture must end joined).
-void CudaBackend::join_prefetch() {
-  if (!prefetch_pending_) return;
-  RADIXLM_CUDA_CHECK(cudaStreamWaitEvent(as_stream(stream_), static_cast<cudaEvent_t>(prefetch_join_), 0));
-  prefetch_pending_ = false;
-}
-
 void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
                          bool accumulate) {
-  join_prefetch();
   check_device_rows(x, DType::kBF16, "linear x");
   check_device_rows(weight, DType::kBF16, "linear weight");
   RADIXLM_CHECK(out.device == Device::kCuda && out.ndim() == 2 && out.is_contiguous() &&
@@ -541,7 +497,6 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
                 out.shape.to_string());
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   if (tokens == 1 && !force_cublaslt_ && k % 8 == 0 && aligned) {
-    join_prefetch();
     // One token: the GEMV computes a gate row and its up row in the same block and writes silu(gate) * up.
     RADIXLM_OP_TIMER("linear_silu_and_mul_gemv");
     if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
@@ -809,7 +764,6 @@ void CudaBackend::begin_capture() {
 
 void* CudaBackend::end_capture() {
   RADIXLM_CHECK(capturing_, "end_capture() without begin_capture()");
-  join_prefetch();
   capturing_ = false;
   allocator_->set_graph_pool(false);
   cudaGraph_t graph = nullptr;

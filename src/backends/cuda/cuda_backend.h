@@ -66,7 +66,6 @@ class CudaBackend final : public Backend {
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
                   const TensorView& residual) override;
-  void prefetch_weight(const TensorView& weight) override;
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& out) override;
@@ -146,7 +145,6 @@ class CudaBackend final : public Backend {
   // linear (out =) and linear_add (out +=): the GEMV for decode shapes it wins, cuBLASLt otherwise.
   void matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
               bool accumulate);
-  void join_prefetch();
 
   CudaDeviceInfo info_;
   void* stream_ = nullptr;  // cudaStream_t
@@ -185,14 +183,6 @@ class CudaBackend final : public Backend {
   std::vector<std::tuple<const char*, void*, void*>> pending_ops_;
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
-  // prefetch_weight's bytes per weight, on decode steps (0: off, as before Hopper, where the kernel is empty).
-  uint64_t prefetch_bytes_ = 0;
-  // The prefetch runs on its own stream, forked from stream_ (so it overlaps the ops before the matmul
-  // instead of adding a launch to their chain) and joined back by the next matmul (join_prefetch).
-  void* prefetch_stream_ = nullptr;  // cudaStream_t
-  void* prefetch_fork_ = nullptr;    // cudaEvent_t
-  void* prefetch_join_ = nullptr;    // cudaEvent_t
-  bool prefetch_pending_ = false;
   int32_t gemv_warps_per_row_ = 0;
 };
 

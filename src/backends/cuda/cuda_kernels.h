@@ -82,10 +82,6 @@ inline constexpr int kArgmaxSlices = 64;
 void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out, float* slice_value,
                         int32_t* slice_index, cudaStream_t stream);
 
-// Starts moving `bytes` at `data` (16-byte aligned; rounded down to 16-byte units) into L2 and returns:
-// a hint, for a weight the stream reads soon (cuda_prefetch.cu). Compiled to nothing before sm_90.
-void launch_prefetch_l2(const void* data, uint64_t bytes, cudaStream_t stream);
-
 // Converts n floats to bf16 / bf16 to f32 on the device.
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream);
 // out[r, c] += bias[c] (out bf16 or f32 by `out_f32`), bias bf16.
