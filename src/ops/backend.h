@@ -46,9 +46,6 @@ class Backend {
   virtual void embedding(const TensorView& table, const TensorView& out) = 0;
   // out = x / rms(x) * weight, per row      x, out [T, H]; weight [H]
   virtual void rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) = 0;
-  // residual += x; x = rms_norm(residual) * weight (in place, as SGLang's fused_add_rmsnorm)
-  virtual void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight,
-                            float eps) = 0;
   // Each `head_dim` slice of each row normalised separately (Qwen3's q/k norm), in place. weight [head_dim]
   virtual void head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) = 0;
   // out = x @ weight^T (+ bias)             x [T, in], weight [out, in], bias [out] or empty, out [T, out]

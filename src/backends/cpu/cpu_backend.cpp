@@ -53,10 +53,6 @@ void CpuBackend::rms_norm(const TensorView& x, const TensorView& weight, float e
   cpu::rms_norm(pool_, x, weight, eps, out);
 }
 
-void CpuBackend::add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
-  cpu::add_rms_norm(pool_, x, residual, weight, eps);
-}
-
 void CpuBackend::head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
   cpu::head_rms_norm(pool_, x, weight, head_dim, eps);
 }

@@ -81,26 +81,6 @@ void rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& weight, f
       kRowGrain);
 }
 
-void add_rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& residual, const TensorView& weight,
-                  float eps) {
-  check_rows(x);
-  check_rows(residual);
-  RADIXLM_CHECK(x.shape == residual.shape);
-  const int64_t width = x.size(1);
-  const std::vector<float> w = weight_to_f32(weight, width);
-  pool.parallel_for(
-      x.size(0),
-      [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          float* x_row = x.as<float>() + r * width;
-          float* residual_row = residual.as<float>() + r * width;
-          for (int64_t i = 0; i < width; ++i) residual_row[i] += x_row[i];
-          normalize_row(residual_row, w.data(), width, eps, x_row);
-        }
-      },
-      kRowGrain);
-}
-
 void head_rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
   check_strided_rows(x);
   RADIXLM_CHECK(head_dim > 0 && x.size(1) % head_dim == 0, "width {} is not a multiple of head_dim {}", x.size(1),

@@ -28,8 +28,6 @@ void rope_and_store_kv(ThreadPool& pool, const ForwardBatch& batch, const Tensor
 void embedding(ThreadPool& pool, const std::vector<int32_t>& token_ids, const TensorView& table,
                const TensorView& out);
 void rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& weight, float eps, const TensorView& out);
-void add_rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& residual, const TensorView& weight,
-                  float eps);
 void head_rms_norm(ThreadPool& pool, const TensorView& x, const TensorView& weight, int32_t head_dim, float eps);
 void silu_and_mul(ThreadPool& pool, const TensorView& x, const TensorView& out);
 

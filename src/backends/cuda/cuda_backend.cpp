@@ -398,24 +398,6 @@ void CudaBackend::rms_norm(const TensorView& x, const TensorView& weight, float 
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
-void CudaBackend::add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
-  RADIXLM_OP_TIMER("add_rms_norm");
-  check_device_rows(x, DType::kBF16, "add_rms_norm x");
-  check_device_rows(residual, DType::kBF16, "add_rms_norm residual");
-  RADIXLM_CHECK(x.shape == residual.shape);
-  check_vector(weight, x.size(1), "add_rms_norm weight");
-  cuda::RmsNormParams p;
-  p.x = bf16_ptr(x);
-  p.residual = bf16_ptr(residual);
-  p.weight = bf16_ptr(weight);
-  p.out = bf16_ptr(x);
-  p.rows = x.size(0);
-  p.width = x.size(1);
-  p.eps = eps;
-  cuda::launch_rms_norm(p, as_stream(stream_));
-  RADIXLM_CUDA_CHECK(cudaGetLastError());
-}
-
 void CudaBackend::head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) {
   RADIXLM_OP_TIMER("head_rms_norm");
   check_device_strided_rows(x, "head_rms_norm x");

@@ -61,7 +61,6 @@ class CudaBackend final : public Backend {
 
   void embedding(const TensorView& table, const TensorView& out) override;
   void rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) override;
-  void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) override;
   void head_rms_norm(const TensorView& x, const TensorView& weight, int32_t head_dim, float eps) override;
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,

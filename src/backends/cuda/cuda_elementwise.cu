@@ -1,5 +1,4 @@
-// Row-wise kernels of the CUDA backend: embedding gather, RMSNorm (plain, fused with the residual add, per
-// head), SiLU-and-multiply, RoPE fused with the KV store, logit-row gather, argmax and small conversions.
+// Row-wise kernels of the CUDA backend: embedding gather, RMSNorm (per row and per head), SiLU-and-multiply, RoPE fused with the KV store, logit-row gather, argmax and small conversions.
 // All arithmetic is f32; values are stored as bf16, rounded to nearest even.
 
 #include <algorithm>
@@ -30,35 +29,27 @@ __global__ void embedding_kernel(const uint16_t* table, int64_t vocab, int64_t h
   }
 }
 
-// residual (when given) += x, then out = rms_norm(residual or x) * weight. The sum of squares is taken of
-// the values as stored (bf16), so the norm is that of the tensor the next layer sees.
+// out = rms_norm(x) * weight, any width.
 __global__ void rms_norm_kernel(RmsNormParams p) {
   __shared__ float scratch[kNormThreads / 32];
   const int64_t row = blockIdx.x;
   const uint16_t* x = p.x + row * p.width;
-  uint16_t* residual = p.residual ? p.residual + row * p.width : nullptr;
   uint16_t* out = p.out + row * p.width;
   float sum_squares = 0.0f;
   for (int64_t i = threadIdx.x; i < p.width; i += kNormThreads) {
-    float value = bf16_bits_to_f32(x[i]);
-    if (residual) {
-      const uint16_t stored = f32_to_bf16_bits(value + bf16_bits_to_f32(residual[i]));
-      residual[i] = stored;
-      value = bf16_bits_to_f32(stored);
-    }
+    const float value = bf16_bits_to_f32(x[i]);
     sum_squares += value * value;
   }
   const float total = block_sum<kNormThreads / 32>(sum_squares, scratch);
   const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
-  const uint16_t* source = residual ? residual : x;
   for (int64_t i = threadIdx.x; i < p.width; i += kNormThreads) {
-    const float value = bf16_bits_to_f32(source[i]);
+    const float value = bf16_bits_to_f32(x[i]);
     out[i] = f32_to_bf16_bits(bf16_bits_to_f32(p.weight[i]) * (value * inverse_rms));
   }
 }
 
 // The same for rows whose width is a multiple of 8: one block per row, each thread holding up to
-// kNormChunks 16-byte chunks in registers between the two passes (one read of x and residual, one write).
+// kNormChunks 16-byte chunks in registers between the two passes (one read of x, one write).
 constexpr int kNormChunks = 4;
 
 __device__ __forceinline__ void unpack8(const uint4& v, float (&out)[8]) {
@@ -79,7 +70,6 @@ __global__ void rms_norm_vec_kernel(RmsNormParams p) {
   const int64_t row = blockIdx.x;
   const int64_t chunks = p.width / 8;
   const auto* x = reinterpret_cast<const uint4*>(p.x + row * p.width);
-  auto* residual = p.residual ? reinterpret_cast<uint4*>(p.residual + row * p.width) : nullptr;
   auto* out = reinterpret_cast<uint4*>(p.out + row * p.width);
   const auto* weight = reinterpret_cast<const uint4*>(p.weight);
   float values[kNormChunks][8];
@@ -89,19 +79,6 @@ __global__ void rms_norm_vec_kernel(RmsNormParams p) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(c) * blockDim.x;
     if (i < chunks) {
       unpack8(x[i], values[c]);
-      if (residual) {
-        float r[8];
-        unpack8(residual[i], r);
-        uint4 stored;
-        // The residual is kept in bf16; the norm reads the stored (rounded) sum.
-#pragma unroll
-        for (int e = 0; e < 8; ++e) values[c][e] = bf16_bits_to_f32(f32_to_bf16_bits(values[c][e] + r[e]));
-        stored.x = pack2(values[c][0], values[c][1]);
-        stored.y = pack2(values[c][2], values[c][3]);
-        stored.z = pack2(values[c][4], values[c][5]);
-        stored.w = pack2(values[c][6], values[c][7]);
-        residual[i] = stored;
-      }
 #pragma unroll
       for (int e = 0; e < 8; ++e) sum_squares += values[c][e] * values[c][e];
     }
@@ -232,23 +209,20 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 // 2-D grids (column block, row) so no thread divides a 64-bit index.
 
 // As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
-// results), but x, residual and weight of all kNormChunks chunks are loaded up front.
-template <bool kResidual>
+// results), but x and weight of all kNormChunks chunks are loaded up front.
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int chunks = static_cast<int>(p.width / 8);
   const auto* x = reinterpret_cast<const uint4*>(p.x + row * p.width);
-  auto* residual = kResidual ? reinterpret_cast<uint4*>(p.residual + row * p.width) : nullptr;
   auto* out = reinterpret_cast<uint4*>(p.out + row * p.width);
   const auto* weight = reinterpret_cast<const uint4*>(p.weight);
-  uint4 x_raw[kNormChunks], r_raw[kNormChunks], w_raw[kNormChunks];
+  uint4 x_raw[kNormChunks], w_raw[kNormChunks];
 #pragma unroll
   for (int c = 0; c < kNormChunks; ++c) {
     const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
     if (i < chunks) {
       x_raw[c] = x[i];
-      if (kResidual) r_raw[c] = residual[i];
       w_raw[c] = weight[i];
     }
   }
@@ -259,18 +233,6 @@ __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
     const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
     if (i < chunks) {
       unpack8(x_raw[c], values[c]);
-      if (kResidual) {
-        float r[8];
-        unpack8(r_raw[c], r);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) values[c][e] = bf16_bits_to_f32(f32_to_bf16_bits(values[c][e] + r[e]));
-        uint4 stored;
-        stored.x = pack2(values[c][0], values[c][1]);
-        stored.y = pack2(values[c][2], values[c][3]);
-        stored.z = pack2(values[c][4], values[c][5]);
-        stored.w = pack2(values[c][6], values[c][7]);
-        residual[i] = stored;
-      }
 #pragma unroll
       for (int e = 0; e < 8; ++e) sum_squares += values[c][e] * values[c][e];
     }
@@ -567,8 +529,10 @@ void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, cons
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   const int64_t chunks = p.width / 8;
-  const bool aligned = (reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.out) |
-                        reinterpret_cast<uintptr_t>(p.weight) | reinterpret_cast<uintptr_t>(p.residual)) % 16 == 0;
+  const bool aligned =
+      (reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.out) | reinterpret_cast<uintptr_t>(p.weight)) %
+          16 ==
+      0;
   if (p.width % 8 == 0 && aligned && chunks <= 1024 * kNormChunks) {
     // Enough threads that each holds at most kNormChunks chunks, in whole warps.
     int threads = static_cast<int>((chunks + kNormChunks - 1) / kNormChunks);
@@ -576,11 +540,7 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     if (chunks > 128) threads = std::max(threads, 128);
     // 68 registers a thread: up to 512 threads (widths up to 16384) fit an SM; wider rows keep the old kernel.
     if (!legacy_elementwise() && threads <= 512) {
-      if (p.residual) {
-        rms_norm_prefetch_kernel<true><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
-      } else {
-        rms_norm_prefetch_kernel<false><<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
-      }
+      rms_norm_prefetch_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
       return;
     }
     rms_norm_vec_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);

@@ -61,6 +61,18 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   const auto* w_row = reinterpret_cast<const uint4*>(p.w + (n < p.n ? n : 0) * p.k);
   const auto* x_rows = reinterpret_cast<const uint4*>(p.x);
 
+  // With accumulate, the output value added to is read before the weights stream, not after: a load issued
+  // in the epilogue would add a memory round trip to every matmul's tail.
+  const int out_row = static_cast<int>(threadIdx.x) / kTokens, out_token = static_cast<int>(threadIdx.x) % kTokens;
+  const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + out_row;
+  const int64_t out_at = out_token * p.n + out_n;
+  const bool writes_output = static_cast<int>(threadIdx.x) < kRowsPerBlock * kTokens && out_n < p.n;
+  float prior = 0.0f;
+  if (p.accumulate && writes_output) {
+    prior = p.out_f32 ? static_cast<const float*>(p.out)[out_at]
+                      : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[out_at]);
+  }
+
   float acc[kTokens];
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
@@ -112,22 +124,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
       return;
     }
   }
-  if (static_cast<int>(threadIdx.x) < kRowsPerBlock * kTokens) {
-    const int row = static_cast<int>(threadIdx.x) / kTokens, t = static_cast<int>(threadIdx.x) % kTokens;
-    const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + row;
-    if (out_n < p.n) {
-      float sum = 0.0f;
+  if (writes_output) {
+    float sum = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[row * kWarpsPerRow + w][t];
-      if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
-      const int64_t at = t * p.n + out_n;
-      if (p.out_f32) {
-        float* out = static_cast<float*>(p.out);
-        out[at] = p.accumulate ? out[at] + sum : sum;
-      } else {
-        uint16_t* out = static_cast<uint16_t*>(p.out);
-        out[at] = f32_to_bf16_bits(p.accumulate ? bf16_bits_to_f32(out[at]) + sum : sum);
-      }
+    for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[out_row * kWarpsPerRow + w][out_token];
+    if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
+    sum += prior;
+    if (p.out_f32) {
+      static_cast<float*>(p.out)[out_at] = sum;
+    } else {
+      static_cast<uint16_t*>(p.out)[out_at] = f32_to_bf16_bits(sum);
     }
   }
 }

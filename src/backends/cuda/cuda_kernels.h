@@ -36,11 +36,9 @@ void launch_resolve_future_tokens(int32_t* token_ids, int32_t num_tokens, const 
 void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, const StepArrays& step, uint16_t* out,
                       cudaStream_t stream);
 
-// Row-wise RMSNorm. With `residual`: residual += x; x = norm(residual) * weight (out == x). Without:
-// out = norm(x) * weight.
+// Row-wise RMSNorm: out = norm(x) * weight.
 struct RmsNormParams {
   const uint16_t* x = nullptr;
-  uint16_t* residual = nullptr;  // null for the plain norm
   const uint16_t* weight = nullptr;
   uint16_t* out = nullptr;
   int64_t rows = 0;
