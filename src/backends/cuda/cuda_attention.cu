@@ -6,7 +6,8 @@
 // each split writes an unnormalised partial output with its max and sum, and a combine kernel merges them.
 //
 // Grid: decode: x = kv head, y = query tile * num_splits + split, z = sequence; prefill: x = kv head, y = query tile
-// counted down so the longest run first, z = sequence. Everything a block needs about the step comes from
+// counted down so the longest run first, z = sequence (the Hopper prefill kernel is persistent instead: one
+// block per SM walking the same items in that order). Everything a block needs about the step comes from
 // the device arrays, so the launch shape depends only on the batch's size, never on its contents (the
 // property CUDA graphs need).
 //

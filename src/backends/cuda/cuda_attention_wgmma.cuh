@@ -24,9 +24,12 @@
 //    repacked in registers as the A operand of O += P V (8 wgmma with A from registers and V read
 //    MN-major, i.e. transposed by the instruction);
 //  - causal mask only on tiles that cross a row's diagonal; a warpgroup skips tiles wholly in its future;
-//    query tiles run longest first.
+//  - persistent: one block per SM walks a fixed list of query tiles (longest first, in back-and-forth passes
+//    so the blocks' totals even out), its K/V stages running on from one tile to the next.
 // Descriptor and swizzle layouts are the PTX ISA's ("Matrix Descriptor Format", "Shared Memory Matrix
 // Layout") for 128-byte swizzling.
+
+#include <algorithm>
 
 #include <cuda_bf16.h>
 
@@ -257,18 +260,20 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
 // it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
 // shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.
+// `tile_base` counts the block's tiles of earlier work items: stages and barrier phases run on across items.
 __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, const int32_t* pages, int page_size,
                                            int page_shift, int key_end, int num_key_tiles, int64_t kv_row,
-                                           int64_t head_offset) {
+                                           int64_t head_offset, int tile_base) {
   const int lane = static_cast<int>(threadIdx.x) % 32, h = lane / 16, c = lane % 16;
   const int first_key = (static_cast<int>(threadIdx.x) / 32 % 4) * 32;
   const uint16_t* k_base = p.k_cache + head_offset + c * 8;
   const uint16_t* v_base = p.v_cache + head_offset + c * 8;
   for (int kt = 0; kt < num_key_tiles; ++kt) {
-    const int k0 = kt * kKeys, stage = kt % kStages;
+    const int g = tile_base + kt;
+    const int k0 = kt * kKeys, stage = g % kStages;
     const int lane_key = k0 + first_key + lane;
     const int32_t page = lane_key < key_end ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] : 0;
-    if (kt >= kStages) mbarrier_wait(&s.empty[stage], (kt / kStages - 1) & 1);
+    if (g >= kStages) mbarrier_wait(&s.empty[stage], (g / kStages - 1) & 1);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const int j = first_key + 2 * i + h, key = k0 + j;
@@ -281,7 +286,6 @@ __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, co
     }
     cp_async_arrive(&s.full[stage]);
   }
-  prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
 }
 
 // S = Q K^T for one tile: 8 k16 steps over the head dim, issued and committed as one wgmma group.
@@ -302,9 +306,66 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&a)[kKe
 }
 #endif  // RADIXLM_WGMMA
 
-// Grid: x = KV head, y = query tile counted down (longest first), z = sequence; 384 threads (warpgroups 0
-// and 1 compute, 2 copies). Per tile a consumer warpgroup issues the scores, waits for them together with
-// the previous tile's O += P V, exponentiates, and issues this tile's O += P V without waiting for it.
+#if RADIXLM_WGMMA
+// One work item: 128 query rows (a tile of one sequence's new tokens times the query heads of one KV head)
+// against that sequence's keys up to the tile's last token.
+struct WorkItem {
+  int kv_head = 0, q_begin = 0, q_end = 0, seq = 0, key_end = 0, num_key_tiles = 0;
+};
+
+// The persistent grid's schedule: item n of block b is index n * G + b on even passes and n * G + (G - 1 -
+// b) on odd ones (G blocks), over items numbered KV head fastest, then query tile longest first, then
+// sequence (the order the hardware gave the blocks of the non-persistent grid). With the work of the items
+// falling along that order (a causal prompt), the back-and-forth passes give every block about the same
+// total. Returns false past the last item; `item` is left empty (q_begin == q_end) for a tile past its
+// sequence's new tokens.
+__device__ __forceinline__ bool work_item(const AttentionParams& p, const StepArrays& step, int n, WorkItem& item) {
+  const int group = p.q_heads / p.kv_heads;
+  const int tokens_per_tile = kRows / group;
+  const int q_tiles = (step.max_query_len + tokens_per_tile - 1) / tokens_per_tile;
+  const int blocks = static_cast<int>(gridDim.x), block = static_cast<int>(blockIdx.x);
+  const int index = n * blocks + (n % 2 == 0 ? block : blocks - 1 - block);
+  if (index >= p.kv_heads * q_tiles * step.num_seqs) return false;
+  item.kv_head = index % p.kv_heads;
+  const int tile = q_tiles - 1 - index / p.kv_heads % q_tiles;
+  item.seq = index / (p.kv_heads * q_tiles);
+  item.q_begin = step.query_start[item.seq] + tile * tokens_per_tile;
+  item.q_end = min(item.q_begin + tokens_per_tile, step.query_start[item.seq + 1]);
+  if (item.q_begin >= item.q_end) {
+    item.q_end = item.q_begin;
+    item.num_key_tiles = 0;
+    return true;
+  }
+  item.key_end = step.positions[item.q_end - 1] + 1;
+  item.num_key_tiles = (item.key_end + kKeys - 1) / kKeys;
+  return true;
+}
+
+// A consumer warpgroup's 64 Q rows of an item into shared memory by cp.async (rows past the item's last token
+// zero-filled); committed, not waited for.
+__device__ __forceinline__ void load_q(Smem& s, const AttentionParams& p, const WorkItem& item, int first_row) {
+  const int group = p.q_heads / p.kv_heads;
+  const int rows = (item.q_end - item.q_begin) * group;
+  const int t = static_cast<int>(threadIdx.x) % 128, c = t % 16;
+#pragma unroll
+  for (int i = 0; i < 64 * 16 / 128; ++i) {
+    const int r = first_row + i * 8 + t / 16;
+    const bool valid = r < rows;
+    const int64_t token = valid ? item.q_begin + r / group : 0;
+    const int head = valid ? item.kv_head * group + r % group : 0;
+    prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
+  }
+  prefill::cp_async_commit();
+}
+#endif  // RADIXLM_WGMMA
+
+// Persistent grid (one 384-thread block per SM; warpgroups 0 and 1 compute, 2 copies), each block walking its
+// work items (work_item). The K/V stages and their barrier phases run on across items, so the producer
+// fills the next item's first tiles while the consumers finish the current one, and a consumer warpgroup
+// loads its next Q rows before it writes the current output: a block's start-up (page table, first tiles,
+// Q) is paid once per SM instead of once per item. Per tile a consumer warpgroup issues the scores, waits
+// for them together with the previous tile's O += P V, exponentiates, and issues this tile's O += P V
+// without waiting for it.
 // Measured on an H200 (4096-token prompt) and removed: FlashAttention-3's intra-warpgroup order (a tile's
 // O += P V issued after the next tile's scores, to run during their softmax) 366 TFLOP/s against 415;
 // FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415; a shorter
@@ -315,18 +376,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
   Smem& s = *reinterpret_cast<Smem*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
-
   const int group = p.q_heads / p.kv_heads;
-  const int tokens_per_tile = kRows / group;
-  const int kv_head = static_cast<int>(blockIdx.x);
-  const int tile = static_cast<int>(gridDim.y - 1 - blockIdx.y);
-  const int seq = static_cast<int>(blockIdx.z);
-  const int q_begin = step.query_start[seq] + tile * tokens_per_tile;
-  const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
-  if (q_begin >= q_end) return;
-  const int rows = (q_end - q_begin) * group;
-  const int key_end = step.positions[q_end - 1] + 1;
-  const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
 
   if (threadIdx.x == 0) {
 #pragma unroll
@@ -340,8 +390,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   if (threadIdx.x >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
     const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
-    produce_kv(s, p, step.page_table + step.page_table_start[seq], step.page_size, page_shift, key_end, num_key_tiles,
-               static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(kv_head) * kDim);
+    int tile_base = 0;
+    WorkItem item;
+    for (int n = 0; work_item(p, step, n, item); ++n) {
+      produce_kv(s, p, step.page_table + step.page_table_start[item.seq], step.page_size, page_shift, item.key_end,
+                 item.num_key_tiles, static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(item.kv_head) * kDim,
+                 tile_base);
+      tile_base += item.num_key_tiles;
+    }
+    prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
     return;
   }
 
@@ -350,96 +407,101 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_col = lane % 4;
   const int first_row = warpgroup * 64;
-
-  // Each warpgroup loads its own 64 Q rows (past the tile's last token zero-filled) while the first K/V
-  // tiles arrive, then meets only its own four warps (named barrier 1 + warpgroup).
-  {
-    const int t = static_cast<int>(threadIdx.x) % 128, c = t % 16;
-#pragma unroll
-    for (int i = 0; i < 64 * 16 / 128; ++i) {
-      const int r = first_row + i * 8 + t / 16;
-      const bool valid = r < rows;
-      const int64_t token = valid ? q_begin + r / group : 0;
-      const int head = valid ? kv_head * group + r % group : 0;
-      prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
-    }
-    prefill::cp_async_commit();
-    prefill::cp_async_wait<0>();
-    fence_async_shared();
-    asm volatile("bar.sync %0, 128;" ::"r"(1 + warpgroup) : "memory");
-  }
-
-  // This thread's two rows and the keys each may see; rows are token-major, so the warpgroup's first row
-  // sees the fewest keys and its last the most.
-  const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
-  const int visible0 = row0 < rows ? step.positions[q_begin + row0 / group] + 1 : 0;
-  const int visible1 = row1 < rows ? step.positions[q_begin + row1 / group] + 1 : 0;
-  const bool has_rows = first_row < rows;
-  const int group_key_end = has_rows ? step.positions[q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
-  const int group_key_unmasked = has_rows ? step.positions[q_begin + first_row / group] + 1 : 0;
-
-  float o[64], sc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
-  RowSoftmax softmax;
   const float scale_log2 = p.scale * 1.4426950408889634f;  // exp(x * scale) == exp2(x * scale * log2 e)
   const uint32_t q_address = smem_address(s.q);
-  uint32_t a[kKeys / 16][4];
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
   // Lane 0 of each warp releases a stage once the warp's MMAs that read it are complete.
   const auto release = [&](int stage) {
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&s.empty[stage]);
   };
-  // The stage of the last tile whose O += P V is still to be waited for, or -1.
-  int pending = -1;
 
-  for (int kt = 0; kt < num_key_tiles; ++kt) {
-    const int k0 = kt * kKeys, stage = kt % kStages;
-    // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
-    mbarrier_wait(&s.full[stage], (kt / kStages) & 1);
-    if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
-      if (pending >= 0) {
-        wgmma_wait_all();
-        pin(o);
-        pin(a);
-        release(pending);
-        pending = -1;
+  int tile_base = 0;  // the block's tiles of earlier items, as the producer counts them
+  int n = 0;
+  WorkItem item;
+  bool more = work_item(p, step, n, item);
+  if (more) load_q(s, p, item, first_row);
+  while (more) {
+    // This item's Q rows (issued before the previous item's output was written) have landed; made visible to
+    // wgmma, then the warpgroup's four warps meet (named barrier 1 + warpgroup).
+    prefill::cp_async_wait<0>();
+    fence_async_shared();
+    asm volatile("bar.sync %0, 128;" ::"r"(1 + warpgroup) : "memory");
+
+    // This thread's two rows and the keys each may see; rows are token-major, so the warpgroup's first row
+    // sees the fewest keys and its last the most.
+    const int rows = (item.q_end - item.q_begin) * group;
+    const int row0 = first_row + warp * 16 + lane / 4, row1 = row0 + 8;
+    const int visible0 = row0 < rows ? step.positions[item.q_begin + row0 / group] + 1 : 0;
+    const int visible1 = row1 < rows ? step.positions[item.q_begin + row1 / group] + 1 : 0;
+    const bool has_rows = first_row < rows;
+    const int group_key_end = has_rows ? step.positions[item.q_begin + min(first_row + 63, rows - 1) / group] + 1 : 0;
+    const int group_key_unmasked = has_rows ? step.positions[item.q_begin + first_row / group] + 1 : 0;
+
+    float o[64], sc[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
+    RowSoftmax softmax;
+    uint32_t a[kKeys / 16][4];
+    // The stage of the last tile whose O += P V is still to be waited for, or -1.
+    int pending = -1;
+
+    for (int kt = 0; kt < item.num_key_tiles; ++kt) {
+      const int g = tile_base + kt;
+      const int k0 = kt * kKeys, stage = g % kStages;
+      // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
+      mbarrier_wait(&s.full[stage], (g / kStages) & 1);
+      if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
+        if (pending >= 0) {
+          wgmma_wait_all();
+          pin(o);
+          pin(a);
+          release(pending);
+          pending = -1;
+        }
+        release(stage);
+        continue;
       }
-      release(stage);
-      continue;
+      fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, made visible to wgmma
+      issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
+      wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
+      pin(sc);
+      pin(o);
+      pin(a);
+      if (pending >= 0) release(pending);
+      softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+      softmax.rescale(o);
+      pack_p(sc, a);
+      issue_pv(o, a, smem_address(s.v[stage]));
+      pending = stage;
     }
-    fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, made visible to wgmma
-    issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-    wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
-    pin(sc);
+    wgmma_wait_all();
     pin(o);
     pin(a);
     if (pending >= 0) release(pending);
-    softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-    softmax.rescale(o);
-    pack_p(sc, a);
-    issue_pv(o, a, smem_address(s.v[stage]));
-    pending = stage;
-  }
-  wgmma_wait_all();
-  pin(o);
-  pin(a);
+    tile_base += item.num_key_tiles;
 
-  const float sum0 = quad_sum(softmax.sum0), sum1 = quad_sum(softmax.sum1);
-  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
+    // The next item's Q rows start loading now (every wgmma that read this item's Q is complete), under the
+    // output writes below.
+    const WorkItem done = item;
+    more = work_item(p, step, ++n, item);
+    if (more) load_q(s, p, item, first_row);
+
+    const float sum0 = quad_sum(softmax.sum0), sum1 = quad_sum(softmax.sum1);
+    const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = half == 0 ? row0 : row1;
-    if (r >= rows) continue;
-    const float inverse = half == 0 ? inverse0 : inverse1;
-    const int64_t token = q_begin + r / group;
-    const int head = kv_head * group + r % group;
-    uint16_t* out = p.out + token * out_row + head * kDim;
+    for (int half = 0; half < 2; ++half) {
+      const int r = half == 0 ? row0 : row1;
+      if (r >= rows) continue;
+      const float inverse = half == 0 ? inverse0 : inverse1;
+      const int64_t token = done.q_begin + r / group;
+      const int head = done.kv_head * group + r % group;
+      uint16_t* out = p.out + token * out_row + head * kDim;
 #pragma unroll
-    for (int t = 0; t < kDim / 8; ++t) {
-      *reinterpret_cast<uint32_t*>(out + t * 8 + quad_col * 2) =
-          pack_bf16(o[4 * t + 2 * half] * inverse, o[4 * t + 2 * half + 1] * inverse);
+      for (int t = 0; t < kDim / 8; ++t) {
+        *reinterpret_cast<uint32_t*>(out + t * 8 + quad_col * 2) =
+            pack_bf16(o[4 * t + 2 * half] * inverse, o[4 * t + 2 * half + 1] * inverse);
+      }
     }
   }
 #endif  // RADIXLM_WGMMA
@@ -464,12 +526,23 @@ inline bool supported() {
   return ok;
 }
 
-// Needs head_dim == kDim and supported().
+// Needs head_dim == kDim and supported(). One block per SM (the shared memory allows no more), or one per
+// item when there are fewer.
 inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+  static const int num_sms = [] {
+    int device = 0, count = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 1;
+    }
+    return count;
+  }();
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
-  const dim3 grid(static_cast<unsigned int>(p.kv_heads), ceil_div_u(step.max_query_len, tokens_per_tile),
-                  static_cast<unsigned int>(step.num_seqs));
-  attention_prefill_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p, step);
+  const int64_t items = static_cast<int64_t>(p.kv_heads) * ceil_div_u(step.max_query_len, tokens_per_tile) * step.num_seqs;
+  const auto blocks = static_cast<unsigned int>(std::min<int64_t>(items, num_sms));
+  if (blocks == 0) return;
+  attention_prefill_wgmma_kernel<<<blocks, kThreads, kSmemBytes, stream>>>(p, step);
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill
