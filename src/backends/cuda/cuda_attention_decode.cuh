@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string_view>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -61,7 +60,7 @@ __device__ __forceinline__ void cp_async_wait() {
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
-template <int kDim, bool kSkipUnmovedRescale>
+template <int kDim>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   using S = Smem<kDim>;
   constexpr int kLd = S::kLd;
@@ -225,15 +224,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       }
       sum0 = sum0 * alpha0 + tile_sum0;
       sum1 = sum1 * alpha1 + tile_sum1;
-      // With no row's max moved, alpha is exactly 1 and the rescale an identity: skipped (warp-uniform).
-      if (!kSkipUnmovedRescale || __any_sync(0xffffffffu, alpha0 != 1.0f || alpha1 != 1.0f)) {
 #pragma unroll
-        for (int t = 0; t < kDimTiles; ++t) {
-          o[t][0] *= alpha0;
-          o[t][1] *= alpha0;
-          o[t][2] *= alpha1;
-          o[t][3] *= alpha1;
-        }
+      for (int t = 0; t < kDimTiles; ++t) {
+        o[t][0] *= alpha0;
+        o[t][1] *= alpha0;
+        o[t][2] *= alpha1;
+        o[t][3] *= alpha1;
       }
       // The two m16n8 score accumulators are the m16n8k16 A operand of O += P V (same register layout).
       uint32_t a[4];
@@ -352,39 +348,22 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
-// RADIXLM_DECODE_SKIP_RESCALE=0 keeps O's rescale on every tile (A/B runs).
-inline bool skip_rescale_from_env() {
-  static const bool skip = [] {
-    const char* env = std::getenv("RADIXLM_DECODE_SKIP_RESCALE");
-    return env == nullptr || std::string_view(env) != "0";
-  }();
-  return skip;
-}
-
-template <int kDim, bool kSkipUnmovedRescale>
-void launch_kernel(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+template <int kDim>
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const size_t smem = sizeof(Smem<kDim>);
-  const auto kernel = attention_decode_kernel<kDim, kSkipUnmovedRescale>;
   static bool configured = false;
   if (!configured) {  // the whole carveout as shared memory, so eight 26 KB blocks fit on an SM
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                         cudaSharedmemCarveoutMaxShared);
     configured = true;
   }
-  kernel<<<grid, 32, smem, stream>>>(p, step);
-}
-
-template <int kDim>
-void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
-  if (skip_rescale_from_env()) {
-    launch_kernel<kDim, true>(p, step, stream);
-  } else {
-    launch_kernel<kDim, false>(p, step, stream);
-  }
+  attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound). Stream capture records it as a programmatic graph edge.
