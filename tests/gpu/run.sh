@@ -33,9 +33,9 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # RADIXLM_GPU_PARTS picks what runs after the build (default: all), so a session can split the work over two
 # calls while the machine stays warm (the build is then a no-op): "tests bench" and "optimes serving".
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
-# shapes with one setting changed, "baseline" the benchmarks built from another commit, "memcheck" the kernel tests under compute-sanitizer, "sanitize-prefill"
-# three compute-sanitizer tools over the prefill attention kernels, "profile" Nsight Compute over the
-# attention kernels.
+# shapes with one setting changed, "baseline" the benchmarks built from another commit, "memcheck" the kernel
+# tests under compute-sanitizer, "sanitize-prefill" three compute-sanitizer tools over the prefill attention
+# kernels, "profile" Nsight Compute over the attention kernels.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 

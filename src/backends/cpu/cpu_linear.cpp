@@ -1,6 +1,7 @@
-// out = x @ weight^T (+ bias), or out += the same, with weights in their stored dtype. Work is split over tiles of weight rows
-// so each thread streams a disjoint part of the weight once: for a prefill the tile is converted to f32
-// once and reused by every token; for decode (few tokens) bf16 and f32 rows are read directly.
+// out = x @ weight^T (+ bias), or out += the same, with weights in their stored dtype. Work is split over
+// tiles of weight rows so each thread streams a disjoint part of the weight once: for a prefill the tile is
+// converted to f32 once and reused by every token; for decode (few tokens) bf16 and f32 rows are read
+// directly.
 
 #include <algorithm>
 #include <vector>

@@ -119,6 +119,7 @@ struct AttentionParams {
   float scale = 1.0f;
   int32_t num_splits = 1;
   int32_t prefill_kernel = 0;  // kPrefillKernel*: which prefill kernel (tests and A/B runs compare them)
+  int32_t num_sms = 0;         // the GPU's: the persistent prefill kernel's grid (0: one block per tile)
 };
 // AttentionParams::prefill_kernel: the Hopper wgmma kernel (head_dim 128 on sm_90; elsewhere it falls back
 // to the mma.sync pick), the pipelined mma.sync kernel as warps per block x blocks per SM, or the legacy

@@ -171,6 +171,7 @@ class PrefillAttentionCase {
     params_.kv_heads = c.kv_heads;
     params_.head_dim = c.head_dim;
     params_.scale = scale_;
+    params_.num_sms = num_sms;
     params_.num_splits = cuda::attention_num_splits(step_, c.q_heads, c.kv_heads, num_sms);
     const int64_t partial = cuda::attention_partial_floats(tokens_, c.q_heads, c.head_dim, params_.num_splits);
     if (partial > 0) params_.partial = static_cast<float*>(partial_dev_.allocate(static_cast<size_t>(partial) * 4));
