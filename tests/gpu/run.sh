@@ -35,7 +35,7 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
 # shapes with one setting changed, "baseline" the benchmarks built from another commit, "memcheck" the kernel
 # tests under compute-sanitizer, "sanitize-prefill" three compute-sanitizer tools over the prefill attention
-# kernels, "profile" Nsight Compute over the attention kernels.
+# kernels, "profile" Nsight Compute over the attention kernels, "kerneltimes" every kernel of a decode step.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -92,6 +92,19 @@ if part profile; then
     stage ncu-decode-attention-b$b 200 "$OUT/ncu.log" "${NCU[@]}" --kernel-name regex:attention_decode_kernel \
       --launch-skip 200 --launch-count 1 "$BUILD/src/apps/radixlm" bench one-batch --model-path "$MODEL8B" \
       --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 16
+  done
+fi
+
+# Every kernel of one eager decode step timed alone by Nsight Compute (not in the default parts; needs the
+# Firecracker runtime): the step's GPU time without launch gaps, by kernel, at batch 1, 64 and 256 (128 in,
+# the last of 3 steps). Compare the total with the graph-replayed step time of "bench".
+if part kerneltimes; then
+  for b in 1 64 256; do
+    stage ncu-step-b$b 240 "$OUT/ncu_step_b$b.csv" ncu --csv --print-units base --cache-control none \
+      --clock-control none --metrics gpu__time_duration.sum "$BUILD/src/apps/radixlm" bench one-batch \
+      --model-path "$MODEL8B" --load-format dummy --device cuda --disable-cuda-graph --batch-size $b \
+      --input-len 128 --output-len 3
+    python3 tests/gpu/step_kernel_times.py "$OUT/ncu_step_b$b.csv" "batch $b" >> "$OUT/kerneltimes.txt" 2>&1
   done
 fi
 
@@ -205,6 +218,7 @@ fi
     grep -E "^  [a-z_]+.*\(|^    (Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|L2 Hit Rate|Achieved Occupancy|Registers Per Thread|Issue Slots Busy|No Eligible|Warp Cycles Per Issued Instruction|Executed Ipc Active|SM Busy|Mem Busy|Max Bandwidth|L1/TEX Hit Rate|Stall)" "$OUT/ncu.log" || true
     grep -E "^ +(OPT|WRN) " "$OUT/ncu.log" | cut -c1-400 | head -30 || true
   fi
+  [ -f "$OUT/kerneltimes.txt" ] && { echo "--- one eager decode step, kernels timed alone (ncu)"; cat "$OUT/kerneltimes.txt"; }
   echo "--- kernels alone"
   grep -E "^(prefill|decode) attention " "$TESTS" || true
   [ -f "$OUT/ab_kernels.log" ] && grep -E "^--- |^decode attention " "$OUT/ab_kernels.log"

@@ -35,6 +35,7 @@ constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P
 constexpr int kStages = 3;       // tiles in a warp's cp.async ring
 constexpr int kWarpsPerSm = 8;   // blocks (warps) an SM holds at head_dim 128 (shared memory bound)
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
+constexpr int kCombineThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int kDim>
@@ -282,9 +283,14 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
 // One block per (token, query head): merge the splits' partial outputs (either decode kernel's layout:
 // [token, head, split, head_dim + 2] with the max in natural log and the sum after the values).
-__global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
+// Written for latency, since at batch 1 this runs between every layer's attention and o_proj: one load
+// round for every split's (max, sum), then each thread's values for all splits in flight together (a loop
+// of dependent loads over 24+ splits cost ~5 us per call on an H200).
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(AttentionParams p) {
+  constexpr int kBatch = 16;  // value loads a thread has in flight
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_total;
+  __shared__ int used_splits;
   // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
   // partials are visible (a no-op when launched normally).
 #if __CUDA_ARCH__ >= 900
@@ -297,24 +303,38 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   if (threadIdx.x < 32) {
     const int lane = static_cast<int>(threadIdx.x);
     const int s0 = lane, s1 = lane + 32;  // kMaxSplits == 64: two splits per lane
-    const float m0 = s0 < p.num_splits ? parts[s0 * stride + dim] : -INFINITY;
-    const float m1 = s1 < p.num_splits ? parts[s1 * stride + dim] : -INFINITY;
-    const float global_max = warp_max(fmaxf(m0, m1));
-    // An empty split (max -inf) gets weight 0, and its values are never read (they may be stale).
-    const float w0 = m0 == -INFINITY ? 0.0f : __expf(m0 - global_max);
-    const float w1 = m1 == -INFINITY ? 0.0f : __expf(m1 - global_max);
-    const float total = warp_sum((w0 > 0.0f ? w0 * parts[s0 * stride + dim + 1] : 0.0f) +
-                                 (w1 > 0.0f ? w1 * parts[s1 * stride + dim + 1] : 0.0f));
+    // (max, sum) are adjacent: one 8-byte load each (stride and head_dim are even).
+    const float2 ms0 = s0 < p.num_splits ? *reinterpret_cast<const float2*>(parts + s0 * stride + dim)
+                                         : make_float2(-INFINITY, 0.0f);
+    const float2 ms1 = s1 < p.num_splits ? *reinterpret_cast<const float2*>(parts + s1 * stride + dim)
+                                         : make_float2(-INFINITY, 0.0f);
+    const float global_max = warp_max(fmaxf(ms0.x, ms1.x));
+    // A split that saw no visible key (max -inf) gets weight 0; its values are never used.
+    const float w0 = ms0.x == -INFINITY ? 0.0f : __expf(ms0.x - global_max);
+    const float w1 = ms1.x == -INFINITY ? 0.0f : __expf(ms1.x - global_max);
+    const float total = warp_sum(w0 * ms0.y + w1 * ms1.y);
     weight[s0] = w0;
     weight[s1] = w1;
-    if (lane == 0) inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    // Splits past the last one with weight (those past the sequence's end) are not read at all.
+    const unsigned low = __ballot_sync(0xffffffffu, w0 > 0.0f), high = __ballot_sync(0xffffffffu, w1 > 0.0f);
+    if (lane == 0) {
+      inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+      used_splits = high != 0 ? 64 - __clz(static_cast<int>(high)) : 32 - __clz(static_cast<int>(low));
+    }
   }
   __syncthreads();
-  for (int d = static_cast<int>(threadIdx.x); d < dim; d += static_cast<int>(blockDim.x)) {
+  const int used = used_splits;
+  for (int d = static_cast<int>(threadIdx.x); d < dim; d += kCombineThreads) {
     float value = 0.0f;
-    for (int s = 0; s < p.num_splits; ++s) {
-      const float w = weight[s];
-      if (w > 0.0f) value += parts[s * stride + d] * w;
+    for (int first = 0; first < used; first += kBatch) {
+      float v[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) v[i] = first + i < used ? parts[(first + i) * stride + d] : 0.0f;
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const float w = first + i < used ? weight[first + i] : 0.0f;
+        if (w > 0.0f) value += v[i] * w;
+      }
     }
     p.out[item * dim + d] = f32_to_bf16_bits(value * inv_total);
   }
@@ -369,7 +389,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
     // (batch 1 is latency-bound). Stream capture records it as a programmatic graph edge.
     cudaLaunchConfig_t config = {};
     config.gridDim = dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads));
-    config.blockDim = dim3(128);
+    config.blockDim = dim3(kCombineThreads);
     config.stream = stream;
     cudaLaunchAttribute attribute = {};
     attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
