@@ -76,33 +76,6 @@ bool CublasLtGemm::tuning_enabled() {
   return enabled;
 }
 
-bool CublasLtGemm::tuning_warm() {
-  static const bool warm = [] {
-    const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
-    return env != nullptr && std::strcmp(env, "warm") == 0;
-  }();
-  return warm;
-}
-
-namespace {
-// Copies of a weight the tuner rotates through so that each timed run reads it from DRAM, as a decode step
-// does (the step's other weights evict it from L2 before its next use): enough that, when a copy comes
-// round again, three L2s' worth of other copies have been read since. 1 (the weight itself) for weights
-// larger than 1.5 L2s, which cannot stay in L2 between two runs anyway.
-int cold_copies(size_t w_bytes) {
-  static const size_t l2_bytes = [] {
-    int device = 0, bytes = 0;
-    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return size_t{50} << 20;
-    }
-    return static_cast<size_t>(bytes);
-  }();
-  if (w_bytes == 0 || 2 * w_bytes >= 3 * l2_bytes) return 1;
-  return static_cast<int>((3 * l2_bytes + w_bytes - 1) / w_bytes) + 1;
-}
-}  // namespace
-
 cublasStatus_t CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x,
                                     const uint16_t* w, void* out, float beta, cudaStream_t stream) {
   const float alpha = 1.0f;
@@ -154,16 +127,13 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
 }
 
 // Times the heuristic's first kCandidates picks and split-K versions of its first kSplitBases (each run once
-// to warm up, then kReps times between two events, each run on a cold copy of the weight: cold_copies)
-// and keeps the fastest. Timed on a weight L2 still held from the previous run, the tuner picked for the
-// 33-50 MB matrices candidates that do well from L2, not from DRAM. Only deterministic reductions
+// to warm up, then kReps times between two events) and keeps the fastest. Only deterministic reductions
 // are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
 // on every call, graphs or eager. The candidates write a scratch output (beta 0; the epilogue's read of
 // out under accumulate is the same for every candidate), so out, which may be a residual added into, is
 // untouched.
-void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t w_bytes, size_t out_bytes,
-                        cudaStream_t stream) {
-  const int kCandidates = tuning_warm() ? 16 : 32;
+void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
+  constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;
   constexpr int kReps = 5;
   plan.tuned = true;
@@ -193,17 +163,6 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
 
   void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
   RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
-  const int copies = tuning_warm() ? 1 : cold_copies(w_bytes);
-  uint8_t* cold = nullptr;
-  if (copies > 1) {
-    RADIXLM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&cold), copies * w_bytes, stream));
-    for (int c = 0; c < copies; ++c) {
-      RADIXLM_CUDA_CHECK(cudaMemcpyAsync(cold + c * w_bytes, w, w_bytes, cudaMemcpyDeviceToDevice, stream));
-    }
-  }
-  const auto weight_copy = [&](int run) {
-    return copies > 1 ? reinterpret_cast<const uint16_t*>(cold + static_cast<size_t>(run % copies) * w_bytes) : w;
-  };
   cudaEvent_t start = nullptr, stop = nullptr;
   RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
   RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
@@ -211,9 +170,9 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   const cublasLtMatmulAlgo_t* best = nullptr;
   for (const cublasLtMatmulAlgo_t& candidate : candidates) {
     // A candidate that will not launch on these operands is skipped, not fatal.
-    if (launch(plan, candidate, x, weight_copy(0), out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
+    if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
     RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int r = 1; r <= kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, weight_copy(r), out, 0.0f, stream));
+    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
     RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
     RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
@@ -226,7 +185,6 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
-  if (cold != nullptr) RADIXLM_CUDA_CHECK(cudaFreeAsync(cold, stream));
   if (best != nullptr) {
     plan.algo = *best;
     plan.ok = true;
@@ -244,7 +202,7 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture == cudaStreamCaptureStatusNone) {
-      tune(plan, x, w, static_cast<size_t>(n * k) * 2, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), stream);
+      tune(plan, x, w, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), stream);
     }
   }
   if (!plan.ok) return false;

@@ -30,10 +30,8 @@ class CublasLtGemm {
   bool run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32, bool accumulate,
            int64_t tokens, int64_t n, int64_t k, bool tune, cudaStream_t stream);
 
-  // RADIXLM_CUBLASLT_TUNE=0 turns tuning off, =warm times the candidates on the weights as they are, which
-  // L2 may hold (the tuning before cold copies; both for comparison).
+  // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
-  static bool tuning_warm();
 
  private:
   struct Plan {
@@ -47,7 +45,7 @@ class CublasLtGemm {
   Plan& plan_for(const Key& key);
   cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
                         void* out, float beta, cudaStream_t stream);
-  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t w_bytes, size_t out_bytes, cudaStream_t stream);
+  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
   cublasLtHandle_t handle_ = nullptr;

@@ -3,7 +3,7 @@
 // tile once for the whole group), walks the sequence's keys in tiles staged through shared memory,
 // and keeps a running max and sum per row (online softmax) so the scores are never materialised. Long
 // contexts with few query rows (decode) are split along the keys over several blocks (flash-decoding);
-// each split writes an unnormalised partial output with its max and sum, and the last split to finish merges them.
+// each split writes an unnormalised partial output with its max and sum, and a combine kernel merges them.
 //
 // Grid: decode: x = kv head, y = query tile * num_splits + split, z = sequence; prefill: x = kv head, y = query tile
 // counted down so the longest run first, z = sequence (the Hopper prefill kernel is persistent instead: one
@@ -98,7 +98,7 @@ template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   if (rows_per_tile(step, group) == decode::kRows) {
-    decode::launch<kDim>(p, step, stream);  // the last split of each item merges the partials
+    decode::launch<kDim>(p, step, stream);  // and the combine when split
     return;
   }
   int32_t kernel = p.prefill_kernel != kPrefillKernelAuto ? p.prefill_kernel : prefill_kernel_from_env();
@@ -144,10 +144,6 @@ int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv
 
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits) {
   return num_splits > 1 ? static_cast<int64_t>(num_tokens) * q_heads * num_splits * (head_dim + 2) : 0;
-}
-
-int64_t attention_split_counters(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_splits) {
-  return num_splits > 1 ? decode::split_counters(step, q_heads, kv_heads) : 0;
 }
 
 void launch_attention(const AttentionParams& params, const StepArrays& step, cudaStream_t stream) {

@@ -9,11 +9,9 @@
 // kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
 // merge; the ring (26 KB at head_dim 128) lets eight blocks share an SM. The split count is chosen from
-// the batch so that about one warp per resident slot exists (num_splits), and a split is at least
-// kMinSplitKeys long. Several splits write unnormalised partials (output, max, sum); the last of them to
-// finish (counted in split_counters) merges them into the output. Merging in the kernel instead of a
-// second one saves that kernel's start and its wait for this grid's completion, which cost ~5 us per
-// layer at batch 1 (measured on an H200: 9.5 us with the combine kernel, 4.3 without it).
+// the batch so that about one warp per resident slot exists (num_splits); several splits write
+// unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
+// so its launch overlaps this kernel's tail.
 //
 // Knob for GPU tuning runs: RADIXLM_DECODE_SPLIT_WAVES=1..16 (warps per resident slot the split count aims
 // at; default 1). On an H200 this kernel moves 1.9-3.2 TB/s of K/V at batch 64-256, about twice the previous
@@ -36,8 +34,7 @@ constexpr int kRows = 16;        // mma m16: query rows per block
 constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P V)
 constexpr int kStages = 3;       // tiles in a warp's cp.async ring
 constexpr int kWarpsPerSm = 8;   // blocks (warps) an SM holds at head_dim 128 (shared memory bound)
-constexpr int kMaxSplits = 64;   // the merge's weight table
-constexpr int kMinSplitKeys = 64;  // shorter splits leave the merge more partials than they save in keys
+constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int kDim>
@@ -46,7 +43,6 @@ struct Smem {
   alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
   alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
 };
-static_assert(sizeof(Smem<16>) >= (kRows * kMaxSplits + kRows) * sizeof(float), "the merge reuses the ring");
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
 // read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
@@ -59,87 +55,6 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
-// The last split's merge of a block's rows (up to kRows: query heads of one KV head x tokens): every split's
-// partial (output, max, sum) is weighted by exp(max - overall max) and the sum of the weighted sums
-// normalises the result. One round of loads fetches every row's (max, sum) for every split; then a lane
-// accumulates dims 2 * lane + 64i of four rows at a time, all their splits' loads in flight together.
-template <int kDim>
-__device__ __forceinline__ void merge_splits(const AttentionParams& p, float* scratch, int rows, int q_begin,
-                                             int kv_head, int used_splits, int lane) {
-  constexpr int kStride = kDim + 2;
-  constexpr int kPairs = (kDim + 63) / 64;  // float2 values per lane and row
-  constexpr int kRowBatch = 4;
-  float* weights = scratch;                     // [kRows][kMaxSplits]
-  float* inverse = scratch + kRows * kMaxSplits;  // [kRows]
-  const int group = p.q_heads / p.kv_heads;
-  const auto parts_of = [&](int r) {
-    const int token = q_begin + r / group, head = kv_head * group + r % group;
-    return p.partial + (static_cast<int64_t>(token) * p.q_heads + head) * p.num_splits * kStride;
-  };
-  float2 ms[kRows][2];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int s = lane + 32 * h;
-      ms[r][h] = r < rows && s < used_splits ? __ldcg(reinterpret_cast<const float2*>(parts_of(r) + s * kStride + kDim))
-                                             : make_float2(-INFINITY, 0.0f);
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    if (r >= rows) break;
-    const float overall = warp_max(fmaxf(ms[r][0].x, ms[r][1].x));
-    const float w0 = ms[r][0].x == -INFINITY ? 0.0f : __expf(ms[r][0].x - overall);
-    const float w1 = ms[r][1].x == -INFINITY ? 0.0f : __expf(ms[r][1].x - overall);
-    const float total = warp_sum(w0 * ms[r][0].y + w1 * ms[r][1].y);
-    weights[r * kMaxSplits + lane] = w0;
-    weights[r * kMaxSplits + lane + 32] = w1;
-    if (lane == 0) inverse[r] = total > 0.0f ? 1.0f / total : 0.0f;
-  }
-  __syncwarp();
-  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
-  for (int r0 = 0; r0 < rows; r0 += kRowBatch) {
-    const float* base[kRowBatch];
-    float2 acc[kRowBatch][kPairs];
-#pragma unroll
-    for (int j = 0; j < kRowBatch; ++j) {
-      base[j] = parts_of(r0 + j < rows ? r0 + j : r0);
-#pragma unroll
-      for (int i = 0; i < kPairs; ++i) acc[j][i] = make_float2(0.0f, 0.0f);
-    }
-    // Every used split wrote its values (zeros where a row saw no key), so the loads need no guard.
-#pragma unroll 4
-    for (int s = 0; s < used_splits; ++s) {
-#pragma unroll
-      for (int j = 0; j < kRowBatch; ++j) {
-        const float w = r0 + j < rows ? weights[(r0 + j) * kMaxSplits + s] : 0.0f;
-#pragma unroll
-        for (int i = 0; i < kPairs; ++i) {
-          const int d = 2 * lane + 64 * i;
-          if (d < kDim) {
-            const float2 v = __ldcg(reinterpret_cast<const float2*>(base[j] + s * kStride + d));
-            acc[j][i].x = fmaf(w, v.x, acc[j][i].x);
-            acc[j][i].y = fmaf(w, v.y, acc[j][i].y);
-          }
-        }
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < kRowBatch; ++j) {
-      const int r = r0 + j;
-      if (r >= rows) break;
-      const int token = q_begin + r / group, head = kv_head * group + r % group;
-      uint16_t* out = p.out + token * out_row + head * kDim;
-#pragma unroll
-      for (int i = 0; i < kPairs; ++i) {
-        const int d = 2 * lane + 64 * i;
-        if (d < kDim) *reinterpret_cast<uint32_t*>(out + d) = pack_bf16(acc[j][i].x * inverse[r], acc[j][i].y * inverse[r]);
-      }
-    }
-  }
 }
 
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
@@ -155,6 +70,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   S& s = *reinterpret_cast<S*>(smem_raw);
+  // Lets combine_kernel (a programmatic dependent launch) be scheduled once every block here has started;
+  // it still waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
+#if __CUDA_ARCH__ >= 900  // programmatic dependent launch exists from Hopper on; elsewhere the launch is plain
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
   const int kv_head = static_cast<int>(blockIdx.x);
@@ -170,11 +91,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   const int rows = (q_end - q_begin) * group;
 
   // Split boundaries in whole tiles, from the sequence's length, so every block of the sequence agrees. Keys
-  // up to kv_len are loaded; the causal mask per row (visible0/1) hides the ones a row may not see. Splits
-  // past the sequence's keys (under CUDA graphs the grid is sized for the longest context) do nothing.
-  const int chunk = max(kMinSplitKeys, ((kv_len + p.num_splits - 1) / p.num_splits + kKeys - 1) / kKeys * kKeys);
-  const int used_splits = max(1, (kv_len + chunk - 1) / chunk);
-  if (split >= used_splits) return;
+  // up to kv_len are loaded; the causal mask per row (visible0/1) hides the ones a row may not see.
+  const int chunk = ((kv_len + p.num_splits - 1) / p.num_splits + kKeys - 1) / kKeys * kKeys;
   const int key_begin = split * chunk;
   const int key_end = min(kv_len, key_begin + chunk);
   const int num_tiles = key_end > key_begin ? (key_end - key_begin + kKeys - 1) / kKeys : 0;
@@ -340,7 +258,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     const float m = half == 0 ? max0 : max1;
     const float sum = half == 0 ? sum0 : sum1;
     const int token = q_begin + row / group, head = kv_head * group + row % group;
-    if (used_splits == 1) {
+    if (p.num_splits == 1) {
       const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
       auto* out = reinterpret_cast<uint32_t*>(p.out + token * out_row + head * kDim);
 #pragma unroll
@@ -348,38 +266,63 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
         out[t * 4 + quad_col] = pack_bf16(o[t][2 * half] * inv, o[t][2 * half + 1] * inv);
       }
     } else {
-      // A row that saw no visible key writes max -inf and sum 0 (and zeros); the merge gives it weight 0.
+      // An empty split (past the sequence's end) writes max -inf and sum 0; combine_kernel skips it.
       float* part =
           p.partial + ((static_cast<int64_t>(token) * p.q_heads + head) * p.num_splits + split) * (kDim + 2);
 #pragma unroll
       for (int t = 0; t < kDimTiles; ++t) {
         *reinterpret_cast<float2*>(part + t * 8 + quad_col * 2) = make_float2(o[t][2 * half], o[t][2 * half + 1]);
       }
-      if (quad_col == 0) {  // the merge works in natural log
+      if (quad_col == 0) {  // the combine kernel works in natural log
         *reinterpret_cast<float2*>(part + kDim) = make_float2(m == -INFINITY ? -INFINITY : m / kLog2e, sum);
       }
     }
   }
-  if (used_splits == 1) return;
+}
 
-  // The last split of this (sequence, query tile, KV head) to finish merges them all. Each split's partial
-  // writes are made visible device-wide before it is counted; the last one reads the others' through L2.
-  __threadfence();
-  __syncwarp();
-  const int q_tiles = static_cast<int>(gridDim.y) / p.num_splits;
-  int32_t* counter = p.split_counters + (static_cast<int64_t>(seq) * q_tiles + q_tile) * p.kv_heads + kv_head;
-  int arrived = 0;
-  if (lane == 0) arrived = atomicAdd(counter, 1);
-  if (__shfl_sync(0xffffffffu, arrived, 0) != used_splits - 1) return;
-  if (lane == 0) *counter = 0;  // zero again for the next launch, which the stream orders after this one
-  __threadfence();
-  // The ring is idle now (every copy was waited for): its shared memory holds the merge's weights.
-  merge_splits<kDim>(p, reinterpret_cast<float*>(smem_raw), rows, q_begin, kv_head, used_splits, lane);
+// One block per (token, query head): merge the splits' partial outputs (either decode kernel's layout:
+// [token, head, split, head_dim + 2] with the max in natural log and the sum after the values).
+__global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ float inv_total;
+  // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
+  // partials are visible (a no-op when launched normally).
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  const int64_t item = blockIdx.x;  // token * q_heads + head
+  const int dim = p.head_dim;
+  const int stride = dim + 2;
+  const float* parts = p.partial + item * p.num_splits * stride;
+  if (threadIdx.x < 32) {
+    const int lane = static_cast<int>(threadIdx.x);
+    const int s0 = lane, s1 = lane + 32;  // kMaxSplits == 64: two splits per lane
+    const float m0 = s0 < p.num_splits ? parts[s0 * stride + dim] : -INFINITY;
+    const float m1 = s1 < p.num_splits ? parts[s1 * stride + dim] : -INFINITY;
+    const float global_max = warp_max(fmaxf(m0, m1));
+    // An empty split (max -inf) gets weight 0, and its values are never read (they may be stale).
+    const float w0 = m0 == -INFINITY ? 0.0f : __expf(m0 - global_max);
+    const float w1 = m1 == -INFINITY ? 0.0f : __expf(m1 - global_max);
+    const float total = warp_sum((w0 > 0.0f ? w0 * parts[s0 * stride + dim + 1] : 0.0f) +
+                                 (w1 > 0.0f ? w1 * parts[s1 * stride + dim + 1] : 0.0f));
+    weight[s0] = w0;
+    weight[s1] = w1;
+    if (lane == 0) inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+  }
+  __syncthreads();
+  for (int d = static_cast<int>(threadIdx.x); d < dim; d += static_cast<int>(blockDim.x)) {
+    float value = 0.0f;
+    for (int s = 0; s < p.num_splits; ++s) {
+      const float w = weight[s];
+      if (w > 0.0f) value += parts[s * stride + d] * w;
+    }
+    p.out[item * dim + d] = f32_to_bf16_bits(value * inv_total);
+  }
 }
 
 // Warps per resident slot the split count aims at: 1 by default. Measured on an H200 at the 8B shape
 // (graph split counts): 1 wave 2.05 / 3.41 TB/s of K/V at batch 64 / 256, 2 waves 1.88 / 3.23, 4 waves
-// 1.69 / 3.24 (more splits cost partial traffic and merge work). RADIXLM_DECODE_SPLIT_WAVES=1..16
+// 1.69 / 3.24 (more splits cost partial traffic and combine work). RADIXLM_DECODE_SPLIT_WAVES=1..16
 // overrides it, for tuning runs on the GPU.
 inline int split_waves_from_env() {
   static const int waves = [] {
@@ -405,13 +348,6 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
-// Merge counters a split step needs: one per (sequence, query tile, KV head) of the grid.
-inline int64_t split_counters(const StepArrays& step, int32_t q_heads, int32_t kv_heads) {
-  const int group = q_heads / kv_heads;
-  const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
-  return static_cast<int64_t>(step.num_seqs) * q_tiles * kv_heads;
-}
-
 template <int kDim>
 void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
@@ -428,6 +364,23 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
     configured = true;
   }
   attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
+  if (p.num_splits > 1) {
+    // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
+    // (batch 1 is latency-bound). Stream capture records it as a programmatic graph edge.
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads));
+    config.blockDim = dim3(128);
+    config.stream = stream;
+    cudaLaunchAttribute attribute = {};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    if (cudaLaunchKernelEx(&config, combine_kernel, p) != cudaSuccess) {
+      (void)cudaGetLastError();  // no PDL here: an ordinary launch (the kernel's wait is then a no-op)
+      combine_kernel<<<config.gridDim, config.blockDim, 0, stream>>>(p);
+    }
+  }
 }
 
 }  // namespace radixlm::cuda::decode

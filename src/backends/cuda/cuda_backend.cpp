@@ -162,7 +162,6 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(as_stream(stream_));
   rope_tables_.clear();
   attention_partial_ = Tensor();
-  attention_split_counters_ = Tensor();
   argmax_out_ = Tensor();
   argmax_slices_ = Tensor();
   gemm_.reset();
@@ -577,14 +576,6 @@ float* CudaBackend::attention_workspace(int64_t floats) {
   return attention_partial_.as<float>();
 }
 
-int32_t* CudaBackend::attention_split_counters(int64_t counters) {
-  if (counters > attention_split_counters_.view.numel()) {
-    if (attention_split_counters_.view.data) retired_workspaces_.push_back(attention_split_counters_);
-    attention_split_counters_ = alloc(DType::kI32, {std::max<int64_t>(counters * 2, 4096)});  // zero-filled
-  }
-  return attention_split_counters_.as<int32_t>();
-}
-
 void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                             int32_t head_dim, float scale, const TensorView& out) {
   RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "attention_prefill" : "attention");
@@ -631,12 +622,7 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
   const int64_t most = cuda::attention_partial_floats(step_->num_tokens, num_q_heads, head_dim, most_splits);
   if (std::max(partial, most) > 0) {
     float* workspace = attention_workspace(std::max(partial, most));
-    int32_t* counters = attention_split_counters(
-        cuda::attention_split_counters(*step_, num_q_heads, num_kv_heads, std::max(p.num_splits, most_splits)));
-    if (partial > 0) {
-      p.partial = workspace;
-      p.split_counters = counters;
-    }
+    if (partial > 0) p.partial = workspace;
   }
   cuda::launch_attention(p, *step_, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());

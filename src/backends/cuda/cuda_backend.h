@@ -141,7 +141,6 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(CudaDeviceInfo info);
   const float* rope_inv_freq(const RopeTable& rope);
   float* attention_workspace(int64_t floats);
-  int32_t* attention_split_counters(int64_t counters);
   // linear (out =) and linear_add (out +=): the GEMV for decode shapes it wins, cuBLASLt otherwise.
   void matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
               bool accumulate);
@@ -164,7 +163,6 @@ class CudaBackend final : public Backend {
   std::vector<std::pair<std::vector<float>, Tensor>> rope_tables_;  // device copies of inv_freq, by content
   Tensor attention_partial_;
   int64_t attention_partial_floats_ = 0;
-  Tensor attention_split_counters_;  // int32, zeroed once; the decode kernel leaves them zero after each launch
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void ensure_argmax_workspace(int64_t rows);

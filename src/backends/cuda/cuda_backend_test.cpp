@@ -403,7 +403,7 @@ TEST(CudaBackendTest, AttentionMatchesCpuOverRaggedBatchesPagesHeadDimsAndGqa) {
       }
     }
   }
-  // Large decode batches (the split-KV and merge path at scale), 8B-shaped heads.
+  // Large decode batches (the split-KV and combine path at scale), 8B-shaped heads.
   for (int32_t batch : {64, 256}) {
     std::vector<std::pair<int32_t, int32_t>> decode;
     for (int32_t s = 0; s < batch; ++s) decode.push_back({100 + (s * 37) % 400, 1});
@@ -462,7 +462,7 @@ namespace {
 // Decode attention at the Llama-3.1-8B shape (32/8 heads, d 128, page 16) as the benchmarks run it: checked
 // against the CPU, then timed with CUDA events on the backend's stream, eager and with the static-step
 // (graph) split count. Three copies of the cache are rotated so that L2 (50 MB) cannot hold the K/V between
-// calls. Prints microseconds per call (attention with its split merge) and TB/s of K/V bytes.
+// calls. Prints microseconds per call (attention + combine) and TB/s of K/V bytes.
 TEST(CudaBackendTest, DecodeAttentionMatchesCpuAndReportsKvBandwidth) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(8);

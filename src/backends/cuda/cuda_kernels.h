@@ -113,7 +113,6 @@ struct AttentionParams {
   const uint16_t* v_cache = nullptr;
   uint16_t* out = nullptr;       // [T, q_heads * head_dim]
   float* partial = nullptr;      // split-KV workspace: [T * q_heads * num_splits * (head_dim + 2)] floats
-  int32_t* split_counters = nullptr;  // split-KV: one per (sequence, query tile, KV head), zero between launches
   int32_t q_heads = 0;
   int32_t kv_heads = 0;
   int32_t head_dim = 0;
@@ -130,7 +129,6 @@ inline constexpr int32_t kPrefillKernelAuto = 0, kPrefillKernelLegacy = 1, kPref
 // Splits and workspace the launch wants for this step (so the backend can size its workspace up front).
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms);
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits);
-int64_t attention_split_counters(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_splits);
 bool attention_supports_head_dim(int32_t head_dim);
 void launch_attention(const AttentionParams& p, const StepArrays& step, cudaStream_t stream);
 
