@@ -63,8 +63,7 @@ struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle patter
   uint8_t q[kTileBytes];
   uint8_t k[kStages][kTileBytes];
   uint8_t v[kStages][kTileBytes];
-  uint64_t full_k[kStages];  // arrivals: producer warps 0-1's 64 threads, each when its K copies into the stage land
-  uint64_t full_v[kStages];  // the same for V from warps 2-3: a tile's scores need only its K
+  uint64_t full[kStages];   // arrivals: the producer's 128 threads, each when its copies into the stage land
   uint64_t empty[kStages];  // arrivals: lane 0 of each of the 8 consumer warps
 };
 // Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
@@ -259,42 +258,33 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity
 }
 
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
-// it, warps 0-1 the K half and warps 2-3 the V half, each half completing its own barrier (the scores wait
-// only for K). Warp w copies keys 64(w % 2)..64(w % 2) + 63 of its half: lane l reads the page ids of keys
-// 64(w % 2) + l and + 32 + l and hands them out by shuffle; lanes 16h..16h+15 copy the 16 chunks of keys
-// 64(w % 2) + 2i + h. `tile_base` counts the block's tiles of earlier work items: stages and barrier
-// phases run on across items.
+// it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
+// shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.
+// `tile_base` counts the block's tiles of earlier work items: stages and barrier phases run on across items.
 __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, const int32_t* pages, int page_size,
                                            int page_shift, int key_end, int num_key_tiles, int64_t kv_row,
                                            int64_t head_offset, int tile_base) {
   const int lane = static_cast<int>(threadIdx.x) % 32, h = lane / 16, c = lane % 16;
-  const int warp = static_cast<int>(threadIdx.x) / 32 % 4;
-  const bool copies_v = warp >= 2;
-  const int first_key = (warp % 2) * 64;
-  const uint16_t* base = (copies_v ? p.v_cache : p.k_cache) + head_offset + c * 8;
+  const int first_key = (static_cast<int>(threadIdx.x) / 32 % 4) * 32;
+  const uint16_t* k_base = p.k_cache + head_offset + c * 8;
+  const uint16_t* v_base = p.v_cache + head_offset + c * 8;
   for (int kt = 0; kt < num_key_tiles; ++kt) {
     const int g = tile_base + kt;
     const int k0 = kt * kKeys, stage = g % kStages;
-    uint8_t* tile = copies_v ? s.v[stage] : s.k[stage];
-    const auto page_of = [&](int lane_key) {
-      return lane_key < key_end ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] : 0;
-    };
-    const int32_t page0 = page_of(k0 + first_key + lane), page1 = page_of(k0 + first_key + 32 + lane);
+    const int lane_key = k0 + first_key + lane;
+    const int32_t page = lane_key < key_end ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] : 0;
     if (g >= kStages) mbarrier_wait(&s.empty[stage], (g / kStages - 1) & 1);
-#pragma unroll 1
-    for (int w = 0; w < 2; ++w) {
-      const int32_t window_page = w == 0 ? page0 : page1;
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int j = first_key + 32 * w + 2 * i + h, key = k0 + j;
-        const int32_t key_page = __shfl_sync(0xffffffffu, window_page, 2 * i + h);
-        const bool valid = key < key_end;
-        const int in_page = page_shift >= 0 ? key & (page_size - 1) : key % page_size;
-        const int64_t offset = valid ? (static_cast<int64_t>(key_page) * page_size + in_page) * kv_row : 0;
-        prefill::cp_async_16(tile + swizzled(j, c), base + offset, valid);
-      }
+    for (int i = 0; i < 16; ++i) {
+      const int j = first_key + 2 * i + h, key = k0 + j;
+      const int32_t key_page = __shfl_sync(0xffffffffu, page, 2 * i + h);
+      const bool valid = key < key_end;
+      const int in_page = page_shift >= 0 ? key & (page_size - 1) : key % page_size;
+      const int64_t offset = valid ? (static_cast<int64_t>(key_page) * page_size + in_page) * kv_row : 0;
+      prefill::cp_async_16(s.k[stage] + swizzled(j, c), k_base + offset, valid);
+      prefill::cp_async_16(s.v[stage] + swizzled(j, c), v_base + offset, valid);
     }
-    cp_async_arrive(copies_v ? &s.full_v[stage] : &s.full_k[stage]);
+    cp_async_arrive(&s.full[stage]);
   }
 }
 
@@ -392,8 +382,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int i = 0; i < kStages; ++i) {
-      mbarrier_init(&s.full_k[i], 64);
-      mbarrier_init(&s.full_v[i], 64);
+      mbarrier_init(&s.full[i], 128);
       mbarrier_init(&s.empty[i], kConsumerThreads / 32);
     }
   }
@@ -462,10 +451,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
       const int g = tile_base + kt;
       const int k0 = kt * kKeys, stage = g % kStages;
       // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
-      const uint32_t parity = (g / kStages) & 1;
-      mbarrier_wait(&s.full_k[stage], parity);
+      mbarrier_wait(&s.full[stage], (g / kStages) & 1);
       if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
-        mbarrier_wait(&s.full_v[stage], parity);  // its copies land before the stage is handed back
         if (pending >= 0) {
           wgmma_wait_all();
           pin(o);
@@ -486,8 +473,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
       softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
       softmax.rescale(o);
       pack_p(sc, a);
-      mbarrier_wait(&s.full_v[stage], parity);
-      fence_async_shared();
       issue_pv(o, a, smem_address(s.v[stage]));
       pending = stage;
     }
