@@ -31,7 +31,9 @@
 
 #include <algorithm>
 
+#include <cuda.h>  // CUtensorMap and its enums (the encode function comes from the runtime's driver entry point)
 #include <cuda_bf16.h>
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -63,7 +65,8 @@ struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle patter
   uint8_t q[kTileBytes];
   uint8_t k[kStages][kTileBytes];
   uint8_t v[kStages][kTileBytes];
-  uint64_t full[kStages];   // arrivals: the producer's 128 threads, each when its copies into the stage land
+  uint64_t full[kStages];   // cp.async: the producer's 128 threads, each when its copies land; TMA: one arrival
+                            // with the tile's byte count, complete when that many bytes have landed
   uint64_t empty[kStages];  // arrivals: lane 0 of each of the 8 consumer warps
 };
 // Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up.
@@ -245,6 +248,21 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
 __device__ __forceinline__ void cp_async_arrive(uint64_t* barrier) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_address(barrier)) : "memory");
 }
+// Arrives and sets the bytes the phase still waits for (TMA copies complete them).
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* barrier, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_address(barrier)), "r"(bytes)
+               : "memory");
+}
+// A TMA box {64 columns, 1 head, 16 slots} of a [slots][kv_heads][128] cache into shared memory, 128-byte
+// swizzled as the descriptor says, completing `bytes` on the barrier.
+__device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, int column, int head, int slot,
+                                             uint64_t* barrier) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
+      ::"r"(smem_address(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(column), "r"(head), "r"(slot),
+        "r"(smem_address(barrier))
+      : "memory");
+}
 __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity) {
   const uint32_t address = smem_address(barrier);
   uint32_t done = 0;
@@ -285,6 +303,41 @@ __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, co
       prefill::cp_async_16(s.v[stage] + swizzled(j, c), v_base + offset, valid);
     }
     cp_async_arrive(&s.full[stage]);
+  }
+}
+
+// The TMA producer (page sizes that are multiples of 16): one warp, each tile as up to eight 16-key groups,
+// a group being 16 consecutive slots of one page. Lane g < 8 looks up group g's slot; lanes 2g and 2g + 1
+// copy its two 64-column halves of K and of V, each one TMA box straight into the swizzled tile (a group
+// lands as 16 rows of 128 bytes, the same layout the cp.async producer writes). Groups wholly past key_end
+// are not copied: their keys are masked, and the stage keeps finite V from earlier tiles (zeroed at the
+// start), so P = 0 times V stays 0. A group's slots past key_end are read: finite cache contents (the pool
+// starts zeroed), masked the same way.
+__device__ __forceinline__ void produce_kv_tma(Smem& s, const CUtensorMap* k_map, const CUtensorMap* v_map,
+                                               const int32_t* pages, int page_size, int page_shift, int key_end,
+                                               int num_key_tiles, int kv_head, int tile_base) {
+  constexpr int kGroupKeys = 16, kGroups = kKeys / kGroupKeys;
+  constexpr uint32_t kGroupBytes = kGroupKeys * kDim * 2 * 2;  // K and V
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int group = lane / 2, half = lane % 2;
+  for (int kt = 0; kt < num_key_tiles; ++kt) {
+    const int g = tile_base + kt;
+    const int k0 = kt * kKeys, stage = g % kStages;
+    const int lane_key = k0 + lane * kGroupKeys;
+    const int32_t slot = lane < kGroups && lane_key < key_end
+                             ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] * page_size +
+                                   (page_shift >= 0 ? lane_key & (page_size - 1) : lane_key % page_size)
+                             : 0;
+    const int groups = min(kGroups, (key_end - k0 + kGroupKeys - 1) / kGroupKeys);
+    const int32_t group_slot = __shfl_sync(0xffffffffu, slot, group % kGroups);
+    if (g >= kStages) mbarrier_wait(&s.empty[stage], (g / kStages - 1) & 1);
+    if (lane == 0) mbarrier_arrive_expect_tx(&s.full[stage], groups * kGroupBytes);
+    __syncwarp();
+    if (group < groups) {
+      const int offset = half * kHalfBytes + group * kGroupKeys * 128;
+      tma_load_box(s.k[stage] + offset, k_map, half * 64, kv_head, group_slot, &s.full[stage]);
+      tma_load_box(s.v[stage] + offset, v_map, half * 64, kv_head, group_slot, &s.full[stage]);
+    }
   }
 }
 
@@ -372,7 +425,10 @@ __device__ __forceinline__ void load_q(Smem& s, const AttentionParams& p, const 
 // FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415; a shorter
 // softmax: O's rescale skipped when no row max moved (a warp vote) 407, half of the exponentials on the FMA
 // pipe (a cubic, FlashAttention-4's trick against the multi-function unit's rate) 367.
-__global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step) {
+template <bool kTma>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step, const __grid_constant__ CUtensorMap k_map,
+                                   const __grid_constant__ CUtensorMap v_map) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
@@ -382,24 +438,39 @@ __global__ void __launch_bounds__(kThreads, 1) attention_prefill_wgmma_kernel(At
   if (threadIdx.x == 0) {
 #pragma unroll
     for (int i = 0; i < kStages; ++i) {
-      mbarrier_init(&s.full[i], 128);
+      mbarrier_init(&s.full[i], kTma ? 1 : 128);
       mbarrier_init(&s.empty[i], kConsumerThreads / 32);
     }
+  }
+  if constexpr (kTma) {
+    // TMA skips the groups past a block's last key, so V's stages start as zeros, not whatever shared
+    // memory held (0 * NaN would poison O); made visible to the TMA (async proxy) writes that follow.
+    auto* v_words = reinterpret_cast<uint4*>(s.v);
+    for (int i = static_cast<int>(threadIdx.x); i < kStages * kTileBytes / 16; i += kThreads) {
+      v_words[i] = make_uint4(0, 0, 0, 0);
+    }
+    fence_async_shared();
   }
   __syncthreads();  // the last block-wide barrier: from here on the roles only meet at the mbarriers
 
   if (threadIdx.x >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    if (kTma && threadIdx.x >= kConsumerThreads + 32) return;  // one warp issues the TMA copies
     const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
     int tile_base = 0;
     WorkItem item;
     for (int n = 0; work_item(p, step, n, item); ++n) {
-      produce_kv(s, p, step.page_table + step.page_table_start[item.seq], step.page_size, page_shift, item.key_end,
-                 item.num_key_tiles, static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(item.kv_head) * kDim,
-                 tile_base);
+      const int32_t* pages = step.page_table + step.page_table_start[item.seq];
+      if constexpr (kTma) {
+        produce_kv_tma(s, &k_map, &v_map, pages, step.page_size, page_shift, item.key_end, item.num_key_tiles,
+                       item.kv_head, tile_base);
+      } else {
+        produce_kv(s, p, pages, step.page_size, page_shift, item.key_end, item.num_key_tiles,
+                   static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(item.kv_head) * kDim, tile_base);
+      }
       tile_base += item.num_key_tiles;
     }
-    prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
+    if constexpr (!kTma) prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
     return;
   }
 
@@ -517,7 +588,9 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
@@ -527,14 +600,54 @@ inline bool supported() {
   return ok;
 }
 
+// The driver's cuTensorMapEncodeTiled, through the runtime (no link against libcuda); null where missing.
+inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const auto encode = [] {
+    void* function = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      function = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
+  }();
+  return encode;
+}
+
+// A cache [slots][kv_heads][128] bf16 as a 3-D tensor for TMA: boxes of {64 columns, 1 head, 16 slots},
+// 128-byte swizzled (the layout the wgmma descriptors read). False if the driver refuses it.
+inline bool encode_cache_map(CUtensorMap& map, const uint16_t* cache, int32_t kv_heads, int64_t num_slots) {
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(kDim), static_cast<cuuint64_t>(kv_heads),
+                              static_cast<cuuint64_t>(num_slots)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(kDim) * 2, static_cast<cuuint64_t>(kv_heads) * kDim * 2};
+  const cuuint32_t box[3] = {64, 1, 16};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  return encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<uint16_t*>(cache), dims, strides, box,
+                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 // Needs head_dim == kDim and supported(). One block per SM (the shared memory allows no more), or one per
-// item when there are fewer.
-inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+// item when there are fewer. K/V come by TMA when allowed and possible (page size a multiple of 16, the
+// cache's slot count known, descriptors accepted), by the cp.async producer otherwise.
+inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream, bool allow_tma) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const int64_t items = static_cast<int64_t>(p.kv_heads) * ceil_div_u(step.max_query_len, tokens_per_tile) * step.num_seqs;
   const auto blocks = static_cast<unsigned int>(p.num_sms > 0 ? std::min<int64_t>(items, p.num_sms) : items);
   if (blocks == 0) return;
-  attention_prefill_wgmma_kernel<<<blocks, kThreads, kSmemBytes, stream>>>(p, step);
+  CUtensorMap k_map{}, v_map{};
+  const bool tma = allow_tma && step.page_size % 16 == 0 && p.num_slots > 0 &&
+                   encode_cache_map(k_map, p.k_cache, p.kv_heads, p.num_slots) &&
+                   encode_cache_map(v_map, p.v_cache, p.kv_heads, p.num_slots);
+  if (tma) {
+    attention_prefill_wgmma_kernel<true><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
+  } else {
+    attention_prefill_wgmma_kernel<false><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
+  }
 }
 
 }  // namespace radixlm::cuda::wgmma_prefill

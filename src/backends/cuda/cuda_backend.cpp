@@ -611,6 +611,7 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
   p.head_dim = head_dim;
   p.scale = scale;
   p.num_sms = info_.num_sms;
+  p.num_slots = num_slots;
   p.num_splits = cuda::attention_num_splits(*step_, num_q_heads, num_kv_heads, info_.num_sms);
   const int64_t partial = cuda::attention_partial_floats(step_->num_tokens, num_q_heads, head_dim, p.num_splits);
   // The split count grows with the context (from 1 on short ones) up to the batch shape's cap; the

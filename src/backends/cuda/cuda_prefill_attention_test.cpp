@@ -40,6 +40,7 @@ struct Kernel {
 };
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelWgmma, "wgmma"},
+                               {cuda::kPrefillKernelWgmmaCpAsync, "wgmma-cp-async"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
@@ -172,6 +173,7 @@ class PrefillAttentionCase {
     params_.head_dim = c.head_dim;
     params_.scale = scale_;
     params_.num_sms = num_sms;
+    params_.num_slots = static_cast<int64_t>(k_.size()) / (int64_t{c.kv_heads} * c.head_dim);
     params_.num_splits = cuda::attention_num_splits(step_, c.q_heads, c.kv_heads, num_sms);
     const int64_t partial = cuda::attention_partial_floats(tokens_, c.q_heads, c.head_dim, params_.num_splits);
     if (partial > 0) params_.partial = static_cast<float*>(partial_dev_.allocate(static_cast<size_t>(partial) * 4));
