@@ -1,18 +1,23 @@
 #pragma once
 // The prefill/extend attention kernel for Hopper (sm_90a), on the warpgroup tensor-core instructions
 // (wgmma), which the mma.sync kernels of cuda_attention_mma.cuh cannot reach: those top out near 240
-// TFLOP/s on an H200 for a 4096-token prompt; this one runs at ~416.
+// TFLOP/s on an H200 for a 4096-token prompt; this one runs at ~480 (~430 with its cp.async producer).
 //
 // Same plan as prefill::attention_prefill_kernel (FlashAttention-2 with the online softmax in registers),
 // at head_dim 128 only, organised as FlashAttention-3 does on Hopper (warp specialisation):
 //  - a block of three warpgroups owns 128 query rows (tokens x the query heads of one KV head, so GQA reads
 //    each K/V tile once for the whole group): two consumer warpgroups of 64 rows each compute, the third
-//    (the producer) only gathers 128-key K/V tiles from the paged cache with cp.async into three stages of
-//    shared memory laid out in the 128-byte swizzle wgmma reads (each 64-column half of a tile is a run of
-//    128-byte rows whose 16-byte chunks are XOR-ed with the row's index mod 8); keys past the block's last
-//    visible key are zero-filled (0 * NaN in V would otherwise poison O);
-//  - a stage's mbarrier "full" completes when the producer's copies into it land
-//    (cp.async.mbarrier.arrive.noinc), "empty" when all eight consumer warps are done reading it; with no
+//    (the producer) only gathers 128-key K/V tiles from the paged cache into three stages of shared memory
+//    laid out in the 128-byte swizzle wgmma reads (each 64-column half of a tile is a run of 128-byte rows
+//    whose 16-byte chunks are XOR-ed with the row's index mod 8). Where the page size is a multiple of 16,
+//    one producer warp copies them by TMA (a 16-slot x 64-column box per group of 16 keys, swizzled by the
+//    copy engine); otherwise all four warps copy 16-byte chunks by cp.async, zero-filling keys past the
+//    block's last visible key. TMA took the kernel from 427-432 to 482 TFLOP/s on the 4096-token prompt
+//    and from 440-443 to 506 on 2048 cached + 2048 new (H200): the cp.async gather's instructions and
+//    shared-memory writes, not the consumers, had been its larger limit;
+//  - a stage's mbarrier "full" completes when the producer's copies into it land (cp.async: each producer
+//    thread's arrive.noinc; TMA: the tile's byte count), "empty" when all eight consumer warps are done
+//    reading it; with no
 //    block-wide barrier per tile the two consumer warpgroups drift apart, so one's softmax overlaps the
 //    other's MMAs (339 -> 416 TFLOP/s against the previous kernel, whose warpgroups ran in step between
 //    block barriers and issued the copies themselves);
