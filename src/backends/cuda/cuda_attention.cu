@@ -44,7 +44,6 @@ int32_t prefill_kernel_from_env() {
     if (env == nullptr) return kPrefillKernelAuto;
     if (std::strcmp(env, "wgmma") == 0) return kPrefillKernelWgmma;
     if (std::strcmp(env, "wgmma-cp-async") == 0) return kPrefillKernelWgmmaCpAsync;
-    if (std::strcmp(env, "wgmma-overlap") == 0) return kPrefillKernelWgmmaOverlap;
     if (std::strcmp(env, "legacy") == 0) return kPrefillKernelLegacy;
     if (std::strcmp(env, "pipelined-8x1") == 0) return kPrefillKernelPipelined8x1;
     if (std::strcmp(env, "pipelined-8x2") == 0) return kPrefillKernelPipelined8x2;
@@ -110,11 +109,9 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
   }
   // The wgmma kernel wherever it runs (head_dim 128 on an H100/H200), the mma.sync ones elsewhere.
   if constexpr (kDim == wgmma_prefill::kDim) {
-    const bool wgmma = kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma ||
-                       kernel == kPrefillKernelWgmmaCpAsync || kernel == kPrefillKernelWgmmaOverlap;
+    const bool wgmma = kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma || kernel == kPrefillKernelWgmmaCpAsync;
     if (wgmma && wgmma_prefill::supported()) {
-      wgmma_prefill::launch(p, step, stream, /*allow_tma=*/kernel != kPrefillKernelWgmmaCpAsync,
-                            /*overlap=*/kernel == kPrefillKernelWgmmaOverlap);
+      wgmma_prefill::launch(p, step, stream, /*allow_tma=*/kernel != kPrefillKernelWgmmaCpAsync);
       return;
     }
   }
@@ -122,8 +119,7 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
   // at d = 128 they spill 128 bytes and are still faster than one block with Q in registers (measured on
   // an H200: 225 vs 210 TFLOP/s for the 4096-token prompt, docs/performance.md). d = 80 and 96 are not
   // measured yet and keep the non-spilling one-block kernel.
-  if (kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma || kernel == kPrefillKernelWgmmaCpAsync ||
-      kernel == kPrefillKernelWgmmaOverlap) {
+  if (kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma || kernel == kPrefillKernelWgmmaCpAsync) {
     kernel = (kDim == 80 || kDim == 96) ? kPrefillKernelPipelined8x1 : kPrefillKernelPipelined8x2;
   }
   switch (kernel) {

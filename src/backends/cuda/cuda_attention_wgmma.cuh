@@ -103,10 +103,6 @@ __device__ __forceinline__ uint64_t mn_major(uint32_t tile, int kk) {
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
-// All but the latest committed group complete (groups complete in order).
-__device__ __forceinline__ void wgmma_wait_all_but_one() {
-  asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-}
 // Keeps the compiler from moving reads or writes of accumulators across the asynchronous wgmma.
 __device__ __forceinline__ void pin(float (&d)[64]) {
 #pragma unroll
@@ -434,7 +430,7 @@ __device__ __forceinline__ void load_q(Smem& s, const AttentionParams& p, const 
 // FA3's ping-pong turns between the two consumer warpgroups (named barriers) 414 against 415; a shorter
 // softmax: O's rescale skipped when no row max moved (a warp vote) 407, half of the exponentials on the FMA
 // pipe (a cubic, FlashAttention-4's trick against the multi-function unit's rate) 367.
-template <bool kTma, bool kOverlap>
+template <bool kTma>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_prefill_wgmma_kernel(AttentionParams p, StepArrays step, const __grid_constant__ CUtensorMap k_map,
                                    const __grid_constant__ CUtensorMap v_map) {
@@ -524,91 +520,42 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < 64; ++i) o[i] = sc[i] = 0.0f;
     RowSoftmax softmax;
     uint32_t a[kKeys / 16][4];
-    if constexpr (kOverlap) {
-      // FlashAttention-3's order within the warpgroup: a tile's O += P V is issued after the next tile's
-      // scores, so it runs during their softmax. p_stage: the stage whose P (in a) still needs its O += P V.
-      int p_stage = -1;
-      for (int kt = 0; kt < item.num_key_tiles; ++kt) {
-        const int g = tile_base + kt;
-        const int k0 = kt * kKeys, stage = g % kStages;
-        mbarrier_wait(&s.full[stage], (g / kStages) & 1);
-        if (k0 >= group_key_end) {  // this and every later tile are in the warpgroup's causal future
-          if (p_stage >= 0) {
-            issue_pv(o, a, smem_address(s.v[p_stage]));
-            wgmma_wait_all();
-            pin(o);
-            pin(a);
-            release(p_stage);
-            p_stage = -1;
-          }
-          release(stage);
-          continue;
-        }
-        fence_async_shared();
-        issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-        if (p_stage >= 0) {
-          issue_pv(o, a, smem_address(s.v[p_stage]));
-          wgmma_wait_all_but_one();  // the scores; the previous tile's O += P V may still run
-          pin(sc);
-          softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+    // The stage of the last tile whose O += P V is still to be waited for, or -1.
+    int pending = -1;
+
+    for (int kt = 0; kt < item.num_key_tiles; ++kt) {
+      const int g = tile_base + kt;
+      const int k0 = kt * kKeys, stage = g % kStages;
+      // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
+      mbarrier_wait(&s.full[stage], (g / kStages) & 1);
+      if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
+        if (pending >= 0) {
           wgmma_wait_all();
           pin(o);
           pin(a);
-          release(p_stage);
-        } else {
-          wgmma_wait_all();
-          pin(sc);
-          softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+          release(pending);
+          pending = -1;
         }
-        softmax.rescale(o);
-        pack_p(sc, a);
-        p_stage = stage;
+        release(stage);
+        continue;
       }
-      if (p_stage >= 0) {
-        issue_pv(o, a, smem_address(s.v[p_stage]));
-        wgmma_wait_all();
-        pin(o);
-        pin(a);
-        release(p_stage);
-      }
-    } else {
-      // The stage of the last tile whose O += P V is still to be waited for, or -1.
-      int pending = -1;
-
-      for (int kt = 0; kt < item.num_key_tiles; ++kt) {
-        const int g = tile_base + kt;
-        const int k0 = kt * kKeys, stage = g % kStages;
-        // Also for tiles this warpgroup skips: a warp may not run ahead and arrive twice in one phase of "empty".
-        mbarrier_wait(&s.full[stage], (g / kStages) & 1);
-        if (k0 >= group_key_end) {  // the whole tile is in this warpgroup's causal future
-          if (pending >= 0) {
-            wgmma_wait_all();
-            pin(o);
-            pin(a);
-            release(pending);
-            pending = -1;
-          }
-          release(stage);
-          continue;
-        }
-        fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, made visible to wgmma
-        issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
-        wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
-        pin(sc);
-        pin(o);
-        pin(a);
-        if (pending >= 0) release(pending);
-        softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
-        softmax.rescale(o);
-        pack_p(sc, a);
-        issue_pv(o, a, smem_address(s.v[stage]));
-        pending = stage;
-      }
-      wgmma_wait_all();
+      fence_async_shared();  // the producer's cp.async writes, acquired through the barrier, made visible to wgmma
+      issue_scores(sc, q_address, first_row, smem_address(s.k[stage]));
+      wgmma_wait_all();  // and the previous tile's O += P V, so O and the A fragments are free again
+      pin(sc);
       pin(o);
       pin(a);
       if (pending >= 0) release(pending);
+      softmax.exponentiate(sc, k0, k0 + kKeys > group_key_unmasked, visible0, visible1, scale_log2, quad_col);
+      softmax.rescale(o);
+      pack_p(sc, a);
+      issue_pv(o, a, smem_address(s.v[stage]));
+      pending = stage;
     }
+    wgmma_wait_all();
+    pin(o);
+    pin(a);
+    if (pending >= 0) release(pending);
     tile_base += item.num_key_tiles;
 
     // The next item's Q rows start loading now (every wgmma that read this item's Q is complete), under the
@@ -646,11 +593,9 @@ inline bool supported() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
         major != 9 || minor != 0 ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kSmemBytes)) != cudaSuccess ||
-        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess) {
       (void)cudaGetLastError();  // a refused attribute is not an error of the step
       return false;
@@ -694,8 +639,7 @@ inline bool encode_cache_map(CUtensorMap& map, const uint16_t* cache, int32_t kv
 // Needs head_dim == kDim and supported(). One block per SM (the shared memory allows no more), or one per
 // item when there are fewer. K/V come by TMA when allowed and possible (page size a multiple of 16, the
 // cache's slot count known, descriptors accepted), by the cp.async producer otherwise.
-inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream, bool allow_tma,
-                   bool overlap) {
+inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream, bool allow_tma) {
   const int tokens_per_tile = kRows / (p.q_heads / p.kv_heads);
   const int64_t items = static_cast<int64_t>(p.kv_heads) * ceil_div_u(step.max_query_len, tokens_per_tile) * step.num_seqs;
   const auto blocks = static_cast<unsigned int>(p.num_sms > 0 ? std::min<int64_t>(items, p.num_sms) : items);
@@ -704,12 +648,10 @@ inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_
   const bool tma = allow_tma && step.page_size % 16 == 0 && p.num_slots > 0 &&
                    encode_cache_map(k_map, p.k_cache, p.kv_heads, p.num_slots) &&
                    encode_cache_map(v_map, p.v_cache, p.kv_heads, p.num_slots);
-  if (tma && overlap) {
-    attention_prefill_wgmma_kernel<true, true><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
-  } else if (tma) {
-    attention_prefill_wgmma_kernel<true, false><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
+  if (tma) {
+    attention_prefill_wgmma_kernel<true><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
   } else {
-    attention_prefill_wgmma_kernel<false, false><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
+    attention_prefill_wgmma_kernel<false><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
   }
 }
 

@@ -125,11 +125,11 @@ struct AttentionParams {
 // AttentionParams::prefill_kernel: the Hopper wgmma kernel (head_dim 128 on sm_90; elsewhere it falls back
 // to the mma.sync pick) with K/V copied by TMA where it can (page sizes that are multiples of 16) or always
 // by cp.async, the pipelined mma.sync kernel as warps per block x blocks per SM, or the legacy one.
-// RADIXLM_CUDA_PREFILL_ATTENTION=wgmma|wgmma-cp-async|wgmma-overlap|legacy|pipelined-8x1|pipelined-8x2|pipelined-4x2
+// RADIXLM_CUDA_PREFILL_ATTENTION=wgmma|wgmma-cp-async|legacy|pipelined-8x1|pipelined-8x2|pipelined-4x2
 // overrides auto.
 inline constexpr int32_t kPrefillKernelAuto = 0, kPrefillKernelLegacy = 1, kPrefillKernelPipelined8x1 = 2,
                          kPrefillKernelPipelined8x2 = 3, kPrefillKernelPipelined4x2 = 4, kPrefillKernelWgmma = 5,
-                         kPrefillKernelWgmmaCpAsync = 6, kPrefillKernelWgmmaOverlap = 7;
+                         kPrefillKernelWgmmaCpAsync = 6;
 // Splits and workspace the launch wants for this step (so the backend can size its workspace up front).
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms);
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits);

@@ -41,7 +41,6 @@ struct Kernel {
 constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelWgmma, "wgmma"},
                                {cuda::kPrefillKernelWgmmaCpAsync, "wgmma-cp-async"},
-                               {cuda::kPrefillKernelWgmmaOverlap, "wgmma-overlap"},
                                {cuda::kPrefillKernelLegacy, "legacy"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
