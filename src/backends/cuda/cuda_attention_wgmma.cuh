@@ -59,12 +59,7 @@ constexpr int kRows = 128;   // query rows per block, 64 per consumer warpgroup
 constexpr int kKeys = 128;   // keys per K/V tile
 constexpr int kConsumerThreads = 256;
 constexpr int kThreads = kConsumerThreads + 128;  // two consumer warpgroups, then the producer warpgroup
-// Per thread, producer + 2 x consumer <= 512. The cp.async producer needs 56 (40 spills); the TMA one, a
-// single warp issuing copies, fits 24 and leaves the consumers 240.
-template <bool kTma>
-constexpr int kProducerRegisters = kTma ? 24 : 56;
-template <bool kTma>
-constexpr int kConsumerRegisters = kTma ? 240 : 224;
+constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 56 + 2 x 224 <= 512 (40 spills)
 constexpr int kTileBytes = 128 * kDim * 2;  // a [128][128] bf16 tile: two 16 KB halves of 128-byte rows
 constexpr int kHalfBytes = kTileBytes / 2;
 // Three K/V stages (224 KB of shared memory with Q): the producer fills one while the consumers read the
@@ -464,7 +459,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();  // the last block-wide barrier: from here on the roles only meet at the mbarriers
 
   if (threadIdx.x >= kConsumerThreads) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters<kTma>));
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
     if (kTma && threadIdx.x >= kConsumerThreads + 32) return;  // one warp issues the TMA copies
     const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
     int tile_base = 0;
@@ -484,7 +479,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
 
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters<kTma>));
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
   const int warpgroup = static_cast<int>(threadIdx.x) / 128;
   const int warp = (static_cast<int>(threadIdx.x) / 32) % 4, lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_col = lane % 4;
