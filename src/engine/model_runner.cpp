@@ -39,6 +39,8 @@ ModelRunner::ModelRunner(Model& model, Backend& backend, int32_t num_pages, int3
   const KvCacheShape shape = model.kv_cache_shape();
   const int64_t slots = (int64_t{num_pages} + 1) * page_size;  // + the padding page
   const Shape kv_shape{slots, shape.num_kv_heads, shape.head_dim};
+  // Zero-filled (alloc), so a slot never written holds finite values: the CUDA prefill attention's TMA copies
+  // read whole 16-slot groups, past a sequence's last key too, whose masked P = 0 cancels only finite V.
   for (int64_t layer = 0; layer < shape.num_layers; ++layer) {
     kv_cache_.push_back({backend.alloc(backend.activation_dtype(), kv_shape),
                          backend.alloc(backend.activation_dtype(), kv_shape)});

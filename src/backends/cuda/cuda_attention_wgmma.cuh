@@ -17,10 +17,9 @@
 //    shared-memory writes, not the consumers, had been its larger limit;
 //  - a stage's mbarrier "full" completes when the producer's copies into it land (cp.async: each producer
 //    thread's arrive.noinc; TMA: the tile's byte count), "empty" when all eight consumer warps are done
-//    reading it; with no
-//    block-wide barrier per tile the two consumer warpgroups drift apart, so one's softmax overlaps the
-//    other's MMAs (339 -> 416 TFLOP/s against the previous kernel, whose warpgroups ran in step between
-//    block barriers and issued the copies themselves);
+//    reading it; with no block-wide barrier per tile the two consumer warpgroups drift apart, so one's
+//    softmax overlaps the other's MMAs (339 -> 416 TFLOP/s against the previous kernel, whose warpgroups
+//    ran in step between block barriers and issued the copies themselves);
 //  - registers: the register file is split between the SM's four schedulers, so a block of three
 //    warpgroups compiles to at most 168 per thread; the producer hands most of its own back (setmaxnreg)
 //    so the consumers can hold their 64 + 64 accumulators and the P fragments;
@@ -36,7 +35,7 @@
 
 #include <algorithm>
 
-#include <cuda.h>  // CUtensorMap and its enums (the encode function comes from the runtime's driver entry point)
+#include <cuda.h>  // CUtensorMap and its enums (the encoder comes through the runtime: tensor_map_encoder)
 #include <cuda_bf16.h>
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 
