@@ -95,6 +95,11 @@ void launch_pipelined_prefill(const AttentionParams& p, const StepArrays& step, 
   kernel<<<grid, kWarps * 32, sizeof(Smem), stream>>>(p, step);
 }
 
+// Auto and the wgmma kernels: the wgmma kernel where it runs, the default mma.sync kernel elsewhere.
+bool picks_wgmma(int32_t kernel) {
+  return kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma || kernel == kPrefillKernelWgmmaCpAsync;
+}
+
 template <int kDim>
 void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
@@ -109,8 +114,7 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
   }
   // The wgmma kernel wherever it runs (head_dim 128 on an H100/H200), the mma.sync ones elsewhere.
   if constexpr (kDim == wgmma_prefill::kDim) {
-    const bool wgmma = kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma || kernel == kPrefillKernelWgmmaCpAsync;
-    if (wgmma && wgmma_prefill::supported()) {
+    if (picks_wgmma(kernel) && wgmma_prefill::supported()) {
       wgmma_prefill::launch(p, step, stream, /*allow_tma=*/kernel != kPrefillKernelWgmmaCpAsync);
       return;
     }
@@ -119,7 +123,7 @@ void launch_dim(const AttentionParams& p, const StepArrays& step, cudaStream_t s
   // at d = 128 they spill 128 bytes and are still faster than one block with Q in registers (measured on
   // an H200: 225 vs 210 TFLOP/s for the 4096-token prompt, docs/performance.md). d = 80 and 96 are not
   // measured yet and keep the non-spilling one-block kernel.
-  if (kernel == kPrefillKernelAuto || kernel == kPrefillKernelWgmma || kernel == kPrefillKernelWgmmaCpAsync) {
+  if (picks_wgmma(kernel)) {
     kernel = (kDim == 80 || kDim == 96) ? kPrefillKernelPipelined8x1 : kPrefillKernelPipelined8x2;
   }
   switch (kernel) {

@@ -1,4 +1,5 @@
-// Row-wise kernels of the CUDA backend: embedding gather, RMSNorm (per row and per head), SiLU-and-multiply, RoPE fused with the KV store, logit-row gather, argmax and small conversions.
+// Row-wise kernels of the CUDA backend: embedding gather, RMSNorm (per row and per head), SiLU-and-multiply,
+// RoPE fused with the KV store, logit-row gather, argmax and small conversions.
 // All arithmetic is f32; values are stored as bf16, rounded to nearest even.
 
 #include <algorithm>
@@ -529,10 +530,9 @@ void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, cons
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   const int64_t chunks = p.width / 8;
-  const bool aligned =
-      (reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.out) | reinterpret_cast<uintptr_t>(p.weight)) %
-          16 ==
-      0;
+  const uintptr_t addresses =
+      reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.out) | reinterpret_cast<uintptr_t>(p.weight);
+  const bool aligned = addresses % 16 == 0;
   if (p.width % 8 == 0 && aligned && chunks <= 1024 * kNormChunks) {
     // Enough threads that each holds at most kNormChunks chunks, in whole warps.
     int threads = static_cast<int>((chunks + kNormChunks - 1) / kNormChunks);
