@@ -279,21 +279,13 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity
   }
 }
 
-// A sequence's page table as both producers read it: a key's page id and its slot within the page, by
-// shift and mask when the page size is a power of two (no integer division on the copy path).
-struct PagedKeys {
-  const int32_t* pages;
-  int size, shift;  // shift: log2(size), or -1 when size is not a power of two
-  __device__ __forceinline__ int32_t page_of(int key) const { return pages[shift >= 0 ? key >> shift : key / size]; }
-  __device__ __forceinline__ int in_page(int key) const { return shift >= 0 ? key & (size - 1) : key % size; }
-};
-
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
 // it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
 // shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.
 // `tile_base` counts the block's tiles of earlier work items: stages and barrier phases run on across items.
-__device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, const PagedKeys& keys, int key_end,
-                                           int num_key_tiles, int64_t kv_row, int64_t head_offset, int tile_base) {
+__device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, const int32_t* pages, int page_size,
+                                           int page_shift, int key_end, int num_key_tiles, int64_t kv_row,
+                                           int64_t head_offset, int tile_base) {
   const int lane = static_cast<int>(threadIdx.x) % 32, h = lane / 16, c = lane % 16;
   const int first_key = (static_cast<int>(threadIdx.x) / 32 % 4) * 32;
   const uint16_t* k_base = p.k_cache + head_offset + c * 8;
@@ -302,14 +294,15 @@ __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, co
     const int g = tile_base + kt;
     const int k0 = kt * kKeys, stage = g % kStages;
     const int lane_key = k0 + first_key + lane;
-    const int32_t page = lane_key < key_end ? keys.page_of(lane_key) : 0;
+    const int32_t page = lane_key < key_end ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] : 0;
     if (g >= kStages) mbarrier_wait(&s.empty[stage], (g / kStages - 1) & 1);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       const int j = first_key + 2 * i + h, key = k0 + j;
       const int32_t key_page = __shfl_sync(0xffffffffu, page, 2 * i + h);
       const bool valid = key < key_end;
-      const int64_t offset = valid ? (static_cast<int64_t>(key_page) * keys.size + keys.in_page(key)) * kv_row : 0;
+      const int in_page = page_shift >= 0 ? key & (page_size - 1) : key % page_size;
+      const int64_t offset = valid ? (static_cast<int64_t>(key_page) * page_size + in_page) * kv_row : 0;
       prefill::cp_async_16(s.k[stage] + swizzled(j, c), k_base + offset, valid);
       prefill::cp_async_16(s.v[stage] + swizzled(j, c), v_base + offset, valid);
     }
@@ -325,8 +318,8 @@ __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, co
 // start), so P = 0 times V stays 0. A group's slots past key_end are read: finite cache contents (the pool
 // starts zeroed), masked the same way.
 __device__ __forceinline__ void produce_kv_tma(Smem& s, const CUtensorMap* k_map, const CUtensorMap* v_map,
-                                               const PagedKeys& keys, int key_end, int num_key_tiles, int kv_head,
-                                               int tile_base) {
+                                               const int32_t* pages, int page_size, int page_shift, int key_end,
+                                               int num_key_tiles, int kv_head, int tile_base) {
   constexpr int kGroupKeys = 16, kGroups = kKeys / kGroupKeys;
   constexpr uint32_t kGroupBytes = kGroupKeys * kDim * 2 * 2;  // K and V
   const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -335,8 +328,10 @@ __device__ __forceinline__ void produce_kv_tma(Smem& s, const CUtensorMap* k_map
     const int g = tile_base + kt;
     const int k0 = kt * kKeys, stage = g % kStages;
     const int lane_key = k0 + lane * kGroupKeys;
-    const int32_t slot =
-        lane < kGroups && lane_key < key_end ? keys.page_of(lane_key) * keys.size + keys.in_page(lane_key) : 0;
+    const int32_t slot = lane < kGroups && lane_key < key_end
+                             ? pages[page_shift >= 0 ? lane_key >> page_shift : lane_key / page_size] * page_size +
+                                   (page_shift >= 0 ? lane_key & (page_size - 1) : lane_key % page_size)
+                             : 0;
     const int groups = min(kGroups, (key_end - k0 + kGroupKeys - 1) / kGroupKeys);
     const int32_t group_slot = __shfl_sync(0xffffffffu, slot, group % kGroups);
     if (g >= kStages) mbarrier_wait(&s.empty[stage], (g / kStages - 1) & 1);
@@ -466,16 +461,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
     if (kTma && threadIdx.x >= kConsumerThreads + 32) return;  // one warp issues the TMA copies
     const int page_shift = (step.page_size & (step.page_size - 1)) == 0 ? __ffs(step.page_size) - 1 : -1;
-    PagedKeys keys{nullptr, step.page_size, page_shift};
     int tile_base = 0;
     WorkItem item;
     for (int n = 0; work_item(p, step, n, item); ++n) {
-      keys.pages = step.page_table + step.page_table_start[item.seq];
+      const int32_t* pages = step.page_table + step.page_table_start[item.seq];
       if constexpr (kTma) {
-        produce_kv_tma(s, &k_map, &v_map, keys, item.key_end, item.num_key_tiles, item.kv_head, tile_base);
+        produce_kv_tma(s, &k_map, &v_map, pages, step.page_size, page_shift, item.key_end, item.num_key_tiles,
+                       item.kv_head, tile_base);
       } else {
-        produce_kv(s, p, keys, item.key_end, item.num_key_tiles, static_cast<int64_t>(p.kv_heads) * kDim,
-                   static_cast<int64_t>(item.kv_head) * kDim, tile_base);
+        produce_kv(s, p, pages, step.page_size, page_shift, item.key_end, item.num_key_tiles,
+                   static_cast<int64_t>(p.kv_heads) * kDim, static_cast<int64_t>(item.kv_head) * kDim, tile_base);
       }
       tile_base += item.num_key_tiles;
     }
