@@ -28,7 +28,7 @@ namespace {
 
 constexpr int kGroupRows = 64;                                     // weight rows per consumer warpgroup
 constexpr int kBlockRows = 2 * kGroupRows;                         // weight rows per block
-constexpr int kStepColumns = 64;                                   // K columns per box: one 128-byte row
+constexpr int kStepColumns = 64;                                   // K columns per stage: one 128-byte row
 constexpr int kConsumerThreads = 256;
 constexpr int kThreads = kConsumerThreads + 32;                    // then one producer warp
 constexpr int kWeightStageBytes = kBlockRows * kStepColumns * 2;   // 16 KB
@@ -36,16 +36,15 @@ constexpr int kStageBudgetBytes = 96 * 1024;                       // two blocks
 constexpr int kMaxStages = 8;
 constexpr int kReduceStride = kBlockRows + 4;  // floats per token in the partials: +4 keeps the writes conflict-free
 
-// A stage holds kSub consecutive 64-column steps (kSub x 128 contiguous bytes of each weight row).
 template <int kTokens>
-constexpr int step_bytes() {
+constexpr int stage_bytes() {
   return kWeightStageBytes + kTokens * kStepColumns * 2;
 }
 
 struct Launch {
   SmallMGemmParams p;
   int64_t n_out;           // output columns: silu_pairs, or n
-  int32_t k_steps;         // stages' worth of K (kSub x 64 columns each)
+  int32_t k_steps;         // 64-column steps of K
   int32_t split;           // blocks of a cluster, each over a contiguous share of the steps
   int32_t stages;
   int32_t barrier_offset;  // bytes from the aligned shared-memory base to the mbarriers
@@ -132,11 +131,11 @@ __device__ __forceinline__ float silu_mul(float gate, float up) {
 }
 #endif  // RADIXLM_WGMMA
 
-template <int kTokens, int kSub>
+template <int kTokens>
 __global__ void __launch_bounds__(kThreads) small_m_gemm_kernel(const Launch a, const __grid_constant__ CUtensorMap w_map,
                                                                 const __grid_constant__ CUtensorMap x_map) {
 #if RADIXLM_WGMMA
-  constexpr int kStepBytes = step_bytes<kTokens>(), kStageBytes = kSub * kStepBytes;
+  constexpr int kStageBytes = stage_bytes<kTokens>();
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
   uint8_t* smem = smem_raw + ((1024 - raw_address % 1024) % 1024);
@@ -165,15 +164,11 @@ __global__ void __launch_bounds__(kThreads) small_m_gemm_kernel(const Launch a, 
         const int stage = i % a.stages;
         if (i >= a.stages) mbarrier_wait(&empty[stage], (i / a.stages - 1) & 1);
         uint8_t* s = smem + stage * kStageBytes;
+        const int column = (step_begin + i) * kStepColumns;
         mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
-#pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          const int column = ((step_begin + i) * kSub + sub) * kStepColumns;
-          uint8_t* t = s + sub * kStepBytes;
-          tma_load_2d(t, &w_map, column, row_a, &full[stage]);
-          tma_load_2d(t + kWeightStageBytes / 2, &w_map, column, row_b, &full[stage]);
-          tma_load_2d(t + kWeightStageBytes, &x_map, column, 0, &full[stage]);
-        }
+        tma_load_2d(s, &w_map, column, row_a, &full[stage]);
+        tma_load_2d(s + kWeightStageBytes / 2, &w_map, column, row_b, &full[stage]);
+        tma_load_2d(s + kWeightStageBytes, &x_map, column, 0, &full[stage]);
       }
     }
   } else {  // the consumers
@@ -187,12 +182,8 @@ __global__ void __launch_bounds__(kThreads) small_m_gemm_kernel(const Launch a, 
       const uint32_t s = smem_address(smem + stage * kStageBytes);
       wgmma_fence();
 #pragma unroll
-      for (int sub = 0; sub < kSub; ++sub) {
-        const uint32_t t = s + sub * kStepBytes;
-#pragma unroll
-        for (int kk = 0; kk < kStepColumns / 16; ++kk) {
-          wgmma_ss<kTokens>(acc, k_major(t + group * (kWeightStageBytes / 2), kk), k_major(t + kWeightStageBytes, kk));
-        }
+      for (int kk = 0; kk < kStepColumns / 16; ++kk) {
+        wgmma_ss<kTokens>(acc, k_major(s + group * (kWeightStageBytes / 2), kk), k_major(s + kWeightStageBytes, kk));
       }
       wgmma_commit();
       pin(acc);
@@ -285,15 +276,13 @@ bool encode_matrix_map(CUtensorMap& map, const uint16_t* data, int64_t rows, int
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-int env_int(const char* name, int fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? std::atoi(value) : fallback;
-}
-
 // Blocks per cluster: the most (of 1, 2, 4, 8) that keep every block of the matmul resident at once (two
 // per SM) with at least 4 steps of K each. RADIXLM_CUDA_SMALL_M_SPLIT forces one (for measuring).
 int pick_split(int64_t tiles, int32_t k_steps, int32_t num_sms) {
-  static const int forced = env_int("RADIXLM_CUDA_SMALL_M_SPLIT", 0);
+  static const int forced = [] {
+    const char* value = std::getenv("RADIXLM_CUDA_SMALL_M_SPLIT");
+    return value != nullptr ? std::atoi(value) : 0;
+  }();
   int split = forced == 1 || forced == 2 || forced == 4 || forced == 8 ? forced : 0;
   if (split == 0) {
     split = 1;
@@ -303,20 +292,19 @@ int pick_split(int64_t tiles, int32_t k_steps, int32_t num_sms) {
   return split;
 }
 
-template <int kTokens, int kSub>
+template <int kTokens>
 size_t smem_bytes(int stages) {
-  const size_t data = std::max<size_t>(static_cast<size_t>(stages) * kSub * step_bytes<kTokens>(),
+  const size_t data = std::max<size_t>(static_cast<size_t>(stages) * stage_bytes<kTokens>(),
                                        static_cast<size_t>(kTokens) * kReduceStride * sizeof(float));
   return 1024 + data + 2 * static_cast<size_t>(stages) * sizeof(uint64_t);  // 1024: the base's alignment
 }
 
-template <int kTokens, int kSub>
-bool launch_shape(const SmallMGemmParams& p, cudaStream_t stream) {
-  static const int budget = env_int("RADIXLM_CUDA_SMALL_M_SMEM_KB", kStageBudgetBytes / 1024) * 1024;
-  static const int stages = std::clamp(budget / (kSub * step_bytes<kTokens>()), 2, kMaxStages);
+template <int kTokens>
+bool launch_tokens(const SmallMGemmParams& p, cudaStream_t stream) {
+  constexpr int kStages = std::min(kMaxStages, kStageBudgetBytes / stage_bytes<kTokens>());
   static const bool attribute_set = [] {
-    if (cudaFuncSetAttribute(small_m_gemm_kernel<kTokens, kSub>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(smem_bytes<kTokens, kSub>(stages))) != cudaSuccess) {
+    if (cudaFuncSetAttribute(small_m_gemm_kernel<kTokens>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem_bytes<kTokens>(kStages))) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
@@ -327,11 +315,11 @@ bool launch_shape(const SmallMGemmParams& p, cudaStream_t stream) {
   Launch a;
   a.p = p;
   a.n_out = silu ? p.silu_pairs : p.n;
-  a.k_steps = static_cast<int32_t>((p.k + kSub * kStepColumns - 1) / (kSub * kStepColumns));
+  a.k_steps = static_cast<int32_t>((p.k + kStepColumns - 1) / kStepColumns);
   const int64_t tiles = silu ? (p.silu_pairs + kGroupRows - 1) / kGroupRows : (p.n + kBlockRows - 1) / kBlockRows;
   a.split = pick_split(tiles, a.k_steps, p.num_sms);
-  a.stages = stages;
-  a.barrier_offset = static_cast<int32_t>(smem_bytes<kTokens, kSub>(stages) - 1024 - 2 * stages * sizeof(uint64_t));
+  a.stages = kStages;
+  a.barrier_offset = static_cast<int32_t>(smem_bytes<kTokens>(kStages) - 1024 - 2 * kStages * sizeof(uint64_t));
   CUtensorMap w_map{}, x_map{};
   if (!encode_matrix_map(w_map, p.w, p.n, p.k, p.k, kGroupRows) ||
       !encode_matrix_map(x_map, p.x, p.tokens, p.k, p.x_row_stride, kTokens)) {
@@ -340,7 +328,7 @@ bool launch_shape(const SmallMGemmParams& p, cudaStream_t stream) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned int>(tiles * a.split));
   config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smem_bytes<kTokens, kSub>(stages);
+  config.dynamicSmemBytes = smem_bytes<kTokens>(kStages);
   config.stream = stream;
   cudaLaunchAttribute cluster{};
   cluster.id = cudaLaunchAttributeClusterDimension;
@@ -349,15 +337,7 @@ bool launch_shape(const SmallMGemmParams& p, cudaStream_t stream) {
   cluster.val.clusterDim.z = 1;
   config.attrs = &cluster;
   config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, small_m_gemm_kernel<kTokens, kSub>, a, w_map, x_map) == cudaSuccess;
-}
-
-template <int kTokens>
-bool launch_tokens(const SmallMGemmParams& p, cudaStream_t stream) {
-  static const int sub = env_int("RADIXLM_CUDA_SMALL_M_SUB", 1);
-  if (sub == 4) return launch_shape<kTokens, 4>(p, stream);
-  if (sub == 2) return launch_shape<kTokens, 2>(p, stream);
-  return launch_shape<kTokens, 1>(p, stream);
+  return cudaLaunchKernelEx(&config, small_m_gemm_kernel<kTokens>, a, w_map, x_map) == cudaSuccess;
 }
 
 }  // namespace
