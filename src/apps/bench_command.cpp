@@ -344,19 +344,15 @@ Status run_linear(const BenchArgs& args) {
                                         {"gate_up", 2 * c.intermediate_size, h}, {"down", h, c.intermediate_size},
                                         {"lm_head", c.vocab_size, h}};
   std::printf("bench linear: %s on %s (weight TB/s; 8 copies rotated)\n", c.architecture.c_str(), gpu->info().name.c_str());
-  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N; the Hopper small-M
-  // GEMM for 2..128 tokens), the same without the small-M GEMM, the GEMV kernel with 1/2/4/8 warps per row
-  // forced, and cuBLASLt.
+  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N), the GEMV kernel
+  // with 1/2/4/8 warps per row forced, and cuBLASLt.
   struct Variant {
     const char* name;
     int32_t warps_per_row;
     bool cublaslt;
-    bool small_m;
   };
-  const std::vector<Variant> variants = {{"default", 0, false, true},  {"no_small_m", 0, false, false},
-                                         {"gemv_w1", 1, false, false}, {"gemv_w2", 2, false, false},
-                                         {"gemv_w4", 4, false, false}, {"gemv_w8", 8, false, false},
-                                         {"cublaslt", 0, true, false}};
+  const std::vector<Variant> variants = {{"default", 0, false}, {"gemv_w1", 1, false}, {"gemv_w2", 2, false},
+                                         {"gemv_w4", 4, false}, {"gemv_w8", 8, false}, {"cublaslt", 0, true}};
   std::printf("%-8s %7s %7s %4s", "matrix", "N", "K", "T");
   for (const Variant& v : variants) std::printf(" %9s", v.name);
   std::printf("\n");
@@ -371,7 +367,6 @@ Status run_linear(const BenchArgs& args) {
       for (const Variant& v : variants) {
         gpu->set_force_cublaslt(v.cublaslt);
         gpu->set_gemv_warps_per_row(v.warps_per_row);
-        gpu->set_small_m_gemm(v.small_m);
         for (const Tensor& w : weights) gpu->linear(x, w, TensorView(), out);
         gpu->synchronize();
         constexpr int kRounds = 25;
@@ -386,7 +381,6 @@ Status run_linear(const BenchArgs& args) {
       std::printf("\n");
       gpu->set_force_cublaslt(false);
       gpu->set_gemv_warps_per_row(0);
-      gpu->set_small_m_gemm(true);
     }
   }
   std::fflush(stdout);

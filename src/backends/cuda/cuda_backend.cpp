@@ -108,8 +108,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
-  const char* small_m = std::getenv("RADIXLM_CUDA_SMALL_M_GEMM");
-  small_m_gemm_ = small_m == nullptr || std::string(small_m) != "0";
 }
 
 void* CudaBackend::begin_op() {
@@ -441,7 +439,7 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   // The GEMV kernel streams the weights once for all tokens, but re-reads the activations per weight row:
   // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear).
-  const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048 && !small_m_gemm_);
+  const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
   if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");
     cuda::GemvParams p;
@@ -459,7 +457,6 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  if (!out_f32 && small_m_matmul(x, weight, bias_ptr, out, accumulate, /*silu_pairs=*/0)) return;
   const bool decode = step_->max_query_len <= 1;
   RADIXLM_OP_TIMER(decode ? "linear_cublaslt" : "linear_cublaslt_prefill");
   const bool fuse_bias = has_bias && !out_f32;
@@ -480,11 +477,11 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
   RADIXLM_CHECK(weight.size(0) == 2 * inter && weight.size(1) == k && out.size(0) == tokens,
                 "linear_silu_and_mul: x {} weight {} out {}", x.shape.to_string(), weight.shape.to_string(),
                 out.shape.to_string());
-  if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   if (tokens == 1 && !force_cublaslt_ && k % 8 == 0 && aligned) {
     // One token: the GEMV computes a gate row and its up row in the same block and writes silu(gate) * up.
     RADIXLM_OP_TIMER("linear_silu_and_mul_gemv");
+    if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
     cuda::GemvParams p;
     p.x = bf16_ptr(x);
     p.w = bf16_ptr(weight);
@@ -499,34 +496,9 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  if (small_m_matmul(x, weight, bias.data != nullptr ? bf16_ptr(bias) : nullptr, out, /*accumulate=*/false, inter)) {
-    return;
-  }
   Tensor gate_up = alloc_uninitialized(DType::kBF16, {tokens, 2 * inter});
   linear(x, weight, bias, gate_up);
   silu_and_mul(gate_up, out);
-}
-
-bool CudaBackend::small_m_matmul(const TensorView& x, const TensorView& weight, const uint16_t* bias,
-                                 const TensorView& out, bool accumulate, int64_t silu_pairs) {
-  const int64_t tokens = x.size(0);
-  if (force_cublaslt_ || !small_m_gemm_ || tokens < 2 || tokens > cuda::kSmallMGemmMaxTokens) return false;
-  RADIXLM_OP_TIMER(silu_pairs > 0 ? "linear_silu_and_mul_small_m" : "linear_small_m");
-  cuda::SmallMGemmParams p;
-  p.x = bf16_ptr(x);
-  p.x_row_stride = x.row_stride();
-  p.w = bf16_ptr(weight);
-  p.bias = bias;
-  p.out = static_cast<uint16_t*>(out.data);
-  p.accumulate = accumulate;
-  p.tokens = static_cast<int32_t>(tokens);
-  p.n = weight.size(0);
-  p.k = weight.size(1);
-  p.silu_pairs = silu_pairs;
-  p.num_sms = info_.num_sms;
-  if (!cuda::launch_small_m_gemm(p, as_stream(stream_))) return false;
-  RADIXLM_CUDA_CHECK(cudaGetLastError());
-  return true;
 }
 
 void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {

@@ -94,9 +94,6 @@ class CudaBackend final : public Backend {
   std::string op_time_report();
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
-  // The Hopper small-M GEMM for 2..128 tokens (on by default where the GPU has it; off with
-  // RADIXLM_CUDA_SMALL_M_GEMM=0); tests and benchmarks compare it with the other paths.
-  void set_small_m_gemm(bool enabled) { small_m_gemm_ = enabled; }
 
   // --- CUDA graphs of decode steps (cuda_decode_graphs.h drives these) ---
   // Static steps: begin_step lays the step out at fixed device addresses in a buffer sized for the
@@ -186,11 +183,6 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  bool small_m_gemm_ = true;
-  // Runs out = x @ w^T (+ bias) (+= with accumulate, silu(gate) * up with silu_pairs) on the small-M GEMM
-  // if it is on and takes the shape; false otherwise.
-  bool small_m_matmul(const TensorView& x, const TensorView& weight, const uint16_t* bias, const TensorView& out,
-                      bool accumulate, int64_t silu_pairs);
 };
 
 }  // namespace radixlm

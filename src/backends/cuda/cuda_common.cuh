@@ -1,6 +1,5 @@
 #pragma once
-// Small device helpers shared by the .cu files: bf16 <-> f32 on raw bit patterns, warp reductions and
-// shared-memory addresses.
+// Small device helpers shared by the .cu files: bf16 <-> f32 on raw bit patterns and warp reductions.
 
 #include <cstdint>
 
@@ -50,10 +49,6 @@ __device__ __forceinline__ float block_sum(float value, float* scratch) {
   for (int w = 0; w < kWarps; ++w) total += scratch[w];
   __syncthreads();  // scratch may be reused right after
   return total;
-}
-
-__device__ __forceinline__ uint32_t smem_address(const void* pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
 }
 
 inline unsigned int ceil_div_u(int64_t a, int64_t b) { return static_cast<unsigned int>((a + b - 1) / b); }

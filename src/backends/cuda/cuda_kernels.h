@@ -105,27 +105,6 @@ struct GemvParams {
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
-// The same matmul for up to kSmallMGemmMaxTokens tokens on Hopper's tensor cores (cuda_gemm_small_m.cu),
-// bf16 out only. Returns false, launching nothing, where the GPU or the shape does not fit (not compute
-// capability 9.0; K or the input's row stride not a multiple of 8; output columns not a multiple of 4;
-// x or w not 16-byte aligned, out not 8-byte aligned); the caller then takes another path.
-inline constexpr int kSmallMGemmMaxTokens = 128;
-struct SmallMGemmParams {
-  const uint16_t* x = nullptr;
-  int64_t x_row_stride = 0;  // elements
-  const uint16_t* w = nullptr;
-  const uint16_t* bias = nullptr;  // or null
-  uint16_t* out = nullptr;         // [T, silu_pairs or n], contiguous
-  bool accumulate = false;         // out += x @ w^T (+ bias) instead of out =
-  int32_t tokens = 0;
-  int64_t n = 0;
-  int64_t k = 0;
-  int64_t silu_pairs = 0;  // as in GemvParams
-  int32_t num_sms = 0;     // of the GPU: sizes the K split
-};
-bool small_m_gemm_supported();
-bool launch_small_m_gemm(const SmallMGemmParams& p, cudaStream_t stream);
-
 // Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).
 struct AttentionParams {
   const uint16_t* q = nullptr;  // [T, q_heads * head_dim], rows q_stride elements apart
