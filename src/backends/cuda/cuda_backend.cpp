@@ -108,8 +108,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
-  const char* norm_gemv = std::getenv("RADIXLM_CUDA_NORM_GEMV");  // 0: rms_norm_linear runs its two ops apart (A/B)
-  norm_gemv_ = norm_gemv == nullptr || std::string(norm_gemv) != "0";
 }
 
 void* CudaBackend::begin_op() {
@@ -507,7 +505,7 @@ bool CudaBackend::norm_gemv(const TensorView& x, const TensorView& norm_weight, 
                             const TensorView& bias, const TensorView& out, int64_t silu_pairs) {
   const int64_t k = x.size(1);
   const auto aligned = [](const TensorView& t) { return reinterpret_cast<uintptr_t>(t.data) % 16 == 0; };
-  if (!norm_gemv_ || force_cublaslt_ || x.size(0) != 1 || k % 8 != 0 || out.dtype != DType::kBF16 || !aligned(x) ||
+  if (force_cublaslt_ || x.size(0) != 1 || k % 8 != 0 || out.dtype != DType::kBF16 || !aligned(x) ||
       !aligned(weight) || !aligned(norm_weight)) {
     return false;
   }

@@ -187,7 +187,6 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  bool norm_gemv_ = true;
   // rms_norm_linear's fused path (the one-token GEMV normalising x itself): the launch, or false where the
   // shape does not fit it (the caller then runs rms_norm and the matmul apart).
   bool norm_gemv(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,

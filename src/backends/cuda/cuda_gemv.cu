@@ -57,7 +57,7 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
 // of a row, which read all of x between them, also sum its squares, so the row's result is scaled by
 // 1 / rms(x) at the end. This replaces an rms_norm kernel (its launch and its [1, k] round trip) per matmul.
 template <int kTokens, int kWarpsPerRow, bool kNorm = false>
-__global__ void __launch_bounds__(kWarps * 32, kNorm ? 4 : 1) gemv_kernel(GemvParams p) {
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   static_assert(!kNorm || kTokens == 1, "the fused norm is for one token");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
