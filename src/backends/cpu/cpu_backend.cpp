@@ -80,27 +80,6 @@ void CpuBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weig
   cpu::silu_and_mul(pool_, gate_up, out);
 }
 
-// The CPU runs the norm and the matmul apart: the fusion would save no memory traffic worth having here.
-TensorView CpuBackend::normed(const TensorView& x, const TensorView& norm_weight, float eps) {
-  RADIXLM_CHECK(x.ndim() == 2, "rms_norm_linear: x {}", x.shape.to_string());
-  const int64_t need = x.numel();
-  if (normed_scratch_.view.numel() < need) normed_scratch_ = alloc(DType::kF32, {need});  // reused by every layer
-  const TensorView out(normed_scratch_.view.data, DType::kF32, {x.size(0), x.size(1)});
-  cpu::rms_norm(pool_, x, norm_weight, eps, out);
-  return out;
-}
-
-void CpuBackend::rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps,
-                                 const TensorView& weight, const TensorView& bias, const TensorView& out) {
-  cpu::linear(pool_, normed(x, norm_weight, eps), weight, bias, out);
-}
-
-void CpuBackend::rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                              const TensorView& weight, const TensorView& bias,
-                                              const TensorView& out) {
-  linear_silu_and_mul(normed(x, norm_weight, eps), weight, bias, out);
-}
-
 void CpuBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                    const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
   cpu::rope_and_store_kv(pool_, batch_, q, k, v, rope, head_dim, cache);

@@ -501,66 +501,6 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
   silu_and_mul(gate_up, out);
 }
 
-bool CudaBackend::norm_gemv(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,
-                            const TensorView& bias, const TensorView& out, int64_t silu_pairs) {
-  const int64_t k = x.size(1);
-  const auto aligned = [](const TensorView& t) { return reinterpret_cast<uintptr_t>(t.data) % 16 == 0; };
-  if (force_cublaslt_ || x.size(0) != 1 || k % 8 != 0 || out.dtype != DType::kBF16 || !aligned(x) ||
-      !aligned(weight) || !aligned(norm_weight)) {
-    return false;
-  }
-  RADIXLM_OP_TIMER(silu_pairs > 0 ? "rms_norm_linear_silu_and_mul_gemv" : "rms_norm_linear_gemv");
-  cuda::GemvParams p;
-  p.x = bf16_ptr(x);
-  p.w = bf16_ptr(weight);
-  p.bias = bias.data != nullptr ? bf16_ptr(bias) : nullptr;
-  p.out = out.data;
-  p.tokens = 1;
-  p.n = weight.size(0);
-  p.k = k;
-  p.warps_per_row = gemv_warps_per_row_;
-  p.silu_pairs = silu_pairs;
-  p.norm_weight = bf16_ptr(norm_weight);
-  p.norm_eps = eps;
-  cuda::launch_gemv(p, as_stream(stream_));
-  RADIXLM_CUDA_CHECK(cudaGetLastError());
-  return true;
-}
-
-void CudaBackend::rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps,
-                                  const TensorView& weight, const TensorView& bias, const TensorView& out) {
-  check_device_rows(x, DType::kBF16, "rms_norm_linear x");
-  check_vector(norm_weight, x.size(1), "rms_norm_linear norm weight");
-  check_device_rows(weight, DType::kBF16, "rms_norm_linear weight");
-  RADIXLM_CHECK(out.device == Device::kCuda && out.ndim() == 2 && out.is_contiguous() && weight.size(1) == x.size(1) &&
-                    out.size(0) == x.size(0) && out.size(1) == weight.size(0),
-                "rms_norm_linear: x {} weight {} out {}", x.shape.to_string(), weight.shape.to_string(),
-                out.shape.to_string());
-  if (bias.data != nullptr) check_vector(bias, weight.size(0), "rms_norm_linear bias");
-  if (norm_gemv(x, norm_weight, eps, weight, bias, out, /*silu_pairs=*/0)) return;
-  Tensor normed = alloc_uninitialized(DType::kBF16, {x.size(0), x.size(1)});
-  rms_norm(x, norm_weight, eps, normed);
-  linear(normed, weight, bias, out);
-}
-
-void CudaBackend::rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                               const TensorView& weight, const TensorView& bias,
-                                               const TensorView& out) {
-  check_device_rows(x, DType::kBF16, "rms_norm_linear_silu_and_mul x");
-  check_vector(norm_weight, x.size(1), "rms_norm_linear_silu_and_mul norm weight");
-  check_device_rows(weight, DType::kBF16, "rms_norm_linear_silu_and_mul weight");
-  check_device_rows(out, DType::kBF16, "rms_norm_linear_silu_and_mul out");
-  const int64_t inter = out.size(1);
-  RADIXLM_CHECK(weight.size(0) == 2 * inter && weight.size(1) == x.size(1) && out.size(0) == x.size(0),
-                "rms_norm_linear_silu_and_mul: x {} weight {} out {}", x.shape.to_string(), weight.shape.to_string(),
-                out.shape.to_string());
-  if (bias.data != nullptr) check_vector(bias, 2 * inter, "rms_norm_linear_silu_and_mul bias");
-  if (norm_gemv(x, norm_weight, eps, weight, bias, out, inter)) return;
-  Tensor normed = alloc_uninitialized(DType::kBF16, {x.size(0), x.size(1)});
-  rms_norm(x, norm_weight, eps, normed);
-  linear_silu_and_mul(normed, weight, bias, out);
-}
-
 void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {
   RADIXLM_OP_TIMER("silu_and_mul");
   check_device_rows(x, DType::kBF16, "silu_and_mul x");

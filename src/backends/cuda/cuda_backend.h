@@ -68,10 +68,6 @@ class CudaBackend final : public Backend {
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& out) override;
-  void rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,
-                       const TensorView& bias, const TensorView& out) override;
-  void rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                    const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
@@ -187,10 +183,6 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  // rms_norm_linear's fused path (the one-token GEMV normalising x itself): the launch, or false where the
-  // shape does not fit it (the caller then runs rms_norm and the matmul apart).
-  bool norm_gemv(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,
-                 const TensorView& bias, const TensorView& out, int64_t silu_pairs);
 };
 
 }  // namespace radixlm

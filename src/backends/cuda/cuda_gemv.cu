@@ -24,21 +24,6 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* address) {
   return v;
 }
 
-// sum of w * x * g over 8 bf16 lanes, and of x * x into sum_squares (rms_norm_linear's input norm).
-__device__ __forceinline__ float dot8_normed(const uint4& w, const uint4& x, const uint4& g, float& sum_squares) {
-  const uint32_t ws[4] = {w.x, w.y, w.z, w.w}, xs[4] = {x.x, x.y, x.z, x.w}, gs[4] = {g.x, g.y, g.z, g.w};
-  float sum = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float x_lo = bf16_lo(xs[i]), x_hi = bf16_hi(xs[i]);
-    sum_squares = fmaf(x_lo, x_lo, sum_squares);
-    sum_squares = fmaf(x_hi, x_hi, sum_squares);
-    sum = fmaf(bf16_lo(ws[i]), x_lo * bf16_lo(gs[i]), sum);
-    sum = fmaf(bf16_hi(ws[i]), x_hi * bf16_hi(gs[i]), sum);
-  }
-  return sum;
-}
-
 __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   float sum = bf16_lo(w.x) * bf16_lo(x.x);
   sum = fmaf(bf16_hi(w.x), bf16_hi(x.x), sum);
@@ -53,15 +38,10 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
 
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
-// kNorm (one token): x is RMS-normalised on the fly: x * norm_weight enters the dot products and the warps
-// of a row, which read all of x between them, also sum its squares, so the row's result is scaled by
-// 1 / rms(x) at the end. This replaces an rms_norm kernel (its launch and its [1, k] round trip) per matmul.
-template <int kTokens, int kWarpsPerRow, bool kNorm = false>
+template <int kTokens, int kWarpsPerRow>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
-  static_assert(!kNorm || kTokens == 1, "the fused norm is for one token");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
-  __shared__ float partial_squares[kNorm ? kWarps : 1];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows.
   constexpr int kPairsPerBlock = kRowsPerBlock / 2;
@@ -96,8 +76,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   float acc[kTokens];
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
-  float squares = 0.0f;
-  const auto* g = reinterpret_cast<const uint4*>(p.norm_weight);
   for (int64_t base = begin + lane; base < end; base += 32 * kUnroll) {
     uint4 w[kUnroll];
 #pragma unroll
@@ -109,12 +87,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + 32 * u;
       if (i < end) {
-        if constexpr (kNorm) {
-          acc[0] += dot8_normed(w[u], __ldg(x_rows + i), __ldg(g + i), squares);
-        } else {
 #pragma unroll
-          for (int t = 0; t < kTokens; ++t) acc[t] += dot8(w[u], __ldg(x_rows + t * k8 + i));
-        }
+        for (int t = 0; t < kTokens; ++t) acc[t] += dot8(w[u], __ldg(x_rows + t * k8 + i));
       }
     }
   }
@@ -123,22 +97,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     const float sum = warp_sum(acc[t]);
     if (lane == 0) partial[warp][t] = sum;
   }
-  if constexpr (kNorm) {
-    squares = warp_sum(squares);
-    if (lane == 0) partial_squares[warp] = squares;
-  }
   __syncthreads();
-  // 1 / rms(x) of the row held by warps [first, first + kWarpsPerRow): their slices of K cover all of x.
-  const auto inverse_rms = [&](int first_warp) {
-    if constexpr (!kNorm) {
-      return 1.0f;
-    } else {
-      float total = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarpsPerRow; ++w) total += partial_squares[first_warp + w];
-      return rsqrtf(total / static_cast<float>(p.k) + p.norm_eps);
-    }
-  };
   if constexpr (kPairsPerBlock > 0) {
     if (p.silu_pairs > 0) {
       if (static_cast<int>(threadIdx.x) < kPairsPerBlock * kTokens) {
@@ -151,8 +110,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
             gate += partial[row * kWarpsPerRow + part_w][t];
             up += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][t];
           }
-          gate *= inverse_rms(row * kWarpsPerRow);
-          up *= inverse_rms((row + kPairsPerBlock) * kWarpsPerRow);
           if (p.bias) {
             gate += bf16_bits_to_f32(p.bias[column]);
             up += bf16_bits_to_f32(p.bias[p.silu_pairs + column]);
@@ -171,7 +128,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[out_row * kWarpsPerRow + w][out_token];
-    sum *= inverse_rms(out_row * kWarpsPerRow);
     if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
     sum += prior;
     if (p.out_f32) {
@@ -186,12 +142,6 @@ template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
-  if constexpr (kTokens == 1) {
-    if (p.norm_weight != nullptr) {
-      gemv_kernel<1, kWarpsPerRow, true><<<blocks, kWarps * 32, 0, stream>>>(p);
-      return;
-    }
-  }
   gemv_kernel<kTokens, kWarpsPerRow><<<blocks, kWarps * 32, 0, stream>>>(p);
 }
 

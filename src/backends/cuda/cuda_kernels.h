@@ -102,9 +102,6 @@ struct GemvParams {
   // When > 0: the MLP's gate/up matmul with silu_and_mul fused. Weight rows [0, silu_pairs) are gate rows,
   // [silu_pairs, n) the up rows (n == 2 * silu_pairs); out is bf16 [T, silu_pairs] = silu(gate) * up.
   int64_t silu_pairs = 0;
-  // When set (one token only): x is first RMS-normalised with this weight [k] and norm_eps (rms_norm_linear).
-  const uint16_t* norm_weight = nullptr;
-  float norm_eps = 0.0f;
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
