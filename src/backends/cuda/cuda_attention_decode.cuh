@@ -32,8 +32,12 @@ namespace radixlm::cuda::decode {
 
 constexpr int kRows = 16;        // mma m16: query rows per block
 constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P V)
-constexpr int kStages = 3;       // tiles in a warp's cp.async ring
-constexpr int kWarpsPerSm = 8;   // blocks (warps) an SM holds at head_dim 128 (shared memory bound)
+#ifndef RADIXLM_DECODE_STAGES
+#define RADIXLM_DECODE_STAGES 3
+#endif
+constexpr int kStages = RADIXLM_DECODE_STAGES;  // tiles in a warp's cp.async ring
+// blocks (warps) an SM holds at head_dim 128 (shared memory bound: 228 KB, 1 KB reserved per block)
+constexpr int kWarpsPerSm = 228 * 1024 / (2 * kStages * 16 * (128 + 8) * 2 + 1024);
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
