@@ -8,7 +8,7 @@
 // memory filled by cp.async (zero-filled past the split's end), so while it computes one tile the next
 // kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
-// merge; the ring (26 KB at head_dim 128) lets eight blocks share an SM. The split count is chosen from
+// merge; the ring (35 KB at head_dim 128) lets six blocks share an SM. The split count is chosen from
 // the batch so that about one warp per resident slot exists (num_splits); several splits write
 // unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
 // so its launch overlaps this kernel's tail.
@@ -32,11 +32,11 @@ namespace radixlm::cuda::decode {
 
 constexpr int kRows = 16;        // mma m16: query rows per block
 constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P V)
-#ifndef RADIXLM_DECODE_STAGES
-#define RADIXLM_DECODE_STAGES 3
-#endif
-constexpr int kStages = RADIXLM_DECODE_STAGES;  // tiles in a warp's cp.async ring
-// blocks (warps) an SM holds at head_dim 128 (shared memory bound: 228 KB, 1 KB reserved per block)
+// Tiles in a warp's cp.async ring: 4 (6 warps per SM, 3 tiles in flight each) measured 5.10-5.17 ms per
+// batch-64 step against 5.18-5.20 with 3 (8 warps, 2 in flight) and 5.27-5.28 with 2 (H200, one call);
+// batch 256 within noise (10.87 / 10.85-10.94 / 10.79-10.87).
+constexpr int kStages = 4;
+// Blocks (warps) an SM holds at head_dim 128: shared-memory bound (228 KB, 1 KB reserved per block).
 constexpr int kWarpsPerSm = 228 * 1024 / (2 * kStages * 16 * (128 + 8) * 2 + 1024);
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
