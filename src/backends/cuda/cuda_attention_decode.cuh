@@ -35,18 +35,32 @@ constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P
 // Tiles in a warp's cp.async ring: 4 (6 warps per SM, 3 tiles in flight each) measured 5.10-5.17 ms per
 // batch-64 step against 5.18-5.20 with 3 (8 warps, 2 in flight) and 5.27-5.28 with 2 (H200, one call);
 // batch 256 within noise (10.87 / 10.85-10.94 / 10.79-10.87).
-constexpr int kStages = 4;
-// Blocks (warps) an SM holds at head_dim 128: shared-memory bound (228 KB, 1 KB reserved per block).
-constexpr int kWarpsPerSm = 228 * 1024 / (2 * kStages * 16 * (128 + 8) * 2 + 1024);
+#ifndef RADIXLM_DECODE_STAGES
+#define RADIXLM_DECODE_STAGES 4
+#endif
+#ifndef RADIXLM_DECODE_SWIZZLE
+#define RADIXLM_DECODE_SWIZZLE 1
+#endif
+constexpr int kStages = RADIXLM_DECODE_STAGES;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
+// A tile row's 16-byte chunks are XOR-swizzled with the row (mod 8) where head_dim is a multiple of 64, so
+// ldmatrix's eight rows per matrix hit eight different bank groups without padding; other head dims pad
+// each row by 16 bytes instead.
 template <int kDim>
 struct Smem {
-  static constexpr int kLd = kDim + 8;  // 16 bytes of padding per row keeps ldmatrix conflict-free
+  static constexpr bool kSwizzle = RADIXLM_DECODE_SWIZZLE && kDim % 64 == 0;
+  static constexpr int kLd = kSwizzle ? kDim : kDim + 8;
   alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
   alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
+  // Element offset of 16-byte chunk `chunk` of row `row` in a tile.
+  __device__ static __forceinline__ int at(int row, int chunk) {
+    return row * kLd + (kSwizzle ? chunk ^ (row & 7) : chunk) * 8;
+  }
 };
+// Blocks (warps) an SM holds at head_dim 128: shared-memory bound (228 KB, 1 KB reserved per block).
+constexpr int kWarpsPerSm = 228 * 1024 / static_cast<int>(sizeof(Smem<128>) + 1024);
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
 // read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
@@ -67,7 +81,6 @@ __device__ __forceinline__ void cp_async_wait() {
 template <int kDim>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   using S = Smem<kDim>;
-  constexpr int kLd = S::kLd;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
   constexpr int kCopies = kKeys * kChunks / 32;    // cp.async per lane per tile, for K and for V each
   constexpr int kDimTiles = kDim / 8;
@@ -138,8 +151,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
         const int32_t slot = __shfl_sync(0xffffffffu, window_slot, (tile % 2) * kKeys + j);
         const int64_t offset = static_cast<int64_t>(slot) * kv_row + c * 8;
         const bool valid = first_key + j < key_end;
-        cp_async_16(&s.k[stage][j * kLd + c * 8], k_base + offset, valid);
-        cp_async_16(&s.v[stage][j * kLd + c * 8], v_base + offset, valid);
+        cp_async_16(&s.k[stage][S::at(j, c)], k_base + offset, valid);
+        cp_async_16(&s.v[stage][S::at(j, c)], v_base + offset, valid);
       }
     };
 #pragma unroll
@@ -189,7 +202,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 #pragma unroll
       for (int kk = 0; kk < kDim / 16; ++kk) {
         uint32_t b[4];
-        ldmatrix_x4(b, &sk[((j8 / 2) * 8 + r8) * kLd + kk * 16 + (j8 % 2) * 8]);
+        ldmatrix_x4(b, &sk[S::at((j8 / 2) * 8 + r8, kk * 2 + j8 % 2)]);
         mma_bf16(sc[0], q_frag[kk], b[0], b[1]);
         mma_bf16(sc[1], q_frag[kk], b[2], b[3]);
       }
@@ -244,7 +257,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 #pragma unroll
       for (int t = 0; t < kDimTiles; t += 2) {
         uint32_t b[4];
-        ldmatrix_x4_trans(b, &sv[((j8 % 2) * 8 + r8) * kLd + t * 8 + (j8 / 2) * 8]);
+        ldmatrix_x4_trans(b, &sv[S::at((j8 % 2) * 8 + r8, t + j8 / 2)]);
         mma_bf16(o[t], a, b[0], b[1]);
         mma_bf16(o[t + 1], a, b[2], b[3]);
       }
