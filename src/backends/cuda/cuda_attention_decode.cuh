@@ -8,7 +8,7 @@
 // memory filled by cp.async (zero-filled past the split's end), so while it computes one tile the next
 // kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
-// merge; the ring (35 KB at head_dim 128) lets six blocks share an SM. The split count is chosen from
+// merge; the ring (32 KB at head_dim 128) lets six blocks share an SM. The split count is chosen from
 // the batch so that about one warp per resident slot exists (num_splits); several splits write
 // unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
 // so its launch overlaps this kernel's tail.
@@ -32,25 +32,23 @@ namespace radixlm::cuda::decode {
 
 constexpr int kRows = 16;        // mma m16: query rows per block
 constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P V)
-// Tiles in a warp's cp.async ring: 4 (6 warps per SM, 3 tiles in flight each) measured 5.10-5.17 ms per
-// batch-64 step against 5.18-5.20 with 3 (8 warps, 2 in flight) and 5.27-5.28 with 2 (H200, one call);
-// batch 256 within noise (10.87 / 10.85-10.94 / 10.79-10.87).
-#ifndef RADIXLM_DECODE_STAGES
-#define RADIXLM_DECODE_STAGES 4
-#endif
-#ifndef RADIXLM_DECODE_SWIZZLE
-#define RADIXLM_DECODE_SWIZZLE 1
-#endif
-constexpr int kStages = RADIXLM_DECODE_STAGES;
+// Tiles in a warp's cp.async ring: 4 (3 in flight while one is read). Measured on an H200 (padded rows, one
+// call): batch-64 steps 5.10-5.17 ms against 5.18-5.20 with 3 and 5.27-5.28 with 2, batch 256 within noise;
+// with swizzled rows (later call) 4 against 3: batch 64 5.08-5.10 vs 5.19, batch 256 10.85-10.91 vs
+// 10.77-10.84. Fewer resident warps (more shared memory each) also means fewer splits: at batch 64 the
+// split-KV combine drops out.
+constexpr int kStages = 4;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
 // A tile row's 16-byte chunks are XOR-swizzled with the row (mod 8) where head_dim is a multiple of 64, so
 // ldmatrix's eight rows per matrix hit eight different bank groups without padding; other head dims pad
-// each row by 16 bytes instead.
+// each row by 16 bytes instead. At head_dim 128 the ring drops from 35 to 32 KB per warp, and the kernel
+// ran 112 instead of ~117 us per layer at batch 256 (3.58 TB/s; batch-256 step 10.85-10.91 against
+// 11.09-11.22 ms with padding, batch 64 5.08-5.10 against 5.11-5.25, same call).
 template <int kDim>
 struct Smem {
-  static constexpr bool kSwizzle = RADIXLM_DECODE_SWIZZLE && kDim % 64 == 0;
+  static constexpr bool kSwizzle = kDim % 64 == 0;
   static constexpr int kLd = kSwizzle ? kDim : kDim + 8;
   alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
   alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
