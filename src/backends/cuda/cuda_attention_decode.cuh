@@ -23,12 +23,10 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
-#include "backends/cuda/cuda_tma.cuh"
 
 namespace radixlm::cuda::decode {
 
@@ -43,30 +41,24 @@ constexpr int kStages = 4;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Where head_dim is a multiple of 64 a tile is stored as head_dim / 64 column blocks of 16 rows x 128 bytes,
-// each row's 16-byte chunks XOR-swizzled with the row (mod 8): the layout a TMA box of the cache lands in
-// (cuda_tma.cuh), and ldmatrix's eight rows per matrix hit eight different bank groups without padding.
-// Other head dims store plain rows padded by 16 bytes. At head_dim 128 swizzling took the ring from 35 to
-// 32 KB per warp, and the kernel ran 112 instead of ~117 us per layer at batch 256 (3.58 TB/s; batch-256
-// step 10.85-10.91 against 11.09-11.22 ms with padding, batch 64 5.08-5.10 against 5.11-5.25, same call).
+// A tile row's 16-byte chunks are XOR-swizzled with the row (mod 8) where head_dim is a multiple of 64, so
+// ldmatrix's eight rows per matrix hit eight different bank groups without padding; other head dims pad
+// each row by 16 bytes instead. At head_dim 128 the ring drops from 35 to 32 KB per warp, and the kernel
+// ran 112 instead of ~117 us per layer at batch 256 (3.58 TB/s; batch-256 step 10.85-10.91 against
+// 11.09-11.22 ms with padding, batch 64 5.08-5.10 against 5.11-5.25, same call).
 template <int kDim>
-struct alignas(1024) Smem {
+struct Smem {
   static constexpr bool kSwizzle = kDim % 64 == 0;
   static constexpr int kLd = kSwizzle ? kDim : kDim + 8;
-  static constexpr int kBlockElems = kKeys * 64;  // one swizzled 64-column block of a tile
-  __nv_bfloat16 k[kStages][kKeys * kLd];
-  __nv_bfloat16 v[kStages][kKeys * kLd];
-  uint64_t full[kStages];  // TMA: a stage's K and V have landed
+  alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
+  alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
   // Element offset of 16-byte chunk `chunk` of row `row` in a tile.
   __device__ static __forceinline__ int at(int row, int chunk) {
-    return kSwizzle ? (chunk / 8) * kBlockElems + row * 64 + ((chunk % 8) ^ (row & 7)) * 8 : row * kLd + chunk * 8;
+    return row * kLd + (kSwizzle ? chunk ^ (row & 7) : chunk) * 8;
   }
 };
-// Dynamic shared memory is only guaranteed 16-byte aligned; the kernel rounds its base up to 1024.
-template <int kDim>
-constexpr size_t kSmemBytes = sizeof(Smem<kDim>) + 1024;
 // Blocks (warps) an SM holds at head_dim 128: shared-memory bound (228 KB, 1 KB reserved per block).
-constexpr int kWarpsPerSm = 228 * 1024 / static_cast<int>(kSmemBytes<128> + 1024);
+constexpr int kWarpsPerSm = 228 * 1024 / static_cast<int>(sizeof(Smem<128>) + 1024);
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
 // read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
@@ -84,24 +76,15 @@ __device__ __forceinline__ void cp_async_wait() {
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
-// kTma (sm_90, head_dim a multiple of 64, page size a multiple of 16): lane 0 copies each tile, 16
-// consecutive slots of one page, as TMA boxes completing on the stage's mbarrier; otherwise every lane
-// gathers it by cp.async, one key's slot at a time (any page size).
-template <int kDim, bool kTma>
-__global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step,
-                                                              const __grid_constant__ CUtensorMap k_map,
-                                                              const __grid_constant__ CUtensorMap v_map) {
+template <int kDim>
+__global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   using S = Smem<kDim>;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
   constexpr int kCopies = kKeys * kChunks / 32;    // cp.async per lane per tile, for K and for V each
   constexpr int kDimTiles = kDim / 8;
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
-  static_assert(!kTma || S::kSwizzle, "TMA boxes land in the swizzled layout");
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 900
-  if constexpr (kTma) return;  // no TMA before sm_90: the launcher never picks this there
-#endif
-  extern __shared__ unsigned char smem_raw[];
-  S& s = *reinterpret_cast<S*>(smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024));
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  S& s = *reinterpret_cast<S*>(smem_raw);
   // Lets combine_kernel (a programmatic dependent launch) be scheduled once every block here has started;
   // it still waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
 #if __CUDA_ARCH__ >= 900  // programmatic dependent launch exists from Hopper on; elsewhere the launch is plain
@@ -160,45 +143,20 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       }
       const int stage = tile % kStages;
       const int first_key = key_begin + tile * kKeys;
-      if constexpr (kTma) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        // The tile's 16 keys are 16 consecutive slots of one page (tiles start at multiples of 16).
-        const int32_t slot = __shfl_sync(0xffffffffu, window_slot, (tile % 2) * kKeys);
-        if (lane == 0) {
-          mbarrier_arrive_expect_tx(&s.full[stage], 2 * kKeys * kDim * 2);
 #pragma unroll
-          for (int b = 0; b < kDim / 64; ++b) {
-            tma_load_box(&s.k[stage][b * S::kBlockElems], &k_map, b * 64, kv_head, slot, &s.full[stage]);
-            tma_load_box(&s.v[stage][b * S::kBlockElems], &v_map, b * 64, kv_head, slot, &s.full[stage]);
-          }
-        }
-#endif
-      } else {
-#pragma unroll
-        for (int i = 0; i < kCopies; ++i) {
-          const int e = lane + 32 * i, j = e / kChunks, c = e % kChunks;
-          const int32_t slot = __shfl_sync(0xffffffffu, window_slot, (tile % 2) * kKeys + j);
-          const int64_t offset = static_cast<int64_t>(slot) * kv_row + c * 8;
-          const bool valid = first_key + j < key_end;
-          cp_async_16(&s.k[stage][S::at(j, c)], k_base + offset, valid);
-          cp_async_16(&s.v[stage][S::at(j, c)], v_base + offset, valid);
-        }
+      for (int i = 0; i < kCopies; ++i) {
+        const int e = lane + 32 * i, j = e / kChunks, c = e % kChunks;
+        const int32_t slot = __shfl_sync(0xffffffffu, window_slot, (tile % 2) * kKeys + j);
+        const int64_t offset = static_cast<int64_t>(slot) * kv_row + c * 8;
+        const bool valid = first_key + j < key_end;
+        cp_async_16(&s.k[stage][S::at(j, c)], k_base + offset, valid);
+        cp_async_16(&s.v[stage][S::at(j, c)], v_base + offset, valid);
       }
     };
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if constexpr (kTma) {
-      if (lane == 0) {
-#pragma unroll
-        for (int i = 0; i < kStages; ++i) mbarrier_init(&s.full[i], 1);
-        fence_async_shared();  // the initialised barriers, visible to the TMA's completions
-      }
-      __syncwarp();
-    }
-#endif
 #pragma unroll
     for (int t = 0; t < kStages - 1; ++t) {
       if (t < num_tiles) issue(t);
-      if constexpr (!kTma) cp_async_commit();  // one group per tile, empty or not: the wait count stays exact
+      cp_async_commit();  // one group per tile, empty or not, so the wait count below stays exact
     }
 
     // Q fragments (m16n8k16 A layout) straight from global memory while the first tiles are in flight;
@@ -229,29 +187,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
     for (int tile = 0; tile < num_tiles; ++tile) {
       if (tile + kStages - 1 < num_tiles) issue(tile + kStages - 1);
-      const int k0 = key_begin + tile * kKeys;
-      if constexpr (kTma) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        mbarrier_wait(&s.full[tile % kStages], (tile / kStages) & 1);
-        // The box copied whole pages' slots: V rows past the split's end hold whatever the cache has there
-        // (another sequence's values, maybe not finite), and 0 * NaN would poison O. Only a split's last
-        // tile has such rows, and its stage is not refilled, so plain stores need no proxy fence.
-        if (k0 + kKeys > key_end) {
-          __nv_bfloat16* sv_stage = s.v[tile % kStages];
-          for (int e = lane; e < kKeys * kChunks; e += 32) {
-            const int j = e / kChunks, c = e % kChunks;
-            if (k0 + j >= key_end) *reinterpret_cast<uint4*>(&sv_stage[S::at(j, c)]) = make_uint4(0, 0, 0, 0);
-          }
-          __syncwarp();
-        }
-#endif
-      } else {
-        cp_async_commit();
-        cp_async_wait<kStages - 1>();  // this tile's group has landed (this lane's copies)
-        __syncwarp();                  // ... and every other lane's
-      }
+      cp_async_commit();
+      cp_async_wait<kStages - 1>();  // this tile's group has landed (this lane's copies)
+      __syncwarp();                  // ... and every other lane's
       const __nv_bfloat16* sk = s.k[tile % kStages];
       const __nv_bfloat16* sv = s.v[tile % kStages];
+      const int k0 = key_begin + tile * kKeys;
 
       float sc[2][4];  // scores: n-tile 0 = keys 0-7, n-tile 1 = keys 8-15
 #pragma unroll
@@ -422,47 +363,22 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
-// TMA copies the tiles where it can (sm_90, head_dim a multiple of 64, page size a multiple of 16, the cache's
-// slot count known, descriptors accepted), unless RADIXLM_DECODE_TMA=0.
-inline bool tma_allowed() {
-  static const bool allowed = [] {
-    const char* env = std::getenv("RADIXLM_DECODE_TMA");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
-  return allowed;
-}
-
-template <int kDim, bool kTma>
-void launch_kernel(const AttentionParams& p, const StepArrays& step, const CUtensorMap& k_map,
-                   const CUtensorMap& v_map, dim3 grid, cudaStream_t stream) {
-  const auto kernel = attention_decode_kernel<kDim, kTma>;
-  static bool configured = false;
-  if (!configured) {  // the whole carveout as shared memory, so kWarpsPerSm blocks fit on an SM
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes<kDim>));
-    cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-    configured = true;
-  }
-  kernel<<<grid, 32, kSmemBytes<kDim>, stream>>>(p, step, k_map, v_map);
-}
-
 template <int kDim>
 void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
-  CUtensorMap k_map{}, v_map{};
-  bool tma = false;
-  if constexpr (Smem<kDim>::kSwizzle) {
-    tma = tma_allowed() && device_is_sm90() && step.page_size % 16 == 0 && p.num_slots > 0 &&
-          encode_cache_map(k_map, p.k_cache, kDim, p.kv_heads, p.num_slots) &&
-          encode_cache_map(v_map, p.v_cache, kDim, p.kv_heads, p.num_slots);
+  const size_t smem = sizeof(Smem<kDim>);
+  static bool configured = false;
+  if (!configured) {  // the whole carveout as shared memory, so eight 26 KB blocks fit on an SM
+    cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                         cudaSharedmemCarveoutMaxShared);
+    configured = true;
   }
-  if (tma) {
-    if constexpr (Smem<kDim>::kSwizzle) launch_kernel<kDim, true>(p, step, k_map, v_map, grid, stream);
-  } else {
-    launch_kernel<kDim, false>(p, step, k_map, v_map, grid, stream);
-  }
+  attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound). Stream capture records it as a programmatic graph edge.

@@ -35,12 +35,13 @@
 
 #include <algorithm>
 
+#include <cuda.h>  // CUtensorMap and its enums (the encoder comes through the runtime: tensor_map_encoder)
 #include <cuda_bf16.h>
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
-#include "backends/cuda/cuda_tma.cuh"
 
 namespace radixlm::cuda::wgmma_prefill {
 
@@ -116,6 +117,8 @@ __device__ __forceinline__ void pin(uint32_t (&a)[kN][4]) {
     for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[j][i])::"memory");
   }
 }
+// Writes by the generic proxy (cp.async, st.shared) become visible to wgmma's operand reads.
+__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // The 64 f32 accumulators of an m64n128 wgmma: their place in the instruction (operands %0-%63) and the
 // matching read-write operand list.
@@ -239,6 +242,9 @@ __device__ __forceinline__ void pack_p(const float (&sc)[64], uint32_t (&a)[kKey
   }
 }
 
+__device__ __forceinline__ void mbarrier_init(uint64_t* barrier, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_address(barrier)), "r"(count) : "memory");
+}
 __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_address(barrier)) : "memory");
 }
@@ -246,6 +252,33 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
 __device__ __forceinline__ void cp_async_arrive(uint64_t* barrier) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_address(barrier)) : "memory");
 }
+// Arrives and sets the bytes the phase still waits for (TMA copies complete them).
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* barrier, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_address(barrier)), "r"(bytes)
+               : "memory");
+}
+// A TMA box {64 columns, 1 head, 16 slots} of a [slots][kv_heads][128] cache into shared memory, 128-byte
+// swizzled as the descriptor says, completing `bytes` on the barrier.
+__device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, int column, int head, int slot,
+                                             uint64_t* barrier) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
+      ::"r"(smem_address(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(column), "r"(head), "r"(slot),
+        "r"(smem_address(barrier))
+      : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity) {
+  const uint32_t address = smem_address(barrier);
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(address), "r"(parity)
+        : "memory");
+  }
+}
+
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
 // it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
 // shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.
@@ -571,6 +604,37 @@ inline bool supported() {
   return ok;
 }
 
+// The driver's cuTensorMapEncodeTiled, through the runtime (no link against libcuda); null where missing.
+inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const auto encode = [] {
+    void* function = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      function = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
+  }();
+  return encode;
+}
+
+// A cache [slots][kv_heads][128] bf16 as a 3-D tensor for TMA: boxes of {64 columns, 1 head, 16 slots},
+// 128-byte swizzled (the layout the wgmma descriptors read). False if the driver refuses it.
+inline bool encode_cache_map(CUtensorMap& map, const uint16_t* cache, int32_t kv_heads, int64_t num_slots) {
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(kDim), static_cast<cuuint64_t>(kv_heads),
+                              static_cast<cuuint64_t>(num_slots)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(kDim) * 2, static_cast<cuuint64_t>(kv_heads) * kDim * 2};
+  const cuuint32_t box[3] = {64, 1, 16};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  return encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<uint16_t*>(cache), dims, strides, box,
+                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 // Needs head_dim == kDim and supported(). One block per SM (the shared memory allows no more), or one per
 // item when there are fewer. K/V come by TMA when allowed and possible (page size a multiple of 16, the
 // cache's slot count known, descriptors accepted), by the cp.async producer otherwise.
@@ -581,8 +645,8 @@ inline void launch(const AttentionParams& p, const StepArrays& step, cudaStream_
   if (blocks == 0) return;
   CUtensorMap k_map{}, v_map{};
   const bool tma = allow_tma && step.page_size % 16 == 0 && p.num_slots > 0 &&
-                   encode_cache_map(k_map, p.k_cache, kDim, p.kv_heads, p.num_slots) &&
-                   encode_cache_map(v_map, p.v_cache, kDim, p.kv_heads, p.num_slots);
+                   encode_cache_map(k_map, p.k_cache, p.kv_heads, p.num_slots) &&
+                   encode_cache_map(v_map, p.v_cache, p.kv_heads, p.num_slots);
   if (tma) {
     attention_prefill_wgmma_kernel<true><<<blocks, kThreads, kSmemBytes, stream>>>(p, step, k_map, v_map);
   } else {
