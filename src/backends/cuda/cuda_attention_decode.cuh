@@ -87,9 +87,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   S& s = *reinterpret_cast<S*>(smem_raw);
   // Lets combine_kernel (a programmatic dependent launch) be scheduled once every block here has started;
   // it still waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
-#if __CUDA_ARCH__ >= 900  // programmatic dependent launch exists from Hopper on; elsewhere the launch is plain
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
+  pdl_launch_dependents();
 
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
@@ -302,9 +300,8 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   __shared__ float inv_total;
   // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
   // partials are visible (a no-op when launched normally).
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+  pdl_wait();
+  pdl_launch_dependents();  // past the wait: the matmul after the attention may start streaming its weights
   const int64_t item = blockIdx.x;  // token * q_heads + head
   const int dim = p.head_dim;
   const int stride = dim + 2;
@@ -381,20 +378,9 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
-    // (batch 1 is latency-bound). Stream capture records it as a programmatic graph edge.
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads));
-    config.blockDim = dim3(128);
-    config.stream = stream;
-    cudaLaunchAttribute attribute = {};
-    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute.val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    if (cudaLaunchKernelEx(&config, combine_kernel, p) != cudaSuccess) {
-      (void)cudaGetLastError();  // no PDL here: an ordinary launch (the kernel's wait is then a no-op)
-      combine_kernel<<<config.gridDim, config.blockDim, 0, stream>>>(p);
-    }
+    // (batch 1 is latency-bound).
+    launch_programmatic(combine_kernel, dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads)), dim3(128), 0,
+                        stream, p);
   }
 }
 

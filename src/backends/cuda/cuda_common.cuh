@@ -2,10 +2,63 @@
 // Small device helpers shared by the .cu files: bf16 <-> f32 on raw bit patterns and warp reductions.
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 
 namespace radixlm::cuda {
+
+// Programmatic dependent launch (sm_90) between a decode step's kernels, so the weight stream of a GEMV does
+// not stop at every kernel boundary. A GEMV is launched as a programmatic dependent (launch_gemv): it may
+// start before the kernel ahead of it finishes, once every block of that kernel has called
+// pdl_launch_dependents(). Until pdl_wait() returns (the kernel ahead completed, its writes visible) it only
+// reads weights, which nothing in the step writes, and writes nothing.
+// Only kernels that are not themselves early (launched plainly, or past their own pdl_wait) call
+// pdl_launch_dependents(), so at most one kernel runs ahead: a chain of early kernels would hold SM slots
+// the running one still needs (what an earlier try, which let every kernel in at its start, lost to).
+// Launched plainly, both calls are no-ops.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// RADIXLM_CUDA_PDL=0 launches every kernel plainly (for A/B runs).
+inline bool pdl_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("RADIXLM_CUDA_PDL");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return enabled;
+}
+// kernel<<<grid, block, smem, stream>>>(args...) as a programmatic dependent of the kernel ahead of it on the
+// stream (a plain launch where that is refused or turned off). Stream capture records the programmatic
+// edge into the CUDA graph.
+template <typename... Params, typename... Args>
+void launch_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                         Args... args) {
+  if (pdl_enabled()) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    cudaLaunchAttribute attribute = {};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    if (cudaLaunchKernelEx(&config, kernel, args...) == cudaSuccess) return;
+    (void)cudaGetLastError();  // no PDL here: an ordinary launch
+  }
+  kernel<<<grid, block, smem, stream>>>(args...);
+}
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t bits) {
   return __uint_as_float(static_cast<uint32_t>(bits) << 16);

@@ -32,6 +32,7 @@ __global__ void embedding_kernel(const uint16_t* table, int64_t vocab, int64_t h
 
 // out = rms_norm(x) * weight, any width.
 __global__ void rms_norm_kernel(RmsNormParams p) {
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
   __shared__ float scratch[kNormThreads / 32];
   const int64_t row = blockIdx.x;
   const uint16_t* x = p.x + row * p.width;
@@ -67,6 +68,7 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 }
 
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t chunks = p.width / 8;
@@ -212,6 +214,7 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 // As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
 // results), but x and weight of all kNormChunks chunks are loaded up front.
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int chunks = static_cast<int>(p.width / 8);

@@ -36,6 +36,14 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
+__device__ __forceinline__ void load_chunk(uint4 (&w)[kUnroll], const uint4* w_row, int64_t base, int64_t end) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t i = base + 32 * u;
+    w[u] = i < end ? load_streaming(w_row + i) : make_uint4(0, 0, 0, 0);
+  }
+}
+
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
 template <int kTokens, int kWarpsPerRow>
@@ -61,6 +69,15 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   const auto* w_row = reinterpret_cast<const uint4*>(p.w + (n < p.n ? n : 0) * p.k);
   const auto* x_rows = reinterpret_cast<const uint4*>(p.x);
 
+  // The first chunk of weights is loaded before waiting for the kernel ahead (a programmatic dependent,
+  // cuda_common.cuh): at decode shapes that is most or all of a block's weights, streamed while the
+  // norm/attention/matmul ahead still finishes. Only then may x and the output be touched.
+  uint4 w[kUnroll];
+  const int64_t first = begin + lane;
+  load_chunk(w, w_row, first, end);
+  pdl_wait();
+  pdl_launch_dependents();  // past the wait: the next GEMV may now start streaming
+
   // With accumulate, the output value added to is read before the weights stream, not after: a load issued
   // in the epilogue would add a memory round trip to every matmul's tail.
   const int out_row = static_cast<int>(threadIdx.x) / kTokens, out_token = static_cast<int>(threadIdx.x) % kTokens;
@@ -76,13 +93,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   float acc[kTokens];
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
-  for (int64_t base = begin + lane; base < end; base += 32 * kUnroll) {
-    uint4 w[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t i = base + 32 * u;
-      w[u] = i < end ? load_streaming(w_row + i) : make_uint4(0, 0, 0, 0);
-    }
+  for (int64_t base = first; base < end; base += 32 * kUnroll) {
+    if (base != first) load_chunk(w, w_row, base, end);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + 32 * u;
@@ -142,7 +154,7 @@ template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
-  gemv_kernel<kTokens, kWarpsPerRow><<<blocks, kWarps * 32, 0, stream>>>(p);
+  launch_programmatic(gemv_kernel<kTokens, kWarpsPerRow>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
 }
 
 template <int kTokens>
