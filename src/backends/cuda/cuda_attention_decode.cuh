@@ -85,8 +85,10 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   S& s = *reinterpret_cast<S*>(smem_raw);
-  // Lets combine_kernel (a programmatic dependent launch) be scheduled once every block here has started;
-  // it still waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
+  // Launched early (a programmatic dependent), nothing here may be read before the kernel ahead finished.
+  // Then combine_kernel (or the matmul after) may be scheduled once every block here has started; it still
+  // waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
+  pdl_wait();
   pdl_launch_dependents();
 
   const int lane = static_cast<int>(threadIdx.x);
@@ -375,7 +377,11 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
                          cudaSharedmemCarveoutMaxShared);
     configured = true;
   }
-  attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
+  if (pdl_small_kernels()) {
+    launch_programmatic(attention_decode_kernel<kDim>, grid, dim3(32), smem, stream, p, step);
+  } else {
+    attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
+  }
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound).

@@ -29,14 +29,17 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
-// RADIXLM_CUDA_PDL=0 launches every kernel plainly (for A/B runs).
-inline bool pdl_enabled() {
-  static const bool enabled = [] {
+// RADIXLM_CUDA_PDL=0 launches every kernel plainly, =gemv only the GEMVs and the split combine early, unset
+// or anything else also the norms, RoPE and the decode attention (measuring).
+inline const char* pdl_setting() {
+  static const char* setting = [] {
     const char* env = std::getenv("RADIXLM_CUDA_PDL");
-    return env == nullptr || std::strcmp(env, "0") != 0;
+    return env == nullptr ? "all" : env;
   }();
-  return enabled;
+  return setting;
 }
+inline bool pdl_enabled() { return std::strcmp(pdl_setting(), "0") != 0; }
+inline bool pdl_small_kernels() { return pdl_enabled() && std::strcmp(pdl_setting(), "gemv") != 0; }
 // kernel<<<grid, block, smem, stream>>>(args...) as a programmatic dependent of the kernel ahead of it on the
 // stream (a plain launch where that is refused or turned off). Stream capture records the programmatic
 // edge into the CUDA graph.

@@ -32,6 +32,7 @@ __global__ void embedding_kernel(const uint16_t* table, int64_t vocab, int64_t h
 
 // out = rms_norm(x) * weight, any width.
 __global__ void rms_norm_kernel(RmsNormParams p) {
+  pdl_wait();  // launched early (a programmatic dependent): the kernel ahead has finished past here
   pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
   __shared__ float scratch[kNormThreads / 32];
   const int64_t row = blockIdx.x;
@@ -68,6 +69,7 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 }
 
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
+  pdl_wait();  // launched early (a programmatic dependent): the kernel ahead has finished past here
   pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
@@ -214,6 +216,7 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 // As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
 // results), but x and weight of all kNormChunks chunks are loaded up front.
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
+  pdl_wait();  // launched early (a programmatic dependent): the kernel ahead has finished past here
   pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
@@ -307,6 +310,8 @@ struct RopeItem {
 };
 
 __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
@@ -543,7 +548,11 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     if (chunks > 128) threads = std::max(threads, 128);
     // 68 registers a thread: up to 512 threads (widths up to 16384) fit an SM; wider rows keep the old kernel.
     if (!legacy_elementwise() && threads <= 512) {
-      rms_norm_prefetch_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
+      if (pdl_small_kernels()) {
+        launch_programmatic(rms_norm_prefetch_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
+      } else {
+        rms_norm_prefetch_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
+      }
       return;
     }
     rms_norm_vec_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
@@ -595,8 +604,13 @@ void launch_rope_and_store_kv(const RopeStoreParams& params, const StepArrays& s
     const int64_t per_thread = (items + kRopeItemsPerThread - 1) / kRopeItemsPerThread;
     if (per_thread <= 1024) {
       const int threads = static_cast<int>(std::max<int64_t>(64, (per_thread + 31) / 32 * 32));
-      rope_store_items_kernel<<<static_cast<unsigned int>(step.num_tokens), threads, 0, stream>>>(p, step.positions,
-                                                                                                 step.kv_slots);
+      if (pdl_small_kernels()) {
+        launch_programmatic(rope_store_items_kernel, dim3(static_cast<unsigned int>(step.num_tokens)), dim3(threads), 0,
+                            stream, p, step.positions, step.kv_slots);
+      } else {
+        rope_store_items_kernel<<<static_cast<unsigned int>(step.num_tokens), threads, 0, stream>>>(p, step.positions,
+                                                                                                   step.kv_slots);
+      }
       return;
     }
   }
