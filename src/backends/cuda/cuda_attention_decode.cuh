@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -37,7 +38,10 @@ constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P
 // with swizzled rows (later call) 4 against 3: batch 64 5.08-5.10 vs 5.19, batch 256 10.85-10.91 vs
 // 10.77-10.84. Fewer resident warps (more shared memory each) also means fewer splits: at batch 64 the
 // split-KV combine drops out.
-constexpr int kStages = 4;
+constexpr int kRing = 4;
+// The deeper ring of a launch whose blocks are all resident at once (a small batch: one warp per SM
+// scheduler or so), where each warp's own memory latency, not the SM's share of bandwidth, sets the pace.
+constexpr int kDeepRing = 6;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -46,7 +50,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 // each row by 16 bytes instead. At head_dim 128 the ring drops from 35 to 32 KB per warp, and the kernel
 // ran 112 instead of ~117 us per layer at batch 256 (3.58 TB/s; batch-256 step 10.85-10.91 against
 // 11.09-11.22 ms with padding, batch 64 5.08-5.10 against 5.11-5.25, same call).
-template <int kDim>
+template <int kDim, int kStages>
 struct Smem {
   static constexpr bool kSwizzle = kDim % 64 == 0;
   static constexpr int kLd = kSwizzle ? kDim : kDim + 8;
@@ -58,7 +62,9 @@ struct Smem {
   }
 };
 // Blocks (warps) an SM holds at head_dim 128: shared-memory bound (228 KB, 1 KB reserved per block).
-constexpr int kWarpsPerSm = 228 * 1024 / static_cast<int>(sizeof(Smem<128>) + 1024);
+template <int kStages>
+constexpr int kWarpsPerSmWith = 228 * 1024 / static_cast<int>(sizeof(Smem<128, kStages>) + 1024);
+constexpr int kWarpsPerSm = kWarpsPerSmWith<kRing>;
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
 // read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
@@ -76,9 +82,9 @@ __device__ __forceinline__ void cp_async_wait() {
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
-template <int kDim>
+template <int kDim, int kStages>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
-  using S = Smem<kDim>;
+  using S = Smem<kDim, kStages>;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
   constexpr int kCopies = kKeys * kChunks / 32;    // cp.async per lane per tile, for K and for V each
   constexpr int kDimTiles = kDim / 8;
@@ -362,25 +368,43 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
+// RADIXLM_DECODE_DEEP_RING=0 keeps the 4-tile ring at every batch (measuring).
+inline bool deep_ring_allowed() {
+  static const bool allowed = [] {
+    const char* env = std::getenv("RADIXLM_DECODE_DEEP_RING");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return allowed;
+}
+
+template <int kDim, int kRing>
+void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
+  const auto kernel = attention_decode_kernel<kDim, kRing>;
+  const size_t smem = sizeof(Smem<kDim, kRing>);
+  static bool configured = false;
+  if (!configured) {  // the whole carveout as shared memory, so the ring's warps per SM fit
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    configured = true;
+  }
+  if (pdl_small_kernels()) {
+    launch_programmatic(kernel, grid, dim3(32), smem, stream, p, step);
+  } else {
+    kernel<<<grid, 32, smem, stream>>>(p, step);
+  }
+}
+
 template <int kDim>
 void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
-  const size_t smem = sizeof(Smem<kDim>);
-  static bool configured = false;
-  if (!configured) {  // the whole carveout as shared memory, so eight 26 KB blocks fit on an SM
-    cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(smem));
-    cudaFuncSetAttribute(attention_decode_kernel<kDim>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                         cudaSharedmemCarveoutMaxShared);
-    configured = true;
-  }
-  if (pdl_small_kernels()) {
-    launch_programmatic(attention_decode_kernel<kDim>, grid, dim3(32), smem, stream, p, step);
+  const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
+  if (deep_ring_allowed() && blocks <= static_cast<int64_t>(p.num_sms) * kWarpsPerSmWith<kDeepRing>) {
+    launch_ring<kDim, kDeepRing>(p, step, grid, stream);
   } else {
-    attention_decode_kernel<kDim><<<grid, 32, smem, stream>>>(p, step);
+    launch_ring<kDim, kRing>(p, step, grid, stream);
   }
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
