@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -39,8 +38,10 @@ constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P
 // 10.77-10.84. Fewer resident warps (more shared memory each) also means fewer splits: at batch 64 the
 // split-KV combine drops out.
 constexpr int kRing = 4;
-// The deeper ring of a launch whose blocks are all resident at once (a small batch: one warp per SM
-// scheduler or so), where each warp's own memory latency, not the SM's share of bandwidth, sets the pace.
+// The deeper ring of a launch whose blocks are all resident at once (a small batch: about one warp per SM
+// scheduler), where each warp's own memory latency, not the SM's share of bandwidth, sets the pace: on an
+// H200 at batch 64 the kernel alone took 19.5 against 20.3-20.4 us and the step 5.026-5.028 against
+// 5.057-5.059 ms (two alternating rounds, one call); batch 1 within noise.
 constexpr int kDeepRing = 6;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
@@ -368,30 +369,17 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
-// RADIXLM_DECODE_DEEP_RING=0 keeps the 4-tile ring at every batch (measuring).
-inline bool deep_ring_allowed() {
-  static const bool allowed = [] {
-    const char* env = std::getenv("RADIXLM_DECODE_DEEP_RING");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
-  return allowed;
-}
-
-template <int kDim, int kRing>
+template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
-  const auto kernel = attention_decode_kernel<kDim, kRing>;
-  const size_t smem = sizeof(Smem<kDim, kRing>);
+  const auto kernel = attention_decode_kernel<kDim, kStages>;
+  const size_t smem = sizeof(Smem<kDim, kStages>);
   static bool configured = false;
   if (!configured) {  // the whole carveout as shared memory, so the ring's warps per SM fit
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
     configured = true;
   }
-  if (pdl_small_kernels()) {
-    launch_programmatic(kernel, grid, dim3(32), smem, stream, p, step);
-  } else {
-    kernel<<<grid, 32, smem, stream>>>(p, step);
-  }
+  launch_programmatic(kernel, grid, dim3(32), smem, stream, p, step);
 }
 
 template <int kDim>
@@ -401,7 +389,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
-  if (deep_ring_allowed() && blocks <= static_cast<int64_t>(p.num_sms) * kWarpsPerSmWith<kDeepRing>) {
+  if (blocks <= static_cast<int64_t>(p.num_sms) * kWarpsPerSmWith<kDeepRing>) {
     launch_ring<kDim, kDeepRing>(p, step, grid, stream);
   } else {
     launch_ring<kDim, kRing>(p, step, grid, stream);

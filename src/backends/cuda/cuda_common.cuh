@@ -10,15 +10,14 @@
 
 namespace radixlm::cuda {
 
-// Programmatic dependent launch (sm_90) between a decode step's kernels, so the weight stream of a GEMV does
-// not stop at every kernel boundary. A GEMV is launched as a programmatic dependent (launch_gemv): it may
-// start before the kernel ahead of it finishes, once every block of that kernel has called
-// pdl_launch_dependents(). Until pdl_wait() returns (the kernel ahead completed, its writes visible) it only
-// reads weights, which nothing in the step writes, and writes nothing.
-// Only kernels that are not themselves early (launched plainly, or past their own pdl_wait) call
-// pdl_launch_dependents(), so at most one kernel runs ahead: a chain of early kernels would hold SM slots
-// the running one still needs (what an earlier try, which let every kernel in at its start, lost to).
-// Launched plainly, both calls are no-ops.
+// Programmatic dependent launch (sm_90) between a decode step's kernels, so that neither the weight stream
+// of a matmul nor the start of a small kernel waits for the full drain of the kernel ahead. A kernel launched
+// by launch_programmatic() may start before the kernel ahead of it on the stream finishes, once every block
+// of that kernel has called pdl_launch_dependents(). Until its pdl_wait() returns (the kernel ahead
+// completed, its writes visible) it only reads what nothing in the step writes (a GEMV's weights) and writes
+// nothing. Every kernel calls pdl_launch_dependents() only past its own pdl_wait(), so at most one kernel
+// runs ahead: a chain of early kernels would hold SM slots the running one still needs (an earlier try let
+// every kernel in at its start and lost 0.12 ms per batch-1 step). Launched plainly, both are no-ops.
 __device__ __forceinline__ void pdl_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -29,17 +28,14 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
-// RADIXLM_CUDA_PDL=0 launches every kernel plainly, =gemv only the GEMVs and the split combine early, unset
-// or anything else also the norms, RoPE and the decode attention (measuring).
-inline const char* pdl_setting() {
-  static const char* setting = [] {
+// RADIXLM_CUDA_PDL=0 launches every kernel plainly (a switch for debugging and A/B runs).
+inline bool pdl_enabled() {
+  static const bool enabled = [] {
     const char* env = std::getenv("RADIXLM_CUDA_PDL");
-    return env == nullptr ? "all" : env;
+    return env == nullptr || std::strcmp(env, "0") != 0;
   }();
-  return setting;
+  return enabled;
 }
-inline bool pdl_enabled() { return std::strcmp(pdl_setting(), "0") != 0; }
-inline bool pdl_small_kernels() { return pdl_enabled() && std::strcmp(pdl_setting(), "gemv") != 0; }
 // kernel<<<grid, block, smem, stream>>>(args...) as a programmatic dependent of the kernel ahead of it on the
 // stream (a plain launch where that is refused or turned off). Stream capture records the programmatic
 // edge into the CUDA graph.

@@ -32,8 +32,8 @@ __global__ void embedding_kernel(const uint16_t* table, int64_t vocab, int64_t h
 
 // out = rms_norm(x) * weight, any width.
 __global__ void rms_norm_kernel(RmsNormParams p) {
-  pdl_wait();  // launched early (a programmatic dependent): the kernel ahead has finished past here
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[kNormThreads / 32];
   const int64_t row = blockIdx.x;
   const uint16_t* x = p.x + row * p.width;
@@ -69,8 +69,8 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 }
 
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
-  pdl_wait();  // launched early (a programmatic dependent): the kernel ahead has finished past here
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t chunks = p.width / 8;
@@ -216,8 +216,8 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 // As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
 // results), but x and weight of all kNormChunks chunks are loaded up front.
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
-  pdl_wait();  // launched early (a programmatic dependent): the kernel ahead has finished past here
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int chunks = static_cast<int>(p.width / 8);
@@ -548,11 +548,7 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     if (chunks > 128) threads = std::max(threads, 128);
     // 68 registers a thread: up to 512 threads (widths up to 16384) fit an SM; wider rows keep the old kernel.
     if (!legacy_elementwise() && threads <= 512) {
-      if (pdl_small_kernels()) {
-        launch_programmatic(rms_norm_prefetch_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
-      } else {
-        rms_norm_prefetch_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
-      }
+      launch_programmatic(rms_norm_prefetch_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
       return;
     }
     rms_norm_vec_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
@@ -604,13 +600,8 @@ void launch_rope_and_store_kv(const RopeStoreParams& params, const StepArrays& s
     const int64_t per_thread = (items + kRopeItemsPerThread - 1) / kRopeItemsPerThread;
     if (per_thread <= 1024) {
       const int threads = static_cast<int>(std::max<int64_t>(64, (per_thread + 31) / 32 * 32));
-      if (pdl_small_kernels()) {
-        launch_programmatic(rope_store_items_kernel, dim3(static_cast<unsigned int>(step.num_tokens)), dim3(threads), 0,
-                            stream, p, step.positions, step.kv_slots);
-      } else {
-        rope_store_items_kernel<<<static_cast<unsigned int>(step.num_tokens), threads, 0, stream>>>(p, step.positions,
-                                                                                                   step.kv_slots);
-      }
+      launch_programmatic(rope_store_items_kernel, dim3(static_cast<unsigned int>(step.num_tokens)), dim3(threads), 0,
+                          stream, p, step.positions, step.kv_slots);
       return;
     }
   }
