@@ -92,11 +92,11 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   S& s = *reinterpret_cast<S*>(smem_raw);
-  // combine_kernel (or the matmul after) may be scheduled once every block here has started; it still waits
-  // for this grid to finish before it reads a partial. Launched early itself, this kernel reads nothing
-  // before the kernel ahead has finished.
-  pdl_launch_dependents();
+  // Launched early (a programmatic dependent), nothing here may be read before the kernel ahead finished.
+  // Then combine_kernel (or the matmul after) may be scheduled once every block here has started; it still
+  // waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
   pdl_wait();
+  pdl_launch_dependents();
 
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
@@ -309,8 +309,8 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   __shared__ float inv_total;
   // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
   // partials are visible (a no-op when launched normally).
-  pdl_launch_dependents();  // the matmul after the attention may start streaming its weights
   pdl_wait();
+  pdl_launch_dependents();  // past the wait: the matmul after the attention may start streaming its weights
   const int64_t item = blockIdx.x;  // token * q_heads + head
   const int dim = p.head_dim;
   const int stride = dim + 2;

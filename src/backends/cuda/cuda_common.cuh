@@ -15,11 +15,9 @@ namespace radixlm::cuda {
 // by launch_programmatic() may start before the kernel ahead of it on the stream finishes, once every block
 // of that kernel has called pdl_launch_dependents(). Until its pdl_wait() returns (the kernel ahead
 // completed, its writes visible) it only reads what nothing in the step writes (a GEMV's weights) and writes
-// nothing. The small kernels (norms, RoPE, attention, combine) let their successor in at their start, so
-// the GEMV after them streams weights while they and the kernel ahead of them still run; a GEMV lets its
-// successor in only past its own pdl_wait(), so no two GEMVs are ever early together (an earlier try that
-// let every kernel in at its start lost 0.12 ms per batch-1 step: early GEMVs held the SM slots and DRAM
-// the running one still needed). Launched plainly, both calls are no-ops.
+// nothing. Every kernel calls pdl_launch_dependents() only past its own pdl_wait(), so at most one kernel
+// runs ahead: a chain of early kernels would hold SM slots the running one still needs (an earlier try let
+// every kernel in at its start and lost 0.12 ms per batch-1 step). Launched plainly, both are no-ops.
 __device__ __forceinline__ void pdl_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

@@ -32,8 +32,8 @@ __global__ void embedding_kernel(const uint16_t* table, int64_t vocab, int64_t h
 
 // out = rms_norm(x) * weight, any width.
 __global__ void rms_norm_kernel(RmsNormParams p) {
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
-  pdl_wait();  // launched early: the kernel ahead has finished past here
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[kNormThreads / 32];
   const int64_t row = blockIdx.x;
   const uint16_t* x = p.x + row * p.width;
@@ -69,8 +69,8 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 }
 
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
-  pdl_wait();  // launched early: the kernel ahead has finished past here
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t chunks = p.width / 8;
@@ -216,8 +216,8 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 // As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
 // results), but x and weight of all kNormChunks chunks are loaded up front.
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights (cuda_common.cuh)
-  pdl_wait();  // launched early: the kernel ahead has finished past here
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int chunks = static_cast<int>(p.width / 8);
@@ -310,8 +310,8 @@ struct RopeItem {
 };
 
 __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
-  pdl_launch_dependents();
   pdl_wait();
+  pdl_launch_dependents();
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
