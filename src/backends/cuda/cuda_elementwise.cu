@@ -310,8 +310,8 @@ struct RopeItem {
 };
 
 __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
-  pdl_wait();
-  pdl_launch_dependents();
+  pdl_wait();  // launched early (cuda_common.cuh): the q/k/v matmul has finished past here
+  pdl_launch_dependents();  // the attention after may be scheduled
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
@@ -548,7 +548,8 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     if (chunks > 128) threads = std::max(threads, 128);
     // 68 registers a thread: up to 512 threads (widths up to 16384) fit an SM; wider rows keep the old kernel.
     if (!legacy_elementwise() && threads <= 512) {
-      launch_programmatic(rms_norm_prefetch_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
+      launch_programmatic(rms_norm_prefetch_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream,
+                          p);
       return;
     }
     rms_norm_vec_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
