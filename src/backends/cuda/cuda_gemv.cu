@@ -14,15 +14,7 @@ namespace radixlm::cuda {
 namespace {
 
 constexpr int kWarps = 8;   // per block
-// Independent 16-byte weight loads in flight per lane, and the blocks an SM must hold (the register cap).
-// One token over 4 warps per row (K up to 8192, e.g. the 4096-wide q/k/v and o projections) needs only 4
-// loads per lane per row slice: with 32 registers, twice the blocks (and bytes in flight) fit an SM.
-template <int kTokens, int kWarpsPerRow>
-struct GemvShape {
-  static constexpr bool kLean = kTokens == 1 && kWarpsPerRow == 4;
-  static constexpr int kUnroll = kLean ? 4 : 8;
-  static constexpr int kMinBlocks = kLean ? 6 : kTokens == 1 ? 4 : 1;
-};
+constexpr int kUnroll = 8;  // independent 16-byte weight loads in flight per lane
 
 __device__ __forceinline__ uint4 load_streaming(const uint4* address) {
   uint4 v;
@@ -44,7 +36,6 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
-template <int kUnroll>
 __device__ __forceinline__ void load_chunk(uint4 (&w)[kUnroll], const uint4* w_row, int64_t base, int64_t end) {
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u) {
@@ -56,9 +47,7 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kUnroll], const uint4* w_r
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
 template <int kTokens, int kWarpsPerRow>
-__global__ void __launch_bounds__(kWarps * 32, GemvShape<kTokens, kWarpsPerRow>::kMinBlocks)
-    gemv_kernel(GemvParams p) {
-  constexpr int kUnroll = GemvShape<kTokens, kWarpsPerRow>::kUnroll;
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
