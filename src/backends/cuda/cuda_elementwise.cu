@@ -552,10 +552,10 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
                           p);
       return;
     }
-    rms_norm_vec_kernel<<<static_cast<unsigned int>(p.rows), threads, 0, stream>>>(p);
+    launch_programmatic(rms_norm_vec_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream, p);
     return;
   }
-  rms_norm_kernel<<<static_cast<unsigned int>(p.rows), kNormThreads, 0, stream>>>(p);
+  launch_programmatic(rms_norm_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(kNormThreads), 0, stream, p);
 }
 
 void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int64_t row_stride,
