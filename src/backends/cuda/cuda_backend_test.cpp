@@ -91,7 +91,10 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   struct Case {
     int64_t n, k;
   };
-  for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}}) {
+  // 4200 = 2 x 2048 + 104: rows of three pieces for the weight-stream GEMV (cuda_gemv_tma.cu), the last
+  // partial; 9000 rows: several rows per warp of its launch.
+  for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}, Case{700, 4200},
+                 Case{9000, 72}}) {
     for (int64_t tokens : {1, 2, 5, 8, 9, 33, 256}) {
       for (bool with_bias : {false, true}) {
         for (DType out_dtype : {DType::kBF16, DType::kF32}) {
@@ -150,7 +153,7 @@ TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
   struct Case {
     int64_t inter, k;
   };
-  for (Case c : {Case{64, 64}, Case{1000, 512}, Case{3000, 1024}, Case{7, 40}}) {
+  for (Case c : {Case{64, 64}, Case{1000, 512}, Case{3000, 1024}, Case{7, 40}, Case{600, 4200}}) {
     for (int64_t tokens : {1, 3, 20, 64}) {
       for (bool with_bias : {false, true}) {
         for (int32_t warps_per_row : {0, 1, 2, 4, 8}) {
