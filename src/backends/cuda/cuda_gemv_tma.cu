@@ -7,6 +7,8 @@
 // The few activation rows are read through L1 (__ldg), as there.
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -179,7 +181,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tma_kernel(GemvParams p, int
 template <int kTokens>
 void launch_tokens(const GemvParams& p, int num_sms, cudaStream_t stream) {
   const int64_t units = p.silu_pairs > 0 ? p.silu_pairs : p.n;
-  const int64_t total_warps = std::min<int64_t>(units, static_cast<int64_t>(num_sms) * kWarpsPerSm);
+  static const int warps_per_sm = std::getenv("RADIXLM_GEMV_TMA_WARPS") ? std::atoi(std::getenv("RADIXLM_GEMV_TMA_WARPS")) : kWarpsPerSm;
+  const int64_t total_warps = std::min<int64_t>(units, static_cast<int64_t>(num_sms) * warps_per_sm);
   launch_programmatic(gemv_tma_kernel<kTokens>, dim3(ceil_div_u(total_warps, kWarps)), dim3(kWarps * 32),
                       kSmemBytes, stream, p, total_warps);
 }
@@ -194,14 +197,21 @@ int tma_gemv_sms() {
       (void)cudaGetLastError();
       return 0;
     }
+    // The largest shared-memory carveout: the driver would otherwise size it for one 65 KB block per SM,
+    // and a launch's blocks would run in two waves instead of all at once (and none of the next's beside).
     const auto allow = [](auto kernel) {
       return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)) ==
-             cudaSuccess;
+                 cudaSuccess &&
+             cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                  static_cast<int>(cudaSharedmemCarveoutMaxShared)) == cudaSuccess;
     };
     const bool ok = allow(gemv_tma_kernel<1>) && allow(gemv_tma_kernel<2>) && allow(gemv_tma_kernel<3>) &&
                     allow(gemv_tma_kernel<4>) && allow(gemv_tma_kernel<5>) && allow(gemv_tma_kernel<6>) &&
                     allow(gemv_tma_kernel<7>) && allow(gemv_tma_kernel<8>);
     if (!ok) (void)cudaGetLastError();
+    int blocks = 0;  // TEMP probe
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_tma_kernel<1>, kWarps * 32, kSmemBytes);
+    std::fprintf(stderr, "gemv_tma: %d blocks per SM, smem %zu\n", blocks, kSmemBytes);
     return ok ? count : 0;
   }();
   return sms;
