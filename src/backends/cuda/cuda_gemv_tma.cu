@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -62,6 +63,24 @@ __device__ __forceinline__ void issue(Smem& s, int warp, int stage, const GemvPa
   bulk_copy(&s.piece[warp][stage][0], p.w + at.row(p) * p.k + at.piece * kPiece, bytes, &s.full[warp][stage]);
 }
 
+// Every lane: its own 16-byte chunks (lane + 32u) of the piece, by cp.async (the lane reads back only what it
+// copied, so its own wait_group is all the synchronisation), as one commit group.
+__device__ __forceinline__ void issue_lanes(Smem& s, int warp, int stage, int lane, const GemvParams& p,
+                                            const Cursor& at) {
+  const int64_t length8 = piece_elements(p, at.piece) / 8;
+  const auto* src = reinterpret_cast<const uint4*>(p.w + at.row(p) * p.k + at.piece * kPiece);
+#pragma unroll
+  for (int u = 0; u < kPerLane; ++u) {
+    const int i = lane + 32 * u;
+    if (i < length8) {
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_address(&s.piece[warp][stage][i])),
+                   "l"(src + i)
+                   : "memory");
+    }
+  }
+}
+__device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+
 // Holds the compiler to having the loaded values in registers here, before the stage is handed back to the
 // copy engine (the loads must not be sunk past the re-issue into the same shared memory).
 __device__ __forceinline__ void pin(uint4 (&w)[kPerLane]) {
@@ -78,7 +97,7 @@ __device__ __forceinline__ float silu_times(float gate, float up) {
 
 #endif
 
-template <int kTokens>
+template <int kTokens, bool kBulk>
 __global__ void __launch_bounds__(kWarps * 32) gemv_tma_kernel(GemvParams p, int64_t total_warps) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -96,15 +115,25 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tma_kernel(GemvParams p, int
   // The weights stream before waiting for the kernel ahead (a programmatic dependent, cuda_common.cuh):
   // nothing in the step writes them. Only then may x and the output be touched.
   Cursor issued{first_unit};
-  if (lane == 0) {
-    for (int i = 0; i < kStages; ++i) mbarrier_init(&s.full[warp][i], 1);
-    fence_mbarrier_init();
-    for (int64_t g = 0; g < std::min<int64_t>(kStages, pieces); ++g) {
-      issue(s, warp, static_cast<int>(g), p, issued);
-      issued.advance(pieces_per_row, rows_per_unit);
+  if constexpr (kBulk) {
+    if (lane == 0) {
+      for (int i = 0; i < kStages; ++i) mbarrier_init(&s.full[warp][i], 1);
+      fence_mbarrier_init();
+      for (int64_t g = 0; g < std::min<int64_t>(kStages, pieces); ++g) {
+        issue(s, warp, static_cast<int>(g), p, issued);
+        issued.advance(pieces_per_row, rows_per_unit);
+      }
+    }
+    __syncwarp();
+  } else {
+    for (int64_t g = 0; g < kStages; ++g) {  // a group per stage, empty past the last piece
+      if (g < pieces) {
+        issue_lanes(s, warp, static_cast<int>(g), lane, p, issued);
+        issued.advance(pieces_per_row, rows_per_unit);
+      }
+      commit();
     }
   }
-  __syncwarp();
   pdl_wait();
   pdl_launch_dependents();  // past the wait: the next kernel may now start
 
@@ -125,7 +154,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tma_kernel(GemvParams p, int
       prior = p.out_f32 ? static_cast<const float*>(p.out)[o] : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[o]);
     }
     const int64_t length8 = piece_elements(p, at.piece) / 8;
-    mbarrier_wait(&s.full[warp][stage], static_cast<uint32_t>(g / kStages) & 1u);
+    if constexpr (kBulk) {
+      mbarrier_wait(&s.full[warp][stage], static_cast<uint32_t>(g / kStages) & 1u);
+    } else {
+      asm volatile("cp.async.wait_group %0;" ::"n"(kStages - 1) : "memory");
+    }
     uint4 w[kPerLane];
 #pragma unroll
     for (int u = 0; u < kPerLane; ++u) {
@@ -133,10 +166,18 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tma_kernel(GemvParams p, int
       w[u] = i < length8 ? s.piece[warp][stage][i] : make_uint4(0, 0, 0, 0);
     }
     pin(w);
-    __syncwarp();
-    if (lane == 0 && g + kStages < pieces) {  // the stage is read: refill it with the piece kStages ahead
-      issue(s, warp, stage, p, issued);
-      issued.advance(pieces_per_row, rows_per_unit);
+    if constexpr (kBulk) {
+      __syncwarp();
+      if (lane == 0 && g + kStages < pieces) {  // the stage is read: refill it with the piece kStages ahead
+        issue(s, warp, stage, p, issued);
+        issued.advance(pieces_per_row, rows_per_unit);
+      }
+    } else {
+      if (g + kStages < pieces) {
+        issue_lanes(s, warp, stage, lane, p, issued);
+        issued.advance(pieces_per_row, rows_per_unit);
+      }
+      commit();
     }
     const uint4* x_piece = x_rows + at.piece * (kPiece / 8);
 #pragma unroll
@@ -183,8 +224,14 @@ void launch_tokens(const GemvParams& p, int num_sms, cudaStream_t stream) {
   const int64_t units = p.silu_pairs > 0 ? p.silu_pairs : p.n;
   static const int warps_per_sm = std::getenv("RADIXLM_GEMV_TMA_WARPS") ? std::atoi(std::getenv("RADIXLM_GEMV_TMA_WARPS")) : kWarpsPerSm;
   const int64_t total_warps = std::min<int64_t>(units, static_cast<int64_t>(num_sms) * warps_per_sm);
-  launch_programmatic(gemv_tma_kernel<kTokens>, dim3(ceil_div_u(total_warps, kWarps)), dim3(kWarps * 32),
-                      kSmemBytes, stream, p, total_warps);
+  static const bool bulk = std::getenv("RADIXLM_GEMV_COPY") && std::strcmp(std::getenv("RADIXLM_GEMV_COPY"), "bulk") == 0;
+  if (bulk) {
+    launch_programmatic(gemv_tma_kernel<kTokens, true>, dim3(ceil_div_u(total_warps, kWarps)), dim3(kWarps * 32),
+                        kSmemBytes, stream, p, total_warps);
+  } else {
+    launch_programmatic(gemv_tma_kernel<kTokens, false>, dim3(ceil_div_u(total_warps, kWarps)), dim3(kWarps * 32),
+                        kSmemBytes, stream, p, total_warps);
+  }
 }
 
 // The device's SM count when it is a Hopper whose shared memory takes the kernel's ring, else 0.
@@ -205,12 +252,15 @@ int tma_gemv_sms() {
              cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   static_cast<int>(cudaSharedmemCarveoutMaxShared)) == cudaSuccess;
     };
-    const bool ok = allow(gemv_tma_kernel<1>) && allow(gemv_tma_kernel<2>) && allow(gemv_tma_kernel<3>) &&
-                    allow(gemv_tma_kernel<4>) && allow(gemv_tma_kernel<5>) && allow(gemv_tma_kernel<6>) &&
-                    allow(gemv_tma_kernel<7>) && allow(gemv_tma_kernel<8>);
+    const bool ok = allow(gemv_tma_kernel<1, true>) && allow(gemv_tma_kernel<2, true>) && allow(gemv_tma_kernel<3, true>) &&
+                    allow(gemv_tma_kernel<4, true>) && allow(gemv_tma_kernel<5, true>) && allow(gemv_tma_kernel<6, true>) &&
+                    allow(gemv_tma_kernel<7, true>) && allow(gemv_tma_kernel<8, true>) &&
+                    allow(gemv_tma_kernel<1, false>) && allow(gemv_tma_kernel<2, false>) && allow(gemv_tma_kernel<3, false>) &&
+                    allow(gemv_tma_kernel<4, false>) && allow(gemv_tma_kernel<5, false>) && allow(gemv_tma_kernel<6, false>) &&
+                    allow(gemv_tma_kernel<7, false>) && allow(gemv_tma_kernel<8, false>);
     if (!ok) (void)cudaGetLastError();
     int blocks = 0;  // TEMP probe
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_tma_kernel<1>, kWarps * 32, kSmemBytes);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_tma_kernel<1, false>, kWarps * 32, kSmemBytes);
     std::fprintf(stderr, "gemv_tma: %d blocks per SM, smem %zu\n", blocks, kSmemBytes);
     return ok ? count : 0;
   }();
