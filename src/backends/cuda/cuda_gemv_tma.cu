@@ -179,14 +179,23 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tma_kernel(GemvParams p, int
       }
       commit();
     }
+    // kPerLane independent dot products per token, summed as a tree: with two warps per scheduler, one
+    // chain of 64 dependent FMAs per piece would leave the warp slower than its share of the stream.
     const uint4* x_piece = x_rows + at.piece * (kPiece / 8);
 #pragma unroll
-    for (int u = 0; u < kPerLane; ++u) {
-      const int i = lane + 32 * u;
-      if (i < length8) {
+    for (int t = 0; t < kTokens; ++t) {
+      float d[kPerLane];
 #pragma unroll
-        for (int t = 0; t < kTokens; ++t) acc[t] += dot8(w[u], __ldg(x_piece + t * k8 + i));
+      for (int u = 0; u < kPerLane; ++u) {
+        const int i = lane + 32 * u;
+        d[u] = i < length8 ? dot8(w[u], __ldg(x_piece + t * k8 + i)) : 0.0f;
       }
+#pragma unroll
+      for (int width = kPerLane / 2; width > 0; width /= 2) {
+#pragma unroll
+        for (int u = 0; u < width; ++u) d[u] += d[u + width];
+      }
+      acc[t] += d[0];
     }
     if (at.piece == pieces_per_row - 1) {  // the row is done: lane t writes token t's output
       float sum[kTokens];
