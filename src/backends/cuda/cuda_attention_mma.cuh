@@ -17,7 +17,6 @@
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
-#include "backends/cuda/cuda_mbarrier.cuh"
 
 namespace radixlm::cuda {
 
@@ -32,6 +31,10 @@ struct MmaSmem {
   alignas(16) __nv_bfloat16 k[kMmaKeys * kLd];
   alignas(16) __nv_bfloat16 v[kMmaKeys * kLd];
 };
+
+__device__ __forceinline__ uint32_t smem_address(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* pointer) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"

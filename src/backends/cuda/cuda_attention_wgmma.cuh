@@ -42,7 +42,6 @@
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
-#include "backends/cuda/cuda_mbarrier.cuh"
 
 namespace radixlm::cuda::wgmma_prefill {
 
@@ -243,6 +242,21 @@ __device__ __forceinline__ void pack_p(const float (&sc)[64], uint32_t (&a)[kKey
   }
 }
 
+__device__ __forceinline__ void mbarrier_init(uint64_t* barrier, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_address(barrier)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_address(barrier)) : "memory");
+}
+// Arrives once all of this thread's earlier cp.asyncs have landed (counts as one of the expected arrivals).
+__device__ __forceinline__ void cp_async_arrive(uint64_t* barrier) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_address(barrier)) : "memory");
+}
+// Arrives and sets the bytes the phase still waits for (TMA copies complete them).
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* barrier, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_address(barrier)), "r"(bytes)
+               : "memory");
+}
 // A TMA box {64 columns, 1 head, 16 slots} of a [slots][kv_heads][128] cache into shared memory, 128-byte
 // swizzled as the descriptor says, completing `bytes` on the barrier.
 __device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, int column, int head, int slot,
@@ -253,6 +267,18 @@ __device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, 
         "r"(smem_address(barrier))
       : "memory");
 }
+__device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity) {
+  const uint32_t address = smem_address(barrier);
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(address), "r"(parity)
+        : "memory");
+  }
+}
+
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
 // it. Warp w copies keys 32w..32w+31 of a tile: lane l reads the page id of key 32w + l and hands it out by
 // shuffle; lanes 16h..16h+15 copy the 16 chunks of keys 32w + 2i + h.

@@ -69,19 +69,6 @@ __device__ __forceinline__ uint16_t f32_to_bf16_bits(float value) {
 __device__ __forceinline__ float bf16_lo(uint32_t word) { return __uint_as_float(word << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t word) { return __uint_as_float(word & 0xffff0000u); }
 
-// Dot product of 8 bf16 weights with 8 bf16 activations (one 16-byte load of each), in f32.
-__device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
-  float sum = bf16_lo(w.x) * bf16_lo(x.x);
-  sum = fmaf(bf16_hi(w.x), bf16_hi(x.x), sum);
-  sum = fmaf(bf16_lo(w.y), bf16_lo(x.y), sum);
-  sum = fmaf(bf16_hi(w.y), bf16_hi(x.y), sum);
-  sum = fmaf(bf16_lo(w.z), bf16_lo(x.z), sum);
-  sum = fmaf(bf16_hi(w.z), bf16_hi(x.z), sum);
-  sum = fmaf(bf16_lo(w.w), bf16_lo(x.w), sum);
-  sum = fmaf(bf16_hi(w.w), bf16_hi(x.w), sum);
-  return sum;
-}
-
 __device__ __forceinline__ float warp_sum(float value) {
   for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;

@@ -6,8 +6,6 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -24,6 +22,18 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* address) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(address));
   return v;
+}
+
+__device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
+  float sum = bf16_lo(w.x) * bf16_lo(x.x);
+  sum = fmaf(bf16_hi(w.x), bf16_hi(x.x), sum);
+  sum = fmaf(bf16_lo(w.y), bf16_lo(x.y), sum);
+  sum = fmaf(bf16_hi(w.y), bf16_hi(x.y), sum);
+  sum = fmaf(bf16_lo(w.z), bf16_lo(x.z), sum);
+  sum = fmaf(bf16_hi(w.z), bf16_hi(x.z), sum);
+  sum = fmaf(bf16_lo(w.w), bf16_lo(x.w), sum);
+  sum = fmaf(bf16_hi(w.w), bf16_hi(x.w), sum);
+  return sum;
 }
 
 __device__ __forceinline__ void load_chunk(uint4 (&w)[kUnroll], const uint4* w_row, int64_t base, int64_t end) {
@@ -174,11 +184,6 @@ void launch_tokens(const GemvParams& p, cudaStream_t stream) {
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
-  static const bool tma = [] {  // measuring switch: RADIXLM_GEMV_TMA=0 keeps the block-per-row kernel
-    const char* env = std::getenv("RADIXLM_GEMV_TMA");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
-  if (tma && p.warps_per_row == 0 && launch_gemv_tma(p, stream)) return;
   switch (p.tokens) {
     case 1: launch_tokens<1>(p, stream); break;
     case 2: launch_tokens<2>(p, stream); break;

@@ -98,15 +98,12 @@ struct GemvParams {
   int32_t tokens = 0;
   int64_t n = 0;
   int64_t k = 0;
-  int32_t warps_per_row = 0;  // the block-per-row kernel with 1, 2, 4 or 8 warps per row; 0 picks (benchmarks set it)
+  int32_t warps_per_row = 0;  // 1, 2, 4 or 8; 0 picks by N (benchmarks set it to compare)
   // When > 0: the MLP's gate/up matmul with silu_and_mul fused. Weight rows [0, silu_pairs) are gate rows,
   // [silu_pairs, n) the up rows (n == 2 * silu_pairs); out is bf16 [T, silu_pairs] = silu(gate) * up.
   int64_t silu_pairs = 0;
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
-// The Hopper weight-stream GEMV (cuda_gemv_tma.cu) for 1-8 tokens; false (nothing launched) on older GPUs.
-// launch_gemv picks it when warps_per_row is 0.
-bool launch_gemv_tma(const GemvParams& p, cudaStream_t stream);
 
 // Causal attention over the paged cache for every new token of the step (see cuda_attention.cu).
 struct AttentionParams {
