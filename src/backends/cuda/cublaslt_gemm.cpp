@@ -1,7 +1,6 @@
 #include "backends/cuda/cublaslt_gemm.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -127,57 +126,13 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
   return versions;
 }
 
-// Every algorithm cuBLASLt has for these types, in each tile it offers, unsplit and split 2/4/8 ways
-// (stages and cluster shape left to cuBLASLt), that it accepts for this shape and workspace. PROBE.
-std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::enumerated_candidates(const Plan& plan, bool out_f32) {
-  std::vector<cublasLtMatmulAlgo_t> out;
-  const cudaDataType_t d_type = out_f32 ? CUDA_R_32F : CUDA_R_16BF;
-  int ids[128];
-  int found = 0;
-  if (cublasLtMatmulAlgoGetIds(handle_, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, d_type, d_type, 128,
-                               ids, &found) != CUBLAS_STATUS_SUCCESS) {
-    return out;
-  }
-  for (int a = 0; a < found; ++a) {
-    cublasLtMatmulAlgo_t algo{};
-    if (cublasLtMatmulAlgoInit(handle_, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, d_type, d_type, ids[a],
-                               &algo) != CUBLAS_STATUS_SUCCESS) {
-      continue;
-    }
-    size_t written = 0;
-    std::vector<uint32_t> tiles;
-    if (cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, nullptr, 0, &written) ==
-            CUBLAS_STATUS_SUCCESS &&
-        written > 0) {
-      tiles.resize(written / sizeof(uint32_t));
-      cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_TILE_IDS, tiles.data(), written, &written);
-    }
-    if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
-    for (uint32_t tile : tiles) {
-      cublasLtMatmulAlgo_t version = algo;
-      cublasLtMatmulHeuristicResult_t check{};
-      if (cublasLtMatmulAlgoConfigSetAttribute(&version, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile)) !=
-              CUBLAS_STATUS_SUCCESS ||
-          cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d, &version, &check) !=
-              CUBLAS_STATUS_SUCCESS ||
-          check.workspaceSize > workspace_bytes_) {
-        continue;
-      }
-      out.push_back(version);
-      for (const cublasLtMatmulAlgo_t& split : split_k_versions(plan, version)) out.push_back(split);
-    }
-  }
-  return out;
-}
-
 // Times the heuristic's first kCandidates picks and split-K versions of its first kSplitBases (each run once
 // to warm up, then kReps times between two events) and keeps the fastest. Only deterministic reductions
 // are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
 // on every call, graphs or eager. The candidates write a scratch output (beta 0; the epilogue's read of
 // out under accumulate is the same for every candidate), so out, which may be a residual added into, is
 // untouched.
-void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, bool out_f32,
-                        cudaStream_t stream) {
+void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
   constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;
   constexpr int kReps = 5;
@@ -204,11 +159,6 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   for (size_t i = 0; i < bases; ++i) {
     for (const cublasLtMatmulAlgo_t& version : split_k_versions(plan, candidates[i])) candidates.push_back(version);
   }
-  static const bool exhaustive = std::getenv("RADIXLM_CUBLASLT_TUNE") != nullptr &&
-                                 std::strcmp(std::getenv("RADIXLM_CUBLASLT_TUNE"), "exhaustive") == 0;
-  if (exhaustive) {
-    for (const cublasLtMatmulAlgo_t& c : enumerated_candidates(plan, out_f32)) candidates.push_back(c);
-  }
   if (candidates.size() <= 1) return;  // nothing to choose between
 
   void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
@@ -220,33 +170,17 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   const cublasLtMatmulAlgo_t* best = nullptr;
   for (const cublasLtMatmulAlgo_t& candidate : candidates) {
     // A candidate that will not launch on these operands is skipped, not fatal.
-    if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) {
-      (void)cudaGetLastError();
-      continue;
-    }
+    if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
     RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    bool ran = true;
-    for (int r = 0; r < kReps && ran; ++r) ran = launch(plan, candidate, x, w, out, 0.0f, stream) == CUBLAS_STATUS_SUCCESS;
+    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
     RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
     RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
-    if (!ran) continue;
     float ms = 0.0f;
     RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     if (best == nullptr || ms < best_ms) {
       best_ms = ms;
       best = &candidate;
     }
-  }
-  if (exhaustive && best != nullptr) {  // PROBE
-    int32_t id = 0, splits = 0;
-    uint32_t tile = 0, stages = 0;
-    size_t written = 0;
-    cublasLtMatmulAlgoConfigGetAttribute(best, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof(id), &written);
-    cublasLtMatmulAlgoConfigGetAttribute(best, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), &written);
-    cublasLtMatmulAlgoConfigGetAttribute(best, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages), &written);
-    cublasLtMatmulAlgoConfigGetAttribute(best, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits), &written);
-    std::fprintf(stderr, "cublaslt tune: %zu candidates, best algo %d tile %u stages %u splits %d: %.2f us\n",
-                 candidates.size(), id, tile, stages, splits, 1000.0 * best_ms / kReps);
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
@@ -268,7 +202,7 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture == cudaStreamCaptureStatusNone) {
-      tune(plan, x, w, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), out_f32, stream);
+      tune(plan, x, w, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), stream);
     }
   }
   if (!plan.ok) return false;

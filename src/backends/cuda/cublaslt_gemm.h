@@ -45,9 +45,8 @@ class CublasLtGemm {
   Plan& plan_for(const Key& key);
   cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
                         void* out, float beta, cudaStream_t stream);
-  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, bool out_f32, cudaStream_t stream);
+  void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
-  std::vector<cublasLtMatmulAlgo_t> enumerated_candidates(const Plan& plan, bool out_f32);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
