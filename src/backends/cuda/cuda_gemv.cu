@@ -6,6 +6,7 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -154,6 +155,14 @@ template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
+  static bool configured = false;  // PROBE: RADIXLM_GEMV_CARVEOUT=<percent of the unified cache as shared memory>
+  if (!configured) {
+    if (const char* env = std::getenv("RADIXLM_GEMV_CARVEOUT")) {
+      cudaFuncSetAttribute(gemv_kernel<kTokens, kWarpsPerRow>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           std::atoi(env));
+    }
+    configured = true;
+  }
   launch_programmatic(gemv_kernel<kTokens, kWarpsPerRow>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
 }
 
