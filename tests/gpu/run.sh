@@ -59,6 +59,10 @@ if part tests; then
   stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
   stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
+  # The same golden and engine checks with programmatic launch off (RADIXLM_CUDA_PDL=0: every kernel
+  # launched plainly), the path a driver that refuses it, or a debugging session, takes.
+  stage test-golden-no-pdl 180 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
+  stage test-engine-no-pdl 240 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
 fi
 
 # compute-sanitizer memcheck over the kernel tests (not in the default parts: slow; it needs the Firecracker
