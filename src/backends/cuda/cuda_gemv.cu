@@ -159,7 +159,7 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
     // As much of the unified cache as L1 as possible: the activation rows are re-read from L1 for every
     // weight row. The decode attention before it asks for the most shared memory; left to the driver, the
     // batch-1 step was 0.4-0.5% slower, and with the most shared memory for the GEMV too 25% slower
-    // (docs/performance.md, 09:19 call). A refusal only leaves the driver's choice.
+    // (docs/performance.md, 09:04 call). A refusal only leaves the driver's choice.
     if (cudaFuncSetAttribute(gemv_kernel<kTokens, kWarpsPerRow>, cudaFuncAttributePreferredSharedMemoryCarveout,
                              cudaSharedmemCarveoutMaxL1) != cudaSuccess) {
       (void)cudaGetLastError();
