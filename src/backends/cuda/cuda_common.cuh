@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -36,12 +39,33 @@ inline bool pdl_enabled() {
   }();
   return enabled;
 }
+// Asks, once per kernel and device, for the most L1 in the unified cache. The decode attention asks for
+// the most shared memory; left to the driver, the kernels after it (the GEMVs re-read their activation rows
+// from L1 for every weight row) made a batch-1 step 1% slower (docs/performance.md, 09:04 and 09:23 calls).
+// A refusal only leaves the driver's choice.
+inline void prefer_l1(const void* kernel) {
+  static std::mutex mutex;
+  static std::set<std::pair<int, const void*>> done;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return;
+  }
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (!done.emplace(device, kernel).second) return;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxL1) !=
+      cudaSuccess) {
+    (void)cudaGetLastError();
+  }
+}
+
 // kernel<<<grid, block, smem, stream>>>(args...) as a programmatic dependent of the kernel ahead of it on the
 // stream (a plain launch where that is refused or turned off). Stream capture records the programmatic
-// edge into the CUDA graph.
+// edge into the CUDA graph. A kernel with no dynamic shared memory prefers L1 (prefer_l1).
 template <typename... Params, typename... Args>
 void launch_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                          Args... args) {
+  if (smem == 0) prefer_l1(reinterpret_cast<const void*>(kernel));
   if (pdl_enabled()) {
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;

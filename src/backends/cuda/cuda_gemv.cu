@@ -154,18 +154,6 @@ template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
-  static bool configured = false;
-  if (!configured) {
-    // As much of the unified cache as L1 as possible: the activation rows are re-read from L1 for every
-    // weight row. The decode attention before it asks for the most shared memory; left to the driver, the
-    // batch-1 step was 0.4-0.5% slower, and with the most shared memory for the GEMV too 25% slower
-    // (docs/performance.md, 09:04 call). A refusal only leaves the driver's choice.
-    if (cudaFuncSetAttribute(gemv_kernel<kTokens, kWarpsPerRow>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxL1) != cudaSuccess) {
-      (void)cudaGetLastError();
-    }
-    configured = true;
-  }
   launch_programmatic(gemv_kernel<kTokens, kWarpsPerRow>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
 }
 
