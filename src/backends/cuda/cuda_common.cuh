@@ -41,7 +41,7 @@ inline bool pdl_enabled() {
 }
 // Asks, once per kernel and device, for the most L1 in the unified cache. The decode attention asks for
 // the most shared memory; left to the driver, the kernels after it (the GEMVs re-read their activation rows
-// from L1 for every weight row) made a batch-1 step 1% slower (docs/performance.md, 09:04 and 09:23 calls).
+// from L1 for every weight row) made a batch-1 step 1% slower (docs/performance.md, 09:04 and 09:22 calls).
 // A refusal only leaves the driver's choice.
 inline void prefer_l1(const void* kernel) {
   static std::mutex mutex;
