@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <set>
+#include <functional>
+#include <unordered_set>
 #include <utility>
 
 #include <cuda_bf16.h>
@@ -42,16 +42,20 @@ inline bool pdl_enabled() {
 // Asks, once per kernel and device, for the most L1 in the unified cache. The decode attention asks for
 // the most shared memory; left to the driver, the kernels after it (the GEMVs re-read their activation rows
 // from L1 for every weight row) made a batch-1 step 1% slower (docs/performance.md, 09:04 and 09:22 calls).
-// A refusal only leaves the driver's choice.
+// A refusal only leaves the driver's choice. Called on every launch, so the check is one lookup in a
+// per-thread set, with no lock (a second thread setting the same attribute again does no harm).
 inline void prefer_l1(const void* kernel) {
-  static std::mutex mutex;
-  static std::set<std::pair<int, const void*>> done;
+  struct KeyHash {
+    size_t operator()(const std::pair<int, const void*>& key) const {
+      return std::hash<const void*>()(key.second) ^ static_cast<size_t>(key.first);
+    }
+  };
+  thread_local std::unordered_set<std::pair<int, const void*>, KeyHash> done;
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     (void)cudaGetLastError();
     return;
   }
-  const std::lock_guard<std::mutex> lock(mutex);
   if (!done.emplace(device, kernel).second) return;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxL1) !=
       cudaSuccess) {
