@@ -142,10 +142,11 @@ bool attention_supports_head_dim(int32_t head_dim) {
   }
 }
 
-int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
+int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t head_dim,
+                             int32_t num_sms) {
   const int group = q_heads / kv_heads;
   if (rows_per_tile(step, group) == kMmaRows || step.num_seqs == 0) return 1;
-  return decode::num_splits(step, q_heads, kv_heads, num_sms);
+  return decode::num_splits(step, q_heads, kv_heads, head_dim, num_sms);
 }
 
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits) {

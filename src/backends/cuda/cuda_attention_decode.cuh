@@ -62,10 +62,21 @@ struct Smem {
     return row * kLd + (kSwizzle ? chunk ^ (row & 7) : chunk) * 8;
   }
 };
-// Blocks (warps) an SM holds at head_dim 128: shared-memory bound (228 KB, 1 KB reserved per block).
-template <int kStages>
-constexpr int kWarpsPerSmWith = 228 * 1024 / static_cast<int>(sizeof(Smem<128, kStages>) + 1024);
-constexpr int kWarpsPerSm = kWarpsPerSmWith<kRing>;
+// Blocks (warps) an SM holds: shared-memory bound (228 KB, 1 KB reserved per block), at most 32 blocks.
+template <int kDim, int kStages>
+constexpr int kWarpsPerSmWith = std::min(32, 228 * 1024 / static_cast<int>(sizeof(Smem<kDim, kStages>) + 1024));
+// The same with the ring a large launch uses, for a head_dim known only at run time.
+inline int warps_per_sm(int32_t head_dim) {
+  switch (head_dim) {
+    case 16: return kWarpsPerSmWith<16, kRing>;
+    case 32: return kWarpsPerSmWith<32, kRing>;
+    case 48: return kWarpsPerSmWith<48, kRing>;
+    case 64: return kWarpsPerSmWith<64, kRing>;
+    case 80: return kWarpsPerSmWith<80, kRing>;
+    case 96: return kWarpsPerSmWith<96, kRing>;
+    default: return kWarpsPerSmWith<128, kRing>;
+  }
+}
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
 // read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
@@ -359,11 +370,12 @@ inline int split_waves_from_env() {
 // half-empty wave at batch 64, 512 (sequence, KV head) items on 1056 slots), at least one split, and every
 // split at least one tile long. Under static steps (CUDA graphs) max_kv_len is huge, so the count depends
 // on the batch size alone; splits past a short sequence's end find no keys and only write an empty partial.
-inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms) {
+inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t head_dim,
+                          int32_t num_sms) {
   const int group = q_heads / kv_heads;
   const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
   const int64_t items = static_cast<int64_t>(step.num_seqs) * kv_heads * q_tiles;
-  const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * kWarpsPerSm * num_sms;
+  const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * warps_per_sm(head_dim) * num_sms;
   const int64_t want = slots / items;
   const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
@@ -389,7 +401,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
-  if (blocks <= static_cast<int64_t>(p.num_sms) * kWarpsPerSmWith<kDeepRing>) {
+  if (blocks <= static_cast<int64_t>(p.num_sms) * kWarpsPerSmWith<kDim, kDeepRing>) {
     launch_ring<kDim, kDeepRing>(p, step, grid, stream);
   } else {
     launch_ring<kDim, kRing>(p, step, grid, stream);

@@ -612,14 +612,14 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
   p.scale = scale;
   p.num_sms = info_.num_sms;
   p.num_slots = num_slots;
-  p.num_splits = cuda::attention_num_splits(*step_, num_q_heads, num_kv_heads, info_.num_sms);
+  p.num_splits = cuda::attention_num_splits(*step_, num_q_heads, num_kv_heads, head_dim, info_.num_sms);
   const int64_t partial = cuda::attention_partial_floats(step_->num_tokens, num_q_heads, head_dim, p.num_splits);
   // The split count grows with the context (from 1 on short ones) up to the batch shape's cap; the
   // workspace is sized for that cap on the shape's first step, so a sequence growing step by step never
   // makes a later decode step allocate.
   cuda::StepArrays longest = *step_;
   longest.max_kv_len = std::numeric_limits<int32_t>::max();
-  const int32_t most_splits = cuda::attention_num_splits(longest, num_q_heads, num_kv_heads, info_.num_sms);
+  const int32_t most_splits = cuda::attention_num_splits(longest, num_q_heads, num_kv_heads, head_dim, info_.num_sms);
   const int64_t most = cuda::attention_partial_floats(step_->num_tokens, num_q_heads, head_dim, most_splits);
   if (std::max(partial, most) > 0) {
     float* workspace = attention_workspace(std::max(partial, most));

@@ -131,7 +131,8 @@ inline constexpr int32_t kPrefillKernelAuto = 0, kPrefillKernelLegacy = 1, kPref
                          kPrefillKernelPipelined8x2 = 3, kPrefillKernelPipelined4x2 = 4, kPrefillKernelWgmma = 5,
                          kPrefillKernelWgmmaCpAsync = 6;
 // Splits and workspace the launch wants for this step (so the backend can size its workspace up front).
-int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t num_sms);
+int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t head_dim,
+                             int32_t num_sms);
 int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t head_dim, int32_t num_splits);
 bool attention_supports_head_dim(int32_t head_dim);
 void launch_attention(const AttentionParams& p, const StepArrays& step, cudaStream_t stream);

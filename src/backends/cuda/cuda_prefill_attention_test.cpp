@@ -174,7 +174,7 @@ class PrefillAttentionCase {
     params_.scale = scale_;
     params_.num_sms = num_sms;
     params_.num_slots = static_cast<int64_t>(k_.size()) / (int64_t{c.kv_heads} * c.head_dim);
-    params_.num_splits = cuda::attention_num_splits(step_, c.q_heads, c.kv_heads, num_sms);
+    params_.num_splits = cuda::attention_num_splits(step_, c.q_heads, c.kv_heads, c.head_dim, num_sms);
     const int64_t partial = cuda::attention_partial_floats(tokens_, c.q_heads, c.head_dim, params_.num_splits);
     if (partial > 0) params_.partial = static_cast<float*>(partial_dev_.allocate(static_cast<size_t>(partial) * 4));
     EXPECT_EQ(cudaStreamCreate(&stream_), cudaSuccess);
