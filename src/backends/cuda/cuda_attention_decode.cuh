@@ -51,10 +51,12 @@ constexpr float kLog2e = 1.4426950408889634f;
 // each row by 16 bytes instead. At head_dim 128 the ring drops from 35 to 32 KB per warp, and the kernel
 // ran 112 instead of ~117 us per layer at batch 256 (3.58 TB/s; batch-256 step 10.85-10.91 against
 // 11.09-11.22 ms with padding, batch 64 5.08-5.10 against 5.11-5.25, same call).
+constexpr int tile_row_elements(int dim) { return dim % 64 == 0 ? dim : dim + 8; }
+
 template <int kDim, int kStages>
 struct Smem {
   static constexpr bool kSwizzle = kDim % 64 == 0;
-  static constexpr int kLd = kSwizzle ? kDim : kDim + 8;
+  static constexpr int kLd = tile_row_elements(kDim);
   alignas(16) __nv_bfloat16 k[kStages][kKeys * kLd];
   alignas(16) __nv_bfloat16 v[kStages][kKeys * kLd];
   // Element offset of 16-byte chunk `chunk` of row `row` in a tile.
@@ -62,20 +64,12 @@ struct Smem {
     return row * kLd + (kSwizzle ? chunk ^ (row & 7) : chunk) * 8;
   }
 };
-// Blocks (warps) an SM holds: shared-memory bound (228 KB, 1 KB reserved per block), at most 32 blocks.
-template <int kDim, int kStages>
-constexpr int kWarpsPerSmWith = std::min(32, 228 * 1024 / static_cast<int>(sizeof(Smem<kDim, kStages>) + 1024));
-// The same with the ring a large launch uses, for a head_dim known only at run time.
-inline int warps_per_sm(int32_t head_dim) {
-  switch (head_dim) {
-    case 16: return kWarpsPerSmWith<16, kRing>;
-    case 32: return kWarpsPerSmWith<32, kRing>;
-    case 48: return kWarpsPerSmWith<48, kRing>;
-    case 64: return kWarpsPerSmWith<64, kRing>;
-    case 80: return kWarpsPerSmWith<80, kRing>;
-    case 96: return kWarpsPerSmWith<96, kRing>;
-    default: return kWarpsPerSmWith<128, kRing>;
-  }
+// sizeof(Smem<dim, stages>), for a head_dim known only at run time.
+constexpr int ring_bytes(int dim, int stages) { return 2 * stages * kKeys * tile_row_elements(dim) * 2; }
+// Blocks (warps) an SM holds: shared-memory bound (228 KB, 1 KB reserved per block), at most 32 blocks (the
+// limit of sm_80 and sm_90).
+constexpr int warps_per_sm(int dim, int stages) {
+  return std::min(32, 228 * 1024 / (ring_bytes(dim, stages) + 1024));
 }
 
 // 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
@@ -375,7 +369,7 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   const int group = q_heads / kv_heads;
   const int64_t q_tiles = (step.max_query_len + kRows / group - 1) / (kRows / group);
   const int64_t items = static_cast<int64_t>(step.num_seqs) * kv_heads * q_tiles;
-  const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * warps_per_sm(head_dim) * num_sms;
+  const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * warps_per_sm(head_dim, kRing) * num_sms;
   const int64_t want = slots / items;
   const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
@@ -385,6 +379,7 @@ template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
   const auto kernel = attention_decode_kernel<kDim, kStages>;
   const size_t smem = sizeof(Smem<kDim, kStages>);
+  static_assert(sizeof(Smem<kDim, kStages>) == ring_bytes(kDim, kStages), "warps_per_sm counts this ring");
   static bool configured = false;
   if (!configured) {  // the whole carveout as shared memory, so the ring's warps per SM fit
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
@@ -401,7 +396,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
-  if (blocks <= static_cast<int64_t>(p.num_sms) * kWarpsPerSmWith<kDim, kDeepRing>) {
+  if (blocks <= static_cast<int64_t>(p.num_sms) * warps_per_sm(kDim, kDeepRing)) {
     launch_ring<kDim, kDeepRing>(p, step, grid, stream);
   } else {
     launch_ring<kDim, kRing>(p, step, grid, stream);
