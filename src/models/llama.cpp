@@ -183,12 +183,14 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
     backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);
     backend_.linear_add(mlp, layer.down_proj, layer.down_bias, residual);
   }
-  backend_.rms_norm(residual, final_norm, eps, hidden);
-
+  // The norm is per row, so the logit rows are picked first and only they are normalised (one row per
+  // sequence instead of every prompt token in a prefill).
   Tensor selected = backend_.alloc_uninitialized(act, {rows, hidden_size});
-  backend_.gather_logit_rows(hidden, selected);
+  backend_.gather_logit_rows(residual, selected);
+  Tensor normed = backend_.alloc_uninitialized(act, {rows, hidden_size});
+  backend_.rms_norm(selected, final_norm, eps, normed);
   Tensor logits = backend_.alloc_uninitialized(DType::kF32, {rows, config_.vocab_size});
-  backend_.linear(selected, lm_head, TensorView(), logits);
+  backend_.linear(normed, lm_head, TensorView(), logits);
   return logits;
 }
 
