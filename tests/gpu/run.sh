@@ -35,7 +35,8 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
 # shapes with one setting changed, "baseline" the benchmarks built from another commit, "memcheck" the kernel
 # tests under compute-sanitizer, "sanitize-prefill" three compute-sanitizer tools over the prefill attention
-# kernels, "profile" Nsight Compute over the attention kernels, "kerneltimes" every kernel of a decode step.
+# kernels, "profile" Nsight Compute over the attention kernels, "kerneltimes" every kernel of a decode step,
+# "stalls" where the decode attention's and the one-token GEMVs' warps wait, per instruction.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -97,6 +98,33 @@ if part profile; then
       --launch-skip 200 --launch-count 1 "$BUILD/src/apps/radixlm" bench one-batch --model-path "$MODEL8B" \
       --load-format dummy --device cuda --disable-cuda-graph --batch-size $b --input-len 128 --output-len 16
   done
+fi
+
+# Where the decode kernels' warps wait, instruction by instruction (not in the default parts; needs the
+# Firecracker runtime): Nsight Compute's stall sampling over the decode attention in its kernel test (the
+# 4th launch of the batch-64 and batch-256 shapes: each shape makes 106 decode-kernel launches, eager then
+# static) and over the one-token GEMVs of a batch-1 step (launches 200-203: o_proj, gate_up, down and the
+# next layer's qkv of the second decode step), summarised by sass_stalls.py.
+if part stalls; then
+  : > "$OUT/stalls.txt"
+  for item in "attention-b64 215" "attention-b256 321"; do
+    set -- $item
+    stage "stalls-$1" 200 "$OUT/ncu_stalls.log" ncu --clock-control none --set none --section SourceCounters \
+      --import-source no --kernel-name regex:attention_decode_kernel --launch-skip "$2" --launch-count 1 \
+      -o "$OUT/stalls-$1" -f "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_filter='*ReportsKvBandwidth*'
+    ncu -i "$OUT/stalls-$1.ncu-rep" --page source --print-source sass --csv > "$OUT/stalls-$1.csv" 2>&1
+    python3 tests/gpu/sass_stalls.py "$OUT/stalls-$1.csv" "$1" >> "$OUT/stalls.txt" 2>&1
+  done
+  for item in "gemv-o_proj 200" "gemv-gate_up 201" "gemv-down 202" "gemv-qkv 203"; do
+    set -- $item
+    stage "stalls-$1" 200 "$OUT/ncu_stalls.log" ncu --clock-control none --set none --section SourceCounters \
+      --import-source no --kernel-name regex:gemv_kernel --launch-skip "$2" --launch-count 1 -o "$OUT/stalls-$1" -f \
+      "$BUILD/src/apps/radixlm" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
+      --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 4
+    ncu -i "$OUT/stalls-$1.ncu-rep" --page source --print-source sass --csv > "$OUT/stalls-$1.csv" 2>&1
+    python3 tests/gpu/sass_stalls.py "$OUT/stalls-$1.csv" "$1" >> "$OUT/stalls.txt" 2>&1
+  done
+  rm -f "$OUT"/stalls-*.ncu-rep
 fi
 
 # Every kernel of one eager decode step timed alone by Nsight Compute (not in the default parts; needs the
@@ -223,6 +251,7 @@ fi
     grep -E "^ +(OPT|WRN) " "$OUT/ncu.log" | cut -c1-400 | head -30 || true
   fi
   [ -f "$OUT/kerneltimes.txt" ] && { echo "--- one eager decode step, kernels timed alone (ncu)"; cat "$OUT/kerneltimes.txt"; }
+  [ -f "$OUT/stalls.txt" ] && { echo "--- where the warps wait (ncu stall sampling)"; cat "$OUT/stalls.txt"; }
   echo "--- kernels alone"
   grep -E "^(prefill|decode) attention " "$TESTS" || true
   [ -f "$OUT/ab_kernels.log" ] && grep -E "^--- |^decode attention " "$OUT/ab_kernels.log"
