@@ -105,26 +105,25 @@ fi
 # 4th launch of the batch-64 and batch-256 shapes: each shape makes 106 decode-kernel launches, eager then
 # static) and over the one-token GEMVs of a batch-1 step (launches 200-203: o_proj, gate_up, down and the
 # next layer's qkv of the second decode step), summarised by sass_stalls.py.
+stall_profile() {  # stall_profile NAME KERNEL_REGEX LAUNCH_SKIP COMMAND...: one launch's stalls into stalls.txt
+  local name=$1 regex=$2 skip=$3; shift 3
+  stage "stalls-$name" 200 "$OUT/ncu_stalls.log" ncu --clock-control none --set none --section SourceCounters \
+    --import-source no --kernel-name "regex:$regex" --launch-skip "$skip" --launch-count 1 -o "$OUT/stalls-$name" -f "$@"
+  ncu -i "$OUT/stalls-$name.ncu-rep" --page source --print-source sass --csv > "$OUT/stalls-$name.csv" 2>&1
+  python3 tests/gpu/sass_stalls.py "$OUT/stalls-$name.csv" "$name" >> "$OUT/stalls.txt" 2>&1
+  rm -f "$OUT/stalls-$name.ncu-rep"
+}
 if part stalls; then
   : > "$OUT/stalls.txt"
-  for item in "attention-b64 215" "attention-b256 321"; do
-    set -- $item
-    stage "stalls-$1" 200 "$OUT/ncu_stalls.log" ncu --clock-control none --set none --section SourceCounters \
-      --import-source no --kernel-name regex:attention_decode_kernel --launch-skip "$2" --launch-count 1 \
-      -o "$OUT/stalls-$1" -f "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_filter='*ReportsKvBandwidth*'
-    ncu -i "$OUT/stalls-$1.ncu-rep" --page source --print-source sass --csv > "$OUT/stalls-$1.csv" 2>&1
-    python3 tests/gpu/sass_stalls.py "$OUT/stalls-$1.csv" "$1" >> "$OUT/stalls.txt" 2>&1
-  done
-  for item in "gemv-o_proj 200" "gemv-gate_up 201" "gemv-down 202" "gemv-qkv 203"; do
-    set -- $item
-    stage "stalls-$1" 200 "$OUT/ncu_stalls.log" ncu --clock-control none --set none --section SourceCounters \
-      --import-source no --kernel-name regex:gemv_kernel --launch-skip "$2" --launch-count 1 -o "$OUT/stalls-$1" -f \
-      "$BUILD/src/apps/radixlm" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda \
-      --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 4
-    ncu -i "$OUT/stalls-$1.ncu-rep" --page source --print-source sass --csv > "$OUT/stalls-$1.csv" 2>&1
-    python3 tests/gpu/sass_stalls.py "$OUT/stalls-$1.csv" "$1" >> "$OUT/stalls.txt" 2>&1
-  done
-  rm -f "$OUT"/stalls-*.ncu-rep
+  ATTENTION_TEST=("$BUILD/src/backends/cuda/backend_cuda_test" --gtest_filter='*ReportsKvBandwidth*')
+  stall_profile attention-b64 attention_decode_kernel 215 "${ATTENTION_TEST[@]}"
+  stall_profile attention-b256 attention_decode_kernel 321 "${ATTENTION_TEST[@]}"
+  STEP_B1=("$BUILD/src/apps/radixlm" bench one-batch --model-path "$MODEL8B" --load-format dummy --device cuda
+           --disable-cuda-graph --batch-size 1 --input-len 128 --output-len 4)
+  stall_profile gemv-o_proj gemv_kernel 200 "${STEP_B1[@]}"
+  stall_profile gemv-gate_up gemv_kernel 201 "${STEP_B1[@]}"
+  stall_profile gemv-down gemv_kernel 202 "${STEP_B1[@]}"
+  stall_profile gemv-qkv gemv_kernel 203 "${STEP_B1[@]}"
 fi
 
 # Every kernel of one eager decode step timed alone by Nsight Compute (not in the default parts; needs the

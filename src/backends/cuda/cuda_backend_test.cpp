@@ -91,8 +91,9 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   struct Case {
     int64_t n, k;
   };
-  // K = 4200: with 1 or 2 warps per row a warp's slice of a row takes several load rounds, the last one
-  // partial; 9000 x 72: thousands of blocks of short rows.
+  // K = 4200: at one token (8 warps per row, picked by N) a lane's share of a row ends part-way; 9000 x 72:
+  // thousands of blocks of short rows. The one-token splits that take several load rounds (1 or 2 warps per
+  // row forced) are checked by LinearSiluAndMulMatchesCpuAndTheOpsApart, through its "apart" linear too.
   for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}, Case{700, 4200},
                  Case{9000, 72}}) {
     for (int64_t tokens : {1, 2, 5, 8, 9, 33, 256}) {
