@@ -196,9 +196,18 @@ if part baseline && [ -f .gpu/baseline.tar ]; then
   rm -rf "$BASE_SRC" && mkdir -p "$BASE_SRC" && tar -xf .gpu/baseline.tar -C "$BASE_SRC"
   stage baseline-configure 120 "$OUT/build.log" cmake -S "$BASE_SRC" -B "$BASE_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DRADIXLM_TEXT=OFF -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
-  stage baseline-build 240 "$OUT/build.log" cmake --build "$BASE_BUILD" -j16 --target radixlm
+  stage baseline-build 240 "$OUT/build.log" cmake --build "$BASE_BUILD" -j16 --target radixlm backend_cuda_test
   BASE_ONE=("$BASE_BUILD/src/apps/radixlm" "${ONE[@]:1}")
   BASE=$(cat .gpu/BASELINE_COMMIT)
+  # The decode attention alone, this build and the baseline's in turn, two rounds.
+  for round in 1 2; do
+    for build in "$BUILD" "$BASE_BUILD"; do
+      [ "$build" = "$BUILD" ] && name="this build" || name="baseline $BASE"
+      echo "--- $name (round $round)" >> "$OUT/ab_kernels.log"
+      stage "decode-attention $name" 60 "$OUT/ab_kernels.log" "$build/src/backends/cuda/backend_cuda_test" \
+        --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
+    done
+  done
   stage "bench-b1 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
   stage "bench-b64 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
   stage "bench-b256 baseline $BASE" 150 "$BENCH" "${BASE_ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"

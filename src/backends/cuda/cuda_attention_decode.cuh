@@ -223,15 +223,27 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       const __nv_bfloat16* sv = s.v[tile % kStages];
       const int k0 = key_begin + tile * kKeys;
 
-      float sc[2][4];  // scores: n-tile 0 = keys 0-7, n-tile 1 = keys 8-15
+      // Scores: n-tile 0 = keys 0-7, n-tile 1 = keys 8-15. The even and odd k16 steps accumulate apart (sc
+      // and sc_odd), so each mma waits on the one two steps back, not the one before: the warp is alone on
+      // its scheduler half the time, and a chain of kDim / 16 dependent mma was most of a tile's latency.
+      float sc[2][4], sc_odd[2][4];
 #pragma unroll
-      for (int t = 0; t < 2; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
+      for (int t = 0; t < 2; ++t) {
+        sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
+        sc_odd[t][0] = sc_odd[t][1] = sc_odd[t][2] = sc_odd[t][3] = 0.0f;
+      }
 #pragma unroll
       for (int kk = 0; kk < kDim / 16; ++kk) {
         uint32_t b[4];
         ldmatrix_x4(b, &sk[S::at((j8 / 2) * 8 + r8, kk * 2 + j8 % 2)]);
-        mma_bf16(sc[0], q_frag[kk], b[0], b[1]);
-        mma_bf16(sc[1], q_frag[kk], b[2], b[3]);
+        float (&acc)[2][4] = kk % 2 == 0 ? sc : sc_odd;
+        mma_bf16(acc[0], q_frag[kk], b[0], b[1]);
+        mma_bf16(acc[1], q_frag[kk], b[2], b[3]);
+      }
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) sc[t][i] += sc_odd[t][i];
       }
       float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
@@ -253,7 +265,22 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       // term is exp2(-inf) = 0 and nothing becomes NaN.
       const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
       const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-      const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
+      // O and the sums are rescaled only in a tile where some row's running max grew. Otherwise every alpha
+      // would be exp2(0) = 1 (or the row has seen no visible key, and O and its sum are still 0), so the
+      // skip changes no bit; past the first few tiles a new maximum is rare, and the warp saves the 64
+      // multiplies of O on most tiles (a warp-uniform branch: the vote is over the whole warp).
+      if (__any_sync(0xffffffffu, new_max0 > max0 || new_max1 > max1)) {
+        const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
+        sum0 *= alpha0;
+        sum1 *= alpha1;
+#pragma unroll
+        for (int t = 0; t < kDimTiles; ++t) {
+          o[t][0] *= alpha0;
+          o[t][1] *= alpha0;
+          o[t][2] *= alpha1;
+          o[t][3] *= alpha1;
+        }
+      }
       max0 = new_max0;
       max1 = new_max1;
       float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
@@ -266,15 +293,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
         tile_sum0 += sc[t][0] + sc[t][1];
         tile_sum1 += sc[t][2] + sc[t][3];
       }
-      sum0 = sum0 * alpha0 + tile_sum0;
-      sum1 = sum1 * alpha1 + tile_sum1;
-#pragma unroll
-      for (int t = 0; t < kDimTiles; ++t) {
-        o[t][0] *= alpha0;
-        o[t][1] *= alpha0;
-        o[t][2] *= alpha1;
-        o[t][3] *= alpha1;
-      }
+      sum0 += tile_sum0;
+      sum1 += tile_sum1;
       // The two m16n8 score accumulators are the m16n8k16 A operand of O += P V (same register layout).
       uint32_t a[4];
       a[0] = pack_bf16(sc[0][0], sc[0][1]);
