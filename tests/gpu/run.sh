@@ -208,6 +208,8 @@ if part baseline && [ -f .gpu/baseline.tar ]; then
         --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
     done
   done
+  stage "bench-linear baseline $BASE" 90 "$OUT/baseline_linear.log" "$BASE_BUILD/src/apps/radixlm" bench linear \
+    --model-path "$MODEL8B" --batch-size 1
   stage "bench-b1 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
   stage "bench-b64 baseline $BASE" 120 "$BENCH" "${BASE_ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
   stage "bench-b256 baseline $BASE" 150 "$BENCH" "${BASE_ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
@@ -245,6 +247,10 @@ fi
   grep -A18 "^op GPU time" "$BENCH" || true
   echo "--- bench linear (decode matmuls alone, weight TB/s)"
   grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$BENCH" || true
+  if [ -f "$OUT/baseline_linear.log" ]; then
+    echo "--- bench linear, baseline $(cat .gpu/BASELINE_COMMIT)"
+    grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$OUT/baseline_linear.log" || true
+  fi
   echo "--- serving (tests/gpu/serving.sh; targets: start-to-ready <= 20 s, ITL p50 / one-batch step <= 1.2)"
   cat "$OUT/serving_summary.txt" 2>/dev/null || echo "(not run)"
   [ -f "$OUT/plain/serving_summary.txt" ] && cat "$OUT/plain/serving_summary.txt"

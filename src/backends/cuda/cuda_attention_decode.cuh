@@ -72,19 +72,6 @@ constexpr int warps_per_sm(int dim, int stages) {
   return std::min(32, 228 * 1024 / (ring_bytes(dim, stages) + 1024));
 }
 
-// 16 bytes global -> shared, bypassing L1; with valid == false the 16 bytes are zero-filled and nothing is
-// read (the masked keys' V must be zeros, not stale NaNs: 0 * NaN would poison O).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.

@@ -32,10 +32,6 @@ struct MmaSmem {
   alignas(16) __nv_bfloat16 v[kMmaKeys * kLd];
 };
 
-__device__ __forceinline__ uint32_t smem_address(const void* pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
-}
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* pointer) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -262,18 +258,6 @@ struct Smem {
 template <int kBlocksPerSm>
 inline constexpr int kStagesFor = kBlocksPerSm == 1 ? 3 : 2;
 
-// 16 bytes global -> shared, bypassing L1; with valid == false the destination is zero-filled and nothing
-// is read.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
 __device__ __forceinline__ float fast_exp2(float x) {  // 2^x; ex2.approx(-inf) == +0
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));

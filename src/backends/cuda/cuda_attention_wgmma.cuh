@@ -303,8 +303,8 @@ __device__ __forceinline__ void produce_kv(Smem& s, const AttentionParams& p, co
       const bool valid = key < key_end;
       const int in_page = page_shift >= 0 ? key & (page_size - 1) : key % page_size;
       const int64_t offset = valid ? (static_cast<int64_t>(key_page) * page_size + in_page) * kv_row : 0;
-      prefill::cp_async_16(s.k[stage] + swizzled(j, c), k_base + offset, valid);
-      prefill::cp_async_16(s.v[stage] + swizzled(j, c), v_base + offset, valid);
+      cp_async_16(s.k[stage] + swizzled(j, c), k_base + offset, valid);
+      cp_async_16(s.v[stage] + swizzled(j, c), v_base + offset, valid);
     }
     cp_async_arrive(&s.full[stage]);
   }
@@ -410,9 +410,9 @@ __device__ __forceinline__ void load_q(Smem& s, const AttentionParams& p, const 
     const bool valid = r < rows;
     const int64_t token = valid ? item.q_begin + r / group : 0;
     const int head = valid ? item.kv_head * group + r % group : 0;
-    prefill::cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
+    cp_async_16(s.q + swizzled(r, c), p.q + token * p.q_stride + head * kDim + c * 8, valid);
   }
-  prefill::cp_async_commit();
+  cp_async_commit();
 }
 #endif  // RADIXLM_WGMMA
 
@@ -474,7 +474,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       tile_base += item.num_key_tiles;
     }
-    if constexpr (!kTma) prefill::cp_async_wait<0>();  // nothing in flight when the warpgroup exits
+    if constexpr (!kTma) cp_async_wait<0>();  // nothing in flight when the warpgroup exits
     return;
   }
 
@@ -500,7 +500,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   while (more) {
     // This item's Q rows (issued before the previous item's output was written) have landed; made visible to
     // wgmma, then the warpgroup's four warps meet (named barrier 1 + warpgroup).
-    prefill::cp_async_wait<0>();
+    cp_async_wait<0>();
     fence_async_shared();
     asm volatile("bar.sync %0, 128;" ::"r"(1 + warpgroup) : "memory");
 
