@@ -15,8 +15,6 @@ namespace {
 
 constexpr int kWarps = 8;   // per block
 constexpr int kUnroll = 8;  // independent 16-byte weight loads in flight per lane
-// The largest K whose x (bf16) fits the 48 KB of dynamic shared memory a launch gets without opting in.
-constexpr int64_t kMaxSharedXElements = 48 * 1024 / 2;
 
 __device__ __forceinline__ uint4 load_streaming(const uint4* address) {
   uint4 v;
@@ -55,14 +53,8 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // one had returned (Nsight Compute put ~20% of o_proj's stall samples there), and with kLoads 4 a thread
 // needs ~48 registers, so 5 blocks fit per SM instead of 4. On an H200 qkv_proj went from 3.24 to 3.49 TB/s
 // and o_proj from 2.89 to 3.14 (gate_up, down and lm_head unchanged); the batch-1 step from 4.29 to 4.22 ms.
-// kSharedX (one token, K up to kMaxSharedXElements): the block copies x into shared memory once, right after
-// the wait, and the lanes read their chunks from there. Read from L1/L2 instead, each x load sat between a
-// weight load and its use, and under the register cap of 5 blocks per SM the compiler reused one register
-// quad for the four x chunks, so they went out one at a time: Nsight Compute put 15-21% of qkv's and
-// o_proj's stall samples on those loads.
-template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kSharedX = false>
+template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll>
 __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kLoads <= 4 ? 5 : 4) gemv_kernel(GemvParams p) {
-  static_assert(!kSharedX || kTokens == 1, "x goes through shared memory only for one token");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -92,13 +84,6 @@ __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kLoads <= 4 ? 5
   load_chunk(w, w_row, first, end);
   pdl_wait();
   pdl_launch_dependents();  // past the wait: the next GEMV may now start streaming
-  extern __shared__ uint4 x_shared[];  // kSharedX: x, K / 8 chunks
-  if constexpr (kSharedX) {  // copied without registers: the weight loads above hold most of them
-    for (int64_t i = threadIdx.x; i < k8; i += kWarps * 32) cp_async_16(x_shared + i, x_rows + i, true);
-    cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();
-  }
 
   // With accumulate, the output value added to is read before the weights stream, not after: a load issued
   // in the epilogue would add a memory round trip to every matmul's tail.
@@ -124,11 +109,7 @@ __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kLoads <= 4 ? 5
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int64_t i = base + 32 * (group + u);
-          if constexpr (kSharedX) {
-            x[u] = group + u < kLoads && i < end ? x_shared[i] : make_uint4(0, 0, 0, 0);
-          } else {
-            x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
-          }
+          x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
@@ -198,16 +179,6 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
-    if (p.k <= kMaxSharedXElements) {
-      const size_t x_bytes = static_cast<size_t>(p.k) * 2;
-      if (chunks_per_lane <= 4) {
-        launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, true>, dim3(blocks), dim3(kWarps * 32), x_bytes, stream, p);
-      } else {
-        launch_programmatic(gemv_kernel<1, kWarpsPerRow, kUnroll, true>, dim3(blocks), dim3(kWarps * 32), x_bytes,
-                            stream, p);
-      }
-      return;
-    }
     if (chunks_per_lane <= 4) {
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
@@ -220,11 +191,11 @@ template <int kTokens>
 void launch_tokens(const GemvParams& p, cudaStream_t stream) {
   int warps_per_row = p.warps_per_row;
   if (warps_per_row == 0) {
-    // Measured on an H200 (bench linear, docs/performance.md): 2 warps per row for wide matrices, 4 for
-    // 1k-16k rows, 8 when rows are long (K >= 8192) and few.
-    if (p.n >= 16384) {
-      warps_per_row = 2;
-    } else if (p.k >= 8192 || p.n < 1024) {
+    // Measured on an H200 (bench linear, docs/performance.md): 8 warps per row when rows are long (K >= 8192)
+    // or few, else 4. Wide matrices once ran best with 2; since x is loaded in groups of four, 4 streams
+    // gate_up at one token at 4.34-4.36 TB/s against 4.22-4.25 with 2 (lm_head 4.55 either way, 8 tokens
+    // the same for every split).
+    if (p.k >= 8192 || p.n < 1024) {
       warps_per_row = 8;
     } else {
       warps_per_row = 4;
