@@ -75,7 +75,7 @@ constexpr int warps_per_sm(int dim, int stages) {
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
-template <int kDim, int kStages>
+template <int kDim, int kStages, int kSub>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   using S = Smem<kDim, kStages>;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
@@ -166,9 +166,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
         cp_async_16(&s.v[stage][S::at(j, c)], v_base + offset, valid);
       }
     };
+    // Tiles are issued up to a whole step (kSub tiles): a step's last tile past the split is a zero-filled
+    // copy that reads nothing, so no stage is read uninitialised.
+    const int issued_tiles = (num_tiles + kSub - 1) / kSub * kSub;
 #pragma unroll
-    for (int t = 0; t < kStages - 1; ++t) {
-      if (t < num_tiles) issue(t);
+    for (int t = 0; t < kStages - kSub; ++t) {
+      if (t < issued_tiles) issue(t);
       cp_async_commit();  // one group per tile, empty or not, so the wait count below stays exact
     }
 
@@ -201,40 +204,49 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     const float scale_log2 = p.scale * kLog2e;
     const int j8 = lane / 8, r8 = lane % 8;  // ldmatrix: this lane addresses row r8 of matrix j8
 
-    for (int tile = 0; tile < num_tiles; ++tile) {
-      if (tile + kStages - 1 < num_tiles) issue(tile + kStages - 1);
-      cp_async_commit();
-      cp_async_wait<kStages - 1>();  // this tile's group has landed (this lane's copies)
-      __syncwarp();                  // ... and every other lane's
-      const __nv_bfloat16* sk = s.k[tile % kStages];
-      const __nv_bfloat16* sv = s.v[tile % kStages];
+    for (int tile = 0; tile < num_tiles; tile += kSub) {
+#pragma unroll
+      for (int j = 0; j < kSub; ++j) {
+        if (tile + kStages - kSub + j < issued_tiles) issue(tile + kStages - kSub + j);
+        cp_async_commit();
+      }
+      cp_async_wait<kStages - kSub>();  // this step's groups have landed (this lane's copies)
+      __syncwarp();                     // ... and every other lane's
       const int k0 = key_begin + tile * kKeys;
 
-      // Scores: n-tile 0 = keys 0-7, n-tile 1 = keys 8-15. The even and odd k16 steps accumulate apart (sc
-      // and sc_odd), so each mma waits on the one two steps back, not the one before: the warp is alone on
-      // its scheduler half the time, and a chain of kDim / 16 dependent mma was most of a tile's latency.
-      float sc[2][4], sc_odd[2][4];
+      // Scores: n-tile 2 * sub + h = keys 16 * sub + 8 * h .. + 7 of the step. With one tile per step the
+      // even and odd k16 steps accumulate apart (sc and sc_odd), so each mma waits on the one two steps
+      // back, not the one before: a chain of kDim / 16 dependent mma was most of a tile's latency. With two
+      // tiles per step the two tiles' chains already interleave.
+      constexpr int kChains = kSub == 1 ? 2 : 1;
+      float sc[2 * kSub][4], sc_odd[2 * kSub][4];
 #pragma unroll
-      for (int t = 0; t < 2; ++t) {
+      for (int t = 0; t < 2 * kSub; ++t) {
         sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
         sc_odd[t][0] = sc_odd[t][1] = sc_odd[t][2] = sc_odd[t][3] = 0.0f;
       }
 #pragma unroll
-      for (int kk = 0; kk < kDim / 16; ++kk) {
-        uint32_t b[4];
-        ldmatrix_x4(b, &sk[S::at((j8 / 2) * 8 + r8, kk * 2 + j8 % 2)]);
-        float (&acc)[2][4] = kk % 2 == 0 ? sc : sc_odd;
-        mma_bf16(acc[0], q_frag[kk], b[0], b[1]);
-        mma_bf16(acc[1], q_frag[kk], b[2], b[3]);
+      for (int sub = 0; sub < kSub; ++sub) {
+        const __nv_bfloat16* sk = s.k[(tile + sub) % kStages];
+#pragma unroll
+        for (int kk = 0; kk < kDim / 16; ++kk) {
+          uint32_t b[4];
+          ldmatrix_x4(b, &sk[S::at((j8 / 2) * 8 + r8, kk * 2 + j8 % 2)]);
+          float (&acc)[2 * kSub][4] = kChains == 2 && kk % 2 == 1 ? sc_odd : sc;
+          mma_bf16(acc[2 * sub], q_frag[kk], b[0], b[1]);
+          mma_bf16(acc[2 * sub + 1], q_frag[kk], b[2], b[3]);
+        }
       }
+      if constexpr (kChains == 2) {
 #pragma unroll
-      for (int t = 0; t < 2; ++t) {
+        for (int t = 0; t < 2 * kSub; ++t) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) sc[t][i] += sc_odd[t][i];
+          for (int i = 0; i < 4; ++i) sc[t][i] += sc_odd[t][i];
+        }
       }
       float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
-      for (int t = 0; t < 2; ++t) {
+      for (int t = 0; t < 2 * kSub; ++t) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int key = k0 + t * 8 + quad_col * 2 + i;
@@ -252,10 +264,10 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       // term is exp2(-inf) = 0 and nothing becomes NaN.
       const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
       const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-      // O and the sums are rescaled only in a tile where some row's running max grew. Otherwise every alpha
+      // O and the sums are rescaled only in a step where some row's running max grew. Otherwise every alpha
       // would be exp2(0) = 1 (or the row has seen no visible key, and O and its sum are still 0), so the
-      // skip changes no bit; past the first few tiles a new maximum is rare, and the warp saves the 64
-      // multiplies of O on most tiles (a warp-uniform branch: the vote is over the whole warp).
+      // skip changes no bit; past the first few steps a new maximum is rare, and the warp saves the 64
+      // multiplies of O on most steps (a warp-uniform branch: the vote is over the whole warp).
       if (__any_sync(0xffffffffu, new_max0 > max0 || new_max1 > max1)) {
         const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
         sum0 *= alpha0;
@@ -272,7 +284,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       max1 = new_max1;
       float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
 #pragma unroll
-      for (int t = 0; t < 2; ++t) {
+      for (int t = 0; t < 2 * kSub; ++t) {
         sc[t][0] = exp2f(sc[t][0] - base0);
         sc[t][1] = exp2f(sc[t][1] - base0);
         sc[t][2] = exp2f(sc[t][2] - base1);
@@ -282,20 +294,24 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       }
       sum0 += tile_sum0;
       sum1 += tile_sum1;
-      // The two m16n8 score accumulators are the m16n8k16 A operand of O += P V (same register layout).
-      uint32_t a[4];
-      a[0] = pack_bf16(sc[0][0], sc[0][1]);
-      a[1] = pack_bf16(sc[0][2], sc[0][3]);
-      a[2] = pack_bf16(sc[1][0], sc[1][1]);
-      a[3] = pack_bf16(sc[1][2], sc[1][3]);
 #pragma unroll
-      for (int t = 0; t < kDimTiles; t += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, &sv[S::at((j8 % 2) * 8 + r8, t + j8 / 2)]);
-        mma_bf16(o[t], a, b[0], b[1]);
-        mma_bf16(o[t + 1], a, b[2], b[3]);
+      for (int sub = 0; sub < kSub; ++sub) {
+        // A tile's two m16n8 score accumulators are the m16n8k16 A operand of O += P V (same register layout).
+        uint32_t a[4];
+        a[0] = pack_bf16(sc[2 * sub][0], sc[2 * sub][1]);
+        a[1] = pack_bf16(sc[2 * sub][2], sc[2 * sub][3]);
+        a[2] = pack_bf16(sc[2 * sub + 1][0], sc[2 * sub + 1][1]);
+        a[3] = pack_bf16(sc[2 * sub + 1][2], sc[2 * sub + 1][3]);
+        const __nv_bfloat16* sv = s.v[(tile + sub) % kStages];
+#pragma unroll
+        for (int t = 0; t < kDimTiles; t += 2) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, &sv[S::at((j8 % 2) * 8 + r8, t + j8 / 2)]);
+          mma_bf16(o[t], a, b[0], b[1]);
+          mma_bf16(o[t + 1], a, b[2], b[3]);
+        }
       }
-      __syncwarp();  // every lane is done with this stage before a later issue() refills it
+      __syncwarp();  // every lane is done with this step's stages before a later issue() refills them
     }
   }
 
@@ -401,7 +417,7 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
-  const auto kernel = attention_decode_kernel<kDim, kStages>;
+  const auto kernel = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1>;
   const size_t smem = sizeof(Smem<kDim, kStages>);
   static_assert(sizeof(Smem<kDim, kStages>) == ring_bytes(kDim, kStages), "warps_per_sm counts this ring");
   static bool configured = false;
