@@ -5,8 +5,8 @@
 //
 // Why this shape: decode attention reads every K/V byte once and does little math on it, so its speed is the
 // bytes it keeps in flight. A warp streams its split through a ring of kStages 16-key K/V tiles in shared
-// memory filled by cp.async (zero-filled past the split's end), so while it computes one tile the next
-// kStages - 1 are on their way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
+// memory filled by cp.async (zero-filled past the split's end), so while it computes a step of one or two
+// tiles the rest of the ring is on its way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
 // page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
 // merge; the ring (32 KB at head_dim 128) lets six blocks share an SM. The split count is chosen from
 // the batch so that about one warp per resident slot exists (num_splits); several splits write
@@ -75,8 +75,10 @@ constexpr int warps_per_sm(int dim, int stages) {
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
+// kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which).
 template <int kDim, int kStages, int kSub>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
+  static_assert(kSub == 1 || (kSub == 2 && kStages >= 4), "the ring holds the step being read and the next");
   using S = Smem<kDim, kStages>;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
   constexpr int kCopies = kKeys * kChunks / 32;    // cp.async per lane per tile, for K and for V each
@@ -216,8 +218,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
       // Scores: n-tile 2 * sub + h = keys 16 * sub + 8 * h .. + 7 of the step. With one tile per step the
       // even and odd k16 steps accumulate apart (sc and sc_odd), so each mma waits on the one two steps
-      // back, not the one before: a chain of kDim / 16 dependent mma was most of a tile's latency. With two
-      // tiles per step the two tiles' chains already interleave.
+      // back, not the one before (with the rescale skip below, the kernel went from 108.3 to 107.6 us at
+      // batch 256 on an H200). With two tiles per step the two tiles' chains already interleave.
       constexpr int kChains = kSub == 1 ? 2 : 1;
       float sc[2 * kSub][4], sc_odd[2 * kSub][4];
 #pragma unroll
@@ -415,6 +417,12 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
+// The deep ring computes two tiles per step: its warps (one per scheduler) are latency-bound, so the two
+// tiles' Q K^T mma chains interleave and the softmax's shuffles, the rescale vote and the loop overhead are
+// paid once per 32 keys; on an H200 its kernel went from 19.0-19.4 to 17.8-18.2 us at batch 64 (batch-64
+// steps unchanged within noise). The shallow ring keeps one tile per step, so 3 of its 4 tiles stay in
+// flight: two per step made its kernel test faster (batch 256, contexts 128-640: 104.9 against 108.0 us)
+// but batch-256 steps (equal contexts) 0.3-1.6% slower over three calls, so it was not kept.
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
   const auto kernel = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1>;
