@@ -6,16 +6,17 @@
 // Why this shape: decode attention reads every K/V byte once and does little math on it, so its speed is the
 // bytes it keeps in flight. A warp streams its split through a ring of kStages 16-key K/V tiles in shared
 // memory filled by cp.async (zero-filled past the split's end), so while it computes a step of one or two
-// tiles the rest of the ring is on its way; a lane looks up one key's cache slot per 32 keys, one window ahead, so no
-// page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
+// tiles the rest of the ring is on its way; a lane looks up one key's cache slot per 32 keys, one window
+// ahead, so no page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
 // merge; the ring (32 KB at head_dim 128) lets six blocks share an SM. The split count is chosen from
 // the batch so that about one warp per resident slot exists (num_splits); several splits write
 // unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
 // so its launch overlaps this kernel's tail.
 //
 // Knob for GPU tuning runs: RADIXLM_DECODE_SPLIT_WAVES=1..16 (warps per resident slot the split count aims
-// at; default 1). On an H200 this kernel moves 1.9-3.2 TB/s of K/V at batch 64-256, about twice the previous
-// one-block-per-split kernel it replaced (docs/performance.md).
+// at; default 1). On an H200 it moves 1.9-3.2 TB/s of K/V at batch 64-256 in a decode step, about twice the
+// one-block-per-split kernel it replaced; in its kernel test (ReportsKvBandwidth) 2.9 TB/s at batch 64
+// (contexts 128-256) and 3.8 at batch 256 (128-640) (docs/performance.md).
 //
 // Math per tile is the prefill kernel's (cuda_attention_mma.cuh): S = Q K^T with mma.sync m16n8k16 (bf16
 // in, f32 accumulate), online softmax in base 2 on the accumulators, P repacked as the A operand of

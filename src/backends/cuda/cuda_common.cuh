@@ -1,5 +1,6 @@
 #pragma once
-// Small device helpers shared by the .cu files: bf16 <-> f32 on raw bit patterns and warp reductions.
+// Small device helpers shared by the .cu files: programmatic launch, cp.async, bf16 <-> f32 on raw bit
+// patterns and warp reductions.
 
 #include <cstdint>
 #include <cstdlib>
@@ -31,23 +32,6 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
-__device__ __forceinline__ uint32_t smem_address(const void* pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
-}
-// 16 bytes global -> shared (sm_80's cp.async), bypassing L1; with valid == false the destination is
-// zero-filled and nothing is read (an attention tile's masked keys: V must be zeros, not stale NaNs, since
-// 0 * NaN would poison O).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
 // RADIXLM_CUDA_PDL=0 launches every kernel plainly (a switch for debugging and A/B runs).
 inline bool pdl_enabled() {
   static const bool enabled = [] {
@@ -102,6 +86,23 @@ void launch_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, size_
     (void)cudaGetLastError();  // no PDL here: an ordinary launch
   }
   kernel<<<grid, block, smem, stream>>>(args...);
+}
+
+__device__ __forceinline__ uint32_t smem_address(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+// 16 bytes global -> shared (sm_80's cp.async), bypassing L1; with valid == false the destination is
+// zero-filled and nothing is read (an attention tile's masked keys: V must be zeros, not stale NaNs, since
+// 0 * NaN would poison O).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t bits) {
