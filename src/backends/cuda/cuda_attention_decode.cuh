@@ -275,36 +275,18 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
         const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
         sum0 *= alpha0;
         sum1 *= alpha1;
-#pragma unroll
-        for (int t = 0; t < kDimTiles; ++t) {
-          o[t][0] *= alpha0;
-          o[t][1] *= alpha0;
-          o[t][2] *= alpha1;
-          o[t][3] *= alpha1;
-        }
+        rescale_output(o, alpha0, alpha1);
       }
       max0 = new_max0;
       max1 = new_max1;
       float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
-#pragma unroll
-      for (int t = 0; t < 2 * kSub; ++t) {
-        sc[t][0] = exp2f(sc[t][0] - base0);
-        sc[t][1] = exp2f(sc[t][1] - base0);
-        sc[t][2] = exp2f(sc[t][2] - base1);
-        sc[t][3] = exp2f(sc[t][3] - base1);
-        tile_sum0 += sc[t][0] + sc[t][1];
-        tile_sum1 += sc[t][2] + sc[t][3];
-      }
+      exponentiate_scores(sc, base0, base1, tile_sum0, tile_sum1);
       sum0 += tile_sum0;
       sum1 += tile_sum1;
 #pragma unroll
       for (int sub = 0; sub < kSub; ++sub) {
-        // A tile's two m16n8 score accumulators are the m16n8k16 A operand of O += P V (same register layout).
         uint32_t a[4];
-        a[0] = pack_bf16(sc[2 * sub][0], sc[2 * sub][1]);
-        a[1] = pack_bf16(sc[2 * sub][2], sc[2 * sub][3]);
-        a[2] = pack_bf16(sc[2 * sub + 1][0], sc[2 * sub + 1][1]);
-        a[3] = pack_bf16(sc[2 * sub + 1][2], sc[2 * sub + 1][3]);
+        probabilities_fragment(a, sc, sub);
         const __nv_bfloat16* sv = s.v[(tile + sub) % kStages];
 #pragma unroll
         for (int t = 0; t < kDimTiles; t += 2) {

@@ -58,6 +58,44 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// Online softmax on the S accumulators (m16n8 layout: [n-tile][row0 lo, row0 hi, row1 lo, row1 hi]): the
+// base-2 scores become unnormalised probabilities exp2(s - base) in place, and this lane's share of each
+// row's sum is added to sum0 / sum1.
+template <int kTiles>
+__device__ __forceinline__ void exponentiate_scores(float (&sc)[kTiles][4], float base0, float base1, float& sum0,
+                                                    float& sum1) {
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t) {
+    sc[t][0] = exp2f(sc[t][0] - base0);
+    sc[t][1] = exp2f(sc[t][1] - base0);
+    sc[t][2] = exp2f(sc[t][2] - base1);
+    sc[t][3] = exp2f(sc[t][3] - base1);
+    sum0 += sc[t][0] + sc[t][1];
+    sum1 += sc[t][2] + sc[t][3];
+  }
+}
+
+// O's accumulators (m16n8 tiles over head_dim) times each row's rescale factor.
+template <int kDimTiles>
+__device__ __forceinline__ void rescale_output(float (&o)[kDimTiles][4], float alpha0, float alpha1) {
+#pragma unroll
+  for (int t = 0; t < kDimTiles; ++t) {
+    o[t][0] *= alpha0;
+    o[t][1] *= alpha0;
+    o[t][2] *= alpha1;
+    o[t][3] *= alpha1;
+  }
+}
+
+// Score n-tiles 2 * pair and 2 * pair + 1 as the m16n8k16 A operand of O += P V (the same register layout).
+template <int kTiles>
+__device__ __forceinline__ void probabilities_fragment(uint32_t (&a)[4], const float (&sc)[kTiles][4], int pair) {
+  a[0] = pack_bf16(sc[2 * pair][0], sc[2 * pair][1]);
+  a[1] = pack_bf16(sc[2 * pair][2], sc[2 * pair][3]);
+  a[2] = pack_bf16(sc[2 * pair + 1][0], sc[2 * pair + 1][1]);
+  a[3] = pack_bf16(sc[2 * pair + 1][2], sc[2 * pair + 1][3]);
+}
+
 // The previous (legacy) prefill kernel: 4 warps, 64 rows, K/V staged synchronously.
 template <int kDim>
 __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionParams p, StepArrays step) {
@@ -169,33 +207,16 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
     max0 = new_max0;
     max1 = new_max1;
     float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
-#pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t) {
-      sc[t][0] = exp2f(sc[t][0] - base0);
-      sc[t][1] = exp2f(sc[t][1] - base0);
-      sc[t][2] = exp2f(sc[t][2] - base1);
-      sc[t][3] = exp2f(sc[t][3] - base1);
-      tile_sum0 += sc[t][0] + sc[t][1];
-      tile_sum1 += sc[t][2] + sc[t][3];
-    }
+    exponentiate_scores(sc, base0, base1, tile_sum0, tile_sum1);
     sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
     sum1 = sum1 * alpha1 + tile_sum1;
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      o[t][0] *= alpha0;
-      o[t][1] *= alpha0;
-      o[t][2] *= alpha1;
-      o[t][3] *= alpha1;
-    }
+    rescale_output(o, alpha0, alpha1);
 
     // O += P V, P taken straight from the S accumulators (two n8 tiles make one k16 A fragment).
 #pragma unroll
     for (int kk = 0; kk < kMmaKeys / 16; ++kk) {
       uint32_t a[4];
-      a[0] = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
-      a[1] = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
-      a[2] = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-      a[3] = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+      probabilities_fragment(a, sc, kk);
 #pragma unroll
       for (int t = 0; t < kDimTiles; t += 2) {
         uint32_t b[4];
@@ -464,22 +485,13 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
       }
       sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
       sum1 = sum1 * alpha1 + tile_sum1;
-#pragma unroll
-      for (int t = 0; t < kDimTiles; ++t) {
-        o[t][0] *= alpha0;
-        o[t][1] *= alpha0;
-        o[t][2] *= alpha1;
-        o[t][3] *= alpha1;
-      }
+      rescale_output(o, alpha0, alpha1);
 
       // O += P V, P taken straight from the S accumulators (two n8 tiles make one k16 A fragment).
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
         uint32_t a[4];
-        a[0] = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
-        a[1] = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
-        a[2] = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-        a[3] = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+        probabilities_fragment(a, sc, kk);
 #pragma unroll
         for (int t = 0; t < kDimTiles; t += 2) {
           uint32_t b[4];
