@@ -6,6 +6,7 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -53,8 +54,10 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // one had returned (Nsight Compute put ~20% of o_proj's stall samples there), and with kLoads 4 a thread
 // needs ~48 registers, so 5 blocks fit per SM instead of 4. On an H200 qkv_proj went from 3.24 to 3.49 TB/s
 // and o_proj from 2.89 to 3.14 (gate_up, down and lm_head unchanged); the batch-1 step from 4.29 to 4.22 ms.
-template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll>
-__global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kLoads <= 4 ? 5 : 4) gemv_kernel(GemvParams p) {
+// kExact (one token): every lane of a row owns exactly kLoads chunks, so its x loads need no bounds check.
+template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, int kExact = 0>
+__global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact > 0 ? kExact : kLoads <= 4 ? 5 : 4)
+    gemv_kernel(GemvParams p) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -109,7 +112,11 @@ __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kLoads <= 4 ? 5
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int64_t i = base + 32 * (group + u);
-          x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
+          if constexpr (kExact > 0) {
+            if (group + u < kLoads) x[u] = __ldg(x_rows + i);
+          } else {
+            x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
+          }
         }
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
@@ -180,6 +187,16 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
     if (chunks_per_lane <= 4) {
+      const int64_t k8 = p.k / 8;
+      const char* exact = std::getenv("RADIXLM_GEMV_EXACT");  // probe: 5 or 4 blocks per SM
+      if (exact != nullptr && k8 == kWarpsPerRow * 32 * 4) {
+        if (exact[0] == '5') {
+          launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, 5>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
+        } else {
+          launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, 4>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
+        }
+        return;
+      }
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
     }
