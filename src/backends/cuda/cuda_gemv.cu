@@ -6,7 +6,6 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -54,10 +53,17 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // one had returned (Nsight Compute put ~20% of o_proj's stall samples there), and with kLoads 4 a thread
 // needs ~48 registers, so 5 blocks fit per SM instead of 4. On an H200 qkv_proj went from 3.24 to 3.49 TB/s
 // and o_proj from 2.89 to 3.14 (gate_up, down and lm_head unchanged); the batch-1 step from 4.29 to 4.22 ms.
-// kExact (one token): every lane of a row owns exactly kLoads chunks, so its x loads need no bounds check.
-template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, int kExact = 0>
-__global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact > 0 ? kExact : kLoads <= 4 ? 5 : 4)
+// kExact (one token, kLoads 4): every lane of a row owns exactly 4 chunks (K = kWarpsPerRow * 1024: qkv,
+// o_proj, gate_up and lm_head at the 8B shape), so its x loads need no bounds check, and with 4 blocks per SM
+// (61 registers) the compiler issues all four before the first product. With the check, or capped at 48
+// registers for 5 blocks, it issued each x load just before its use and waited a memory round trip for
+// each. On an H200 (`bench linear`, one token) qkv_proj went from 3.48-3.51 to 3.87-3.91 TB/s and o_proj
+// from 3.13-3.15 to 3.63-3.67; the batch-1 step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under
+// the 5-block cap spilled and ran at 3.14 / 2.98 TB/s.)
+template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
+__global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact ? 4 : kLoads <= 4 ? 5 : 4)
     gemv_kernel(GemvParams p) {
+  static_assert(!kExact || (kTokens == 1 && kLoads == 4), "exact shares are a one-token, 4-load layout");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -112,7 +118,7 @@ __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact > 0 ? kE
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int64_t i = base + 32 * (group + u);
-          if constexpr (kExact > 0) {
+          if constexpr (kExact) {
             if (group + u < kLoads) x[u] = __ldg(x_rows + i);
           } else {
             x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
@@ -186,17 +192,11 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
+    if (p.k / 8 == kWarpsPerRow * 32 * 4) {
+      launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
+      return;
+    }
     if (chunks_per_lane <= 4) {
-      const int64_t k8 = p.k / 8;
-      const char* exact = std::getenv("RADIXLM_GEMV_EXACT");  // probe: 5 or 4 blocks per SM
-      if (exact != nullptr && k8 == kWarpsPerRow * 32 * 4) {
-        if (exact[0] == '5') {
-          launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, 5>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
-        } else {
-          launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, 4>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
-        }
-        return;
-      }
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
     }
