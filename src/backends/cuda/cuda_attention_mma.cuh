@@ -58,18 +58,25 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+__device__ __forceinline__ float fast_exp2(float x) {  // 2^x; ex2.approx(-inf) == +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Online softmax on the S accumulators (m16n8 layout: [n-tile][row0 lo, row0 hi, row1 lo, row1 hi]): the
-// base-2 scores become unnormalised probabilities exp2(s - base) in place, and this lane's share of each
-// row's sum is added to sum0 / sum1.
-template <int kTiles>
+// base-2 scores become unnormalised probabilities exp2(s - base) in place (exp2f, or fast_exp2 with
+// kFastExp2), and this lane's share of each row's sum is added to sum0 / sum1.
+template <bool kFastExp2 = false, int kTiles>
 __device__ __forceinline__ void exponentiate_scores(float (&sc)[kTiles][4], float base0, float base1, float& sum0,
                                                     float& sum1) {
+  const auto pow2 = [](float x) { return kFastExp2 ? fast_exp2(x) : exp2f(x); };
 #pragma unroll
   for (int t = 0; t < kTiles; ++t) {
-    sc[t][0] = exp2f(sc[t][0] - base0);
-    sc[t][1] = exp2f(sc[t][1] - base0);
-    sc[t][2] = exp2f(sc[t][2] - base1);
-    sc[t][3] = exp2f(sc[t][3] - base1);
+    sc[t][0] = pow2(sc[t][0] - base0);
+    sc[t][1] = pow2(sc[t][1] - base0);
+    sc[t][2] = pow2(sc[t][2] - base1);
+    sc[t][3] = pow2(sc[t][3] - base1);
     sum0 += sc[t][0] + sc[t][1];
     sum1 += sc[t][2] + sc[t][3];
   }
@@ -279,12 +286,6 @@ struct Smem {
 template <int kBlocksPerSm>
 inline constexpr int kStagesFor = kBlocksPerSm == 1 ? 3 : 2;
 
-__device__ __forceinline__ float fast_exp2(float x) {  // 2^x; ex2.approx(-inf) == +0
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // Gathers K/V tiles of one KV head from the paged cache. Each thread copies the same (key, chunk) slots of
 // every tile; the page ids of a tile are read one tile ahead (fetch_pages), so issuing the cp.asyncs
 // never waits on a page-table load.
@@ -474,15 +475,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
       max0 = new_max0;
       max1 = new_max1;
       float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
-#pragma unroll
-      for (int t = 0; t < kKeyTiles; ++t) {
-        sc[t][0] = fast_exp2(sc[t][0] - base0);
-        sc[t][1] = fast_exp2(sc[t][1] - base0);
-        sc[t][2] = fast_exp2(sc[t][2] - base1);
-        sc[t][3] = fast_exp2(sc[t][3] - base1);
-        tile_sum0 += sc[t][0] + sc[t][1];
-        tile_sum1 += sc[t][2] + sc[t][3];
-      }
+      exponentiate_scores<true>(sc, base0, base1, tile_sum0, tile_sum1);
       sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
       sum1 = sum1 * alpha1 + tile_sum1;
       rescale_output(o, alpha0, alpha1);

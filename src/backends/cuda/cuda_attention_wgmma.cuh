@@ -202,17 +202,17 @@ struct RowSoftmax {
     // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
     const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
     const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-    alpha0 = prefill::fast_exp2(max0 - base0);
-    alpha1 = prefill::fast_exp2(max1 - base1);
+    alpha0 = fast_exp2(max0 - base0);
+    alpha1 = fast_exp2(max1 - base1);
     max0 = new_max0;
     max1 = new_max1;
     float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
 #pragma unroll
     for (int t = 0; t < kKeys / 8; ++t) {  // exp2(-inf * scale - base) == 0 for the masked keys
-      sc[4 * t] = prefill::fast_exp2(fmaf(sc[4 * t], scale_log2, -base0));
-      sc[4 * t + 1] = prefill::fast_exp2(fmaf(sc[4 * t + 1], scale_log2, -base0));
-      sc[4 * t + 2] = prefill::fast_exp2(fmaf(sc[4 * t + 2], scale_log2, -base1));
-      sc[4 * t + 3] = prefill::fast_exp2(fmaf(sc[4 * t + 3], scale_log2, -base1));
+      sc[4 * t] = fast_exp2(fmaf(sc[4 * t], scale_log2, -base0));
+      sc[4 * t + 1] = fast_exp2(fmaf(sc[4 * t + 1], scale_log2, -base0));
+      sc[4 * t + 2] = fast_exp2(fmaf(sc[4 * t + 2], scale_log2, -base1));
+      sc[4 * t + 3] = fast_exp2(fmaf(sc[4 * t + 3], scale_log2, -base1));
       tile_sum0 += sc[4 * t] + sc[4 * t + 1];
       tile_sum1 += sc[4 * t + 2] + sc[4 * t + 3];
     }

@@ -48,7 +48,7 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
 // kLoads: 16-byte weight loads in flight per lane: kUnroll, or 4 where a lane's whole share of a row is at
-// most 4 chunks (qkv and o_proj at one token). With one token the lane requests its x chunks four at a time
+// most 4 chunks (at one token; shares of exactly 4 take the kExact form below). With one token the lane requests its x chunks four at a time
 // before using any: written as one load per use, the compiler issued each x load only after the previous
 // one had returned (Nsight Compute put ~20% of o_proj's stall samples there), and with kLoads 4 a thread
 // needs ~48 registers, so 5 blocks fit per SM instead of 4. On an H200 qkv_proj went from 3.24 to 3.49 TB/s
@@ -118,8 +118,8 @@ __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact ? 4 : kL
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int64_t i = base + 32 * (group + u);
-          if constexpr (kExact) {
-            if (group + u < kLoads) x[u] = __ldg(x_rows + i);
+          if constexpr (kExact) {  // kLoads == 4: every chunk of the group is the lane's
+            x[u] = __ldg(x_rows + i);
           } else {
             x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
           }
