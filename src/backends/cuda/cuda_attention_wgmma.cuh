@@ -35,23 +35,14 @@
 
 #include <algorithm>
 
-#include <cuda.h>  // CUtensorMap and its enums (the encoder comes through the runtime: tensor_map_encoder)
 #include <cuda_bf16.h>
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/cuda_hopper.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
 namespace radixlm::cuda::wgmma_prefill {
-
-// Built only where the instructions exist (the sm_90a code; the compute_80 PTX gets an empty kernel that
-// the launcher never picks: supported() checks the device).
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define RADIXLM_WGMMA 1
-#else
-#define RADIXLM_WGMMA 0
-#endif
 
 constexpr int kDim = 128;
 constexpr int kRows = 128;   // query rows per block, 64 per consumer warpgroup
@@ -81,12 +72,6 @@ __device__ __forceinline__ int swizzled(int r, int c) {
   return (c / 8) * kHalfBytes + r * 128 + (((c % 8) ^ (r % 8)) * 16);
 }
 
-// Matrix descriptor for 128-byte swizzled shared memory: start address, leading and stride byte offsets
-// (encoded >> 4), swizzle mode 1 (128 B) in bits 62-63.
-__device__ __forceinline__ uint64_t descriptor(uint32_t address, uint32_t leading, uint32_t stride) {
-  return static_cast<uint64_t>((address & 0x3FFFF) >> 4) | static_cast<uint64_t>((leading & 0x3FFFF) >> 4) << 16 |
-         static_cast<uint64_t>((stride & 0x3FFFF) >> 4) << 32 | uint64_t{1} << 62;
-}
 // K-major operand (Q as A, K as B): rows of 128 bytes, 8-row groups 1024 bytes apart (the leading offset
 // is unused with swizzling). Step kk (columns 16kk..16kk+15) starts 32 bytes further into its half.
 __device__ __forceinline__ uint64_t k_major(uint32_t tile, int first_row, int kk) {
@@ -99,9 +84,6 @@ __device__ __forceinline__ uint64_t mn_major(uint32_t tile, int kk) {
 }
 
 #if RADIXLM_WGMMA
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
 // Keeps the compiler from moving reads or writes of accumulators across the asynchronous wgmma.
 __device__ __forceinline__ void pin(float (&d)[64]) {
 #pragma unroll
@@ -117,8 +99,6 @@ __device__ __forceinline__ void pin(uint32_t (&a)[kN][4]) {
     for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[j][i])::"memory");
   }
 }
-// Writes by the generic proxy (cp.async, st.shared) become visible to wgmma's operand reads.
-__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // The 64 f32 accumulators of an m64n128 wgmma: their place in the instruction (operands %0-%63) and the
 // matching read-write operand list.
@@ -242,21 +222,6 @@ __device__ __forceinline__ void pack_p(const float (&sc)[64], uint32_t (&a)[kKey
   }
 }
 
-__device__ __forceinline__ void mbarrier_init(uint64_t* barrier, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_address(barrier)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_address(barrier)) : "memory");
-}
-// Arrives once all of this thread's earlier cp.asyncs have landed (counts as one of the expected arrivals).
-__device__ __forceinline__ void cp_async_arrive(uint64_t* barrier) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_address(barrier)) : "memory");
-}
-// Arrives and sets the bytes the phase still waits for (TMA copies complete them).
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* barrier, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_address(barrier)), "r"(bytes)
-               : "memory");
-}
 // A TMA box {64 columns, 1 head, 16 slots} of a [slots][kv_heads][128] cache into shared memory, 128-byte
 // swizzled as the descriptor says, completing `bytes` on the barrier.
 __device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, int column, int head, int slot,
@@ -266,17 +231,6 @@ __device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, 
       ::"r"(smem_address(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(column), "r"(head), "r"(slot),
         "r"(smem_address(barrier))
       : "memory");
-}
-__device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity) {
-  const uint32_t address = smem_address(barrier);
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(address), "r"(parity)
-        : "memory");
-  }
 }
 
 // The producer warpgroup: gathers every K/V tile of the block into its stage once the consumers released
@@ -587,11 +541,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 // block needs 226 KB of shared memory.
 inline bool supported() {
   static const bool ok = [] {
-    int device = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
-        major != 9 || minor != 0 ||
+    if (!hopper_device() ||
         cudaFuncSetAttribute(attention_prefill_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kSmemBytes)) != cudaSuccess ||
         cudaFuncSetAttribute(attention_prefill_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -604,21 +554,6 @@ inline bool supported() {
   return ok;
 }
 
-// The driver's cuTensorMapEncodeTiled, through the runtime (no link against libcuda); null where missing.
-inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const auto encode = [] {
-    void* function = nullptr;
-    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found) !=
-            cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      (void)cudaGetLastError();
-      function = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
-  }();
-  return encode;
-}
 
 // A cache [slots][kv_heads][128] bf16 as a 3-D tensor for TMA: boxes of {64 columns, 1 head, 16 slots},
 // 128-byte swizzled (the layout the wgmma descriptors read). False if the driver refuses it.

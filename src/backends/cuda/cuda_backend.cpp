@@ -106,6 +106,10 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   staging_free_event_ = event;
   argmax_out_ = alloc(DType::kI32, {4096});
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
+  if (cuda::decode_gemm_supported()) {
+    decode_gemm_partials_ = alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * 64});
+    decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
+  }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -164,6 +168,8 @@ CudaBackend::~CudaBackend() {
   attention_partial_ = Tensor();
   argmax_out_ = Tensor();
   argmax_slices_ = Tensor();
+  decode_gemm_partials_ = Tensor();
+  decode_gemm_counters_ = Tensor();
   gemm_.reset();
   retired_workspaces_.clear();
   if (staging_) cudaFreeHost(staging_);
@@ -438,7 +444,8 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   const auto* bias_ptr = has_bias ? static_cast<const uint16_t*>(bias.data) : nullptr;
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   // The GEMV kernel streams the weights once for all tokens, but re-reads the activations per weight row:
-  // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear).
+  // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear). Up to
+  // 64 tokens, Hopper runs the decode GEMM (TMA + wgmma), cuBLASLt otherwise.
   const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
   if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");
@@ -456,6 +463,27 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
+  }
+  if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
+      k % 8 == 0 && aligned) {
+    RADIXLM_OP_TIMER("linear_decode_gemm");
+    cuda::DecodeGemmParams p;
+    p.x = bf16_ptr(x);
+    p.w = bf16_ptr(weight);
+    p.bias = bias_ptr;
+    p.out = out.data;
+    p.out_f32 = out_f32;
+    p.accumulate = accumulate;
+    p.tokens = static_cast<int32_t>(tokens);
+    p.n = n;
+    p.k = k;
+    p.splits = cuda::decode_gemm_splits(n, k, info_.num_sms);
+    p.partials = decode_gemm_partials_.as<float>();
+    p.counters = decode_gemm_counters_.as<int32_t>();
+    if (cuda::launch_decode_gemm(p, as_stream(stream_))) {
+      RADIXLM_CUDA_CHECK(cudaGetLastError());
+      return;
+    }
   }
   const bool decode = step_->max_query_len <= 1;
   RADIXLM_OP_TIMER(decode ? "linear_cublaslt" : "linear_cublaslt_prefill");

@@ -183,6 +183,9 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   int32_t gemv_warps_per_row_ = 0;
+  // The Hopper decode GEMM's split-K workspace (cuda_kernels.h); empty where the kernel does not run.
+  Tensor decode_gemm_partials_;
+  Tensor decode_gemm_counters_;
 };
 
 }  // namespace radixlm

@@ -98,7 +98,7 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   // "apart" linear too.
   for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}, Case{700, 4200},
                  Case{9000, 72}, Case{1100, 4096}}) {
-    for (int64_t tokens : {1, 2, 5, 8, 9, 33, 256}) {
+    for (int64_t tokens : {1, 2, 5, 8, 9, 20, 33, 64, 256}) {
       if (c.k == 4096 && tokens > 2) continue;  // the larger token counts are the other cases' (test time)
       for (bool with_bias : {false, true}) {
         for (DType out_dtype : {DType::kBF16, DType::kF32}) {
