@@ -6,9 +6,10 @@
 // 64, the batch rounded up; the tensor map zero-fills the missing token rows), so a block reads each weight
 // once for every token, straight from the TMA copy into shared memory, with no register staging:
 //  - a block owns 128 weight rows (two m64 tiles) and a range of K: one producer warp copies, per 64-column
-//    step, the weight tile (16 KB) and the x tile (64 B-rows of every token) by TMA into a ring of kStages
-//    stages, 128-byte swizzled as the descriptors read them; one consumer warpgroup issues the two m64 x
-//    kN x k64 products of a stage as one wgmma group and releases the stage once the group is complete;
+//    step, the weight tile (16 KB) and the x tile (128-byte rows of every token) by TMA into a ring of
+//    stages (as many as let two blocks share an SM), 128-byte swizzled as the descriptors read them; one
+//    consumer warpgroup issues the two m64 x kN x k64 products of a stage as one wgmma group and releases
+//    the stage once the group is complete;
 //  - the producer requests its first stages' weights before waiting for the kernel ahead (a programmatic
 //    dependent, cuda_common.cuh), so the stream starts while that kernel drains; x follows the wait;
 //  - too few row tiles for the GPU (qkv_proj has 48, o_proj and down_proj 32, against 132 SMs x 2 blocks)
@@ -22,28 +23,33 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 namespace radixlm::cuda {
 namespace {
 
 constexpr int kRows = 128;         // weight rows per block: two m64 tiles
 constexpr int kKStep = 64;         // K columns per stage: one 128-byte row per weight row and per token
-constexpr int kStages = 4;         // 4 x 24 KB at 64 tokens: two blocks per SM
 constexpr int kConsumerThreads = 128;
 constexpr int kThreads = kConsumerThreads + 32;  // one consumer warpgroup, then the producer warp
 constexpr int kWeightBytes = kRows * 128;
 
-template <int kN>
+// As many stages as let kBlocks blocks share an SM (227 KB / kBlocks each, with the barriers' and the
+// alignment's 2 KB): at two blocks 4 at 64 tokens, 5 at 32, 6 at 16 and 8.
+template <int kN, int kBlocks>
+constexpr int kStages = std::min(12, ((227 / kBlocks) * 1024 - 2048) / (kWeightBytes + kN * 128));
+
+template <int kN, int kBlocks>
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
-  uint8_t w[kStages][kWeightBytes];
-  uint8_t x[kStages][kN * 128];  // kN >= 8: whole 1024-byte swizzle atoms
-  uint64_t full[kStages];   // one arrival with the stage's byte count; complete when the copies landed
-  uint64_t empty[kStages];  // lane 0 of each consumer warp, once its products that read the stage are done
+  uint8_t w[kStages<kN, kBlocks>][kWeightBytes];
+  uint8_t x[kStages<kN, kBlocks>][kN * 128];  // kN >= 8: whole 1024-byte swizzle atoms
+  uint64_t full[kStages<kN, kBlocks>];   // one arrival with the stage's byte count; complete when the copies landed
+  uint64_t empty[kStages<kN, kBlocks>];  // lane 0 of each consumer warp, once its products that read the stage are done
   int sums_splits;          // whether this block is the tile's last split
 };
-template <int kN>
+template <int kN, int kBlocks>
 constexpr size_t smem_bytes() {
-  return sizeof(Smem<kN>) + 1024;  // dynamic shared memory is only 16-byte aligned: the kernel rounds up
+  return sizeof(Smem<kN, kBlocks>) + 1024;  // dynamic shared memory is only 16-byte aligned: the kernel rounds up
 }
 
 #if RADIXLM_WGMMA
@@ -102,14 +108,14 @@ __device__ __forceinline__ void pin(float (&d)[2][kN / 2]) {
 __device__ __forceinline__ uint64_t k_step(uint32_t rows, int kk) { return descriptor(rows + kk * 32, 16, 1024); }
 #endif  // RADIXLM_WGMMA
 
-template <int kN>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int kN, int kBlocks>
+__global__ void __launch_bounds__(kThreads, kBlocks)
     decode_gemm_kernel(DecodeGemmParams p, const __grid_constant__ CUtensorMap w_map,
                        const __grid_constant__ CUtensorMap x_map) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
-  Smem<kN>& s = *reinterpret_cast<Smem<kN>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+  Smem<kN, kBlocks>& s = *reinterpret_cast<Smem<kN, kBlocks>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
   const int tiles = static_cast<int>((p.n + kRows - 1) / kRows);
   const int tile = static_cast<int>(blockIdx.x) % tiles, split = static_cast<int>(blockIdx.x) / tiles;
   const int k_steps = static_cast<int>((p.k + kKStep - 1) / kKStep);
@@ -119,7 +125,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   if (threadIdx.x == 0) {
 #pragma unroll
-    for (int i = 0; i < kStages; ++i) {
+    for (int i = 0; i < kStages<kN, kBlocks>; ++i) {
       mbarrier_init(&s.full[i], 1);
       mbarrier_init(&s.empty[i], kConsumerThreads / 32);
     }
@@ -129,7 +135,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   if (threadIdx.x >= kConsumerThreads) {  // the producer warp; one lane issues every copy
     if (threadIdx.x == kConsumerThreads) {
-      const int first = min(steps, kStages);
+      const int first = min(steps, kStages<kN, kBlocks>);
       for (int g = 0; g < first; ++g) {
         mbarrier_arrive_expect_tx(&s.full[g], kStageBytes);
         tma_load_2d(s.w[g], &w_map, (step_begin + g) * kKStep, tile * kRows, &s.full[g]);
@@ -137,8 +143,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       pdl_wait();  // x is the kernel ahead's output
       for (int g = 0; g < first; ++g) tma_load_2d(s.x[g], &x_map, (step_begin + g) * kKStep, 0, &s.full[g]);
       for (int g = first; g < steps; ++g) {
-        const int stage = g % kStages;
-        mbarrier_wait(&s.empty[stage], (g / kStages - 1) & 1);
+        const int stage = g % kStages<kN, kBlocks>;
+        mbarrier_wait(&s.empty[stage], (g / kStages<kN, kBlocks> - 1) & 1);
         mbarrier_arrive_expect_tx(&s.full[stage], kStageBytes);
         tma_load_2d(s.w[stage], &w_map, (step_begin + g) * kKStep, tile * kRows, &s.full[stage]);
         tma_load_2d(s.x[stage], &x_map, (step_begin + g) * kKStep, 0, &s.full[stage]);
@@ -161,8 +167,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (lane == 0) mbarrier_arrive(&s.empty[stage]);
   };
   for (int g = 0; g < steps; ++g) {
-    const int stage = g % kStages;
-    mbarrier_wait(&s.full[stage], (g / kStages) & 1);
+    const int stage = g % kStages<kN, kBlocks>;
+    mbarrier_wait(&s.full[stage], (g / kStages<kN, kBlocks>) & 1);
     const uint32_t w_rows = smem_address(s.w[stage]), x_rows = smem_address(s.x[stage]);
     wgmma_fence();
 #pragma unroll
@@ -171,13 +177,12 @@ __global__ void __launch_bounds__(kThreads, 2)
       wgmma_tile<kN>(acc[1], k_step(w_rows + 64 * 128, kk), k_step(x_rows, kk));
     }
     wgmma_commit();
-    wgmma_wait<1>();  // the previous stage's group is complete: its stage goes back to the producer
+    // Waited for at once (a stage's products take ~250 cycles against ~1,000 for its bytes to stream in), so
+    // the stage goes straight back to the producer: every other stage stays in flight.
+    wgmma_wait<0>();
     pin<kN>(acc);
-    if (g > 0) release((g - 1) % kStages);
+    release(stage);
   }
-  wgmma_wait<0>();
-  pin<kN>(acc);
-  if (steps > 0) release((steps - 1) % kStages);
 
   if (p.splits > 1) {
     // This split's partial tile, float4 i of thread t at [i][t] (each thread writes its own registers).
@@ -200,42 +205,66 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (!s.sums_splits) return;
     __threadfence();
     const float4* first = slots + static_cast<int64_t>(tile * p.splits) * kVectors * kConsumerThreads;
+    float4 sum[kVectors];
+#pragma unroll
+    for (int i = 0; i < kVectors; ++i) sum[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    // In split order (the same sum whichever split is last); a split's loads all go out together.
+    for (int sp = 0; sp < p.splits; ++sp) {
+      float4 part[kVectors];
+#pragma unroll
+      for (int i = 0; i < kVectors; ++i) {
+        part[i] = __ldcg(first + (static_cast<int64_t>(sp) * kVectors + i) * kConsumerThreads + threadIdx.x);
+      }
+#pragma unroll
+      for (int i = 0; i < kVectors; ++i) {
+        sum[i].x += part[i].x;
+        sum[i].y += part[i].y;
+        sum[i].z += part[i].z;
+        sum[i].w += part[i].w;
+      }
+    }
 #pragma unroll
     for (int i = 0; i < kVectors; ++i) {
       float* v = &acc[i / (kN / 8)][(i % (kN / 8)) * 4];
-      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      for (int sp = 0; sp < p.splits; ++sp) {  // in split order: the same sum whichever split is last
-        const float4 part = __ldcg(first + (static_cast<int64_t>(sp) * kVectors + i) * kConsumerThreads + threadIdx.x);
-        sum.x += part.x;
-        sum.y += part.y;
-        sum.z += part.z;
-        sum.w += part.w;
-      }
-      v[0] = sum.x;
-      v[1] = sum.y;
-      v[2] = sum.z;
-      v[3] = sum.w;
+      v[0] = sum[i].x;
+      v[1] = sum[i].y;
+      v[2] = sum[i].z;
+      v[3] = sum[i].w;
     }
   }
 
   // acc[h][4t + j]: weight row tile * 128 + 64h + 16 warp + lane / 4 (+ 8 for j >= 2), token
-  // 8t + 2 (lane % 4) + (j & 1).
+  // 8t + 2 (lane % 4) + (j & 1). The bias and the values added to are all loaded before the first store:
+  // the compiler may not move a load of out or bias past a store to out, and each would be a round trip.
+  const auto row = [&](int h, int j) {
+    return static_cast<int64_t>(tile) * kRows + 64 * h + 16 * warp + lane / 4 + (j % 4 >= 2 ? 8 : 0);
+  };
+  const auto token = [&](int j) { return 8 * (j / 4) + 2 * (lane % 4) + (j & 1); };
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
 #pragma unroll
     for (int j = 0; j < kN / 2; ++j) {
-      const int64_t n = static_cast<int64_t>(tile) * kRows + 64 * h + 16 * warp + lane / 4 + (j % 4 >= 2 ? 8 : 0);
-      const int token = 8 * (j / 4) + 2 * (lane % 4) + (j & 1);
-      if (n >= p.n || token >= p.tokens) continue;
-      float value = acc[h][j];
-      if (p.bias) value += bf16_bits_to_f32(p.bias[n]);
-      const int64_t at = token * p.n + n;
+      const int64_t n = row(h, j);
+      if (n >= p.n || token(j) >= p.tokens) continue;
+      if (p.bias) acc[h][j] += bf16_bits_to_f32(p.bias[n]);
+      if (p.accumulate) {
+        const int64_t at = token(j) * p.n + n;
+        acc[h][j] += p.out_f32 ? static_cast<const float*>(p.out)[at]
+                               : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[at]);
+      }
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+#pragma unroll
+    for (int j = 0; j < kN / 2; ++j) {
+      const int64_t n = row(h, j);
+      if (n >= p.n || token(j) >= p.tokens) continue;
+      const int64_t at = token(j) * p.n + n;
       if (p.out_f32) {
-        float* out = static_cast<float*>(p.out) + at;
-        *out = p.accumulate ? *out + value : value;
+        static_cast<float*>(p.out)[at] = acc[h][j];
       } else {
-        uint16_t* out = static_cast<uint16_t*>(p.out) + at;
-        *out = f32_to_bf16_bits(p.accumulate ? bf16_bits_to_f32(*out) + value : value);
+        static_cast<uint16_t*>(p.out)[at] = f32_to_bf16_bits(acc[h][j]);
       }
     }
   }
@@ -256,11 +285,11 @@ bool encode_rows_map(CUtensorMap& map, const uint16_t* data, int64_t rows, int64
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int kN>
+template <int kN, int kBlocks>
 bool allow_shared_memory() {
   static const bool ok = [] {
-    if (cudaFuncSetAttribute(decode_gemm_kernel<kN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(smem_bytes<kN>())) != cudaSuccess) {
+    if (cudaFuncSetAttribute(decode_gemm_kernel<kN, kBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem_bytes<kN, kBlocks>())) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
@@ -269,15 +298,29 @@ bool allow_shared_memory() {
   return ok;
 }
 
-template <int kN>
+template <int kN, int kBlocks>
 bool launch_tokens(DecodeGemmParams p, cudaStream_t stream) {
-  if (!allow_shared_memory<kN>()) return false;
+  if (!allow_shared_memory<kN, kBlocks>()) return false;
   CUtensorMap w_map{}, x_map{};
   if (!encode_rows_map(w_map, p.w, p.n, p.k, kRows) || !encode_rows_map(x_map, p.x, p.tokens, p.k, kN)) return false;
   const int64_t tiles = (p.n + kRows - 1) / kRows;
-  launch_programmatic(decode_gemm_kernel<kN>, dim3(static_cast<unsigned int>(tiles * p.splits)), dim3(kThreads),
-                      smem_bytes<kN>(), stream, p, w_map, x_map);
+  launch_programmatic(decode_gemm_kernel<kN, kBlocks>, dim3(static_cast<unsigned int>(tiles * p.splits)),
+                      dim3(kThreads), smem_bytes<kN, kBlocks>(), stream, p, w_map, x_map);
   return true;
+}
+
+// RADIXLM_CUDA_GEMM_BLOCKS=1 (A/B runs): one block per SM with twice the stages, instead of two.
+int blocks_per_sm() {
+  static const int blocks = [] {
+    const char* env = std::getenv("RADIXLM_CUDA_GEMM_BLOCKS");
+    return env != nullptr && std::strcmp(env, "1") == 0 ? 1 : 2;
+  }();
+  return blocks;
+}
+
+template <int kN>
+bool launch_tokens(const DecodeGemmParams& p, cudaStream_t stream) {
+  return blocks_per_sm() == 1 ? launch_tokens<kN, 1>(p, stream) : launch_tokens<kN, 2>(p, stream);
 }
 
 }  // namespace
@@ -290,7 +333,7 @@ int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms) {
     return env != nullptr ? std::atoi(env) : 0;
   }();
   const int64_t tiles = (n + kRows - 1) / kRows, k_steps = (k + kKStep - 1) / kKStep;
-  int64_t splits = forced > 0 ? forced : (2 * int64_t{num_sms}) / tiles;
+  int64_t splits = forced > 0 ? forced : (blocks_per_sm() * int64_t{num_sms}) / tiles;
   // At least kMinStepsPerSplit steps per split: each split's partial tile costs its last block a read.
   constexpr int64_t kMinStepsPerSplit = 8;
   splits = std::min({splits, k_steps / kMinStepsPerSplit, int64_t{kDecodeGemmMaxSplits},
