@@ -156,11 +156,31 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
   pdl_wait();  // before the epilogue touches the output, the partials or the counters
   pdl_launch_dependents();
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  // acc[h][4t + j]: weight row tile * 128 + 64h + 16 warp + lane / 4 (+ 8 for j % 4 >= 2), token
+  // 8t + 2 (lane % 4) + (j & 1).
+  const auto row = [&](int h, int j) {
+    return static_cast<int64_t>(tile) * kRows + 64 * h + 16 * warp + lane / 4 + (j % 4 >= 2 ? 8 : 0);
+  };
+  const auto token = [&](int j) { return 8 * (j / 4) + 2 * (lane % 4) + (j & 1); };
+  // Split 0 starts from the bias and the values added to, loaded now, while the first stages stream in (in
+  // the epilogue each would be a round trip at the tail of the kernel); the other splits start from zero.
   float acc[2][kN / 2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
 #pragma unroll
-    for (int i = 0; i < kN / 2; ++i) acc[h][i] = 0.0f;
+    for (int j = 0; j < kN / 2; ++j) {
+      const int64_t n = row(h, j);
+      float start = 0.0f;
+      if (split == 0 && n < p.n && token(j) < p.tokens) {
+        if (p.bias) start = bf16_bits_to_f32(p.bias[n]);
+        if (p.accumulate) {
+          const int64_t at = token(j) * p.n + n;
+          start += p.out_f32 ? static_cast<const float*>(p.out)[at]
+                             : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[at]);
+        }
+      }
+      acc[h][j] = start;
+    }
   }
   const auto release = [&](int stage) {
     __syncwarp();
@@ -233,27 +253,6 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
     }
   }
 
-  // acc[h][4t + j]: weight row tile * 128 + 64h + 16 warp + lane / 4 (+ 8 for j >= 2), token
-  // 8t + 2 (lane % 4) + (j & 1). The bias and the values added to are all loaded before the first store:
-  // the compiler may not move a load of out or bias past a store to out, and each would be a round trip.
-  const auto row = [&](int h, int j) {
-    return static_cast<int64_t>(tile) * kRows + 64 * h + 16 * warp + lane / 4 + (j % 4 >= 2 ? 8 : 0);
-  };
-  const auto token = [&](int j) { return 8 * (j / 4) + 2 * (lane % 4) + (j & 1); };
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int j = 0; j < kN / 2; ++j) {
-      const int64_t n = row(h, j);
-      if (n >= p.n || token(j) >= p.tokens) continue;
-      if (p.bias) acc[h][j] += bf16_bits_to_f32(p.bias[n]);
-      if (p.accumulate) {
-        const int64_t at = token(j) * p.n + n;
-        acc[h][j] += p.out_f32 ? static_cast<const float*>(p.out)[at]
-                               : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[at]);
-      }
-    }
-  }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
 #pragma unroll
