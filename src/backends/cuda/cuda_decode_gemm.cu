@@ -162,26 +162,39 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
     return static_cast<int64_t>(tile) * kRows + 64 * h + 16 * warp + lane / 4 + (j % 4 >= 2 ? 8 : 0);
   };
   const auto token = [&](int j) { return 8 * (j / 4) + 2 * (lane % 4) + (j & 1); };
-  // Split 0 starts from the bias and the values added to, loaded now, while the first stages stream in (in
+  // Split 0 starts from the values added to and the bias, loaded now, while the first stages stream in (in
   // the epilogue each would be a round trip at the tail of the kernel); the other splits start from zero.
+  // An element outside the output reads the nearest inside one (dropped at the store): with no branch per
+  // element, all loads go out before the first is used.
   float acc[2][kN / 2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
 #pragma unroll
-    for (int j = 0; j < kN / 2; ++j) {
-      const int64_t n = row(h, j);
-      float start = 0.0f;
-      if (split == 0 && n < p.n && token(j) < p.tokens) {
-        if (p.bias) start = bf16_bits_to_f32(p.bias[n]);
-        if (p.accumulate) {
-          const int64_t at = token(j) * p.n + n;
-          start += p.out_f32 ? static_cast<const float*>(p.out)[at]
-                             : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[at]);
-        }
+    for (int j = 0; j < kN / 2; ++j) acc[h][j] = 0.0f;
+  }
+  const auto add_loaded = [&](auto load) {
+    float loaded[2][kN / 2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int j = 0; j < kN / 2; ++j) {
+        loaded[h][j] = load(min(row(h, j), p.n - 1), min(token(j), p.tokens - 1));
       }
-      acc[h][j] = start;
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int j = 0; j < kN / 2; ++j) acc[h][j] += loaded[h][j];
+    }
+  };
+  if (split == 0 && p.accumulate) {
+    if (p.out_f32) {
+      add_loaded([&](int64_t n, int t) { return static_cast<const float*>(p.out)[t * p.n + n]; });
+    } else {
+      add_loaded([&](int64_t n, int t) { return bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[t * p.n + n]); });
     }
   }
+  if (split == 0 && p.bias != nullptr) add_loaded([&](int64_t n, int) { return bf16_bits_to_f32(p.bias[n]); });
   const auto release = [&](int stage) {
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&s.empty[stage]);
