@@ -107,7 +107,8 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_out_ = alloc(DType::kI32, {4096});
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   if (cuda::decode_gemm_supported()) {
-    decode_gemm_partials_ = alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * 64});
+    decode_gemm_partials_ =
+        alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmMaxTokens});
     decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
@@ -444,8 +445,8 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   const auto* bias_ptr = has_bias ? static_cast<const uint16_t*>(bias.data) : nullptr;
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   // The GEMV kernel streams the weights once for all tokens, but re-reads the activations per weight row:
-  // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear). Up to
-  // 64 tokens, Hopper runs the decode GEMM (TMA + wgmma), cuBLASLt otherwise.
+  // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear). Other
+  // shapes of up to 16 tokens run the decode GEMM on Hopper (TMA + wgmma), the rest cuBLASLt.
   const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
   if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");

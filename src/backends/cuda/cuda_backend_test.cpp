@@ -82,8 +82,8 @@ TEST(CudaBackendTest, UploadConvertsToBf16AndCopiesBack) {
   EXPECT_EQ(to_host(gpu, dev), values);  // bf16-exact values survive exactly
 }
 
-// linear, and linear_add (residual += x @ w^T: the add in the GEMV's or cuBLASLt's epilogue) on a random
-// bf16 residual.
+// linear, and linear_add (residual += x @ w^T: the add in the GEMV's, the decode GEMM's or cuBLASLt's
+// epilogue) on a random bf16 residual.
 TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(2);
@@ -91,6 +91,8 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   struct Case {
     int64_t n, k;
   };
+  // On Hopper, 2-16 tokens (past the GEMV's narrow shapes) take the decode GEMM: 3000 x 1024 splits K in 2,
+  // 700 x 4200 in 8 (K not a multiple of its 64-column steps), 9 tokens fill part of a 16-token tile.
   // K = 4200: at one token (8 warps per row, picked by N) a lane's share of a row ends part-way; 9000 x 72:
   // thousands of blocks of short rows; 1100 x 4096: the one-token GEMV's exact shares (4 warps per row, every
   // lane 4 chunks; 1100 rows leave the last block half past N). The one-token splits that take several load
@@ -98,7 +100,7 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   // "apart" linear too.
   for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}, Case{700, 4200},
                  Case{9000, 72}, Case{1100, 4096}}) {
-    for (int64_t tokens : {1, 2, 5, 8, 9, 20, 33, 64, 256}) {
+    for (int64_t tokens : {1, 2, 5, 8, 9, 16, 33, 256}) {
       if (c.k == 4096 && tokens > 2) continue;  // the larger token counts are the other cases' (test time)
       for (bool with_bias : {false, true}) {
         for (DType out_dtype : {DType::kBF16, DType::kF32}) {

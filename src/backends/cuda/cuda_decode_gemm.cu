@@ -1,10 +1,12 @@
-// The decode GEMM for Hopper (sm_90a): out [T, N] (+)= x [T, K] w [N, K]^T (+ bias) for the 2-64 tokens
-// of a decode batch, where cuBLASLt streams the weights at 2.5-3.3 TB/s (M = 64 on an H200) and the GEMV,
-// which re-reads x for every weight row, loses beyond a few tokens.
+// The decode GEMM for Hopper (sm_90a): out [T, N] (+)= x [T, K] w [N, K]^T (+ bias) for the 2-16 tokens of
+// a small decode batch, where cuBLASLt leaves the narrow matrices at 2.3-2.9 TB/s on an H200 and the GEMV,
+// which re-reads x for every weight row, loses beyond a few tokens. Batch-8 steps run 4.3-6.5% faster with
+// it, batch 16 2% (docs/performance.md). At 32 tokens it only matched cuBLASLt and at 64 it lost 16%: the
+// split-K partials grow with the tokens (o_proj at 64 tokens: 22 against 14 us), so cuBLASLt keeps those.
 //
-// The weights are the wgmma's A operand (64 rows per instruction) and the tokens its N side (8, 16, 32 or
-// 64, the batch rounded up; the tensor map zero-fills the missing token rows), so a block reads each weight
-// once for every token, straight from the TMA copy into shared memory, with no register staging:
+// The weights are the wgmma's A operand (64 rows per instruction) and the tokens its N side (8 or 16, the
+// batch rounded up; the tensor map zero-fills the missing token rows), so a block reads each weight once
+// for every token, straight from the TMA copy into shared memory, with no register staging:
 //  - a block owns 128 weight rows (two m64 tiles) and a range of K: one producer warp copies, per 64-column
 //    step, the weight tile (16 KB) and the x tile (128-byte rows of every token) by TMA into a ring of
 //    stages (as many as let two blocks share an SM), 128-byte swizzled as the descriptors read them; one
@@ -12,6 +14,8 @@
 //    the stage once the group is complete;
 //  - the producer requests its first stages' weights before waiting for the kernel ahead (a programmatic
 //    dependent, cuda_common.cuh), so the stream starts while that kernel drains; x follows the wait;
+//  - the consumers wait for each stage's products at once (~250 cycles against ~1,000 for its bytes to
+//    stream in), so every other stage stays in flight;
 //  - too few row tiles for the GPU (qkv_proj has 48, o_proj and down_proj 32, against 132 SMs x 2 blocks)
 //    are split along K. Each split stores its f32 partial tile in the accumulator layout (every thread its
 //    own registers, coalesced), and the split that finishes last (a per-tile counter, reset by it for the
@@ -22,8 +26,6 @@
 #include "backends/cuda/cuda_kernels.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 namespace radixlm::cuda {
 namespace {
@@ -34,22 +36,24 @@ constexpr int kConsumerThreads = 128;
 constexpr int kThreads = kConsumerThreads + 32;  // one consumer warpgroup, then the producer warp
 constexpr int kWeightBytes = kRows * 128;
 
-// As many stages as let kBlocks blocks share an SM (227 KB / kBlocks each, with the barriers' and the
-// alignment's 2 KB): at two blocks 4 at 64 tokens, 5 at 32, 6 at 16 and 8.
-template <int kN, int kBlocks>
-constexpr int kStages = std::min(12, ((227 / kBlocks) * 1024 - 2048) / (kWeightBytes + kN * 128));
+// As many stages as let two blocks share an SM (113 KB each, with the barriers' and the alignment's 2 KB):
+// 6 at 8 and at 16 tokens. (One block per SM with twice the stages ran slower: 7.43 against 7.20 ms for a
+// batch-64 step, when this kernel still took 64 tokens.)
+constexpr int kBlocksPerSm = 2;
+template <int kN>
+constexpr int kStages = (113 * 1024 - 2048) / (kWeightBytes + kN * 128);
 
-template <int kN, int kBlocks>
+template <int kN>
 struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle pattern repeats every 8 rows)
-  uint8_t w[kStages<kN, kBlocks>][kWeightBytes];
-  uint8_t x[kStages<kN, kBlocks>][kN * 128];  // kN >= 8: whole 1024-byte swizzle atoms
-  uint64_t full[kStages<kN, kBlocks>];   // one arrival with the stage's byte count; complete when the copies landed
-  uint64_t empty[kStages<kN, kBlocks>];  // lane 0 of each consumer warp, once its products that read the stage are done
+  uint8_t w[kStages<kN>][kWeightBytes];
+  uint8_t x[kStages<kN>][kN * 128];  // kN >= 8: whole 1024-byte swizzle atoms
+  uint64_t full[kStages<kN>];   // one arrival with the stage's byte count; complete when the copies landed
+  uint64_t empty[kStages<kN>];  // lane 0 of each consumer warp, once its products that read the stage are done
   int sums_splits;          // whether this block is the tile's last split
 };
-template <int kN, int kBlocks>
+template <int kN>
 constexpr size_t smem_bytes() {
-  return sizeof(Smem<kN, kBlocks>) + 1024;  // dynamic shared memory is only 16-byte aligned: the kernel rounds up
+  return sizeof(Smem<kN>) + 1024;  // dynamic shared memory is only 16-byte aligned: the kernel rounds up
 }
 
 #if RADIXLM_WGMMA
@@ -76,24 +80,6 @@ __device__ __forceinline__ void wgmma_tile<16>(float (&d)[8], uint64_t desc_a, u
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
       : "l"(desc_a), "l"(desc_b), "r"(1));
 }
-template <>
-__device__ __forceinline__ void wgmma_tile<32>(float (&d)[16], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_tile<64>(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
 
 template <int kN>
 __device__ __forceinline__ void pin(float (&d)[2][kN / 2]) {
@@ -108,14 +94,14 @@ __device__ __forceinline__ void pin(float (&d)[2][kN / 2]) {
 __device__ __forceinline__ uint64_t k_step(uint32_t rows, int kk) { return descriptor(rows + kk * 32, 16, 1024); }
 #endif  // RADIXLM_WGMMA
 
-template <int kN, int kBlocks>
-__global__ void __launch_bounds__(kThreads, kBlocks)
+template <int kN>
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     decode_gemm_kernel(DecodeGemmParams p, const __grid_constant__ CUtensorMap w_map,
                        const __grid_constant__ CUtensorMap x_map) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
-  Smem<kN, kBlocks>& s = *reinterpret_cast<Smem<kN, kBlocks>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
+  Smem<kN>& s = *reinterpret_cast<Smem<kN>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
   const int tiles = static_cast<int>((p.n + kRows - 1) / kRows);
   const int tile = static_cast<int>(blockIdx.x) % tiles, split = static_cast<int>(blockIdx.x) / tiles;
   const int k_steps = static_cast<int>((p.k + kKStep - 1) / kKStep);
@@ -125,7 +111,7 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
 
   if (threadIdx.x == 0) {
 #pragma unroll
-    for (int i = 0; i < kStages<kN, kBlocks>; ++i) {
+    for (int i = 0; i < kStages<kN>; ++i) {
       mbarrier_init(&s.full[i], 1);
       mbarrier_init(&s.empty[i], kConsumerThreads / 32);
     }
@@ -135,7 +121,7 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
 
   if (threadIdx.x >= kConsumerThreads) {  // the producer warp; one lane issues every copy
     if (threadIdx.x == kConsumerThreads) {
-      const int first = min(steps, kStages<kN, kBlocks>);
+      const int first = min(steps, kStages<kN>);
       for (int g = 0; g < first; ++g) {
         mbarrier_arrive_expect_tx(&s.full[g], kStageBytes);
         tma_load_2d(s.w[g], &w_map, (step_begin + g) * kKStep, tile * kRows, &s.full[g]);
@@ -143,8 +129,8 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
       pdl_wait();  // x is the kernel ahead's output
       for (int g = 0; g < first; ++g) tma_load_2d(s.x[g], &x_map, (step_begin + g) * kKStep, 0, &s.full[g]);
       for (int g = first; g < steps; ++g) {
-        const int stage = g % kStages<kN, kBlocks>;
-        mbarrier_wait(&s.empty[stage], (g / kStages<kN, kBlocks> - 1) & 1);
+        const int stage = g % kStages<kN>;
+        mbarrier_wait(&s.empty[stage], (g / kStages<kN> - 1) & 1);
         mbarrier_arrive_expect_tx(&s.full[stage], kStageBytes);
         tma_load_2d(s.w[stage], &w_map, (step_begin + g) * kKStep, tile * kRows, &s.full[stage]);
         tma_load_2d(s.x[stage], &x_map, (step_begin + g) * kKStep, 0, &s.full[stage]);
@@ -200,8 +186,8 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
     if (lane == 0) mbarrier_arrive(&s.empty[stage]);
   };
   for (int g = 0; g < steps; ++g) {
-    const int stage = g % kStages<kN, kBlocks>;
-    mbarrier_wait(&s.full[stage], (g / kStages<kN, kBlocks>) & 1);
+    const int stage = g % kStages<kN>;
+    mbarrier_wait(&s.full[stage], (g / kStages<kN>) & 1);
     const uint32_t w_rows = smem_address(s.w[stage]), x_rows = smem_address(s.x[stage]);
     wgmma_fence();
 #pragma unroll
@@ -210,9 +196,7 @@ __global__ void __launch_bounds__(kThreads, kBlocks)
       wgmma_tile<kN>(acc[1], k_step(w_rows + 64 * 128, kk), k_step(x_rows, kk));
     }
     wgmma_commit();
-    // Waited for at once (a stage's products take ~250 cycles against ~1,000 for its bytes to stream in), so
-    // the stage goes straight back to the producer: every other stage stays in flight.
-    wgmma_wait<0>();
+    wgmma_wait<0>();  // the stage goes straight back to the producer
     pin<kN>(acc);
     release(stage);
   }
@@ -297,11 +281,11 @@ bool encode_rows_map(CUtensorMap& map, const uint16_t* data, int64_t rows, int64
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int kN, int kBlocks>
+template <int kN>
 bool allow_shared_memory() {
   static const bool ok = [] {
-    if (cudaFuncSetAttribute(decode_gemm_kernel<kN, kBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(smem_bytes<kN, kBlocks>())) != cudaSuccess) {
+    if (cudaFuncSetAttribute(decode_gemm_kernel<kN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem_bytes<kN>())) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
@@ -310,29 +294,16 @@ bool allow_shared_memory() {
   return ok;
 }
 
-template <int kN, int kBlocks>
+template <int kN>
 bool launch_tokens(DecodeGemmParams p, cudaStream_t stream) {
-  if (!allow_shared_memory<kN, kBlocks>()) return false;
+  static_assert(kN <= kDecodeGemmMaxTokens, "the partials are sized for kDecodeGemmMaxTokens");
+  if (!allow_shared_memory<kN>()) return false;
   CUtensorMap w_map{}, x_map{};
   if (!encode_rows_map(w_map, p.w, p.n, p.k, kRows) || !encode_rows_map(x_map, p.x, p.tokens, p.k, kN)) return false;
   const int64_t tiles = (p.n + kRows - 1) / kRows;
-  launch_programmatic(decode_gemm_kernel<kN, kBlocks>, dim3(static_cast<unsigned int>(tiles * p.splits)),
-                      dim3(kThreads), smem_bytes<kN, kBlocks>(), stream, p, w_map, x_map);
+  launch_programmatic(decode_gemm_kernel<kN>, dim3(static_cast<unsigned int>(tiles * p.splits)),
+                      dim3(kThreads), smem_bytes<kN>(), stream, p, w_map, x_map);
   return true;
-}
-
-// RADIXLM_CUDA_GEMM_BLOCKS=1 (A/B runs): one block per SM with twice the stages, instead of two.
-int blocks_per_sm() {
-  static const int blocks = [] {
-    const char* env = std::getenv("RADIXLM_CUDA_GEMM_BLOCKS");
-    return env != nullptr && std::strcmp(env, "1") == 0 ? 1 : 2;
-  }();
-  return blocks;
-}
-
-template <int kN>
-bool launch_tokens(const DecodeGemmParams& p, cudaStream_t stream) {
-  return blocks_per_sm() == 1 ? launch_tokens<kN, 1>(p, stream) : launch_tokens<kN, 2>(p, stream);
 }
 
 }  // namespace
@@ -340,12 +311,8 @@ bool launch_tokens(const DecodeGemmParams& p, cudaStream_t stream) {
 bool decode_gemm_supported() { return hopper_device(); }
 
 int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms) {
-  static const int forced = [] {
-    const char* env = std::getenv("RADIXLM_CUDA_GEMM_SPLITS");  // A/B runs: one split count for every shape
-    return env != nullptr ? std::atoi(env) : 0;
-  }();
   const int64_t tiles = (n + kRows - 1) / kRows, k_steps = (k + kKStep - 1) / kKStep;
-  int64_t splits = forced > 0 ? forced : (blocks_per_sm() * int64_t{num_sms}) / tiles;
+  int64_t splits = (kBlocksPerSm * int64_t{num_sms}) / tiles;
   // At least kMinStepsPerSplit steps per split: each split's partial tile costs its last block a read.
   constexpr int64_t kMinStepsPerSplit = 8;
   splits = std::min({splits, k_steps / kMinStepsPerSplit, int64_t{kDecodeGemmMaxSplits},
@@ -356,8 +323,6 @@ int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms) {
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream) {
   if (p.tokens <= 8) return launch_tokens<8>(p, stream);
   if (p.tokens <= 16) return launch_tokens<16>(p, stream);
-  if (p.tokens <= 32) return launch_tokens<32>(p, stream);
-  if (p.tokens <= 64) return launch_tokens<64>(p, stream);
   return false;
 }
 

@@ -108,8 +108,9 @@ void launch_gemv(const GemvParams& p, cudaStream_t stream);
 // out [T, N] (+)= x [T, K] @ w [N, K]^T (+ bias) for 2..kDecodeGemmMaxTokens tokens on Hopper (TMA + wgmma,
 // cuda_decode_gemm.cu). Needs decode_gemm_supported(), K % 8 == 0, 16-byte aligned x and w (contiguous rows).
 // With splits > 1 the blocks of each 128-row tile split K and meet in `partials` (f32, kDecodeGemmMaxSlots x
-// 128 x 64 floats) and `counters` (int32 per tile, zero before the first launch; each launch leaves them zero).
-inline constexpr int kDecodeGemmMaxTokens = 64;
+// 128 x kDecodeGemmMaxTokens floats) and `counters` (int32 per tile, zero before the first launch; each launch
+// leaves them zero).
+inline constexpr int kDecodeGemmMaxTokens = 16;
 inline constexpr int kDecodeGemmMaxSplits = 16;
 inline constexpr int64_t kDecodeGemmMaxSlots = 512;  // tiles x splits of one launch, when split
 struct DecodeGemmParams {
@@ -128,7 +129,7 @@ struct DecodeGemmParams {
 };
 bool decode_gemm_supported();
 // K splits for an N x K matrix: enough 128-row tiles x splits for two blocks per SM, at least 8 steps of
-// 64 columns per split. RADIXLM_CUDA_GEMM_SPLITS=n forces n (A/B runs).
+// 64 columns per split.
 int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms);
 // False (nothing launched) if the shape is not one it takes or the driver refused the tensor maps.
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream);
