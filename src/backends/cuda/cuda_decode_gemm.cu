@@ -22,10 +22,10 @@
 //    next launch) adds all partials in split order and writes the output: the same bits whatever the order
 //    in which the splits finish, and no second kernel.
 
+#include <algorithm>
+
 #include "backends/cuda/cuda_hopper.cuh"
 #include "backends/cuda/cuda_kernels.h"
-
-#include <algorithm>
 
 namespace radixlm::cuda {
 namespace {

@@ -6,6 +6,7 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -61,9 +62,9 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // from 3.13-3.15 to 3.63-3.67; the batch-1 step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under
 // the 5-block cap spilled and ran at 3.14 / 2.98 TB/s.)
 template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
-__global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact ? 4 : kLoads <= 4 ? 5 : 4)
+__global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact ? (kLoads <= 4 ? 4 : 3) : kLoads <= 4 ? 5 : 4)
     gemv_kernel(GemvParams p) {
-  static_assert(!kExact || (kTokens == 1 && kLoads == 4), "exact shares are a one-token, 4-load layout");
+  static_assert(!kExact || kTokens == 1, "exact shares are a one-token layout");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -118,8 +119,8 @@ __global__ void __launch_bounds__(kWarps * 32, kTokens > 1 ? 0 : kExact ? 4 : kL
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const int64_t i = base + 32 * (group + u);
-          if constexpr (kExact) {  // kLoads == 4: every chunk of the group is the lane's
-            x[u] = __ldg(x_rows + i);
+          if constexpr (kExact) {  // every chunk below kLoads is the lane's
+            x[u] = group + u < kLoads ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
           } else {
             x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
           }
@@ -194,6 +195,10 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
     if (p.k / 8 == kWarpsPerRow * 32 * 4) {
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
+      return;
+    }
+    if (p.k / 8 == kWarpsPerRow * 32 * 7 && std::getenv("RADIXLM_PROBE_EXACT7") != nullptr) {
+      launch_programmatic(gemv_kernel<1, kWarpsPerRow, 7, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
     }
     if (chunks_per_lane <= 4) {
