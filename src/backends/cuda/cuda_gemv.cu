@@ -47,21 +47,20 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 
 // kWarpsPerRow warps share one output row (each a contiguous slice of K), so a narrow matrix (few rows)
 // still puts enough loads in flight; a block holds kWarps / kWarpsPerRow rows.
-// kLoads: 16-byte weight loads in flight per lane: kUnroll, or 4 where a lane's whole share of a row is at
-// most 4 chunks (at one token; shares of exactly 4 or 7 take the kExact form below). With one token the lane
-// requests its x chunks four at a time before using any: written as one load per use, the compiler issued each x load only after the previous
-// one had returned (Nsight Compute put ~20% of o_proj's stall samples there), and with kLoads 4 a thread
-// needs ~48 registers, so 5 blocks fit per SM instead of 4. On an H200 qkv_proj went from 3.24 to 3.49 TB/s
-// and o_proj from 2.89 to 3.14 (gate_up, down and lm_head unchanged); the batch-1 step from 4.29 to 4.22 ms.
-// kExact (one token): every lane of a row owns exactly kLoads chunks, so its x loads need no bounds check.
-// With 4 (K = kWarpsPerRow * 1024: qkv, o_proj, gate_up and lm_head at the 8B shape) and 4 blocks per SM
-// (61 registers) the compiler issues all four before the first product. With the check, or capped at 48
-// registers for 5 blocks, it issued each x load just before its use and waited a memory round trip for
-// each. On an H200 (`bench linear`, one token) qkv_proj went from 3.48-3.51 to 3.87-3.91 TB/s and o_proj
-// from 3.13-3.15 to 3.63-3.67; the batch-1 step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under
-// the 5-block cap spilled and ran at 3.14 / 2.98 TB/s.) The same holds for exactly 7 chunks per lane
-// (down_proj: K = 14336 at 8 warps per row; 3 blocks per SM, 80 registers): 4.09-4.10 against 3.87-3.88
-// TB/s, the batch-1 step 3.948-3.961 against 4.008-4.023 ms.
+// kLoads: 16-byte weight loads in flight per lane: kUnroll, or 4 where a lane's whole share of a row is at most 4
+// chunks (at one token; shares of exactly 4 or 7 take the kExact form below). With one token the lane requests its
+// x chunks four at a time before using any: written as one load per use, the compiler issued each x load only
+// after the previous one had returned (Nsight Compute put ~20% of o_proj's stall samples there), and with kLoads 4
+// a thread needs ~48 registers, so 5 blocks fit per SM instead of 4. On an H200 qkv_proj went from 3.24 to 3.49
+// TB/s and o_proj from 2.89 to 3.14 (gate_up, down and lm_head unchanged); the batch-1 step from 4.29 to 4.22 ms.
+// kExact (one token): every lane of a row owns exactly kLoads chunks, so its x loads need no bounds check. With 4
+// (K = kWarpsPerRow * 1024: qkv, o_proj, gate_up and lm_head at the 8B shape) and 4 blocks per SM (61 registers)
+// the compiler issues all four before the first product. With the check, or capped at 48 registers for 5 blocks,
+// it issued each x load just before its use and waited a memory round trip for each. On an H200 (`bench linear`,
+// one token) qkv_proj went from 3.48-3.51 to 3.87-3.91 TB/s and o_proj from 3.13-3.15 to 3.63-3.67; the batch-1
+// step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under the 5-block cap spilled and ran at 3.14 / 2.98
+// TB/s.) The same holds for exactly 7 chunks per lane (down_proj: K = 14336 at 8 warps per row; 3 blocks per SM,
+// 80 registers): 4.09-4.10 against 3.87-3.88 TB/s, the batch-1 step 3.948-3.961 against 4.008-4.023 ms.
 template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
 __global__ void __launch_bounds__(kWarps * 32,
                                   kTokens > 1 ? 0 : kExact ? (kLoads <= 4 ? 4 : 3) : kLoads <= 4 ? 5 : 4)
