@@ -448,9 +448,8 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear). Other
   // shapes of up to 16 tokens run the decode GEMM on Hopper (TMA + wgmma), the rest cuBLASLt.
   const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
-  if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
-    RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");
-    cuda::GemvParams p;
+  // The operands both decode matmul kernels take (GemvParams and DecodeGemmParams name them alike).
+  const auto with_operands = [&](auto p) {
     p.x = bf16_ptr(x);
     p.w = bf16_ptr(weight);
     p.bias = bias_ptr;
@@ -460,6 +459,11 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     p.tokens = static_cast<int32_t>(tokens);
     p.n = n;
     p.k = k;
+    return p;
+  };
+  if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
+    RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");
+    cuda::GemvParams p = with_operands(cuda::GemvParams{});
     p.warps_per_row = gemv_warps_per_row_;
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
@@ -468,16 +472,7 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
       k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER("linear_decode_gemm");
-    cuda::DecodeGemmParams p;
-    p.x = bf16_ptr(x);
-    p.w = bf16_ptr(weight);
-    p.bias = bias_ptr;
-    p.out = out.data;
-    p.out_f32 = out_f32;
-    p.accumulate = accumulate;
-    p.tokens = static_cast<int32_t>(tokens);
-    p.n = n;
-    p.k = k;
+    cuda::DecodeGemmParams p = with_operands(cuda::DecodeGemmParams{});
     p.splits = cuda::decode_gemm_splits(n, k, info_.num_sms);
     p.partials = decode_gemm_partials_.as<float>();
     p.counters = decode_gemm_counters_.as<int32_t>();
