@@ -397,11 +397,7 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * warps_per_sm(head_dim, kRing) * num_sms;
   const int64_t want = slots / items;
   const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
-  static const int64_t probe_max = [] {
-    const char* env = std::getenv("RADIXLM_PROBE_MAX_SPLITS");
-    return env != nullptr ? std::atoll(env) : int64_t{kMaxSplits};
-  }();
-  return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, std::min<int64_t>(kMaxSplits, probe_max)));
+  return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
 // The deep ring computes two tiles per step: its warps (one per scheduler) are latency-bound, so the two
