@@ -109,11 +109,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
   // Split boundaries in whole tiles, from the sequence's length, so every block of the sequence agrees. Keys
   // up to kv_len are loaded; the causal mask per row (last0/1) hides the ones a row may not see.
-  // The split count is fixed by the batch size (a CUDA graph replays it for any context), so a short
-  // context would spread one tile per split over many warps, each paying its start and its partial; at least
-  // min_split_keys per split leaves the splits past the keys empty instead.
-  const int even_chunk = ((kv_len + p.num_splits - 1) / p.num_splits + kKeys - 1) / kKeys * kKeys;
-  const int chunk = max(even_chunk, p.min_split_keys);
+  const int chunk = ((kv_len + p.num_splits - 1) / p.num_splits + kKeys - 1) / kKeys * kKeys;
   const int key_begin = split * chunk;
   const int key_end = min(kv_len, key_begin + chunk);
   const int num_tiles = key_end > key_begin ? (key_end - key_begin + kKeys - 1) / kKeys : 0;
@@ -322,15 +318,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
         out[t * 4 + quad_col] = pack_bf16(o[t][2 * half] * inv, o[t][2 * half + 1] * inv);
       }
     } else {
-      // An empty split (past the sequence's end) writes only max -inf and sum 0: combine_kernel gives it
-      // weight 0 and never reads its values.
+      // An empty split (past the sequence's end) writes max -inf and sum 0; combine_kernel skips it.
       float* part =
           p.partial + ((static_cast<int64_t>(token) * p.q_heads + head) * p.num_splits + split) * (kDim + 2);
-      if (num_tiles > 0) {
 #pragma unroll
-        for (int t = 0; t < kDimTiles; ++t) {
-          *reinterpret_cast<float2*>(part + t * 8 + quad_col * 2) = make_float2(o[t][2 * half], o[t][2 * half + 1]);
-        }
+      for (int t = 0; t < kDimTiles; ++t) {
+        *reinterpret_cast<float2*>(part + t * 8 + quad_col * 2) = make_float2(o[t][2 * half], o[t][2 * half + 1]);
       }
       if (quad_col == 0) {  // the combine kernel works in natural log
         *reinterpret_cast<float2*>(part + kDim) = make_float2(m == -INFINITY ? -INFINITY : m / kLog2e, sum);
@@ -427,19 +420,8 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
   launch_programmatic(kernel, grid, dim3(32), smem, stream, p, step);
 }
 
-// Keys per split at least 64 (four tiles): RADIXLM_PROBE_MIN_SPLIT_KEYS overrides (A/B runs).
-inline int32_t min_split_keys() {
-  static const int32_t keys = [] {
-    const char* env = std::getenv("RADIXLM_PROBE_MIN_SPLIT_KEYS");
-    return env != nullptr ? static_cast<int32_t>(std::atoi(env)) / kKeys * kKeys : 64;
-  }();
-  return keys;
-}
-
 template <int kDim>
-void launch(const AttentionParams& params, const StepArrays& step, cudaStream_t stream) {
-  AttentionParams p = params;
-  p.min_split_keys = min_split_keys();
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
