@@ -414,7 +414,8 @@ std::function<int()> setup_bench(CLI::App& sub) {
   one->add_option("--roofline-tflops", args->roofline_tflops,
                   "measured bf16 GEMM rate, TFLOP/s (gpu_ceilings.py), for the prefill roofline");
   one->add_option("--output-file", args->output_file, "also write the results as JSON here");
-  one->add_option("--gemm", args->gemm, "CUDA linear path: auto (GEMV kernel for <= 8 tokens) or cublaslt")
+  one->add_option("--gemm", args->gemm,
+                  "CUDA linear path: auto (the GEMV and, on Hopper, the decode GEMM for <= 16 tokens) or cublaslt")
       ->capture_default_str();
   one->add_option("--seed", args->seed, "seed of the random prompts")->capture_default_str();
   one->add_option("--cpu-threads", args->cpu_threads, "threads of the CPU backend")->capture_default_str();
