@@ -1,8 +1,9 @@
 // The decode GEMM for Hopper (sm_90a): out [T, N] (+)= x [T, K] w [N, K]^T (+ bias) for the 2-16 tokens of
 // a small decode batch, where cuBLASLt leaves the narrow matrices at 2.3-2.9 TB/s on an H200 and the GEMV,
-// which re-reads x for every weight row, loses beyond a few tokens. Batch-8 steps run 4.3-6.5% faster with
-// it, batch 16 2% (docs/performance.md). At 32 tokens it only matched cuBLASLt and at 64 it lost 16%: the
-// split-K partials grow with the tokens (o_proj at 64 tokens: 22 against 14 us), so cuBLASLt keeps those.
+// which re-reads x for every weight row, loses beyond a few tokens. Against cuBLASLt on an H200 the decode
+// steps of batch 4 / 8 / 16 run 5.6% / 3.5% / 2.5% faster with it (docs/performance.md). At 32 tokens it
+// only matched cuBLASLt and at 64 it lost 16%: the split-K partials grow with the tokens (o_proj at 64
+// tokens: 22 against 14 us), so cuBLASLt keeps those.
 //
 // The weights are the wgmma's A operand (64 rows per instruction) and the tokens its N side (8 or 16, the
 // batch rounded up; the tensor map zero-fills the missing token rows), so a block reads each weight once
