@@ -73,17 +73,6 @@ constexpr int warps_per_sm(int dim, int stages) {
   return std::min(32, 228 * 1024 / (ring_bytes(dim, stages) + 1024));
 }
 
-// Keys per split (whole tiles) for a sequence of kv_len keys: every block of the sequence, and combine_kernel,
-// derive the same boundaries from it.
-__host__ __device__ __forceinline__ int split_chunk(int kv_len, int num_splits) {
-  return ((kv_len + num_splits - 1) / num_splits + kKeys - 1) / kKeys * kKeys;
-}
-// Splits that hold keys: the rest are empty.
-__device__ __forceinline__ int active_splits(int kv_len, int num_splits) {
-  const int chunk = split_chunk(kv_len, num_splits);
-  return chunk > 0 ? (kv_len + chunk - 1) / chunk : 0;
-}
-
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
@@ -98,11 +87,6 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   S& s = *reinterpret_cast<S*>(smem_raw);
-  if (p.probe_empty == 2 && p.num_splits > 1) {
-    const int seq = static_cast<int>(blockIdx.z);
-    const int split = static_cast<int>(blockIdx.y) % p.num_splits;
-    if (split * split_chunk(step.kv_length[seq], p.num_splits) >= step.kv_length[seq]) return;
-  }
   // Launched early (a programmatic dependent), nothing here may be read before the kernel ahead finished.
   // Then combine_kernel (or the matmul after) may be scheduled once every block here has started; it still
   // waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
@@ -125,9 +109,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
   // Split boundaries in whole tiles, from the sequence's length, so every block of the sequence agrees. Keys
   // up to kv_len are loaded; the causal mask per row (last0/1) hides the ones a row may not see.
-  const int chunk = split_chunk(kv_len, p.num_splits);
+  const int chunk = ((kv_len + p.num_splits - 1) / p.num_splits + kKeys - 1) / kKeys * kKeys;
   const int key_begin = split * chunk;
-  if (p.probe_empty == 1 && p.num_splits > 1 && key_begin >= kv_len) return;
   const int key_end = min(kv_len, key_begin + chunk);
   const int num_tiles = key_end > key_begin ? (key_end - key_begin + kKeys - 1) / kKeys : 0;
 
@@ -351,7 +334,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 
 // One block per (token, query head): merge the splits' partial outputs (either decode kernel's layout:
 // [token, head, split, head_dim + 2] with the max in natural log and the sum after the values).
-__global__ void __launch_bounds__(128) combine_kernel(AttentionParams p, StepArrays step) {
+__global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_total;
   // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
@@ -362,23 +345,11 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p, StepArr
   const int dim = p.head_dim;
   const int stride = dim + 2;
   const float* parts = p.partial + item * p.num_splits * stride;
-  // The token's sequence: the last whose query_start is at or before it (decode: one token each).
-  const int token = static_cast<int>(item / p.q_heads);
-  int seq = token;
-  if (step.max_query_len > 1) {
-    int lo = 0, hi = step.num_seqs - 1;
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (step.query_start[mid] <= token) lo = mid; else hi = mid - 1;
-    }
-    seq = lo;
-  }
-  const int splits = active_splits(step.kv_length[seq], p.num_splits);  // the splits past these hold nothing
   if (threadIdx.x < 32) {
     const int lane = static_cast<int>(threadIdx.x);
     const int s0 = lane, s1 = lane + 32;  // kMaxSplits == 64: two splits per lane
-    const float m0 = s0 < splits ? parts[s0 * stride + dim] : -INFINITY;
-    const float m1 = s1 < splits ? parts[s1 * stride + dim] : -INFINITY;
+    const float m0 = s0 < p.num_splits ? parts[s0 * stride + dim] : -INFINITY;
+    const float m1 = s1 < p.num_splits ? parts[s1 * stride + dim] : -INFINITY;
     const float global_max = warp_max(fmaxf(m0, m1));
     // An empty split (max -inf) gets weight 0, and its values are never read (they may be stale).
     const float w0 = m0 == -INFINITY ? 0.0f : __expf(m0 - global_max);
@@ -392,7 +363,7 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p, StepArr
   __syncthreads();
   for (int d = static_cast<int>(threadIdx.x); d < dim; d += static_cast<int>(blockDim.x)) {
     float value = 0.0f;
-    for (int s = 0; s < splits; ++s) {
+    for (int s = 0; s < p.num_splits; ++s) {
       const float w = weight[s];
       if (w > 0.0f) value += parts[s * stride + d] * w;
     }
@@ -450,10 +421,7 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
 }
 
 template <int kDim>
-void launch(const AttentionParams& params, const StepArrays& step, cudaStream_t stream) {
-  AttentionParams p = params;
-  static const int probe = [] { const char* e = std::getenv("RADIXLM_PROBE_EMPTY_SPLITS"); return e ? std::atoi(e) : 0; }();
-  p.probe_empty = probe;
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
@@ -468,7 +436,7 @@ void launch(const AttentionParams& params, const StepArrays& step, cudaStream_t 
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound).
     launch_programmatic(combine_kernel, dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads)), dim3(128), 0,
-                        stream, p, step);
+                        stream, p);
   }
 }
 
