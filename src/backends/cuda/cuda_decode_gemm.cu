@@ -252,24 +252,14 @@ __device__ void sum_splits_in_cluster(const DecodeGemmParams& p, Smem<kN>& s, co
     const int64_t n = static_cast<int64_t>(tile) * kRows + index % kVectorsPerToken * 4;
     if (index >= end || t >= p.tokens || n >= p.n) continue;
     const uint32_t offset = (t * kLd + index % kVectorsPerToken * 4) * sizeof(float);
-    // Every block's values requested at once, then added in rank order (K order).
-    float4 v[kDecodeGemmMaxClusterSplits];
-#pragma unroll
-    for (int r = 0; r < kDecodeGemmMaxClusterSplits; ++r) {
-      if (r < splits) {
-        v[r] = splits > 1 ? load_shared_of_rank(staged_address + offset, r)
-                          : *reinterpret_cast<const float4*>(staged + offset / sizeof(float));
-      }
-    }
     float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-    for (int r = 0; r < kDecodeGemmMaxClusterSplits; ++r) {
-      if (r < splits) {
-        sum.x += v[r].x;
-        sum.y += v[r].y;
-        sum.z += v[r].z;
-        sum.w += v[r].w;
-      }
+    for (int r = 0; r < splits; ++r) {  // in rank order: K order
+      const float4 v = splits > 1 ? load_shared_of_rank(staged_address + offset, r)
+                                  : *reinterpret_cast<const float4*>(staged + offset / sizeof(float));
+      sum.x += v.x;
+      sum.y += v.y;
+      sum.z += v.z;
+      sum.w += v.w;
     }
     const float value[4] = {sum.x + extra[i].x, sum.y + extra[i].y, sum.z + extra[i].z, sum.w + extra[i].w};
     const int64_t at = t * p.n + n;
