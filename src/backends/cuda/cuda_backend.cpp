@@ -108,7 +108,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   if (cuda::decode_gemm_supported()) {
     decode_gemm_partials_ =
-        alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmPartialTokens});
+        alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmMaxTokens});
     decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
@@ -469,12 +469,11 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  static const int64_t probe_max = [] { const char* e = std::getenv("RADIXLM_PROBE_DECODE_GEMM_TOKENS"); return e ? std::atoll(e) : int64_t{cuda::kDecodeGemmMaxTokens}; }();
-  if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= std::min<int64_t>(probe_max, cuda::kDecodeGemmMaxTokens) &&
+  if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
       k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER("linear_decode_gemm");
     cuda::DecodeGemmParams p = with_operands(cuda::DecodeGemmParams{});
-    p.splits = cuda::decode_gemm_splits(n, k, static_cast<int32_t>(tokens), info_.num_sms);
+    p.splits = cuda::decode_gemm_splits(n, k, info_.num_sms);
     p.partials = decode_gemm_partials_.as<float>();
     p.counters = decode_gemm_counters_.as<int32_t>();
     if (cuda::launch_decode_gemm(p, as_stream(stream_))) {

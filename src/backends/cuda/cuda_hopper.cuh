@@ -76,28 +76,6 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, i
         "r"(smem_address(barrier))
       : "memory");
 }
-
-// Thread block clusters: this block's rank in its cluster, the cluster-wide barrier (split in two so work
-// can go between the arrival and the wait; it waits for every thread of the cluster that has not exited),
-// and a 16-byte load from the shared memory of another block of the cluster (at the offset `address` has
-// in this block's).
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t rank = 0;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-  return rank;
-}
-__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release;" ::: "memory"); }
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire;" ::: "memory"); }
-__device__ __forceinline__ float4 load_shared_of_rank(uint32_t address, uint32_t rank) {
-  uint32_t remote = 0;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
-  float4 v;
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(remote)
-               : "memory");
-  return v;
-}
 #endif  // RADIXLM_WGMMA
 
 // Whether this process's GPU runs sm_90a code (compute capability 9.0 exactly).

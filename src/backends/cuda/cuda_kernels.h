@@ -107,14 +107,11 @@ void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
 // out [T, N] (+)= x [T, K] @ w [N, K]^T (+ bias) for 2..kDecodeGemmMaxTokens tokens on Hopper (TMA + wgmma,
 // cuda_decode_gemm.cu). Needs decode_gemm_supported(), K % 8 == 0, 16-byte aligned x and w (contiguous rows).
-// With splits > 1 the blocks of each 128-row tile split K. Up to kDecodeGemmPartialTokens tokens they meet in
-// `partials` (f32, kDecodeGemmMaxSlots x 128 x kDecodeGemmPartialTokens floats) and `counters` (int32 per
-// tile, zero before the first launch; each launch leaves them zero); past that the splits of a tile are one
-// thread block cluster and meet in its shared memory.
-inline constexpr int kDecodeGemmMaxTokens = 64;
-inline constexpr int kDecodeGemmPartialTokens = 16;
+// With splits > 1 the blocks of each 128-row tile split K and meet in `partials` (f32, kDecodeGemmMaxSlots x
+// 128 x kDecodeGemmMaxTokens floats) and `counters` (int32 per tile, zero before the first launch; each launch
+// leaves them zero).
+inline constexpr int kDecodeGemmMaxTokens = 16;
 inline constexpr int kDecodeGemmMaxSplits = 16;
-inline constexpr int kDecodeGemmMaxClusterSplits = 8;  // the portable cluster size
 inline constexpr int64_t kDecodeGemmMaxSlots = 512;  // tiles x splits of one launch, when split
 struct DecodeGemmParams {
   const uint16_t* x = nullptr;
@@ -131,9 +128,9 @@ struct DecodeGemmParams {
   int32_t* counters = nullptr;
 };
 bool decode_gemm_supported();
-// K splits for an N x K matrix at `tokens` tokens: enough 128-row tiles x splits for two blocks per SM (in
-// clusters that all fit at once, past kDecodeGemmPartialTokens), at least 8 steps of 64 columns per split.
-int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t tokens, int32_t num_sms);
+// K splits for an N x K matrix: enough 128-row tiles x splits for two blocks per SM, at least 8 steps of
+// 64 columns per split.
+int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms);
 // False (nothing launched) if the shape is not one it takes or the driver refused the tensor maps.
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream);
 
