@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -433,8 +432,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   } else {
     launch_ring<kDim, kRing>(p, step, grid, stream);
   }
-  static const bool skip_combine = [] { const char* e = std::getenv("RADIXLM_PROBE_SKIP"); return e && std::strstr(e, "combine"); }();
-  if (p.num_splits > 1 && !skip_combine) {
+  if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound).
     launch_programmatic(combine_kernel, dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads)), dim3(128), 0,

@@ -388,16 +388,8 @@ void CudaBackend::embedding(const TensorView& table, const TensorView& out) {
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
-// PROBE (not for main): RADIXLM_PROBE_SKIP=norm,rope,attention skips those kernels in decode steps, to
-// measure what each costs inside a captured step.
-static bool probe_skip(const char* what, bool decode) {
-  static const std::string skip = [] { const char* e = std::getenv("RADIXLM_PROBE_SKIP"); return std::string(e ? e : ""); }();
-  return decode && skip.find(what) != std::string::npos;
-}
-
 void CudaBackend::rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) {
   RADIXLM_OP_TIMER("rms_norm");
-  if (probe_skip("norm", step_->max_query_len <= 1)) return;
   check_device_rows(x, DType::kBF16, "rms_norm x");
   check_device_rows(out, DType::kBF16, "rms_norm out");
   RADIXLM_CHECK(x.shape == out.shape);
@@ -559,7 +551,6 @@ const float* CudaBackend::rope_inv_freq(const RopeTable& rope) {
 void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                     const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
   RADIXLM_OP_TIMER("rope_and_store_kv");
-  if (probe_skip("rope", step_->max_query_len <= 1)) return;
   check_device_strided_rows(q, "rope q");
   check_device_strided_rows(k, "rope k");
   check_device_strided_rows(v, "rope v");
@@ -612,7 +603,6 @@ float* CudaBackend::attention_workspace(int64_t floats) {
 void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                             int32_t head_dim, float scale, const TensorView& out) {
   RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "attention_prefill" : "attention");
-  if (probe_skip("attention", step_->max_query_len <= 1)) return;
   check_device_strided_rows(q, "attention q");
   check_device_rows(out, DType::kBF16, "attention out");
   const int64_t tokens = step_->num_tokens;
