@@ -336,7 +336,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
 // the max in natural log and the sum after the values). Every load goes out before the first is used, one
 // memory round trip in all: each thread's value of every split, and warp 0's max and sum of two splits per
 // lane. (Loading a split's value only once its weight was known cost a round trip per split: at batch 1 the
-// kernel took 4.7 us of each layer's step, against 0.27 ms per step for the whole attention.)
+// kernel cost 4.7 us of each layer's step; this form took the step from 3.989-3.995 to 3.944-3.956 ms, and
+// 4.182 to 4.123 ms at a 4k context, on an H200.)
 __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
   __shared__ float weight[kMaxSplits];
   __shared__ float inv_total;
@@ -377,45 +378,6 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
     for (int s = 0; s < kMaxSplits; ++s) {
       const float w = s < splits ? weight[s] : 0.0f;
       value += w > 0.0f ? values[s] * w : 0.0f;  // a select: a stale NaN of an empty split stays out
-    }
-    p.out[item * dim + d] = f32_to_bf16_bits(value * inv_total);
-  }
-}
-
-// One block per (token, query head): merge the splits' partial outputs (either decode kernel's layout:
-// [token, head, split, head_dim + 2] with the max in natural log and the sum after the values).
-__global__ void __launch_bounds__(128) combine_kernel_old(AttentionParams p) {
-  __shared__ float weight[kMaxSplits];
-  __shared__ float inv_total;
-  // Launched as a programmatic dependent of the decode kernel: wait until that grid has completed and its
-  // partials are visible (a no-op when launched normally).
-  pdl_wait();
-  pdl_launch_dependents();  // past the wait: the matmul after the attention may start streaming its weights
-  const int64_t item = blockIdx.x;  // token * q_heads + head
-  const int dim = p.head_dim;
-  const int stride = dim + 2;
-  const float* parts = p.partial + item * p.num_splits * stride;
-  if (threadIdx.x < 32) {
-    const int lane = static_cast<int>(threadIdx.x);
-    const int s0 = lane, s1 = lane + 32;  // kMaxSplits == 64: two splits per lane
-    const float m0 = s0 < p.num_splits ? parts[s0 * stride + dim] : -INFINITY;
-    const float m1 = s1 < p.num_splits ? parts[s1 * stride + dim] : -INFINITY;
-    const float global_max = warp_max(fmaxf(m0, m1));
-    // An empty split (max -inf) gets weight 0, and its values are never read (they may be stale).
-    const float w0 = m0 == -INFINITY ? 0.0f : __expf(m0 - global_max);
-    const float w1 = m1 == -INFINITY ? 0.0f : __expf(m1 - global_max);
-    const float total = warp_sum((w0 > 0.0f ? w0 * parts[s0 * stride + dim + 1] : 0.0f) +
-                                 (w1 > 0.0f ? w1 * parts[s1 * stride + dim + 1] : 0.0f));
-    weight[s0] = w0;
-    weight[s1] = w1;
-    if (lane == 0) inv_total = total > 0.0f ? 1.0f / total : 0.0f;
-  }
-  __syncthreads();
-  for (int d = static_cast<int>(threadIdx.x); d < dim; d += static_cast<int>(blockDim.x)) {
-    float value = 0.0f;
-    for (int s = 0; s < p.num_splits; ++s) {
-      const float w = weight[s];
-      if (w > 0.0f) value += parts[s * stride + d] * w;
     }
     p.out[item * dim + d] = f32_to_bf16_bits(value * inv_total);
   }
@@ -485,8 +447,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound).
-    static const bool old = std::getenv("RADIXLM_PROBE_COMBINE_OLD") != nullptr;
-    launch_programmatic(old ? combine_kernel_old : combine_kernel, dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads)), dim3(128), 0,
+    launch_programmatic(combine_kernel, dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads)), dim3(128), 0,
                         stream, p);
   }
 }
