@@ -6,6 +6,7 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -188,12 +189,96 @@ __global__ void __launch_bounds__(kWarps * 32,
   }
 }
 
+// One token with exact shares (as gemv_kernel's kExact), each warp computing two rows that share its x
+// registers: row group g of a block owns rows g and g + kGroups, so a block streams twice the weights per
+// x load, barrier and launch. Same sums in the same order as gemv_kernel (the same bits).
+template <int kWarpsPerRow, int kLoads>
+__global__ void __launch_bounds__(kWarps * 32, kLoads <= 4 ? 3 : 2) gemv_two_rows_kernel(GemvParams p) {
+  constexpr int kGroups = kWarps / kWarpsPerRow;
+  constexpr int kRowsPerBlock = 2 * kGroups;
+  __shared__ float partial[kWarps][2];
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int group = warp / kWarpsPerRow, part = warp % kWarpsPerRow;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + group, n1 = n0 + kGroups;
+  const int64_t first = part * (p.k / 8 / kWarpsPerRow) + lane;
+  // A row past N streams the last row instead (its sums are never stored): no branch before the loads.
+  const auto* w0 = reinterpret_cast<const uint4*>(p.w + (n0 < p.n ? n0 : p.n - 1) * p.k);
+  const auto* w1 = reinterpret_cast<const uint4*>(p.w + (n1 < p.n ? n1 : p.n - 1) * p.k);
+  uint4 a[kLoads], b[kLoads];
+#pragma unroll
+  for (int u = 0; u < kLoads; ++u) {
+    a[u] = load_streaming(w0 + first + 32 * u);
+    b[u] = load_streaming(w1 + first + 32 * u);
+  }
+  pdl_wait();
+  pdl_launch_dependents();  // past the wait: the next GEMV may now start streaming
+
+  const int out_row = static_cast<int>(threadIdx.x);
+  const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + out_row;
+  const bool writes_output = out_row < kRowsPerBlock && out_n < p.n;
+  float prior = 0.0f;
+  if (p.accumulate && writes_output) {
+    prior = p.out_f32 ? static_cast<const float*>(p.out)[out_n]
+                      : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[out_n]);
+  }
+  const auto* x_row = reinterpret_cast<const uint4*>(p.x);
+  float acc0 = 0.0f, acc1 = 0.0f;
+#pragma unroll
+  for (int g = 0; g < kLoads; g += 4) {  // x chunks requested four at a time
+    uint4 x[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) x[u] = g + u < kLoads ? __ldg(x_row + first + 32 * (g + u)) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      if (g + u < kLoads) {
+        acc0 += dot8(a[g + u], x[u]);
+        acc1 += dot8(b[g + u], x[u]);
+      }
+    }
+  }
+  const float sum0 = warp_sum(acc0), sum1 = warp_sum(acc1);
+  if (lane == 0) {
+    partial[warp][0] = sum0;
+    partial[warp][1] = sum1;
+  }
+  __syncthreads();
+  if (writes_output) {
+    const int r = out_row / kGroups, g = out_row % kGroups;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[g * kWarpsPerRow + w][r];
+    if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
+    sum += prior;
+    if (p.out_f32) {
+      static_cast<float*>(p.out)[out_n] = sum;
+    } else {
+      static_cast<uint16_t*>(p.out)[out_n] = f32_to_bf16_bits(sum);
+    }
+  }
+}
+
+// PROBE: RADIXLM_PROBE_GEMV_TWO = 0 off, 1 for 4-chunk exact shares, 2 also for 7.
+inline int gemv_two_rows_probe() {
+  static const int mode = [] { const char* e = std::getenv("RADIXLM_PROBE_GEMV_TWO"); return e ? std::atoi(e) : 1; }();
+  return mode;
+}
+
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
+    constexpr int kGroups = kWarps / kWarpsPerRow;
+    const unsigned int pair_blocks = ceil_div_u(p.n, 2 * kGroups);
+    if (p.k / 8 == kWarpsPerRow * 32 * 4 && p.silu_pairs == 0 && gemv_two_rows_probe() >= 1) {
+      launch_programmatic(gemv_two_rows_kernel<kWarpsPerRow, 4>, dim3(pair_blocks), dim3(kWarps * 32), 0, stream, p);
+      return;
+    }
+    if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0 && gemv_two_rows_probe() >= 2) {
+      launch_programmatic(gemv_two_rows_kernel<kWarpsPerRow, 7>, dim3(pair_blocks), dim3(kWarps * 32), 0, stream, p);
+      return;
+    }
     if (p.k / 8 == kWarpsPerRow * 32 * 4) {
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
