@@ -6,7 +6,6 @@
 // stay in L1/L2 and are re-read for every weight row.
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -191,7 +190,10 @@ __global__ void __launch_bounds__(kWarps * 32,
 
 // One token with exact shares (as gemv_kernel's kExact), each warp computing two rows that share its x
 // registers: row group g of a block owns rows g and g + kGroups, so a block streams twice the weights per
-// x load, barrier and launch. Same sums in the same order as gemv_kernel (the same bits).
+// x load, barrier and launch. Same sums in the same order as gemv_kernel (the same bits). At 7 chunks per
+// lane (down_proj; 120 registers, 2 blocks per SM) on an H200: 4.28 against 4.10 TB/s, the batch-1 step
+// 3.881-3.884 against 3.904-3.905 ms. At 4 chunks (qkv_proj, o_proj, lm_head; 3 blocks per SM) it gained
+// nothing (3.94 / 3.68 / 4.63 against 3.92 / 3.67 / 4.63 TB/s, the step unchanged), so those keep gemv_kernel.
 template <int kWarpsPerRow, int kLoads>
 __global__ void __launch_bounds__(kWarps * 32, kLoads <= 4 ? 3 : 2) gemv_two_rows_kernel(GemvParams p) {
   constexpr int kGroups = kWarps / kWarpsPerRow;
@@ -257,25 +259,14 @@ __global__ void __launch_bounds__(kWarps * 32, kLoads <= 4 ? 3 : 2) gemv_two_row
   }
 }
 
-// PROBE: RADIXLM_PROBE_GEMV_TWO = 0 off, 1 for 4-chunk exact shares, 2 also for 7.
-inline int gemv_two_rows_probe() {
-  static const int mode = [] { const char* e = std::getenv("RADIXLM_PROBE_GEMV_TWO"); return e ? std::atoi(e) : 1; }();
-  return mode;
-}
-
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
-    constexpr int kGroups = kWarps / kWarpsPerRow;
-    const unsigned int pair_blocks = ceil_div_u(p.n, 2 * kGroups);
-    if (p.k / 8 == kWarpsPerRow * 32 * 4 && p.silu_pairs == 0 && gemv_two_rows_probe() >= 1) {
-      launch_programmatic(gemv_two_rows_kernel<kWarpsPerRow, 4>, dim3(pair_blocks), dim3(kWarps * 32), 0, stream, p);
-      return;
-    }
-    if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0 && gemv_two_rows_probe() >= 2) {
+    if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0) {  // down_proj at the 8B shape
+      const unsigned int pair_blocks = ceil_div_u(p.n, 2 * (kWarps / kWarpsPerRow));
       launch_programmatic(gemv_two_rows_kernel<kWarpsPerRow, 7>, dim3(pair_blocks), dim3(kWarps * 32), 0, stream, p);
       return;
     }
@@ -283,7 +274,7 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
     }
-    if (p.k / 8 == kWarpsPerRow * 32 * 7) {  // down_proj at the 8B shape (K = 14336, 8 warps per row)
+    if (p.k / 8 == kWarpsPerRow * 32 * 7) {  // the same shares with silu pairs
       launch_programmatic(gemv_kernel<1, kWarpsPerRow, 7, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
       return;
     }
