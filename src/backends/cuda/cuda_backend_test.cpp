@@ -94,7 +94,7 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   // On Hopper, 2-16 tokens (past the GEMV's narrow shapes) take the decode GEMM: 3000 x 1024 splits K in 2, 700 x
   // 4200 in 8 (K not a multiple of its 64-column steps), 9 tokens fill part of a 16-token tile. K = 4200: at one
   // token (8 warps per row, picked by N) a lane's share of a row ends part-way; 9000 x 72: thousands of blocks of
-  // short rows; 1102 x 4096: the one-token GEMV's exact shares (4 warps per row, every lane 4 chunks; 1101 rows
+  // short rows; 1101 x 4096: the one-token GEMV's exact shares (4 warps per row, every lane 4 chunks; 1101 rows
   // leave the last block half past N); 301 x 14336: 7 chunks each at 8 warps per row (down_proj's K), each warp
   // two rows, the last one's second past N. The
   // one-token splits that take several load rounds (1 or 2 warps per row forced) are checked by
