@@ -90,8 +90,10 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   // Launched early (a programmatic dependent), nothing here may be read before the kernel ahead finished.
   // Then combine_kernel (or the matmul after) may be scheduled once every block here has started; it still
   // waits for this grid to finish (griddepcontrol.wait) before it reads a partial.
-  pdl_wait();
-  pdl_launch_dependents();
+  if (!p.probe_prewait) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
 
   const int lane = static_cast<int>(threadIdx.x);
   const int group = p.q_heads / p.kv_heads;
@@ -151,6 +153,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     const PendingSlot first_window = lookup(0);  // both windows' loads in flight before the first is used
     PendingSlot next_window = num_tiles > 2 ? lookup(1) : PendingSlot{};
     int32_t window_slot = slot_of(first_window);
+    pdl_wait();  // PROBE position: the step's arrays and page table are read before it
+    pdl_launch_dependents();
     auto issue = [&](int tile) {  // warp-uniform: tiles are issued in order 0, 1, 2, ...
       if (tile / 2 != window) {
         ++window;
@@ -300,6 +304,10 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     }
   }
 
+  if (num_tiles == 0) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
   // A row's sum is spread over its quad (each lane summed its own columns).
   sum0 = quad_sum(sum0);
   sum1 = quad_sum(sum1);
@@ -433,7 +441,10 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
 }
 
 template <int kDim>
-void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+void launch(const AttentionParams& params, const StepArrays& step, cudaStream_t stream) {
+  AttentionParams p = params;
+  static const bool prewait = std::getenv("RADIXLM_PROBE_PREWAIT") != nullptr;
+  p.probe_prewait = prewait;
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),

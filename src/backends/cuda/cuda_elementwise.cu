@@ -309,12 +309,25 @@ struct RopeItem {
   int32_t kind = -1;          // 0 neox rotate, 1 interleaved rotate, 2 copy, -1 none
 };
 
-__global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
+__global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots, bool prewait) {
+  if (!prewait) {
   pdl_wait();  // launched early (cuda_common.cuh): the q/k/v matmul has finished past here
   pdl_launch_dependents();  // the attention after may be scheduled
+  }
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
+  if (prewait) {
+    const float position = static_cast<float>(positions[t]);
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      float sin_value, cos_value;
+      sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
+      cos_table[i] = cos_value * p.attention_scaling;
+      sin_table[i] = sin_value * p.attention_scaling;
+    }
+    pdl_wait();
+    pdl_launch_dependents();
+  }
   const int hd = p.head_dim;
   const int64_t kv_width = static_cast<int64_t>(p.kv_heads) * hd;
   const int per_head = p.interleaved ? p.rotary_dim / 8 : half / 8;
@@ -364,12 +377,14 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
       first[j] = *reinterpret_cast<const uint4*>(it.src);
     }
   }
+  if (!prewait) {
   const float position = static_cast<float>(positions[t]);
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     float sin_value, cos_value;
     sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
     cos_table[i] = cos_value * p.attention_scaling;
     sin_table[i] = sin_value * p.attention_scaling;
+  }
   }
   __syncthreads();
 #pragma unroll
@@ -602,7 +617,7 @@ void launch_rope_and_store_kv(const RopeStoreParams& params, const StepArrays& s
     if (per_thread <= 1024) {
       const int threads = static_cast<int>(std::max<int64_t>(64, (per_thread + 31) / 32 * 32));
       launch_programmatic(rope_store_items_kernel, dim3(static_cast<unsigned int>(step.num_tokens)), dim3(threads), 0,
-                          stream, p, step.positions, step.kv_slots);
+                          stream, p, step.positions, step.kv_slots, std::getenv("RADIXLM_PROBE_PREWAIT") != nullptr);
       return;
     }
   }
