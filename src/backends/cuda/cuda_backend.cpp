@@ -414,6 +414,7 @@ void CudaBackend::head_rms_norm(const TensorView& x, const TensorView& weight, i
   cuda::launch_head_rms_norm(bf16_ptr(x), bf16_ptr(weight), x.size(0), x.size(1), x.row_stride(), head_dim, eps,
                              as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
+  dependents_start_early_ = false;  // launched plainly
 }
 
 void CudaBackend::linear(const TensorView& x, const TensorView& weight, const TensorView& bias,
@@ -467,6 +468,7 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     p.warps_per_row = gemv_warps_per_row_;
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
+    dependents_start_early_ = true;
     return;
   }
   if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
@@ -478,6 +480,7 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     p.counters = decode_gemm_counters_.as<int32_t>();
     if (cuda::launch_decode_gemm(p, as_stream(stream_))) {
       RADIXLM_CUDA_CHECK(cudaGetLastError());
+      dependents_start_early_ = true;
       return;
     }
   }
@@ -490,6 +493,7 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   RADIXLM_CHECK(ran, "cuBLASLt has no algorithm for linear [{}, {}] x [{}, {}]^T", tokens, k, n, k);
   if (has_bias && !fuse_bias) cuda::launch_add_bias(out.data, out_f32, bias_ptr, tokens, n, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
+  dependents_start_early_ = false;  // cuBLASLt's kernels do not trigger programmatic dependents
 }
 
 void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
@@ -586,6 +590,7 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   p.rotary_dim = rope.rotary_dim;
   p.interleaved = rope.interleaved;
   p.attention_scaling = rope.attention_scaling;
+  p.table_before_wait = dependents_start_early_;
   cuda::launch_rope_and_store_kv(p, *step_, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }

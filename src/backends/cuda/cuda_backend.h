@@ -182,6 +182,9 @@ class CudaBackend final : public Backend {
   std::vector<std::tuple<const char*, void*, void*>> pending_ops_;
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
+  // Whether the last kernel launched (by matmul or head_rms_norm) lets a programmatic dependent start before
+  // it finishes: rope_and_store_kv then computes its cos/sin table before its wait (RopeStoreParams).
+  bool dependents_start_early_ = false;
   int32_t gemv_warps_per_row_ = 0;
   // The Hopper decode GEMM's split-K workspace (cuda_kernels.h); empty where the kernel does not run.
   Tensor decode_gemm_partials_;

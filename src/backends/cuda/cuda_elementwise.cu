@@ -299,7 +299,8 @@ __global__ void silu_and_mul_rows_kernel(const uint16_t* x, uint16_t* out, int64
 //   k pass: per k head, one chunk of the dims past rotary_dim, copied to the cache;
 //   v copy: one chunk of v copied to the cache.
 // Each thread owns at most kRopeItemsPerThread items and loads all of them before it waits for the token's
-// cos/sin table (computed once per token with full-precision sincosf, as the legacy kernel does).
+// cos/sin table (computed once per token with full-precision sincosf, as the legacy kernel does), unless the
+// table was filled before the PDL wait (table_before_wait).
 constexpr int kRopeItemsPerThread = 2;
 
 struct RopeItem {
@@ -309,25 +310,25 @@ struct RopeItem {
   int32_t kind = -1;          // 0 neox rotate, 1 interleaved rotate, 2 copy, -1 none
 };
 
-__global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots, bool prewait) {
-  if (!prewait) {
-  pdl_wait();  // launched early (cuda_common.cuh): the q/k/v matmul has finished past here
-  pdl_launch_dependents();  // the attention after may be scheduled
+// The token's cos/sin table (full-precision sincosf, as the legacy kernel).
+__device__ __forceinline__ void fill_rope_table(const RopeStoreParams& p, int32_t position, float* cos_table,
+                                                float* sin_table) {
+  for (int i = static_cast<int>(threadIdx.x); i < p.rotary_dim / 2; i += static_cast<int>(blockDim.x)) {
+    float sin_value, cos_value;
+    sincosf(static_cast<float>(position) * p.inv_freq[i], &sin_value, &cos_value);
+    cos_table[i] = cos_value * p.attention_scaling;
+    sin_table[i] = sin_value * p.attention_scaling;
   }
+}
+
+__global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
-  if (prewait) {
-    const float position = static_cast<float>(positions[t]);
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      float sin_value, cos_value;
-      sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
-      cos_table[i] = cos_value * p.attention_scaling;
-      sin_table[i] = sin_value * p.attention_scaling;
-    }
-    pdl_wait();
-    pdl_launch_dependents();
-  }
+  // Launched early (cuda_common.cuh): positions and inv_freq are not written by the step's kernels.
+  if (p.table_before_wait) fill_rope_table(p, positions[t], cos_table, sin_table);
+  pdl_wait();  // the q/k/v matmul has finished past here
+  pdl_launch_dependents();  // the attention after may be scheduled
   const int hd = p.head_dim;
   const int64_t kv_width = static_cast<int64_t>(p.kv_heads) * hd;
   const int per_head = p.interleaved ? p.rotary_dim / 8 : half / 8;
@@ -377,15 +378,7 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
       first[j] = *reinterpret_cast<const uint4*>(it.src);
     }
   }
-  if (!prewait) {
-  const float position = static_cast<float>(positions[t]);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    float sin_value, cos_value;
-    sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
-    cos_table[i] = cos_value * p.attention_scaling;
-    sin_table[i] = sin_value * p.attention_scaling;
-  }
-  }
+  if (!p.table_before_wait) fill_rope_table(p, positions[t], cos_table, sin_table);
   __syncthreads();
 #pragma unroll
   for (int j = 0; j < kRopeItemsPerThread; ++j) {
@@ -617,7 +610,7 @@ void launch_rope_and_store_kv(const RopeStoreParams& params, const StepArrays& s
     if (per_thread <= 1024) {
       const int threads = static_cast<int>(std::max<int64_t>(64, (per_thread + 31) / 32 * 32));
       launch_programmatic(rope_store_items_kernel, dim3(static_cast<unsigned int>(step.num_tokens)), dim3(threads), 0,
-                          stream, p, step.positions, step.kv_slots, std::getenv("RADIXLM_PROBE_PREWAIT") != nullptr);
+                          stream, p, step.positions, step.kv_slots);
       return;
     }
   }

@@ -68,6 +68,10 @@ struct RopeStoreParams {
   int32_t rotary_dim = 0;
   bool interleaved = false;
   float attention_scaling = 1.0f;
+  // Whether the kernel ahead (the q/k/v matmul) lets this one start early (pdl_launch_dependents): then the
+  // cos/sin table is computed before the wait, off the critical path; otherwise after the q/k/v loads are
+  // issued, in their shadow.
+  bool table_before_wait = false;
 };
 void launch_rope_and_store_kv(const RopeStoreParams& p, const StepArrays& step, cudaStream_t stream);
 
@@ -150,7 +154,6 @@ struct AttentionParams {
   int32_t prefill_kernel = 0;  // kPrefillKernel*: which prefill kernel (tests and A/B runs compare them)
   int32_t num_sms = 0;         // the GPU's: the persistent prefill kernel's grid (0: one block per tile)
   int64_t num_slots = 0;       // slots in k_cache / v_cache: the Hopper prefill kernel's TMA descriptors (0: none)
-  bool probe_prewait = false;
 };
 // AttentionParams::prefill_kernel: the Hopper wgmma kernel (head_dim 128 on sm_90; elsewhere it falls back
 // to the mma.sync pick) with K/V copied by TMA where it can (page sizes that are multiples of 16) or always
