@@ -433,6 +433,8 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
 }
 
 __global__ void gather_rows_kernel(const uint16_t* x, uint16_t* out, int64_t row_elems, const int32_t* rows) {
+  pdl_wait();  // launched early (cuda_common.cuh): the last layer's down_proj has finished past here
+  pdl_launch_dependents();  // the final norm may be scheduled
   const int64_t r = blockIdx.x;
   const uint16_t* src = x + static_cast<int64_t>(rows[r]) * row_elems;
   for (int64_t i = threadIdx.x; i < row_elems; i += blockDim.x) out[r * row_elems + i] = src[i];
@@ -448,7 +450,10 @@ __device__ __forceinline__ void better(float& value, int32_t& index, float other
   }
 }
 
+// Launched plainly: a programmatic launch after the lm_head GEMV would hold SM slots (64 blocks a row) through
+// the GEMV's whole stream. It lets the merge in at once: one warp a row, waiting.
 __global__ void argmax_slices_kernel(const float* logits, int64_t vocab, float* slice_value, int32_t* slice_index) {
+  pdl_launch_dependents();
   constexpr int kThreads = 256;
   __shared__ float values[kThreads / 32];
   __shared__ int32_t indices[kThreads / 32];
@@ -477,6 +482,7 @@ __global__ void argmax_slices_kernel(const float* logits, int64_t vocab, float* 
 }
 
 __global__ void argmax_merge_kernel(const float* slice_value, const int32_t* slice_index, int32_t* out) {
+  pdl_wait();  // launched early: the slices are complete past here
   const int64_t row = blockIdx.x;
   const int lane = static_cast<int>(threadIdx.x);
   float value = -INFINITY;
@@ -620,9 +626,8 @@ void launch_rope_and_store_kv(const RopeStoreParams& params, const StepArrays& s
 
 void launch_gather_rows(const void* x, void* out, int64_t row_bytes, const StepArrays& step, cudaStream_t stream) {
   if (step.num_logit_rows == 0) return;
-  gather_rows_kernel<<<step.num_logit_rows, 256, 0, stream>>>(static_cast<const uint16_t*>(x),
-                                                               static_cast<uint16_t*>(out), row_bytes / 2,
-                                                               step.logit_rows);
+  launch_programmatic(gather_rows_kernel, dim3(static_cast<unsigned int>(step.num_logit_rows)), dim3(256), 0, stream,
+                      static_cast<const uint16_t*>(x), static_cast<uint16_t*>(out), row_bytes / 2, step.logit_rows);
 }
 
 void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out, float* slice_value,
@@ -630,7 +635,8 @@ void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_
   if (rows == 0) return;
   argmax_slices_kernel<<<dim3(static_cast<unsigned int>(rows), kArgmaxSlices), 256, 0, stream>>>(logits, vocab,
                                                                                                    slice_value, slice_index);
-  argmax_merge_kernel<<<static_cast<unsigned int>(rows), 32, 0, stream>>>(slice_value, slice_index, out);
+  launch_programmatic(argmax_merge_kernel, dim3(static_cast<unsigned int>(rows)), dim3(32), 0, stream,
+                      static_cast<const float*>(slice_value), static_cast<const int32_t*>(slice_index), out);
 }
 
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream) {
