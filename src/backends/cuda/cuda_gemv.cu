@@ -36,6 +36,17 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
+// out[at] (row n of its token) = sum + bias[n] + prior (the value added to), in out's type.
+__device__ __forceinline__ void store_output(const GemvParams& p, int64_t n, int64_t at, float sum, float prior) {
+  if (p.bias) sum += bf16_bits_to_f32(p.bias[n]);
+  sum += prior;
+  if (p.out_f32) {
+    static_cast<float*>(p.out)[at] = sum;
+  } else {
+    static_cast<uint16_t*>(p.out)[at] = f32_to_bf16_bits(sum);
+  }
+}
+
 template <int kLoads>
 __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_row, int64_t base, int64_t end) {
 #pragma unroll
@@ -178,13 +189,7 @@ __global__ void __launch_bounds__(kWarps * 32,
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[out_row * kWarpsPerRow + w][out_token];
-    if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
-    sum += prior;
-    if (p.out_f32) {
-      static_cast<float*>(p.out)[out_at] = sum;
-    } else {
-      static_cast<uint16_t*>(p.out)[out_at] = f32_to_bf16_bits(sum);
-    }
+    store_output(p, out_n, out_at, sum, prior);
   }
 }
 
@@ -249,13 +254,7 @@ __global__ void __launch_bounds__(kWarps * 32, kLoads <= 4 ? 3 : 2) gemv_two_row
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[g * kWarpsPerRow + w][r];
-    if (p.bias) sum += bf16_bits_to_f32(p.bias[out_n]);
-    sum += prior;
-    if (p.out_f32) {
-      static_cast<float*>(p.out)[out_n] = sum;
-    } else {
-      static_cast<uint16_t*>(p.out)[out_n] = f32_to_bf16_bits(sum);
-    }
+    store_output(p, out_n, out_n, sum, prior);
   }
 }
 
