@@ -96,9 +96,8 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   // token (8 warps per row, picked by N) a lane's share of a row ends part-way; 9000 x 72: thousands of blocks of
   // short rows; 1101 x 4096: the one-token GEMV's exact shares (4 warps per row, every lane 4 chunks; 1101 rows
   // leave the last block half past N); 301 x 14336: 7 chunks each at 8 warps per row (down_proj's K), each warp
-  // two rows, the last one's second past N. The
-  // one-token splits that take several load rounds (1 or 2 warps per row forced) are checked by
-  // LinearSiluAndMulMatchesCpuAndTheOpsApart, through its "apart" linear too.
+  // two rows, the last one's second past N. The one-token splits that take several load rounds (1 or 2 warps
+  // per row forced) are checked by LinearSiluAndMulMatchesCpuAndTheOpsApart, through its "apart" linear too.
   for (Case c : {Case{96, 64}, Case{256, 128}, Case{1000, 512}, Case{3000, 1024}, Case{64, 40}, Case{700, 4200},
                  Case{9000, 72}, Case{1101, 4096}, Case{301, 14336}}) {
     for (int64_t tokens : {1, 2, 5, 8, 9, 16, 33, 256}) {

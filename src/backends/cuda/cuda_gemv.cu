@@ -36,6 +36,10 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   return sum;
 }
 
+// out[at], the value an accumulating matmul adds to, as f32.
+__device__ __forceinline__ float output_value(const GemvParams& p, int64_t at) {
+  return p.out_f32 ? static_cast<const float*>(p.out)[at] : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[at]);
+}
 // out[at] (row n of its token) = sum + bias[n] + prior (the value added to), in out's type.
 __device__ __forceinline__ void store_output(const GemvParams& p, int64_t n, int64_t at, float sum, float prior) {
   if (p.bias) sum += bf16_bits_to_f32(p.bias[n]);
@@ -113,11 +117,7 @@ __global__ void __launch_bounds__(kWarps * 32,
   const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + out_row;
   const int64_t out_at = out_token * p.n + out_n;
   const bool writes_output = static_cast<int>(threadIdx.x) < kRowsPerBlock * kTokens && out_n < p.n;
-  float prior = 0.0f;
-  if (p.accumulate && writes_output) {
-    prior = p.out_f32 ? static_cast<const float*>(p.out)[out_at]
-                      : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[out_at]);
-  }
+  const float prior = p.accumulate && writes_output ? output_value(p, out_at) : 0.0f;
 
   float acc[kTokens];
 #pragma unroll
@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(kWarps * 32,
 // 3.881-3.884 against 3.904-3.905 ms. At 4 chunks (qkv_proj, o_proj, lm_head; 3 blocks per SM) it gained
 // nothing (3.94 / 3.68 / 4.63 against 3.92 / 3.67 / 4.63 TB/s, the step unchanged), so those keep gemv_kernel.
 template <int kWarpsPerRow, int kLoads>
-__global__ void __launch_bounds__(kWarps * 32, kLoads <= 4 ? 3 : 2) gemv_two_rows_kernel(GemvParams p) {
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_two_rows_kernel(GemvParams p) {
   constexpr int kGroups = kWarps / kWarpsPerRow;
   constexpr int kRowsPerBlock = 2 * kGroups;
   __shared__ float partial[kWarps][2];
@@ -223,11 +223,7 @@ __global__ void __launch_bounds__(kWarps * 32, kLoads <= 4 ? 3 : 2) gemv_two_row
   const int out_row = static_cast<int>(threadIdx.x);
   const int64_t out_n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + out_row;
   const bool writes_output = out_row < kRowsPerBlock && out_n < p.n;
-  float prior = 0.0f;
-  if (p.accumulate && writes_output) {
-    prior = p.out_f32 ? static_cast<const float*>(p.out)[out_n]
-                      : bf16_bits_to_f32(static_cast<const uint16_t*>(p.out)[out_n]);
-  }
+  const float prior = p.accumulate && writes_output ? output_value(p, out_n) : 0.0f;
   const auto* x_row = reinterpret_cast<const uint4*>(p.x);
   float acc0 = 0.0f, acc1 = 0.0f;
 #pragma unroll
