@@ -442,7 +442,6 @@ void CudaBackend::linear_add(const TensorView& x, const TensorView& weight, cons
 bool CudaBackend::gemv_fuses_norm(const TensorView& x, const TensorView& weight, const TensorView& norm_weight,
                                   int64_t silu_pairs) const {
   if (force_cublaslt_ || x.ndim() != 2 || weight.ndim() != 2) return false;
-  if (std::getenv("RADIXLM_PROBE_NO_NORM_FUSION") != nullptr) return false;  // PROBE
   const bool aligned = (reinterpret_cast<uintptr_t>(x.data) | reinterpret_cast<uintptr_t>(weight.data) |
                         reinterpret_cast<uintptr_t>(norm_weight.data)) % 16 == 0;
   cuda::GemvParams p;
