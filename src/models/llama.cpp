@@ -1,9 +1,8 @@
 // The dense Llama family written once against ops/Backend. The residual stream is added into by the
 // output projections themselves (linear_add: the add in the matmul's epilogue, so a backend never writes a
-// sublayer's output only to read it back for the add), and each norm reads the residual as it stands, in one
-// op with the matmul after it (rms_norm_linear: a backend may normalise inside the matmul):
-//   residual += o_proj(attention(qkv_proj(input_norm(residual))))
-//   residual += down_proj(silu_and_mul(gate_up(post_attention_norm(residual))))
+// sublayer's output only to read it back for the add), and each norm reads the residual as it stands:
+//   x = input_norm(residual); residual += o_proj(attention(x))
+//   x = post_attention_norm(residual); residual += down_proj(silu_and_mul(gate_up(x)))
 // The residual starts as the embeddings; the final norm reads the last layer's sum.
 
 #include "models/llama.h"
@@ -157,6 +156,7 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
 
   // Every buffer is written whole by the op that fills it.
   Tensor residual = backend_.alloc_uninitialized(act, {tokens, hidden_size});
+  Tensor hidden = backend_.alloc_uninitialized(act, {tokens, hidden_size});
   const int64_t q_width = int64_t{q_heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
   Tensor qkv = backend_.alloc_uninitialized(act, {tokens, q_width + 2 * kv_width});
   // q, k and v stay where the fused matmul put them: column blocks of qkv, which the ops downstream read and
@@ -170,7 +170,8 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   backend_.embedding(embed_tokens, residual);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
-    backend_.rms_norm_linear(residual, layer.input_norm, eps, layer.qkv_proj, layer.qkv_bias, qkv);
+    backend_.rms_norm(residual, layer.input_norm, eps, hidden);
+    backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
@@ -178,16 +179,18 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
     backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
     backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
     backend_.linear_add(attn, layer.o_proj, layer.o_bias, residual);
-    backend_.rms_norm_linear_silu_and_mul(residual, layer.post_attention_norm, eps, layer.gate_up_proj,
-                                          layer.gate_up_bias, mlp);
+    backend_.rms_norm(residual, layer.post_attention_norm, eps, hidden);
+    backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);
     backend_.linear_add(mlp, layer.down_proj, layer.down_bias, residual);
   }
   // The norm is per row, so the logit rows are picked first and only they are normalised (one row per
   // sequence instead of every prompt token in a prefill).
   Tensor selected = backend_.alloc_uninitialized(act, {rows, hidden_size});
   backend_.gather_logit_rows(residual, selected);
+  Tensor normed = backend_.alloc_uninitialized(act, {rows, hidden_size});
+  backend_.rms_norm(selected, final_norm, eps, normed);
   Tensor logits = backend_.alloc_uninitialized(DType::kF32, {rows, config_.vocab_size});
-  backend_.rms_norm_linear(selected, final_norm, eps, lm_head, TensorView(), logits);
+  backend_.linear(normed, lm_head, TensorView(), logits);
   return logits;
 }
 

@@ -62,14 +62,6 @@ class Backend {
   // one op, so a backend may fuse them (no [T, 2I] intermediate, one launch less). out [T, I]
   virtual void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                                    const TensorView& out) = 0;
-  // out = rms_norm(x, norm_weight) @ weight^T (+ bias) and out = silu_and_mul(rms_norm(x, norm_weight) @
-  // weight^T (+ bias)): a sublayer's input norm with its first matmul as one op, so a backend may normalise x
-  // inside the matmul (no normalised copy of x written and read back, one launch less). x is not modified.
-  virtual void rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,
-                               const TensorView& bias, const TensorView& out) = 0;
-  virtual void rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                            const TensorView& weight, const TensorView& bias,
-                                            const TensorView& out) = 0;
   // Rotates q [T, Hq*D] and k [T, Hk*D] in place at the step's positions, then writes k and v [T, Hk*D]
   // into the cache at the step's kv_slots. q, k and v may be row-strided (column blocks of the fused qkv
   // projection's output), as may head_rms_norm's x and attention's q.

@@ -80,26 +80,6 @@ void CpuBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weig
   cpu::silu_and_mul(pool_, gate_up, out);
 }
 
-// x normalised into the scratch (the norm apart from the matmul: this backend's ops are its reference).
-TensorView CpuBackend::normalised(const TensorView& x, const TensorView& norm_weight, float eps) {
-  RADIXLM_CHECK(x.ndim() == 2, "rms_norm_linear x {}", x.shape.to_string());
-  if (normed_scratch_.view.numel() < x.numel()) normed_scratch_ = alloc(DType::kF32, {x.numel()});
-  const TensorView normed(normed_scratch_.view.data, DType::kF32, x.shape);
-  cpu::rms_norm(pool_, x, norm_weight, eps, normed);
-  return normed;
-}
-
-void CpuBackend::rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps,
-                                 const TensorView& weight, const TensorView& bias, const TensorView& out) {
-  cpu::linear(pool_, normalised(x, norm_weight, eps), weight, bias, out);
-}
-
-void CpuBackend::rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                              const TensorView& weight, const TensorView& bias,
-                                              const TensorView& out) {
-  linear_silu_and_mul(normalised(x, norm_weight, eps), weight, bias, out);
-}
-
 void CpuBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                    const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
   cpu::rope_and_store_kv(pool_, batch_, q, k, v, rope, head_dim, cache);

@@ -37,10 +37,6 @@ class CpuBackend final : public Backend {
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& out) override;
-  void rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,
-                       const TensorView& bias, const TensorView& out) override;
-  void rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                    const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
@@ -52,8 +48,6 @@ class CpuBackend final : public Backend {
   ForwardBatch batch_;
   std::vector<int32_t> token_seq_;  // sequence index of each new token of the step
   Tensor gate_up_scratch_;           // linear_silu_and_mul's intermediate, grown as needed
-  Tensor normed_scratch_;            // the rms_norm_linear ops' normalised x, grown as needed
-  TensorView normalised(const TensorView& x, const TensorView& norm_weight, float eps);
 };
 
 }  // namespace radixlm

@@ -36,16 +36,6 @@ void check_vector(const TensorView& t, int64_t size, const char* what) {
                 "{}: want bf16 [{}] on the GPU, got {} {}", what, size, dtype_name(t.dtype), t.shape.to_string());
 }
 
-// The GEMV's fused input norm (CudaBackend::gemv_fuses_norm held for this matmul), or none.
-void set_norm(cuda::GemvParams& p, const TensorView& norm_weight, float eps) {
-  if (norm_weight.data == nullptr) return;
-  check_vector(norm_weight, p.k, "rms_norm_linear norm weight");
-  RADIXLM_CHECK(cuda::gemv_fuses_norm(p), "the GEMV cannot fuse the norm at [{}, {}] x [{}, {}]^T", p.tokens, p.k,
-                p.n, p.k);
-  p.norm_weight = bf16_ptr(norm_weight);
-  p.norm_eps = eps;
-}
-
 // Brackets one op with CUDA events when op timing is on (RADIXLM_CUDA_OP_TIMES=1).
 class OpTimerScope {
  public:
@@ -439,45 +429,8 @@ void CudaBackend::linear_add(const TensorView& x, const TensorView& weight, cons
   matmul(x, weight, bias, residual, /*accumulate=*/true);
 }
 
-bool CudaBackend::gemv_fuses_norm(const TensorView& x, const TensorView& weight, const TensorView& norm_weight,
-                                  int64_t silu_pairs) const {
-  if (force_cublaslt_ || x.ndim() != 2 || weight.ndim() != 2) return false;
-  const bool aligned = (reinterpret_cast<uintptr_t>(x.data) | reinterpret_cast<uintptr_t>(weight.data) |
-                        reinterpret_cast<uintptr_t>(norm_weight.data)) % 16 == 0;
-  cuda::GemvParams p;
-  p.tokens = static_cast<int32_t>(std::min<int64_t>(x.size(0), 2));  // only one token fuses
-  p.n = weight.size(0);
-  p.k = x.size(1);
-  p.warps_per_row = gemv_warps_per_row_;
-  p.silu_pairs = silu_pairs;
-  return aligned && cuda::gemv_fuses_norm(p);
-}
-
-void CudaBackend::rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps,
-                                  const TensorView& weight, const TensorView& bias, const TensorView& out) {
-  if (gemv_fuses_norm(x, weight, norm_weight, 0)) {
-    matmul(x, weight, bias, out, /*accumulate=*/false, {norm_weight, eps});
-    return;
-  }
-  Tensor normed = alloc_uninitialized(DType::kBF16, x.shape);
-  rms_norm(x, norm_weight, eps, normed);
-  matmul(normed, weight, bias, out, /*accumulate=*/false);
-}
-
-void CudaBackend::rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                               const TensorView& weight, const TensorView& bias,
-                                               const TensorView& out) {
-  if (gemv_fuses_norm(x, weight, norm_weight, weight.size(0) / 2)) {
-    gate_up_silu(x, weight, bias, out, {norm_weight, eps});
-    return;
-  }
-  Tensor normed = alloc_uninitialized(DType::kBF16, x.shape);
-  rms_norm(x, norm_weight, eps, normed);
-  gate_up_silu(normed, weight, bias, out);
-}
-
 void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
-                         bool accumulate, const InputNorm& norm) {
+                         bool accumulate) {
   check_device_rows(x, DType::kBF16, "linear x");
   check_device_rows(weight, DType::kBF16, "linear weight");
   RADIXLM_CHECK(out.device == Device::kCuda && out.ndim() == 2 && out.is_contiguous() &&
@@ -510,18 +463,14 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     return p;
   };
   if (!force_cublaslt_ && gemv_shape && k % 8 == 0 && aligned) {
-    RADIXLM_OP_TIMER(norm.weight.data != nullptr ? "rms_norm_linear_gemv"
-                     : n >= 16384                 ? "linear_gemv_wide"
-                                                  : "linear_gemv");
+    RADIXLM_OP_TIMER(n >= 16384 ? "linear_gemv_wide" : "linear_gemv");
     cuda::GemvParams p = with_operands(cuda::GemvParams{});
     p.warps_per_row = gemv_warps_per_row_;
-    set_norm(p, norm.weight, norm.eps);
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     dependents_start_early_ = true;
     return;
   }
-  RADIXLM_CHECK(norm.weight.data == nullptr, "matmul: only the one-token GEMV fuses the input norm");
   if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
       k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER("linear_decode_gemm");
@@ -549,11 +498,6 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
 
 void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                                       const TensorView& out) {
-  gate_up_silu(x, weight, bias, out);
-}
-
-void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& weight, const TensorView& bias,
-                               const TensorView& out, const InputNorm& norm) {
   check_device_rows(x, DType::kBF16, "linear_silu_and_mul x");
   check_device_rows(weight, DType::kBF16, "linear_silu_and_mul weight");
   check_device_rows(out, DType::kBF16, "linear_silu_and_mul out");
@@ -564,7 +508,7 @@ void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& weight, co
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   if (tokens == 1 && !force_cublaslt_ && k % 8 == 0 && aligned) {
     // One token: the GEMV computes a gate row and its up row in the same block and writes silu(gate) * up.
-    RADIXLM_OP_TIMER(norm.weight.data != nullptr ? "rms_norm_linear_silu_and_mul_gemv" : "linear_silu_and_mul_gemv");
+    RADIXLM_OP_TIMER("linear_silu_and_mul_gemv");
     if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
     cuda::GemvParams p;
     p.x = bf16_ptr(x);
@@ -576,12 +520,10 @@ void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& weight, co
     p.k = k;
     p.warps_per_row = gemv_warps_per_row_;
     p.silu_pairs = inter;
-    set_norm(p, norm.weight, norm.eps);
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  RADIXLM_CHECK(norm.weight.data == nullptr, "gate_up_silu: only the one-token GEMV fuses the input norm");
   Tensor gate_up = alloc_uninitialized(DType::kBF16, {tokens, 2 * inter});
   linear(x, weight, bias, gate_up);
   silu_and_mul(gate_up, out);

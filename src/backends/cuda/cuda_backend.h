@@ -68,10 +68,6 @@ class CudaBackend final : public Backend {
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& out) override;
-  void rms_norm_linear(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& weight,
-                       const TensorView& bias, const TensorView& out) override;
-  void rms_norm_linear_silu_and_mul(const TensorView& x, const TensorView& norm_weight, float eps,
-                                    const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
@@ -145,20 +141,9 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(CudaDeviceInfo info);
   const float* rope_inv_freq(const RopeTable& rope);
   float* attention_workspace(int64_t floats);
-  // The RMSNorm a matmul's x goes through first, where the one-token GEMV applies it (norm.weight empty: none).
-  struct InputNorm {
-    TensorView weight;
-    float eps;  // no default member initializer: GCC rejects {} as a default argument in the class then
-  };
   // linear (out =) and linear_add (out +=): the GEMV for decode shapes it wins, cuBLASLt otherwise.
   void matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
-              bool accumulate, const InputNorm& norm = {});
-  void gate_up_silu(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
-                    const InputNorm& norm = {});
-  // Whether the one-token GEMV normalises x itself for this matmul (cuda::gemv_fuses_norm); if not, the
-  // rms_norm_linear ops run rms_norm apart first.
-  bool gemv_fuses_norm(const TensorView& x, const TensorView& weight, const TensorView& norm_weight,
-                       int64_t silu_pairs) const;
+              bool accumulate);
 
   CudaDeviceInfo info_;
   void* stream_ = nullptr;  // cudaStream_t

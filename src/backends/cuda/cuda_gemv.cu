@@ -51,22 +51,6 @@ __device__ __forceinline__ void store_output(const GemvParams& p, int64_t n, int
   }
 }
 
-// The fused RMSNorm's part of a chunk of x (GemvParams::norm_weight): adds its squares to `squares` and
-// returns bf16(gain * x). The 1 / rms factor is the same for the whole row, so the kernel applies it to the
-// row's finished sum: no block barrier before the products.
-__device__ __forceinline__ uint4 gained(const uint4& x, const uint4& gain, float& squares) {
-  const uint32_t values[4] = {x.x, x.y, x.z, x.w}, gains[4] = {gain.x, gain.y, gain.z, gain.w};
-  uint32_t out[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float lo = bf16_lo(values[i]), hi = bf16_hi(values[i]);
-    squares = fmaf(hi, hi, fmaf(lo, lo, squares));
-    out[i] = static_cast<uint32_t>(f32_to_bf16_bits(bf16_lo(gains[i]) * lo)) |
-             static_cast<uint32_t>(f32_to_bf16_bits(bf16_hi(gains[i]) * hi)) << 16;
-  }
-  return make_uint4(out[0], out[1], out[2], out[3]);
-}
-
 template <int kLoads>
 __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_row, int64_t base, int64_t end) {
 #pragma unroll
@@ -92,18 +76,13 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under the 5-block cap spilled and ran at 3.14 / 2.98
 // TB/s.) The same holds for exactly 7 chunks per lane (down_proj: K = 14336 at 8 warps per row; 3 blocks per SM,
 // 80 registers): 4.09-4.10 against 3.87-3.88 TB/s, the batch-1 step 3.948-3.961 against 4.008-4.023 ms.
-// kNorm (exact shares of 4 chunks): x's RMSNorm is applied in the kernel (gained, then the row's sum times
-// 1 / rms of x, from the squares its parts summed), so no norm kernel runs ahead of it.
-template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false, bool kNorm = false>
+template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
 __global__ void __launch_bounds__(kWarps * 32,
                                   kTokens > 1 ? 0 : kExact ? (kLoads <= 4 ? 4 : 3) : kLoads <= 4 ? 5 : 4)
     gemv_kernel(GemvParams p) {
   static_assert(!kExact || kTokens == 1, "exact shares are a one-token layout");
-  static_assert(!kNorm || (kExact && kLoads == 4), "the fused norm holds the lane's whole share of x: 4 chunks");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
-  __shared__ float row_squares[kNorm ? kWarps : 1];  // kNorm: each warp's sum of its share of x's squares
-  float squares = 0.0f;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows.
   constexpr int kPairsPerBlock = kRowsPerBlock / 2;
@@ -158,11 +137,6 @@ __global__ void __launch_bounds__(kWarps * 32,
             x[u] = group + u < kLoads && i < end ? __ldg(x_rows + i) : make_uint4(0, 0, 0, 0);
           }
         }
-        if constexpr (kNorm) {
-          const auto* gain = reinterpret_cast<const uint4*>(p.norm_weight);
-#pragma unroll
-          for (int u = 0; u < 4; ++u) x[u] = gained(x[u], __ldg(gain + base + 32 * (group + u)), squares);
-        }
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           if (group + u < kLoads) acc[0] += dot8(w[group + u], x[u]);
@@ -184,18 +158,7 @@ __global__ void __launch_bounds__(kWarps * 32,
     const float sum = warp_sum(acc[t]);
     if (lane == 0) partial[warp][t] = sum;
   }
-  if constexpr (kNorm) {
-    squares = warp_sum(squares);
-    if (lane == 0) row_squares[warp] = squares;
-  }
   __syncthreads();
-  // kNorm: 1 / rms of x, from the squares of a block row's parts (together they cover x once).
-  const auto inverse_rms = [&](int row) {
-    float total = 0.0f;
-#pragma unroll
-    for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) total += row_squares[row * kWarpsPerRow + part_w];
-    return rsqrtf(total / static_cast<float>(p.k) + p.norm_eps);
-  };
   if constexpr (kPairsPerBlock > 0) {
     if (p.silu_pairs > 0) {
       if (static_cast<int>(threadIdx.x) < kPairsPerBlock * kTokens) {
@@ -207,10 +170,6 @@ __global__ void __launch_bounds__(kWarps * 32,
           for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) {
             gate += partial[row * kWarpsPerRow + part_w][t];
             up += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][t];
-          }
-          if constexpr (kNorm) {
-            gate *= inverse_rms(row);
-            up *= inverse_rms(row + kPairsPerBlock);
           }
           if (p.bias) {
             gate += bf16_bits_to_f32(p.bias[column]);
@@ -230,7 +189,6 @@ __global__ void __launch_bounds__(kWarps * 32,
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[out_row * kWarpsPerRow + w][out_token];
-    if constexpr (kNorm) sum *= inverse_rms(out_row);
     store_output(p, out_n, out_at, sum, prior);
   }
 }
@@ -301,10 +259,6 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
-    if (p.norm_weight != nullptr) {  // gemv_fuses_norm(p) held: exact shares of 4 chunks
-      launch_programmatic(gemv_kernel<1, kWarpsPerRow, 4, true, true>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
-      return;
-    }
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
     if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0) {  // down_proj at the 8B shape
       const unsigned int pair_blocks = ceil_div_u(p.n, 2 * (kWarps / kWarpsPerRow));
@@ -327,7 +281,8 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
   launch_programmatic(gemv_kernel<kTokens, kWarpsPerRow>, dim3(blocks), dim3(kWarps * 32), 0, stream, p);
 }
 
-int warps_per_row(const GemvParams& p) {
+template <int kTokens>
+void launch_tokens(const GemvParams& p, cudaStream_t stream) {
   int warps_per_row = p.warps_per_row;
   if (warps_per_row == 0) {
     // Measured on an H200 (bench linear, docs/performance.md): 8 warps per row when rows are long (K >= 8192)
@@ -340,14 +295,8 @@ int warps_per_row(const GemvParams& p) {
       warps_per_row = 4;
     }
   }
-  if (warps_per_row != 1 && warps_per_row != 2 && warps_per_row != 4) warps_per_row = 8;  // the kernels' splits
   if (p.silu_pairs > 0) warps_per_row = std::min(warps_per_row, 4);  // a block must hold a gate and an up row
-  return warps_per_row;
-}
-
-template <int kTokens>
-void launch_tokens(const GemvParams& p, cudaStream_t stream) {
-  switch (warps_per_row(p)) {
+  switch (warps_per_row) {
     case 1: launch_split<kTokens, 1>(p, stream); break;
     case 2: launch_split<kTokens, 2>(p, stream); break;
     case 4: launch_split<kTokens, 4>(p, stream); break;
@@ -356,10 +305,6 @@ void launch_tokens(const GemvParams& p, cudaStream_t stream) {
 }
 
 }  // namespace
-
-bool gemv_fuses_norm(const GemvParams& p) {
-  return p.tokens == 1 && p.k % 8 == 0 && p.k / 8 == int64_t{warps_per_row(p)} * 32 * 4;
-}
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (p.n == 0) return;

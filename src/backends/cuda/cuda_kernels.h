@@ -106,15 +106,8 @@ struct GemvParams {
   // When > 0: the MLP's gate/up matmul with silu_and_mul fused. Weight rows [0, silu_pairs) are gate rows,
   // [silu_pairs, n) the up rows (n == 2 * silu_pairs); out is bf16 [T, silu_pairs] = silu(gate) * up.
   int64_t silu_pairs = 0;
-  // When set (only where gemv_fuses_norm): x is RMS-normalised with this weight [K] and eps inside the
-  // kernel, as rms_norm would, so the sublayer's norm needs no kernel of its own.
-  const uint16_t* norm_weight = nullptr;
-  float norm_eps = 0.0f;
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
-// Whether the GEMV can fuse x's RMSNorm at this shape: one token whose row splits into exact 4-chunk lane
-// shares (K = 1024 * warps per row: qkv_proj, gate_up and lm_head at the 8B shape).
-bool gemv_fuses_norm(const GemvParams& p);
 
 // out [T, N] (+)= x [T, K] @ w [N, K]^T (+ bias) for 2..kDecodeGemmMaxTokens tokens on Hopper (TMA + wgmma,
 // cuda_decode_gemm.cu). Needs decode_gemm_supported(), K % 8 == 0, 16-byte aligned x and w (contiguous rows).
