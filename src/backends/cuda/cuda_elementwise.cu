@@ -215,9 +215,10 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
 
 // As rms_norm_vec_kernel, with the same threads per row and the same summation order (so bit-identical
 // results), but x and weight of all kNormChunks chunks are loaded up front.
+// The weight is no kernel's output, so its loads go out before the wait for the kernel ahead: by the time
+// x may be read they have landed (a step streams GBs through L2, so a layer's norm weight comes from HBM),
+// and only x's round trip is left between the wait and the sum.
 __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
-  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
-  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int chunks = static_cast<int>(p.width / 8);
@@ -228,10 +229,14 @@ __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
 #pragma unroll
   for (int c = 0; c < kNormChunks; ++c) {
     const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
-    if (i < chunks) {
-      x_raw[c] = x[i];
-      w_raw[c] = weight[i];
-    }
+    if (i < chunks) w_raw[c] = __ldg(weight + i);
+  }
+  pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
+  pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
+#pragma unroll
+  for (int c = 0; c < kNormChunks; ++c) {
+    const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
+    if (i < chunks) x_raw[c] = x[i];
   }
   float values[kNormChunks][8];
   float sum_squares = 0.0f;
