@@ -88,8 +88,9 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   extern __shared__ __align__(128) unsigned char smem_raw[];
   S& s = *reinterpret_cast<S*>(smem_raw);
   // Launched early (a programmatic dependent): until pdl_wait() returns, only what no kernel of the step
-  // writes is read (the step's arrays and the page table, uploaded before it), so the first windows' cache
-  // slots are looked up while the kernel ahead finishes. Then combine_kernel (or the matmul after) may be
+  // writes is read (the step's arrays and the page table, uploaded before it, and the keys and values of
+  // earlier steps), so the first windows' cache slots are looked up, and the first tiles of earlier keys
+  // requested, while the kernel ahead finishes. Then combine_kernel (or the matmul after) may be
   // scheduled once every block here has started; it still waits for this grid to finish before it reads a
   // partial.
 
@@ -151,11 +152,6 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     const PendingSlot first_window = lookup(0);  // both windows' loads in flight before the first is used
     PendingSlot next_window = num_tiles > 2 ? lookup(1) : PendingSlot{};
     int32_t window_slot = slot_of(first_window);
-    // Past here the kernel ahead (rope, which stores this step's keys) has finished. Looking the slots up
-    // before the wait (together with rope's cos/sin table before its own) took the batch-1 step from
-    // 3.892-3.899 to 3.845-3.868 ms on an H200.
-    pdl_wait();
-    pdl_launch_dependents();
     auto issue = [&](int tile) {  // warp-uniform: tiles are issued in order 0, 1, 2, ...
       if (tile / 2 != window) {
         ++window;
@@ -177,10 +173,23 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     // Tiles are issued up to a whole step (kSub tiles): a step's last tile past the split is a zero-filled
     // copy that reads nothing, so no stage is read uninitialised.
     const int issued_tiles = (num_tiles + kSub - 1) / kSub * kSub;
-#pragma unroll
-    for (int t = 0; t < kStages - kSub; ++t) {
-      if (t < issued_tiles) issue(t);
+    // The keys before the sequence's new tokens were stored by earlier steps, so the first tiles that hold
+    // only those are requested before the wait; a tile with one of this step's keys (stored by rope, the
+    // kernel ahead) only after it. Past the wait the kernel ahead has finished. Looking the slots up before
+    // the wait (together with rope's cos/sin table before its own) took the batch-1 step from 3.892-3.899 to
+    // 3.845-3.868 ms on an H200.
+    const int new_keys_begin = kv_len - (step.query_start[seq + 1] - step.query_start[seq]);
+    const int early_tiles = min(kStages - kSub, max(0, (new_keys_begin - key_begin) / kKeys));
+    int first_tiles = 0;
+    for (; first_tiles < early_tiles; ++first_tiles) {
+      if (first_tiles < issued_tiles) issue(first_tiles);
       cp_async_commit();  // one group per tile, empty or not, so the wait count below stays exact
+    }
+    pdl_wait();
+    pdl_launch_dependents();
+    for (; first_tiles < kStages - kSub; ++first_tiles) {
+      if (first_tiles < issued_tiles) issue(first_tiles);
+      cp_async_commit();
     }
 
     // Q fragments (m16n8k16 A layout) straight from global memory while the first tiles are in flight;
