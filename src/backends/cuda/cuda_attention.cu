@@ -157,8 +157,6 @@ void launch_attention(const AttentionParams& params, const StepArrays& step, cud
   if (step.num_tokens == 0) return;
   AttentionParams p = params;
   if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.q_heads) * p.head_dim;  // contiguous q
-  static const int probe = std::getenv("RADIXLM_PROBE_EARLY") ? std::atoi(std::getenv("RADIXLM_PROBE_EARLY")) : 1;  // PROBE
-  p.probe_early = probe;
   switch (p.head_dim) {
     case 16: launch_dim<16>(p, step, stream); break;
     case 32: launch_dim<32>(p, step, stream); break;

@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     // the wait (together with rope's cos/sin table before its own) took the batch-1 step from 3.892-3.899 to
     // 3.845-3.868 ms on an H200.
     const int new_keys_begin = kv_len - (step.query_start[seq + 1] - step.query_start[seq]);
-    const int early_tiles = p.probe_early == 0 || (p.probe_early == 2 && num_tiles <= 1) ? 0 : min(kStages - kSub, max(0, (new_keys_begin - key_begin) / kKeys));
+    const int early_tiles = min(kStages - kSub, max(0, (new_keys_begin - key_begin) / kKeys));
     int first_tiles = 0;
     for (; first_tiles < early_tiles; ++first_tiles) {
       if (first_tiles < issued_tiles) issue(first_tiles);

@@ -154,7 +154,6 @@ struct AttentionParams {
   int32_t prefill_kernel = 0;  // kPrefillKernel*: which prefill kernel (tests and A/B runs compare them)
   int32_t num_sms = 0;         // the GPU's: the persistent prefill kernel's grid (0: one block per tile)
   int64_t num_slots = 0;       // slots in k_cache / v_cache: the Hopper prefill kernel's TMA descriptors (0: none)
-  int32_t probe_early = 1;     // PROBE
 };
 // AttentionParams::prefill_kernel: the Hopper wgmma kernel (head_dim 128 on sm_90; elsewhere it falls back
 // to the mma.sync pick) with K/V copied by TMA where it can (page sizes that are multiples of 16) or always
