@@ -77,7 +77,7 @@ constexpr int warps_per_sm(int dim, int stages) {
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
 // kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which).
-template <int kDim, int kStages, int kSub>
+template <int kDim, int kStages, int kSub, bool kEarly>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   static_assert(kSub == 1 || (kSub == 2 && kStages >= 4), "the ring holds the step being read and the next");
   using S = Smem<kDim, kStages>;
@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     // 5.008-5.030 to 4.993-5.003 ms and batch 256 from 10.461 to 10.403 (batch 1 unchanged: its one-tile
     // splits wait for the split that holds the new key).
     const int new_keys_begin = kv_len - (step.query_start[seq + 1] - step.query_start[seq]);
-    const int early_tiles = min(kStages - kSub, max(0, (new_keys_begin - key_begin) / kKeys));
+    const int early_tiles = kEarly ? min(kStages - kSub, max(0, (new_keys_begin - key_begin) / kKeys)) : 0;
 #pragma unroll
     for (int t = 0; t < kStages - kSub; ++t) {
       if (t < early_tiles) {
@@ -445,16 +445,21 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // but batch-256 steps (equal contexts) 0.3-1.6% slower over three calls, so it was not kept.
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
-  const auto kernel = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1>;
+  const auto early = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1, true>;
+  const auto late = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1, false>;
   const size_t smem = sizeof(Smem<kDim, kStages>);
   static_assert(sizeof(Smem<kDim, kStages>) == ring_bytes(kDim, kStages), "warps_per_sm counts this ring");
   static bool configured = false;
   if (!configured) {  // the whole carveout as shared memory, so the ring's warps per SM fit
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    for (auto kernel : {early, late}) {
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    }
     configured = true;
   }
-  launch_programmatic(kernel, grid, dim3(32), smem, stream, p, step);
+  static const int probe = std::getenv("RADIXLM_PROBE_EARLY") ? std::atoi(std::getenv("RADIXLM_PROBE_EARLY")) : 2;  // PROBE
+  const bool use_early = probe == 1 || (probe == 2 && step.num_seqs > 1);
+  launch_programmatic(use_early ? early : late, grid, dim3(32), smem, stream, p, step);
 }
 
 template <int kDim>
