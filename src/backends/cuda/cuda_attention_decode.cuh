@@ -173,13 +173,12 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
     // Tiles are issued up to a whole step (kSub tiles): a step's last tile past the split is a zero-filled
     // copy that reads nothing, so no stage is read uninitialised.
     const int issued_tiles = (num_tiles + kSub - 1) / kSub * kSub;
-    // The keys before the sequence's new tokens were stored by earlier steps, so the first tiles that hold
-    // only those are requested before the wait; a tile with one of this step's keys (stored by rope, the
-    // kernel ahead) only after it. Past the wait the kernel ahead has finished. Looking the slots up before
-    // the wait (together with rope's cos/sin table before its own) took the batch-1 step from 3.892-3.899 to
-    // 3.845-3.868 ms on an H200; the early tiles, with a switch in one binary, the batch-64 step from
-    // 5.008-5.030 to 4.993-5.003 ms and batch 256 from 10.461 to 10.403 (batch 1 unchanged: its one-tile
-    // splits wait for the split that holds the new key).
+    // kEarly (launch_ring says when): the keys before the sequence's new tokens were stored by earlier
+    // steps, so the first tiles that hold only those are requested before the wait; a tile with one of this
+    // step's keys (stored by rope, the kernel ahead) only after it. On an H200 (one binary, a switch) the
+    // batch-64 step went from 5.008-5.030 to 4.993-5.003 ms and batch 256 from 10.461 to 10.403.
+    // Past the wait the kernel ahead has finished. Looking the slots up before the wait (together with
+    // rope's cos/sin table before its own) took the batch-1 step from 3.892-3.899 to 3.845-3.868 ms.
     const int new_keys_begin = kv_len - (step.query_start[seq + 1] - step.query_start[seq]);
     const int early_tiles = kEarly ? min(kStages - kSub, max(0, (new_keys_begin - key_begin) / kKeys)) : 0;
 #pragma unroll
@@ -443,6 +442,11 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // steps unchanged within noise). The shallow ring keeps one tile per step, so 3 of its 4 tiles stay in
 // flight: two per step made its kernel test faster (batch 256, contexts 128-640: 104.9 against 108.0 us)
 // but batch-256 steps (equal contexts) 0.3-1.6% slower over three calls, so it was not kept.
+// The early tiles (kEarly: attention_decode_kernel) only for batches of more than one sequence. On an H200
+// (06:00 call, two instantiations in one binary, three alternating rounds) the batch-1 step ran 3.868-3.869
+// ms with them against 3.848-3.852 without (and 3.847-3.852 for the build before them). Why is not measured:
+// at batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
+// those requests may only slow rope, the short kernel ahead that is on it.
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
   const auto early = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1, true>;
@@ -457,9 +461,7 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
     }
     configured = true;
   }
-  static const int probe = std::getenv("RADIXLM_PROBE_EARLY") ? std::atoi(std::getenv("RADIXLM_PROBE_EARLY")) : 2;  // PROBE
-  const bool use_early = probe == 1 || (probe == 2 && step.num_seqs > 1);
-  launch_programmatic(use_early ? early : late, grid, dim3(32), smem, stream, p, step);
+  launch_programmatic(step.num_seqs > 1 ? early : late, grid, dim3(32), smem, stream, p, step);
 }
 
 template <int kDim>
