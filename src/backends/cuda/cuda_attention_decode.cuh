@@ -443,9 +443,9 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // flight: two per step made its kernel test faster (batch 256, contexts 128-640: 104.9 against 108.0 us)
 // but batch-256 steps (equal contexts) 0.3-1.6% slower over three calls, so it was not kept.
 // The early tiles (kEarly: attention_decode_kernel) only for batches of more than one sequence. On an H200
-// (06:00 call, two instantiations in one binary, three alternating rounds) the batch-1 step ran 3.868-3.869
-// ms with them against 3.848-3.852 without (and 3.847-3.852 for the build before them). Why is not measured:
-// at batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
+// (two instantiations in one binary, three alternating rounds) the batch-1 step ran 3.868-3.869 ms with
+// them against 3.848-3.852 without (and 3.847-3.852 for the build before them). Why is not measured: at
+// batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
 // those requests may only slow rope, the short kernel ahead that is on it.
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
