@@ -76,7 +76,8 @@ constexpr int warps_per_sm(int dim, int stages) {
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
-// kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which).
+// kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which). kEarly: the
+// first tiles of keys stored by earlier steps are requested before the wait for the kernel ahead.
 template <int kDim, int kStages, int kSub, bool kEarly>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
   static_assert(kSub == 1 || (kSub == 2 && kStages >= 4), "the ring holds the step being read and the next");
