@@ -169,18 +169,23 @@ __global__ void silu_and_mul_vec_kernel(const uint16_t* x, uint16_t* out, int64_
 constexpr int kRopeHeads = 8;
 constexpr int kRopeMaxHalf = 256;  // rotary_dim / 2 <= 256 (head_dim <= 512)
 
+// The token's cos/sin table for its position: the angle rounded to f32 as HF computes it; sin/cos in full
+// precision.
+__device__ __forceinline__ void fill_rope_table(const RopeStoreParams& p, int32_t position, float* cos_table,
+                                                float* sin_table) {
+  for (int i = static_cast<int>(threadIdx.x); i < p.rotary_dim / 2; i += static_cast<int>(blockDim.x)) {
+    float sin_value, cos_value;
+    sincosf(static_cast<float>(position) * p.inv_freq[i], &sin_value, &cos_value);
+    cos_table[i] = cos_value * p.attention_scaling;
+    sin_table[i] = sin_value * p.attention_scaling;
+  }
+}
+
 __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
   const int64_t t = blockIdx.x;
   const int half = p.rotary_dim / 2;
-  const float position = static_cast<float>(positions[t]);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    // The angle is rounded to f32 as HF computes it; sin/cos themselves are full precision.
-    float sin_value, cos_value;
-    sincosf(position * p.inv_freq[i], &sin_value, &cos_value);
-    cos_table[i] = cos_value * p.attention_scaling;
-    sin_table[i] = sin_value * p.attention_scaling;
-  }
+  fill_rope_table(p, positions[t], cos_table, sin_table);
   __syncthreads();
   const int heads = p.q_heads + p.kv_heads;
   const int head_begin = static_cast<int>(blockIdx.y) * kRopeHeads;
@@ -314,17 +319,6 @@ struct RopeItem {
   int32_t freq = 0;           // first frequency index of the chunk
   int32_t kind = -1;          // 0 neox rotate, 1 interleaved rotate, 2 copy, -1 none
 };
-
-// The token's cos/sin table (full-precision sincosf, as the legacy kernel).
-__device__ __forceinline__ void fill_rope_table(const RopeStoreParams& p, int32_t position, float* cos_table,
-                                                float* sin_table) {
-  for (int i = static_cast<int>(threadIdx.x); i < p.rotary_dim / 2; i += static_cast<int>(blockDim.x)) {
-    float sin_value, cos_value;
-    sincosf(static_cast<float>(position) * p.inv_freq[i], &sin_value, &cos_value);
-    cos_table[i] = cos_value * p.attention_scaling;
-    sin_table[i] = sin_value * p.attention_scaling;
-  }
-}
 
 __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams p, const int32_t* positions, const int64_t* kv_slots) {
   __shared__ float cos_table[kRopeMaxHalf], sin_table[kRopeMaxHalf];
