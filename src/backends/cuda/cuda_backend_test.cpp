@@ -315,6 +315,93 @@ TEST(CudaBackendTest, RopeAndKvStoreMatchCpuForEveryPairingAndPartialRotary) {
   }
 }
 
+// The q/k/v matmul with RoPE and the KV store (linear_rope_and_store_kv) against the CPU backend's matmul,
+// then rope_and_store_kv: one-token steps take the GEMV's rope epilogue (rows paired as RoPE rotates them,
+// at every warps-per-row setting, with and without bias, both pairings, YaRN-like scaling, 8B-shaped
+// K = 4096), the rest (more tokens, partial rotary, cuBLASLt forced) the two ops apart. Every output is
+// checked: q and k rotated in qkv, v untouched there, and the token's K and V in the cache (v an exact copy
+// of the matmul's bf16 output).
+TEST(CudaBackendTest, LinearRopeAndStoreKvMatchesCpu) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(2);
+  std::mt19937 rng(41);
+  struct Case {
+    int32_t head_dim, q_heads, kv_heads, rotary;
+    int64_t k;
+    bool interleaved;
+  };
+  for (Case c : {Case{128, 8, 2, 128, 4096, false}, Case{64, 4, 4, 64, 512, true}, Case{128, 4, 1, 128, 1000, false},
+                 Case{48, 6, 2, 48, 64, false}, Case{64, 4, 2, 32, 256, false}}) {
+    for (const auto& seqs : {std::vector<std::pair<int32_t, int32_t>>{{700, 1}},
+                             std::vector<std::pair<int32_t, int32_t>>{{0, 5}, {30, 1}}}) {
+      for (bool with_bias : {false, true}) {
+        for (int32_t warps_per_row : {0, 1, 2, 4, 8}) {
+          for (bool force_lt : {false, true}) {
+            const int64_t tokens = std::accumulate(seqs.begin(), seqs.end(), int64_t{0},
+                                                   [](int64_t sum, const auto& s) { return sum + s.second; });
+            if ((tokens != 1 || force_lt) && warps_per_row != 0) continue;  // only the GEMV has the knob
+            const std::string what = "linear_rope d=" + std::to_string(c.head_dim) + " heads " +
+                                     std::to_string(c.q_heads) + "/" + std::to_string(c.kv_heads) + " rotary " +
+                                     std::to_string(c.rotary) + " k=" + std::to_string(c.k) + " T=" +
+                                     std::to_string(tokens) + (with_bias ? " bias" : "") + " warps/row " +
+                                     std::to_string(warps_per_row) + (force_lt ? " cublaslt" : "") +
+                                     (c.interleaved ? " interleaved" : " neox");
+            int32_t pages = 0;
+            const ForwardBatch batch = make_batch(seqs, 16, rng, &pages);
+            RopeTable rope;
+            rope.rotary_dim = c.rotary;
+            rope.interleaved = c.interleaved;
+            rope.attention_scaling = c.interleaved ? 1.1f : 1.0f;
+            for (int32_t i = 0; i < c.rotary / 2; ++i) {
+              rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / c.rotary)));
+            }
+            const int64_t n = int64_t{c.q_heads + 2 * c.kv_heads} * c.head_dim, slots = int64_t{pages} * 16;
+            const float w_scale = 2.0f / std::sqrt(static_cast<float>(c.k));
+            Tensor x_h = host_f32(random_bf16_values(static_cast<size_t>(tokens * c.k), rng), {tokens, c.k});
+            Tensor w_h = host_f32(random_bf16_values(static_cast<size_t>(n * c.k), rng, w_scale), {n, c.k});
+            Tensor b_h = host_f32(random_bf16_values(static_cast<size_t>(n), rng), {n});
+            const TensorView bias_h = with_bias ? b_h.view : TensorView();
+            Tensor qkv_c = cpu.alloc(DType::kF32, {tokens, n});
+            LayerKvCache cache_c{cpu.alloc(DType::kF32, {slots, c.kv_heads, c.head_dim}),
+                                 cpu.alloc(DType::kF32, {slots, c.kv_heads, c.head_dim})};
+            cpu.begin_step(batch);
+            cpu.linear_rope_and_store_kv(x_h, w_h, bias_h, qkv_c, c.q_heads, c.kv_heads, rope, c.head_dim, cache_c);
+
+            gpu.set_gemv_warps_per_row(warps_per_row);
+            gpu.set_force_cublaslt(force_lt);
+            Tensor x_g = gpu.upload(x_h), w_g = gpu.upload(w_h), b_g = gpu.upload(b_h);
+            Tensor qkv_g = poisoned(gpu, DType::kBF16, {tokens, n});
+            LayerKvCache cache_g{gpu.alloc(DType::kBF16, {slots, c.kv_heads, c.head_dim}),
+                                 gpu.alloc(DType::kBF16, {slots, c.kv_heads, c.head_dim})};
+            gpu.begin_step(batch);
+            gpu.linear_rope_and_store_kv(x_g, w_g, with_bias ? b_g.view : TensorView(), qkv_g, c.q_heads,
+                                         c.kv_heads, rope, c.head_dim, cache_g);
+            auto host_of = [](const Tensor& t) {
+              return std::vector<float>(t.as<float>(), t.as<float>() + t.view.numel());
+            };
+            expect_close(to_host(gpu, qkv_g), host_of(qkv_c), kRel, kAbs, what + " qkv");
+            expect_close(to_host(gpu, cache_g.k), host_of(cache_c.k), kRel, kAbs, what + " k cache");
+            expect_close(to_host(gpu, cache_g.v), host_of(cache_c.v), kRel, kAbs, what + " v cache");
+            // The cached v is the bf16 value the matmul wrote into qkv, bit for bit.
+            const std::vector<float> qkv_got = to_host(gpu, qkv_g), v_cache = to_host(gpu, cache_g.v);
+            const int64_t kv_width = int64_t{c.kv_heads} * c.head_dim, v_begin = n - kv_width;
+            for (int64_t t = 0; t < tokens; ++t) {
+              const int64_t slot = batch.kv_slots[static_cast<size_t>(t)];
+              for (int64_t e = 0; e < kv_width; ++e) {
+                ASSERT_EQ(v_cache[static_cast<size_t>(slot * kv_width + e)],
+                          qkv_got[static_cast<size_t>(t * n + v_begin + e)])
+                    << what << " token " << t << " v element " << e;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  gpu.set_gemv_warps_per_row(0);
+  gpu.set_force_cublaslt(false);
+}
+
 TEST(CudaBackendTest, ArgmaxRowsMatchesHostArgmaxWithFirstOfTies) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   std::mt19937 rng(6);

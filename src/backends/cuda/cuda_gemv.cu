@@ -51,6 +51,19 @@ __device__ __forceinline__ void store_output(const GemvParams& p, int64_t n, int
   }
 }
 
+// Paired rows (the silu and rope forms, GemvParams): how many pairs, and the weight row of a pair's first
+// (second = false) or second row.
+__host__ __device__ __forceinline__ int64_t row_pairs(const GemvParams& p) {
+  return p.rope.inv_freq != nullptr ? p.n / 2 : p.silu_pairs;
+}
+__device__ __forceinline__ int64_t paired_row(const GemvParams& p, int64_t pair, bool second) {
+  if (p.rope.inv_freq == nullptr) return second ? p.silu_pairs + pair : pair;
+  const int half = p.rope.head_dim / 2;
+  const int64_t head = pair / half;
+  const int i = static_cast<int>(pair % half);
+  return head * p.rope.head_dim + (p.rope.interleaved ? 2 * i + (second ? 1 : 0) : i + (second ? half : 0));
+}
+
 template <int kLoads>
 __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_row, int64_t base, int64_t end) {
 #pragma unroll
@@ -84,14 +97,16 @@ __global__ void __launch_bounds__(kWarps * 32,
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows.
+  // With paired rows (silu_pairs or rope), the block's first half of rows are the pairs' first rows (gate
+  // rows) and the second half the matching second rows (up rows).
   constexpr int kPairsPerBlock = kRowsPerBlock / 2;
   const int block_row = warp / kWarpsPerRow;
   int64_t n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + block_row;
   if constexpr (kPairsPerBlock > 0) {  // launch_tokens never pairs with one row per block
-    if (p.silu_pairs > 0) {
-      const int64_t column = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
-      n = column >= p.silu_pairs ? p.n : block_row < kPairsPerBlock ? column : p.silu_pairs + column;
+    const int64_t pairs = row_pairs(p);
+    if (pairs > 0) {
+      const int64_t pair = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
+      n = pair >= pairs ? p.n : paired_row(p, pair, block_row >= kPairsPerBlock);
     }
   }
   const int part = warp % kWarpsPerRow;
@@ -108,6 +123,20 @@ __global__ void __launch_bounds__(kWarps * 32,
   uint4 w[kLoads];
   const int64_t first = begin + lane;
   load_chunk(w, w_row, first, end);
+  // The rope form's angle and cache slot: step arrays and inv_freq, which no kernel of the step writes, so
+  // read before the wait. The angle is rounded to f32 as HF computes it; sin/cos are full precision.
+  float rope_cos = 1.0f, rope_sin = 0.0f;
+  int64_t rope_slot = 0;
+  if constexpr (kTokens == 1 && kPairsPerBlock > 0) {
+    if (p.rope.inv_freq != nullptr && static_cast<int>(threadIdx.x) < kPairsPerBlock) {
+      const int64_t pair = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + threadIdx.x;
+      const int half = p.rope.head_dim / 2;
+      sincosf(static_cast<float>(*p.rope.position) * p.rope.inv_freq[pair % half], &rope_sin, &rope_cos);
+      rope_cos *= p.rope.attention_scaling;
+      rope_sin *= p.rope.attention_scaling;
+      rope_slot = *p.rope.slot;
+    }
+  }
   pdl_wait();
   pdl_launch_dependents();  // past the wait: the next GEMV may now start streaming
 
@@ -159,6 +188,48 @@ __global__ void __launch_bounds__(kWarps * 32,
     if (lane == 0) partial[warp][t] = sum;
   }
   __syncthreads();
+  if constexpr (kTokens == 1 && kPairsPerBlock > 0) {
+    if (p.rope.inv_freq != nullptr) {
+      const int row = static_cast<int>(threadIdx.x);
+      const int64_t pair = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + row;
+      if (row < kPairsPerBlock && pair < p.n / 2) {
+        const int64_t n1 = paired_row(p, pair, false), n2 = paired_row(p, pair, true);
+        float x1 = 0.0f, x2 = 0.0f;
+#pragma unroll
+        for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) {
+          x1 += partial[row * kWarpsPerRow + part_w][0];
+          x2 += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][0];
+        }
+        if (p.bias) {
+          x1 += bf16_bits_to_f32(p.bias[n1]);
+          x2 += bf16_bits_to_f32(p.bias[n2]);
+        }
+        // Rounded to bf16 first, then rope_and_store_kv's math: the same bits as the two ops apart.
+        x1 = bf16_bits_to_f32(f32_to_bf16_bits(x1));
+        x2 = bf16_bits_to_f32(f32_to_bf16_bits(x2));
+        const int head = static_cast<int>(pair / (p.rope.head_dim / 2));
+        const int rotated_heads = p.rope.q_heads + p.rope.kv_heads;  // q then k; v passes through
+        uint16_t y1 = f32_to_bf16_bits(x1), y2 = f32_to_bf16_bits(x2);
+        if (head < rotated_heads) {
+          y1 = f32_to_bf16_bits(x1 * rope_cos - x2 * rope_sin);
+          y2 = f32_to_bf16_bits(x2 * rope_cos + x1 * rope_sin);
+        }
+        auto* out = static_cast<uint16_t*>(p.out);
+        out[n1] = y1;
+        out[n2] = y2;
+        if (head >= p.rope.q_heads) {  // k and v also go to the cache slot
+          const bool is_k = head < rotated_heads;
+          const int64_t head_dim = p.rope.head_dim, head_start = head * head_dim;
+          const int cache_head = head - (is_k ? p.rope.q_heads : rotated_heads);
+          uint16_t* cache_head_row = (is_k ? p.rope.k_cache : p.rope.v_cache) +
+                                     (rope_slot * p.rope.kv_heads + cache_head) * head_dim;
+          cache_head_row[n1 - head_start] = y1;
+          cache_head_row[n2 - head_start] = y2;
+        }
+      }
+      return;
+    }
+  }
   if constexpr (kPairsPerBlock > 0) {
     if (p.silu_pairs > 0) {
       if (static_cast<int>(threadIdx.x) < kPairsPerBlock * kTokens) {
@@ -257,10 +328,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_two_rows_kernel(GemvParam
 template <int kTokens, int kWarpsPerRow>
 void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
+  const unsigned int blocks = row_pairs(p) > 0 ? ceil_div_u(row_pairs(p), kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
-    if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0) {  // down_proj at the 8B shape
+    if (p.k / 8 == kWarpsPerRow * 32 * 7 && row_pairs(p) == 0) {  // down_proj at the 8B shape
       const unsigned int pair_blocks = ceil_div_u(p.n, 2 * (kWarps / kWarpsPerRow));
       launch_programmatic(gemv_two_rows_kernel<kWarpsPerRow, 7>, dim3(pair_blocks), dim3(kWarps * 32), 0, stream, p);
       return;
@@ -295,7 +366,7 @@ void launch_tokens(const GemvParams& p, cudaStream_t stream) {
       warps_per_row = 4;
     }
   }
-  if (p.silu_pairs > 0) warps_per_row = std::min(warps_per_row, 4);  // a block must hold a gate and an up row
+  if (row_pairs(p) > 0) warps_per_row = std::min(warps_per_row, 4);  // a block must hold both rows of a pair
   switch (warps_per_row) {
     case 1: launch_split<kTokens, 1>(p, stream); break;
     case 2: launch_split<kTokens, 2>(p, stream); break;
