@@ -572,7 +572,7 @@ void CudaBackend::linear_rope_and_store_kv(const TensorView& x, const TensorView
   RADIXLM_CHECK(qkv.ndim() == 2 && qkv.size(1) == q_width + 2 * kv_width, "linear_rope_and_store_kv qkv {}",
                 qkv.shape.to_string());
   // One token: the GEMV pairs the rows RoPE rotates together and rotates and stores them in its epilogue
-  // (GemvParams::rope). Other steps run the matmul and rope_and_store_kv apart.
+  // (cuda::GemvRope). Other steps run the matmul and rope_and_store_kv apart.
   const bool aligned = (reinterpret_cast<uintptr_t>(x.data) | reinterpret_cast<uintptr_t>(weight.data)) % 16 == 0;
   if (!force_cublaslt_ && step_->num_tokens == 1 && x.ndim() == 2 && x.size(0) == 1 && x.size(1) % 8 == 0 &&
       aligned && rope.rotary_dim == head_dim && qkv.dtype == DType::kBF16) {
@@ -595,17 +595,18 @@ void CudaBackend::linear_rope_and_store_kv(const TensorView& x, const TensorView
     p.n = qkv.size(1);
     p.k = x.size(1);
     p.warps_per_row = gemv_warps_per_row_;
-    p.rope.inv_freq = rope_inv_freq(rope);
-    p.rope.position = step_->positions;
-    p.rope.slot = step_->kv_slots;
-    p.rope.k_cache = bf16_ptr(cache.k);
-    p.rope.v_cache = bf16_ptr(cache.v);
-    p.rope.q_heads = num_q_heads;
-    p.rope.kv_heads = num_kv_heads;
-    p.rope.head_dim = head_dim;
-    p.rope.interleaved = rope.interleaved;
-    p.rope.attention_scaling = rope.attention_scaling;
-    cuda::launch_gemv(p, as_stream(stream_));
+    cuda::GemvRope fused;
+    fused.inv_freq = rope_inv_freq(rope);
+    fused.position = step_->positions;
+    fused.slot = step_->kv_slots;
+    fused.k_cache = bf16_ptr(cache.k);
+    fused.v_cache = bf16_ptr(cache.v);
+    fused.q_heads = num_q_heads;
+    fused.kv_heads = num_kv_heads;
+    fused.head_dim = head_dim;
+    fused.interleaved = rope.interleaved;
+    fused.attention_scaling = rope.attention_scaling;
+    cuda::launch_gemv_rope(p, fused, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     dependents_start_early_ = true;
     return;

@@ -51,17 +51,13 @@ __device__ __forceinline__ void store_output(const GemvParams& p, int64_t n, int
   }
 }
 
-// Paired rows (the silu and rope forms, GemvParams): how many pairs, and the weight row of a pair's first
-// (second = false) or second row.
-__host__ __device__ __forceinline__ int64_t row_pairs(const GemvParams& p) {
-  return p.rope.inv_freq != nullptr ? p.n / 2 : p.silu_pairs;
-}
-__device__ __forceinline__ int64_t paired_row(const GemvParams& p, int64_t pair, bool second) {
-  if (p.rope.inv_freq == nullptr) return second ? p.silu_pairs + pair : pair;
-  const int half = p.rope.head_dim / 2;
-  const int64_t head = pair / half;
-  const int i = static_cast<int>(pair % half);
-  return head * p.rope.head_dim + (p.rope.interleaved ? 2 * i + (second ? 1 : 0) : i + (second ? half : 0));
+// The rope form's rows (GemvRope): pair i of head h is rotated as (dims i, i + head_dim / 2), or
+// (2i, 2i + 1) interleaved; the weight row of its first (second = false) or second row. 32-bit math: a
+// 64-bit division sits before every warp's first weight load.
+__device__ __forceinline__ int rope_row(const GemvRope& rope, int pair, bool second) {
+  const int half = rope.head_dim / 2;
+  const int head = pair / half, i = pair - head * half;
+  return head * rope.head_dim + (rope.interleaved ? 2 * i + (second ? 1 : 0) : i + (second ? half : 0));
 }
 
 template <int kLoads>
@@ -89,24 +85,26 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under the 5-block cap spilled and ran at 3.14 / 2.98
 // TB/s.) The same holds for exactly 7 chunks per lane (down_proj: K = 14336 at 8 warps per row; 3 blocks per SM,
 // 80 registers): 4.09-4.10 against 3.87-3.88 TB/s, the batch-1 step 3.948-3.961 against 4.008-4.023 ms.
-template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
-__global__ void __launch_bounds__(kWarps * 32,
-                                  kTokens > 1 ? 0 : kExact ? (kLoads <= 4 ? 4 : 3) : kLoads <= 4 ? 5 : 4)
-    gemv_kernel(GemvParams p) {
+// kRope (one token): the rope form (GemvRope), launched as gemv_rope_kernel.
+template <int kTokens, int kWarpsPerRow, int kLoads, bool kExact, bool kRope>
+__device__ __forceinline__ void gemv_rows(const GemvParams& p, const GemvRope& rope) {
   static_assert(!kExact || kTokens == 1, "exact shares are a one-token layout");
+  static_assert(!kRope || (kTokens == 1 && kWarps / kWarpsPerRow >= 2), "the rope form: one token, paired rows");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  // With paired rows (silu_pairs or rope), the block's first half of rows are the pairs' first rows (gate
-  // rows) and the second half the matching second rows (up rows).
+  // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows;
+  // kRope pairs the rows RoPE rotates together the same way.
   constexpr int kPairsPerBlock = kRowsPerBlock / 2;
   const int block_row = warp / kWarpsPerRow;
   int64_t n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + block_row;
-  if constexpr (kPairsPerBlock > 0) {  // launch_tokens never pairs with one row per block
-    const int64_t pairs = row_pairs(p);
-    if (pairs > 0) {
-      const int64_t pair = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
-      n = pair >= pairs ? p.n : paired_row(p, pair, block_row >= kPairsPerBlock);
+  if constexpr (kRope) {
+    const int pair = static_cast<int>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
+    n = pair >= p.n / 2 ? p.n : rope_row(rope, pair, block_row >= kPairsPerBlock);
+  } else if constexpr (kPairsPerBlock > 0) {  // launch_tokens never pairs with one row per block
+    if (p.silu_pairs > 0) {
+      const int64_t column = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
+      n = column >= p.silu_pairs ? p.n : block_row < kPairsPerBlock ? column : p.silu_pairs + column;
     }
   }
   const int part = warp % kWarpsPerRow;
@@ -125,16 +123,16 @@ __global__ void __launch_bounds__(kWarps * 32,
   load_chunk(w, w_row, first, end);
   // The rope form's angle and cache slot: step arrays and inv_freq, which no kernel of the step writes, so
   // read before the wait. The angle is rounded to f32 as HF computes it; sin/cos are full precision.
-  float rope_cos = 1.0f, rope_sin = 0.0f;
-  int64_t rope_slot = 0;
-  if constexpr (kTokens == 1 && kPairsPerBlock > 0) {
-    if (p.rope.inv_freq != nullptr && static_cast<int>(threadIdx.x) < kPairsPerBlock) {
-      const int64_t pair = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + threadIdx.x;
-      const int half = p.rope.head_dim / 2;
-      sincosf(static_cast<float>(*p.rope.position) * p.rope.inv_freq[pair % half], &rope_sin, &rope_cos);
-      rope_cos *= p.rope.attention_scaling;
-      rope_sin *= p.rope.attention_scaling;
-      rope_slot = *p.rope.slot;
+  [[maybe_unused]] float rope_cos = 1.0f, rope_sin = 0.0f;
+  [[maybe_unused]] int64_t rope_slot = 0;
+  if constexpr (kRope) {
+    if (static_cast<int>(threadIdx.x) < kPairsPerBlock) {
+      const int pair = static_cast<int>(blockIdx.x) * kPairsPerBlock + static_cast<int>(threadIdx.x);
+      const int half = rope.head_dim / 2;
+      sincosf(static_cast<float>(*rope.position) * rope.inv_freq[pair % half], &rope_sin, &rope_cos);
+      rope_cos *= rope.attention_scaling;
+      rope_sin *= rope.attention_scaling;
+      rope_slot = *rope.slot;
     }
   }
   pdl_wait();
@@ -188,47 +186,45 @@ __global__ void __launch_bounds__(kWarps * 32,
     if (lane == 0) partial[warp][t] = sum;
   }
   __syncthreads();
-  if constexpr (kTokens == 1 && kPairsPerBlock > 0) {
-    if (p.rope.inv_freq != nullptr) {
-      const int row = static_cast<int>(threadIdx.x);
-      const int64_t pair = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + row;
-      if (row < kPairsPerBlock && pair < p.n / 2) {
-        const int64_t n1 = paired_row(p, pair, false), n2 = paired_row(p, pair, true);
-        float x1 = 0.0f, x2 = 0.0f;
+  if constexpr (kRope) {
+    const int row = static_cast<int>(threadIdx.x);
+    const int pair = static_cast<int>(blockIdx.x) * kPairsPerBlock + row;
+    if (row < kPairsPerBlock && pair < p.n / 2) {
+      const int n1 = rope_row(rope, pair, false), n2 = rope_row(rope, pair, true);
+      float x1 = 0.0f, x2 = 0.0f;
 #pragma unroll
-        for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) {
-          x1 += partial[row * kWarpsPerRow + part_w][0];
-          x2 += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][0];
-        }
-        if (p.bias) {
-          x1 += bf16_bits_to_f32(p.bias[n1]);
-          x2 += bf16_bits_to_f32(p.bias[n2]);
-        }
-        // Rounded to bf16 first, then rope_and_store_kv's math: the same bits as the two ops apart.
-        x1 = bf16_bits_to_f32(f32_to_bf16_bits(x1));
-        x2 = bf16_bits_to_f32(f32_to_bf16_bits(x2));
-        const int head = static_cast<int>(pair / (p.rope.head_dim / 2));
-        const int rotated_heads = p.rope.q_heads + p.rope.kv_heads;  // q then k; v passes through
-        uint16_t y1 = f32_to_bf16_bits(x1), y2 = f32_to_bf16_bits(x2);
-        if (head < rotated_heads) {
-          y1 = f32_to_bf16_bits(x1 * rope_cos - x2 * rope_sin);
-          y2 = f32_to_bf16_bits(x2 * rope_cos + x1 * rope_sin);
-        }
-        auto* out = static_cast<uint16_t*>(p.out);
-        out[n1] = y1;
-        out[n2] = y2;
-        if (head >= p.rope.q_heads) {  // k and v also go to the cache slot
-          const bool is_k = head < rotated_heads;
-          const int64_t head_dim = p.rope.head_dim, head_start = head * head_dim;
-          const int cache_head = head - (is_k ? p.rope.q_heads : rotated_heads);
-          uint16_t* cache_head_row = (is_k ? p.rope.k_cache : p.rope.v_cache) +
-                                     (rope_slot * p.rope.kv_heads + cache_head) * head_dim;
-          cache_head_row[n1 - head_start] = y1;
-          cache_head_row[n2 - head_start] = y2;
-        }
+      for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) {
+        x1 += partial[row * kWarpsPerRow + part_w][0];
+        x2 += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][0];
       }
-      return;
+      if (p.bias) {
+        x1 += bf16_bits_to_f32(p.bias[n1]);
+        x2 += bf16_bits_to_f32(p.bias[n2]);
+      }
+      // Rounded to bf16 first, then rope_and_store_kv's math: the same bits as the two ops apart.
+      x1 = bf16_bits_to_f32(f32_to_bf16_bits(x1));
+      x2 = bf16_bits_to_f32(f32_to_bf16_bits(x2));
+      const int head = pair / (rope.head_dim / 2);
+      const int rotated_heads = rope.q_heads + rope.kv_heads;  // q then k; v passes through
+      uint16_t y1 = f32_to_bf16_bits(x1), y2 = f32_to_bf16_bits(x2);
+      if (head < rotated_heads) {
+        y1 = f32_to_bf16_bits(x1 * rope_cos - x2 * rope_sin);
+        y2 = f32_to_bf16_bits(x2 * rope_cos + x1 * rope_sin);
+      }
+      auto* out = static_cast<uint16_t*>(p.out);
+      out[n1] = y1;
+      out[n2] = y2;
+      if (head >= rope.q_heads) {  // k and v also go to the cache slot
+        const bool is_k = head < rotated_heads;
+        const int64_t head_dim = rope.head_dim, head_start = head * head_dim;
+        const int cache_head = head - (is_k ? rope.q_heads : rotated_heads);
+        uint16_t* cache_head_row = (is_k ? rope.k_cache : rope.v_cache) +
+                                   (rope_slot * rope.kv_heads + cache_head) * head_dim;
+        cache_head_row[n1 - head_start] = y1;
+        cache_head_row[n2 - head_start] = y2;
+      }
     }
+    return;
   }
   if constexpr (kPairsPerBlock > 0) {
     if (p.silu_pairs > 0) {
@@ -262,6 +258,19 @@ __global__ void __launch_bounds__(kWarps * 32,
     for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[out_row * kWarpsPerRow + w][out_token];
     store_output(p, out_n, out_at, sum, prior);
   }
+}
+
+constexpr int gemv_min_blocks(int tokens, bool exact, int loads) {
+  return tokens > 1 ? 0 : exact ? (loads <= 4 ? 4 : 3) : loads <= 4 ? 5 : 4;
+}
+template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
+__global__ void __launch_bounds__(kWarps * 32, gemv_min_blocks(kTokens, kExact, kLoads)) gemv_kernel(GemvParams p) {
+  gemv_rows<kTokens, kWarpsPerRow, kLoads, kExact, false>(p, GemvRope{});
+}
+template <int kWarpsPerRow, int kLoads, bool kExact>
+__global__ void __launch_bounds__(kWarps * 32, gemv_min_blocks(1, kExact, kLoads))
+    gemv_rope_kernel(GemvParams p, GemvRope rope) {
+  gemv_rows<1, kWarpsPerRow, kLoads, kExact, true>(p, rope);
 }
 
 // One token with exact shares (as gemv_kernel's kExact), each warp computing two rows that share its x
@@ -326,12 +335,24 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_two_rows_kernel(GemvParam
 }
 
 template <int kTokens, int kWarpsPerRow>
-void launch_split(const GemvParams& p, cudaStream_t stream) {
+void launch_split(const GemvParams& p, const GemvRope* rope, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  const unsigned int blocks = row_pairs(p) > 0 ? ceil_div_u(row_pairs(p), kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
+  const int64_t pairs = rope != nullptr ? p.n / 2 : p.silu_pairs;
+  const unsigned int blocks = pairs > 0 ? ceil_div_u(pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
+  if constexpr (kTokens == 1 && kRowsPerBlock >= 2) {
+    if (rope != nullptr) {  // the same kernel choice, in the rope form
+      const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
+      const auto kernel = p.k / 8 == kWarpsPerRow * 32 * 4   ? gemv_rope_kernel<kWarpsPerRow, 4, true>
+                          : p.k / 8 == kWarpsPerRow * 32 * 7 ? gemv_rope_kernel<kWarpsPerRow, 7, true>
+                          : chunks_per_lane <= 4             ? gemv_rope_kernel<kWarpsPerRow, 4, false>
+                                                             : gemv_rope_kernel<kWarpsPerRow, kUnroll, false>;
+      launch_programmatic(kernel, dim3(blocks), dim3(kWarps * 32), 0, stream, p, *rope);
+      return;
+    }
+  }
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
-    if (p.k / 8 == kWarpsPerRow * 32 * 7 && row_pairs(p) == 0) {  // down_proj at the 8B shape
+    if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0) {  // down_proj at the 8B shape
       const unsigned int pair_blocks = ceil_div_u(p.n, 2 * (kWarps / kWarpsPerRow));
       launch_programmatic(gemv_two_rows_kernel<kWarpsPerRow, 7>, dim3(pair_blocks), dim3(kWarps * 32), 0, stream, p);
       return;
@@ -353,7 +374,7 @@ void launch_split(const GemvParams& p, cudaStream_t stream) {
 }
 
 template <int kTokens>
-void launch_tokens(const GemvParams& p, cudaStream_t stream) {
+void launch_tokens(const GemvParams& p, const GemvRope* rope, cudaStream_t stream) {
   int warps_per_row = p.warps_per_row;
   if (warps_per_row == 0) {
     // Measured on an H200 (bench linear, docs/performance.md): 8 warps per row when rows are long (K >= 8192)
@@ -366,12 +387,14 @@ void launch_tokens(const GemvParams& p, cudaStream_t stream) {
       warps_per_row = 4;
     }
   }
-  if (row_pairs(p) > 0) warps_per_row = std::min(warps_per_row, 4);  // a block must hold both rows of a pair
+  if (p.silu_pairs > 0 || rope != nullptr) {
+    warps_per_row = std::min(warps_per_row, 4);  // a block must hold both rows of a pair
+  }
   switch (warps_per_row) {
-    case 1: launch_split<kTokens, 1>(p, stream); break;
-    case 2: launch_split<kTokens, 2>(p, stream); break;
-    case 4: launch_split<kTokens, 4>(p, stream); break;
-    default: launch_split<kTokens, 8>(p, stream); break;
+    case 1: launch_split<kTokens, 1>(p, rope, stream); break;
+    case 2: launch_split<kTokens, 2>(p, rope, stream); break;
+    case 4: launch_split<kTokens, 4>(p, rope, stream); break;
+    default: launch_split<kTokens, 8>(p, rope, stream); break;
   }
 }
 
@@ -380,16 +403,21 @@ void launch_tokens(const GemvParams& p, cudaStream_t stream) {
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   switch (p.tokens) {
-    case 1: launch_tokens<1>(p, stream); break;
-    case 2: launch_tokens<2>(p, stream); break;
-    case 3: launch_tokens<3>(p, stream); break;
-    case 4: launch_tokens<4>(p, stream); break;
-    case 5: launch_tokens<5>(p, stream); break;
-    case 6: launch_tokens<6>(p, stream); break;
-    case 7: launch_tokens<7>(p, stream); break;
-    case 8: launch_tokens<8>(p, stream); break;
+    case 1: launch_tokens<1>(p, nullptr, stream); break;
+    case 2: launch_tokens<2>(p, nullptr, stream); break;
+    case 3: launch_tokens<3>(p, nullptr, stream); break;
+    case 4: launch_tokens<4>(p, nullptr, stream); break;
+    case 5: launch_tokens<5>(p, nullptr, stream); break;
+    case 6: launch_tokens<6>(p, nullptr, stream); break;
+    case 7: launch_tokens<7>(p, nullptr, stream); break;
+    case 8: launch_tokens<8>(p, nullptr, stream); break;
     default: break;  // the caller routes other token counts to cuBLASLt
   }
+}
+
+void launch_gemv_rope(const GemvParams& p, const GemvRope& rope, cudaStream_t stream) {
+  if (p.n == 0) return;
+  launch_tokens<1>(p, &rope, stream);  // the backend routes only one-token steps here
 }
 
 }  // namespace radixlm::cuda
