@@ -87,7 +87,7 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // 80 registers): 4.09-4.10 against 3.87-3.88 TB/s, the batch-1 step 3.948-3.961 against 4.008-4.023 ms.
 // kRope (one token): the rope form (GemvRope), launched as gemv_rope_kernel.
 template <int kTokens, int kWarpsPerRow, int kLoads, bool kExact, bool kRope>
-__device__ __forceinline__ void gemv_rows(const GemvParams& p, const GemvRope& rope) {
+__device__ __forceinline__ void gemv_rows(GemvParams p, const GemvRope& rope) {
   static_assert(!kExact || kTokens == 1, "exact shares are a one-token layout");
   static_assert(!kRope || (kTokens == 1 && kWarps / kWarpsPerRow >= 2), "the rope form: one token, paired rows");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
