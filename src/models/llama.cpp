@@ -171,15 +171,12 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
     backend_.rms_norm(residual, layer.input_norm, eps, hidden);
-    if (flags_.qk_norm) {  // Qwen3: q and k normalised per head between the matmul and RoPE
-      backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
+    backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
+    if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
-      backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
-    } else {
-      backend_.linear_rope_and_store_kv(hidden, layer.qkv_proj, layer.qkv_bias, qkv, q_heads, kv_heads, rope_,
-                                        head_dim, kv_cache[i]);
     }
+    backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
     backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
     backend_.linear_add(attn, layer.o_proj, layer.o_bias, residual);
     backend_.rms_norm(residual, layer.post_attention_norm, eps, hidden);

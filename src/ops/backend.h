@@ -67,12 +67,6 @@ class Backend {
   // projection's output), as may head_rms_norm's x and attention's q.
   virtual void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                  const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) = 0;
-  // qkv = x @ weight^T (+ bias), then rope_and_store_kv on qkv's q, k and v column blocks ([T, Hq*D],
-  // [T, Hk*D], [T, Hk*D]): the attention's input projection and RoPE as one op, so a backend may rotate and
-  // store K/V in the matmul's epilogue (one launch less). qkv [T, (Hq + 2 Hk) * D]
-  virtual void linear_rope_and_store_kv(const TensorView& x, const TensorView& weight, const TensorView& bias,
-                                        const TensorView& qkv, int32_t num_q_heads, int32_t num_kv_heads,
-                                        const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) = 0;
   // Causal attention of each sequence's new tokens over its whole cached K/V (GQA: query head h reads kv
   // head h / (Hq / Hk)). q, out [T, Hq*D]. `scale` multiplies q.k.
   virtual void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads,

@@ -85,17 +85,6 @@ void CpuBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, con
   cpu::rope_and_store_kv(pool_, batch_, q, k, v, rope, head_dim, cache);
 }
 
-void CpuBackend::linear_rope_and_store_kv(const TensorView& x, const TensorView& weight, const TensorView& bias,
-                                          const TensorView& qkv, int32_t num_q_heads, int32_t num_kv_heads,
-                                          const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
-  cpu::linear(pool_, x, weight, bias, qkv);
-  const int64_t q_width = int64_t{num_q_heads} * head_dim, kv_width = int64_t{num_kv_heads} * head_dim;
-  RADIXLM_CHECK(qkv.ndim() == 2 && qkv.size(1) == q_width + 2 * kv_width, "linear_rope_and_store_kv qkv {}",
-                qkv.shape.to_string());
-  cpu::rope_and_store_kv(pool_, batch_, qkv.columns(0, q_width), qkv.columns(q_width, kv_width),
-                         qkv.columns(q_width + kv_width, kv_width), rope, head_dim, cache);
-}
-
 void CpuBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                            int32_t head_dim, float scale, const TensorView& out) {
   cpu::paged_attention(pool_, batch_, token_seq_, q, cache, num_q_heads, num_kv_heads, head_dim, scale, out);

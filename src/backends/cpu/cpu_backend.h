@@ -39,9 +39,6 @@ class CpuBackend final : public Backend {
                            const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;
-  void linear_rope_and_store_kv(const TensorView& x, const TensorView& weight, const TensorView& bias,
-                                const TensorView& qkv, int32_t num_q_heads, int32_t num_kv_heads, const RopeTable& rope,
-                                int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                  int32_t head_dim, float scale, const TensorView& out) override;
   void gather_logit_rows(const TensorView& x, const TensorView& out) override;

@@ -552,70 +552,6 @@ const float* CudaBackend::rope_inv_freq(const RopeTable& rope) {
   return rope_tables_.back().second.as<float>();
 }
 
-void CudaBackend::check_kv_store(const LayerKvCache& cache, int64_t kv_width) {
-  RADIXLM_CHECK(cache.k.dtype() == DType::kBF16 && cache.v.dtype() == DType::kBF16 &&
-                cache.k.view.device == Device::kCuda, "CUDA KV cache is bf16 on the GPU");
-  RADIXLM_CHECK(cache.k.view.numel() % kv_width == 0 && cache.v.view.numel() == cache.k.view.numel());
-  const int64_t num_slots = cache.k.view.numel() / kv_width;
-  if (checked_slots_ != num_slots) {  // once per step and cache size, not once per layer
-    for (int64_t slot : host_batch_.kv_slots) {
-      RADIXLM_CHECK(slot >= 0 && slot < num_slots, "kv slot {} outside the cache of {}", slot, num_slots);
-    }
-    checked_slots_ = num_slots;
-  }
-}
-
-void CudaBackend::linear_rope_and_store_kv(const TensorView& x, const TensorView& weight, const TensorView& bias,
-                                           const TensorView& qkv, int32_t num_q_heads, int32_t num_kv_heads,
-                                           const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
-  const int64_t q_width = int64_t{num_q_heads} * head_dim, kv_width = int64_t{num_kv_heads} * head_dim;
-  RADIXLM_CHECK(qkv.ndim() == 2 && qkv.size(1) == q_width + 2 * kv_width, "linear_rope_and_store_kv qkv {}",
-                qkv.shape.to_string());
-  // One token: the GEMV pairs the rows RoPE rotates together and rotates and stores them in its epilogue
-  // (cuda::GemvRope). Other steps run the matmul and rope_and_store_kv apart.
-  const bool aligned = (reinterpret_cast<uintptr_t>(x.data) | reinterpret_cast<uintptr_t>(weight.data)) % 16 == 0;
-  if (!force_cublaslt_ && step_->num_tokens == 1 && x.ndim() == 2 && x.size(0) == 1 && x.size(1) % 8 == 0 &&
-      aligned && rope.rotary_dim == head_dim && qkv.dtype == DType::kBF16) {
-    RADIXLM_OP_TIMER("linear_rope_and_store_kv_gemv");
-    check_device_rows(x, DType::kBF16, "linear x");
-    check_device_rows(weight, DType::kBF16, "linear weight");
-    check_device_rows(qkv, DType::kBF16, "linear_rope_and_store_kv qkv");
-    RADIXLM_CHECK(weight.size(0) == qkv.size(1) && weight.size(1) == x.size(1) && qkv.size(0) == 1,
-                  "linear_rope_and_store_kv: x {} weight {} qkv {}", x.shape.to_string(), weight.shape.to_string(),
-                  qkv.shape.to_string());
-    RADIXLM_CHECK(static_cast<int32_t>(rope.inv_freq.size()) == head_dim / 2);
-    if (bias.data != nullptr) check_vector(bias, qkv.size(1), "linear bias");
-    check_kv_store(cache, kv_width);
-    cuda::GemvParams p;
-    p.x = bf16_ptr(x);
-    p.w = bf16_ptr(weight);
-    p.bias = bias.data != nullptr ? bf16_ptr(bias) : nullptr;
-    p.out = qkv.data;
-    p.tokens = 1;
-    p.n = qkv.size(1);
-    p.k = x.size(1);
-    p.warps_per_row = gemv_warps_per_row_;
-    cuda::GemvRope fused;
-    fused.inv_freq = rope_inv_freq(rope);
-    fused.position = step_->positions;
-    fused.slot = step_->kv_slots;
-    fused.k_cache = bf16_ptr(cache.k);
-    fused.v_cache = bf16_ptr(cache.v);
-    fused.q_heads = num_q_heads;
-    fused.kv_heads = num_kv_heads;
-    fused.head_dim = head_dim;
-    fused.interleaved = rope.interleaved;
-    fused.attention_scaling = rope.attention_scaling;
-    cuda::launch_gemv_rope(p, fused, as_stream(stream_));
-    RADIXLM_CUDA_CHECK(cudaGetLastError());
-    dependents_start_early_ = true;
-    return;
-  }
-  matmul(x, weight, bias, qkv, /*accumulate=*/false);
-  rope_and_store_kv(qkv.columns(0, q_width), qkv.columns(q_width, kv_width), qkv.columns(q_width + kv_width, kv_width),
-                    rope, head_dim, cache);
-}
-
 void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
                                     const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
   RADIXLM_OP_TIMER("rope_and_store_kv");
@@ -627,8 +563,17 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   RADIXLM_CHECK(head_dim > 0 && q.size(1) % head_dim == 0 && k.size(1) % head_dim == 0);
   RADIXLM_CHECK(rope.rotary_dim > 0 && rope.rotary_dim <= head_dim && rope.rotary_dim % 2 == 0 &&
                 static_cast<int32_t>(rope.inv_freq.size()) == rope.rotary_dim / 2);
+  RADIXLM_CHECK(cache.k.dtype() == DType::kBF16 && cache.v.dtype() == DType::kBF16 &&
+                cache.k.view.device == Device::kCuda, "CUDA KV cache is bf16 on the GPU");
   const int64_t kv_width = k.size(1);
-  check_kv_store(cache, kv_width);
+  RADIXLM_CHECK(cache.k.view.numel() % kv_width == 0 && cache.v.view.numel() == cache.k.view.numel());
+  const int64_t num_slots = cache.k.view.numel() / kv_width;
+  if (checked_slots_ != num_slots) {  // once per step and cache size, not once per layer
+    for (int64_t slot : host_batch_.kv_slots) {
+      RADIXLM_CHECK(slot >= 0 && slot < num_slots, "kv slot {} outside the cache of {}", slot, num_slots);
+    }
+    checked_slots_ = num_slots;
+  }
   cuda::RopeStoreParams p;
   p.q = bf16_ptr(q);
   p.k = bf16_ptr(k);

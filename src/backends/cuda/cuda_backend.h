@@ -70,9 +70,6 @@ class CudaBackend final : public Backend {
                            const TensorView& out) override;
   void rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
                          int32_t head_dim, const LayerKvCache& cache) override;
-  void linear_rope_and_store_kv(const TensorView& x, const TensorView& weight, const TensorView& bias,
-                                const TensorView& qkv, int32_t num_q_heads, int32_t num_kv_heads, const RopeTable& rope,
-                                int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                  int32_t head_dim, float scale, const TensorView& out) override;
   void gather_logit_rows(const TensorView& x, const TensorView& out) override;
@@ -144,8 +141,6 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(CudaDeviceInfo info);
   const float* rope_inv_freq(const RopeTable& rope);
   float* attention_workspace(int64_t floats);
-  // The KV cache a step stores into: bf16 on the GPU, `kv_width` a row, and the step's slots inside it.
-  void check_kv_store(const LayerKvCache& cache, int64_t kv_width);
   // linear (out =) and linear_add (out +=): the GEMV for decode shapes it wins, cuBLASLt otherwise.
   void matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
               bool accumulate);

@@ -51,15 +51,6 @@ __device__ __forceinline__ void store_output(const GemvParams& p, int64_t n, int
   }
 }
 
-// The rope form's rows (GemvRope): pair i of head h is rotated as (dims i, i + head_dim / 2), or
-// (2i, 2i + 1) interleaved; the weight row of its first (second = false) or second row. 32-bit math: a
-// 64-bit division sits before every warp's first weight load.
-__device__ __forceinline__ int rope_row(const GemvRope& rope, int pair, bool second) {
-  const int half = rope.head_dim / 2;
-  const int head = pair / half, i = pair - head * half;
-  return head * rope.head_dim + (rope.interleaved ? 2 * i + (second ? 1 : 0) : i + (second ? half : 0));
-}
-
 template <int kLoads>
 __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_row, int64_t base, int64_t end) {
 #pragma unroll
@@ -85,23 +76,19 @@ __device__ __forceinline__ void load_chunk(uint4 (&w)[kLoads], const uint4* w_ro
 // step from 4.190-4.195 to 4.064-4.070 ms. (The same loads under the 5-block cap spilled and ran at 3.14 / 2.98
 // TB/s.) The same holds for exactly 7 chunks per lane (down_proj: K = 14336 at 8 warps per row; 3 blocks per SM,
 // 80 registers): 4.09-4.10 against 3.87-3.88 TB/s, the batch-1 step 3.948-3.961 against 4.008-4.023 ms.
-// kRope (one token): the rope form (GemvRope), launched as gemv_rope_kernel.
-template <int kTokens, int kWarpsPerRow, int kLoads, bool kExact, bool kRope>
-__device__ __forceinline__ void gemv_rows(GemvParams p, const GemvRope& rope) {
+template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
+__global__ void __launch_bounds__(kWarps * 32,
+                                  kTokens > 1 ? 0 : kExact ? (kLoads <= 4 ? 4 : 3) : kLoads <= 4 ? 5 : 4)
+    gemv_kernel(GemvParams p) {
   static_assert(!kExact || kTokens == 1, "exact shares are a one-token layout");
-  static_assert(!kRope || (kTokens == 1 && kWarps / kWarpsPerRow >= 2), "the rope form: one token, paired rows");
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
   __shared__ float partial[kWarps][kTokens];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows;
-  // kRope pairs the rows RoPE rotates together the same way.
+  // With silu_pairs, the block's first half of rows are gate rows and the second half the matching up rows.
   constexpr int kPairsPerBlock = kRowsPerBlock / 2;
   const int block_row = warp / kWarpsPerRow;
   int64_t n = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + block_row;
-  if constexpr (kRope) {
-    const int pair = static_cast<int>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
-    n = pair >= p.n / 2 ? p.n : rope_row(rope, pair, block_row >= kPairsPerBlock);
-  } else if constexpr (kPairsPerBlock > 0) {  // launch_tokens never pairs with one row per block
+  if constexpr (kPairsPerBlock > 0) {  // launch_tokens never pairs with one row per block
     if (p.silu_pairs > 0) {
       const int64_t column = static_cast<int64_t>(blockIdx.x) * kPairsPerBlock + block_row % kPairsPerBlock;
       n = column >= p.silu_pairs ? p.n : block_row < kPairsPerBlock ? column : p.silu_pairs + column;
@@ -121,20 +108,6 @@ __device__ __forceinline__ void gemv_rows(GemvParams p, const GemvRope& rope) {
   uint4 w[kLoads];
   const int64_t first = begin + lane;
   load_chunk(w, w_row, first, end);
-  // The rope form's angle and cache slot: step arrays and inv_freq, which no kernel of the step writes, so
-  // read before the wait. The angle is rounded to f32 as HF computes it; sin/cos are full precision.
-  [[maybe_unused]] float rope_cos = 1.0f, rope_sin = 0.0f;
-  [[maybe_unused]] int64_t rope_slot = 0;
-  if constexpr (kRope) {
-    if (static_cast<int>(threadIdx.x) < kPairsPerBlock) {
-      const int pair = static_cast<int>(blockIdx.x) * kPairsPerBlock + static_cast<int>(threadIdx.x);
-      const int half = rope.head_dim / 2;
-      sincosf(static_cast<float>(*rope.position) * rope.inv_freq[pair % half], &rope_sin, &rope_cos);
-      rope_cos *= rope.attention_scaling;
-      rope_sin *= rope.attention_scaling;
-      rope_slot = *rope.slot;
-    }
-  }
   pdl_wait();
   pdl_launch_dependents();  // past the wait: the next GEMV may now start streaming
 
@@ -186,46 +159,6 @@ __device__ __forceinline__ void gemv_rows(GemvParams p, const GemvRope& rope) {
     if (lane == 0) partial[warp][t] = sum;
   }
   __syncthreads();
-  if constexpr (kRope) {
-    const int row = static_cast<int>(threadIdx.x);
-    const int pair = static_cast<int>(blockIdx.x) * kPairsPerBlock + row;
-    if (row < kPairsPerBlock && pair < p.n / 2) {
-      const int n1 = rope_row(rope, pair, false), n2 = rope_row(rope, pair, true);
-      float x1 = 0.0f, x2 = 0.0f;
-#pragma unroll
-      for (int part_w = 0; part_w < kWarpsPerRow; ++part_w) {
-        x1 += partial[row * kWarpsPerRow + part_w][0];
-        x2 += partial[(row + kPairsPerBlock) * kWarpsPerRow + part_w][0];
-      }
-      if (p.bias) {
-        x1 += bf16_bits_to_f32(p.bias[n1]);
-        x2 += bf16_bits_to_f32(p.bias[n2]);
-      }
-      // Rounded to bf16 first, then rope_and_store_kv's math: the same bits as the two ops apart.
-      x1 = bf16_bits_to_f32(f32_to_bf16_bits(x1));
-      x2 = bf16_bits_to_f32(f32_to_bf16_bits(x2));
-      const int head = pair / (rope.head_dim / 2);
-      const int rotated_heads = rope.q_heads + rope.kv_heads;  // q then k; v passes through
-      uint16_t y1 = f32_to_bf16_bits(x1), y2 = f32_to_bf16_bits(x2);
-      if (head < rotated_heads) {
-        y1 = f32_to_bf16_bits(x1 * rope_cos - x2 * rope_sin);
-        y2 = f32_to_bf16_bits(x2 * rope_cos + x1 * rope_sin);
-      }
-      auto* out = static_cast<uint16_t*>(p.out);
-      out[n1] = y1;
-      out[n2] = y2;
-      if (head >= rope.q_heads) {  // k and v also go to the cache slot
-        const bool is_k = head < rotated_heads;
-        const int64_t head_dim = rope.head_dim, head_start = head * head_dim;
-        const int cache_head = head - (is_k ? rope.q_heads : rotated_heads);
-        uint16_t* cache_head_row = (is_k ? rope.k_cache : rope.v_cache) +
-                                   (rope_slot * rope.kv_heads + cache_head) * head_dim;
-        cache_head_row[n1 - head_start] = y1;
-        cache_head_row[n2 - head_start] = y2;
-      }
-    }
-    return;
-  }
   if constexpr (kPairsPerBlock > 0) {
     if (p.silu_pairs > 0) {
       if (static_cast<int>(threadIdx.x) < kPairsPerBlock * kTokens) {
@@ -258,19 +191,6 @@ __device__ __forceinline__ void gemv_rows(GemvParams p, const GemvRope& rope) {
     for (int w = 0; w < kWarpsPerRow; ++w) sum += partial[out_row * kWarpsPerRow + w][out_token];
     store_output(p, out_n, out_at, sum, prior);
   }
-}
-
-constexpr int gemv_min_blocks(int tokens, bool exact, int loads) {
-  return tokens > 1 ? 0 : exact ? (loads <= 4 ? 4 : 3) : loads <= 4 ? 5 : 4;
-}
-template <int kTokens, int kWarpsPerRow, int kLoads = kUnroll, bool kExact = false>
-__global__ void __launch_bounds__(kWarps * 32, gemv_min_blocks(kTokens, kExact, kLoads)) gemv_kernel(GemvParams p) {
-  gemv_rows<kTokens, kWarpsPerRow, kLoads, kExact, false>(p, GemvRope{});
-}
-template <int kWarpsPerRow, int kLoads, bool kExact>
-__global__ void __launch_bounds__(kWarps * 32, gemv_min_blocks(1, kExact, kLoads))
-    gemv_rope_kernel(GemvParams p, GemvRope rope) {
-  gemv_rows<1, kWarpsPerRow, kLoads, kExact, true>(p, rope);
 }
 
 // One token with exact shares (as gemv_kernel's kExact), each warp computing two rows that share its x
@@ -335,21 +255,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_two_rows_kernel(GemvParam
 }
 
 template <int kTokens, int kWarpsPerRow>
-void launch_split(const GemvParams& p, const GemvRope* rope, cudaStream_t stream) {
+void launch_split(const GemvParams& p, cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps / kWarpsPerRow;
-  const int64_t pairs = rope != nullptr ? p.n / 2 : p.silu_pairs;
-  const unsigned int blocks = pairs > 0 ? ceil_div_u(pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
-  if constexpr (kTokens == 1 && kRowsPerBlock >= 2) {
-    if (rope != nullptr) {  // the same kernel choice, in the rope form
-      const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
-      const auto kernel = p.k / 8 == kWarpsPerRow * 32 * 4   ? gemv_rope_kernel<kWarpsPerRow, 4, true>
-                          : p.k / 8 == kWarpsPerRow * 32 * 7 ? gemv_rope_kernel<kWarpsPerRow, 7, true>
-                          : chunks_per_lane <= 4             ? gemv_rope_kernel<kWarpsPerRow, 4, false>
-                                                             : gemv_rope_kernel<kWarpsPerRow, kUnroll, false>;
-      launch_programmatic(kernel, dim3(blocks), dim3(kWarps * 32), 0, stream, p, *rope);
-      return;
-    }
-  }
+  const unsigned int blocks = p.silu_pairs > 0 ? ceil_div_u(p.silu_pairs, kRowsPerBlock / 2) : ceil_div_u(p.n, kRowsPerBlock);
   if constexpr (kTokens == 1) {
     const int64_t chunks_per_lane = ((p.k / 8 + kWarpsPerRow - 1) / kWarpsPerRow + 31) / 32;
     if (p.k / 8 == kWarpsPerRow * 32 * 7 && p.silu_pairs == 0) {  // down_proj at the 8B shape
@@ -374,7 +282,7 @@ void launch_split(const GemvParams& p, const GemvRope* rope, cudaStream_t stream
 }
 
 template <int kTokens>
-void launch_tokens(const GemvParams& p, const GemvRope* rope, cudaStream_t stream) {
+void launch_tokens(const GemvParams& p, cudaStream_t stream) {
   int warps_per_row = p.warps_per_row;
   if (warps_per_row == 0) {
     // Measured on an H200 (bench linear, docs/performance.md): 8 warps per row when rows are long (K >= 8192)
@@ -387,14 +295,12 @@ void launch_tokens(const GemvParams& p, const GemvRope* rope, cudaStream_t strea
       warps_per_row = 4;
     }
   }
-  if (p.silu_pairs > 0 || rope != nullptr) {
-    warps_per_row = std::min(warps_per_row, 4);  // a block must hold both rows of a pair
-  }
+  if (p.silu_pairs > 0) warps_per_row = std::min(warps_per_row, 4);  // a block must hold a gate and an up row
   switch (warps_per_row) {
-    case 1: launch_split<kTokens, 1>(p, rope, stream); break;
-    case 2: launch_split<kTokens, 2>(p, rope, stream); break;
-    case 4: launch_split<kTokens, 4>(p, rope, stream); break;
-    default: launch_split<kTokens, 8>(p, rope, stream); break;
+    case 1: launch_split<kTokens, 1>(p, stream); break;
+    case 2: launch_split<kTokens, 2>(p, stream); break;
+    case 4: launch_split<kTokens, 4>(p, stream); break;
+    default: launch_split<kTokens, 8>(p, stream); break;
   }
 }
 
@@ -403,21 +309,16 @@ void launch_tokens(const GemvParams& p, const GemvRope* rope, cudaStream_t strea
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   switch (p.tokens) {
-    case 1: launch_tokens<1>(p, nullptr, stream); break;
-    case 2: launch_tokens<2>(p, nullptr, stream); break;
-    case 3: launch_tokens<3>(p, nullptr, stream); break;
-    case 4: launch_tokens<4>(p, nullptr, stream); break;
-    case 5: launch_tokens<5>(p, nullptr, stream); break;
-    case 6: launch_tokens<6>(p, nullptr, stream); break;
-    case 7: launch_tokens<7>(p, nullptr, stream); break;
-    case 8: launch_tokens<8>(p, nullptr, stream); break;
+    case 1: launch_tokens<1>(p, stream); break;
+    case 2: launch_tokens<2>(p, stream); break;
+    case 3: launch_tokens<3>(p, stream); break;
+    case 4: launch_tokens<4>(p, stream); break;
+    case 5: launch_tokens<5>(p, stream); break;
+    case 6: launch_tokens<6>(p, stream); break;
+    case 7: launch_tokens<7>(p, stream); break;
+    case 8: launch_tokens<8>(p, stream); break;
     default: break;  // the caller routes other token counts to cuBLASLt
   }
-}
-
-void launch_gemv_rope(const GemvParams& p, const GemvRope& rope, cudaStream_t stream) {
-  if (p.n == 0) return;
-  launch_tokens<1>(p, &rope, stream);  // the backend routes only one-token steps here
 }
 
 }  // namespace radixlm::cuda

@@ -108,24 +108,6 @@ struct GemvParams {
   int64_t silu_pairs = 0;
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
-// The q/k/v matmul's GEMV with RoPE and the KV store in its epilogue (one token, out bf16
-// [1, (q_heads + 2 kv_heads) * head_dim], rotary_dim == head_dim): each block pairs the rows RoPE rotates
-// together (pair i of a head: dims i and i + head_dim / 2, or 2i and 2i + 1 interleaved), and the epilogue
-// rounds both to bf16, rotates the q and k pairs as rope_and_store_kv does, writes them to out, and stores
-// the k and v pairs in the token's cache slot, so no RoPE kernel runs. Its own kernel parameter, not a
-// GemvParams field: a larger GemvParams changed every GEMV's code, and qkv_proj and o_proj fell from 3.91 /
-// 3.66 to 3.76 / 3.48 TB/s.
-struct GemvRope {
-  const float* inv_freq = nullptr;    // [head_dim / 2], device
-  const int32_t* position = nullptr;  // the token's (device)
-  const int64_t* slot = nullptr;      // the token's cache slot (device)
-  uint16_t* k_cache = nullptr;        // [slots, kv_heads * head_dim]
-  uint16_t* v_cache = nullptr;
-  int32_t q_heads = 0, kv_heads = 0, head_dim = 0;
-  bool interleaved = false;
-  float attention_scaling = 1.0f;
-};
-void launch_gemv_rope(const GemvParams& p, const GemvRope& rope, cudaStream_t stream);
 
 // out [T, N] (+)= x [T, K] @ w [N, K]^T (+ bias) for 2..kDecodeGemmMaxTokens tokens on Hopper (TMA + wgmma,
 // cuda_decode_gemm.cu). Needs decode_gemm_supported(), K % 8 == 0, 16-byte aligned x and w (contiguous rows).
