@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_kernels.h"
 
 namespace radixlm::cuda {
 
@@ -140,12 +141,13 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
 // untouched.
 // Why a cold L2: a decode step streams gigabytes, so every matrix comes from HBM, but one timed back to back
 // stays in the 50 MB L2 when it is small (qkv_proj's 50 MB, o_proj's 33.5 MB at the 8B shape), and the
-// candidate fastest at re-reading cached weights need not be the one that streams them best. A write of
-// twice the L2's size between runs evicts them.
+// candidate fastest at re-reading cached weights need not be the one that streams them best. A read of
+// twice the L2's size between runs evicts them (a read, not a write: dirty lines would cost the timed run
+// their write-back).
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
-  constexpr int kCandidates = 16;
-  constexpr int kSplitBases = 4;
-  constexpr int kReps = 4;
+  static const int kCandidates = std::getenv("RADIXLM_PROBE_CANDIDATES") ? std::atoi(std::getenv("RADIXLM_PROBE_CANDIDATES")) : 16;
+  static const int kSplitBases = std::getenv("RADIXLM_PROBE_SPLIT_BASES") ? std::atoi(std::getenv("RADIXLM_PROBE_SPLIT_BASES")) : 4;
+  constexpr int kReps = 6;
   plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -178,26 +180,30 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   const bool flush = cold_l2_tuning();
   const size_t flush_bytes = flush ? std::max<size_t>(size_t{2} * static_cast<size_t>(l2_bytes), size_t{64} << 20) : 0;
   void* out = nullptr;
-  void* scratch = nullptr;
+  void* zeros = nullptr;
   RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
-  if (flush) RADIXLM_CUDA_CHECK(cudaMallocAsync(&scratch, flush_bytes, stream));
-  cudaEvent_t start = nullptr, stop = nullptr;
-  RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
-  RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
+  if (flush) {
+    RADIXLM_CUDA_CHECK(cudaMallocAsync(&zeros, flush_bytes, stream));
+    RADIXLM_CUDA_CHECK(cudaMemsetAsync(zeros, 0, flush_bytes, stream));
+  }
+  std::vector<cudaEvent_t> events(2 * kReps);
+  for (cudaEvent_t& event : events) RADIXLM_CUDA_CHECK(cudaEventCreate(&event));
   float best_ms = 0.0f;
   const cublasLtMatmulAlgo_t* best = nullptr;
   for (const cublasLtMatmulAlgo_t& candidate : candidates) {
     // A candidate that will not launch on these operands is skipped, not fatal.
     if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
+    for (int r = 0; r < kReps; ++r) {
+      if (flush) cuda::launch_read_zeros(zeros, static_cast<int64_t>(flush_bytes), stream);
+      RADIXLM_CUDA_CHECK(cudaEventRecord(events[2 * r], stream));
+      RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
+      RADIXLM_CUDA_CHECK(cudaEventRecord(events[2 * r + 1], stream));
+    }
+    RADIXLM_CUDA_CHECK(cudaEventSynchronize(events.back()));
     float total_ms = 0.0f;
     for (int r = 0; r < kReps; ++r) {
-      if (flush) RADIXLM_CUDA_CHECK(cudaMemsetAsync(scratch, r, flush_bytes, stream));
-      RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-      RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
-      RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
-      RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
       float ms = 0.0f;
-      RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, events[2 * r], events[2 * r + 1]));
       total_ms += ms;
     }
     if (best == nullptr || total_ms < best_ms) {
@@ -205,9 +211,8 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
       best = &candidate;
     }
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  if (flush) RADIXLM_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+  for (cudaEvent_t event : events) cudaEventDestroy(event);
+  if (flush) RADIXLM_CUDA_CHECK(cudaFreeAsync(zeros, stream));
   RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
   if (best != nullptr) {
     plan.algo = *best;
