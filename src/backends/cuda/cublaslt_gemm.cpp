@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_kernels.h"
 
 namespace radixlm::cuda {
 
@@ -69,12 +68,6 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
   return plans_.emplace(key, plan).first->second;
 }
 
-// Probe switch (RADIXLM_PROBE_WARM_TUNING=1: time the candidates back to back, as before), for one A/B call.
-bool CublasLtGemm::cold_l2_tuning() {
-  static const bool cold = std::getenv("RADIXLM_PROBE_WARM_TUNING") == nullptr;
-  return cold;
-}
-
 bool CublasLtGemm::tuning_enabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
@@ -134,20 +127,15 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
 }
 
 // Times the heuristic's first kCandidates picks and split-K versions of its first kSplitBases (each run once
-// to warm up, then kReps times, each from a cold L2) and keeps the fastest. Only deterministic reductions
+// to warm up, then kReps times between two events) and keeps the fastest. Only deterministic reductions
 // are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
 // on every call, graphs or eager. The candidates write a scratch output (beta 0; the epilogue's read of
 // out under accumulate is the same for every candidate), so out, which may be a residual added into, is
 // untouched.
-// Why a cold L2: a decode step streams gigabytes, so every matrix comes from HBM, but one timed back to back
-// stays in the 50 MB L2 when it is small (qkv_proj's 50 MB, o_proj's 33.5 MB at the 8B shape), and the
-// candidate fastest at re-reading cached weights need not be the one that streams them best. A read of
-// twice the L2's size between runs evicts them (a read, not a write: dirty lines would cost the timed run
-// their write-back).
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
-  static const int kCandidates = std::getenv("RADIXLM_PROBE_CANDIDATES") ? std::atoi(std::getenv("RADIXLM_PROBE_CANDIDATES")) : 16;
-  static const int kSplitBases = std::getenv("RADIXLM_PROBE_SPLIT_BASES") ? std::atoi(std::getenv("RADIXLM_PROBE_SPLIT_BASES")) : 4;
-  constexpr int kReps = 6;
+  constexpr int kCandidates = 16;
+  constexpr int kSplitBases = 4;
+  constexpr int kReps = 5;
   plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -173,46 +161,29 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   }
   if (candidates.size() <= 1) return;  // nothing to choose between
 
-  // Once per decode shape, outside any graph: not on the per-step path.
-  int device = 0, l2_bytes = 0;
-  RADIXLM_CUDA_CHECK(cudaGetDevice(&device));
-  RADIXLM_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
-  const bool flush = cold_l2_tuning();
-  const size_t flush_bytes = flush ? std::max<size_t>(size_t{2} * static_cast<size_t>(l2_bytes), size_t{64} << 20) : 0;
-  void* out = nullptr;
-  void* zeros = nullptr;
+  void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
   RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
-  if (flush) {
-    RADIXLM_CUDA_CHECK(cudaMallocAsync(&zeros, flush_bytes, stream));
-    RADIXLM_CUDA_CHECK(cudaMemsetAsync(zeros, 0, flush_bytes, stream));
-  }
-  std::vector<cudaEvent_t> events(2 * kReps);
-  for (cudaEvent_t& event : events) RADIXLM_CUDA_CHECK(cudaEventCreate(&event));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
   float best_ms = 0.0f;
   const cublasLtMatmulAlgo_t* best = nullptr;
   for (const cublasLtMatmulAlgo_t& candidate : candidates) {
     // A candidate that will not launch on these operands is skipped, not fatal.
     if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
-    for (int r = 0; r < kReps; ++r) {
-      if (flush) cuda::launch_read_zeros(zeros, static_cast<int64_t>(flush_bytes), stream);
-      RADIXLM_CUDA_CHECK(cudaEventRecord(events[2 * r], stream));
-      RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
-      RADIXLM_CUDA_CHECK(cudaEventRecord(events[2 * r + 1], stream));
-    }
-    RADIXLM_CUDA_CHECK(cudaEventSynchronize(events.back()));
-    float total_ms = 0.0f;
-    for (int r = 0; r < kReps; ++r) {
-      float ms = 0.0f;
-      RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, events[2 * r], events[2 * r + 1]));
-      total_ms += ms;
-    }
-    if (best == nullptr || total_ms < best_ms) {
-      best_ms = total_ms;
+    RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
+    RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
+    RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (best == nullptr || ms < best_ms) {
+      best_ms = ms;
       best = &candidate;
     }
   }
-  for (cudaEvent_t event : events) cudaEventDestroy(event);
-  if (flush) RADIXLM_CUDA_CHECK(cudaFreeAsync(zeros, stream));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
   RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
   if (best != nullptr) {
     plan.algo = *best;

@@ -32,7 +32,6 @@ class CublasLtGemm {
 
   // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
-  static bool cold_l2_tuning();
 
  private:
   struct Plan {

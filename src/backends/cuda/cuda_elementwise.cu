@@ -516,18 +516,6 @@ __global__ void add_bias_kernel(void* out, bool out_f32, const uint16_t* bias, i
   }
 }
 
-// Reads every 16 bytes of data and keeps nothing: sink is written only if the xor of all of it equals `never`,
-// a value the caller knows it cannot be, so the loads are not optimised away.
-__global__ void read_through_kernel(const uint4* data, int64_t n, uint32_t never, uint32_t* sink) {
-  uint32_t acc = 0;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint4 v = __ldcg(data + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if (acc == never) *sink = acc;
-}
-
 // RADIXLM_CUDA_ELEMENTWISE=legacy: the kernels before the bandwidth rework (for A/B timing and as a fallback
 // until the new ones are proven on every GPU). Read per launch so a test can switch it.
 bool legacy_elementwise() {
@@ -658,13 +646,6 @@ void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t 
 void launch_add_bias(void* out, bool out_f32, const uint16_t* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
   if (rows * cols == 0) return;
   add_bias_kernel<<<grid_for(rows * cols, 256), 256, 0, stream>>>(out, out_f32, bias, rows, cols);
-}
-
-void launch_read_zeros(const void* zeros, int64_t bytes, cudaStream_t stream) {
-  const int64_t n = bytes / 16;
-  if (n == 0) return;
-  auto* data = static_cast<const uint4*>(zeros);
-  read_through_kernel<<<grid_for(n, 256), 256, 0, stream>>>(data, n, 1u, reinterpret_cast<uint32_t*>(const_cast<uint4*>(data)));
 }
 
 }  // namespace radixlm::cuda

@@ -88,9 +88,6 @@ void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream);
 // out[r, c] += bias[c] (out bf16 or f32 by `out_f32`), bias bf16.
 void launch_add_bias(void* out, bool out_f32, const uint16_t* bias, int64_t rows, int64_t cols, cudaStream_t stream);
-// Reads `bytes` of a zero-filled, 16-byte aligned buffer and discards them: before a timed run, so that the
-// run finds the L2 holding those (clean) lines, not its own operands from the run before.
-void launch_read_zeros(const void* zeros, int64_t bytes, cudaStream_t stream);
 
 // out [T, N] = x [T, K] @ w [N, K]^T (+ bias): the small-T path that streams each weight row once for every
 // token (decode). Needs K % 8 == 0, 16-byte aligned x and w, and 1 <= T <= kGemvMaxTokens.
