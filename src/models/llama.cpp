@@ -176,8 +176,7 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
     }
-    backend_.rope_and_store_kv(q, k, v, rope_, head_dim, kv_cache[i]);
-    backend_.attention(q, kv_cache[i], q_heads, kv_heads, head_dim, scale, attn);
+    backend_.rope_store_and_attention(q, k, v, rope_, head_dim, kv_cache[i], q_heads, kv_heads, scale, attn);
     backend_.linear_add(attn, layer.o_proj, layer.o_bias, residual);
     backend_.rms_norm(residual, layer.post_attention_norm, eps, hidden);
     backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);

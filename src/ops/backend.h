@@ -71,6 +71,16 @@ class Backend {
   // head h / (Hq / Hk)). q, out [T, Hq*D]. `scale` multiplies q.k.
   virtual void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads,
                          int32_t num_kv_heads, int32_t head_dim, float scale, const TensorView& out) = 0;
+  // rope_and_store_kv(q, k, v, ...), then attention(q, ...) into out: one op, so a backend may rotate and
+  // store as part of the attention (the CUDA decode kernel does, saving a launch per layer). q and k are
+  // left rotated or not.
+  virtual void rope_store_and_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                                        const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache,
+                                        int32_t num_q_heads, int32_t num_kv_heads, float scale,
+                                        const TensorView& out) {
+    rope_and_store_kv(q, k, v, rope, head_dim, cache);
+    attention(q, cache, num_q_heads, num_kv_heads, head_dim, scale, out);
+  }
   // out[r] = x[logit_rows[r]]               x [T, H], out [R, H]
   virtual void gather_logit_rows(const TensorView& x, const TensorView& out) = 0;
 };

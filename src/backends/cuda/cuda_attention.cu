@@ -153,6 +153,27 @@ int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t he
   return num_splits > 1 ? static_cast<int64_t>(num_tokens) * q_heads * num_splits * (head_dim + 2) : 0;
 }
 
+bool attention_fuses_rope(const StepArrays& step, int32_t q_heads, int32_t kv_heads) {
+  return step.max_query_len == 1 && step.num_seqs == step.num_tokens && rows_per_tile(step, q_heads / kv_heads) == decode::kRows;
+}
+
+void launch_rope_store_attention(const AttentionParams& params, const AttentionRope& rope, const StepArrays& step,
+                                 cudaStream_t stream) {
+  if (step.num_tokens == 0) return;
+  AttentionParams p = params;
+  if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.q_heads) * p.head_dim;  // contiguous q
+  switch (p.head_dim) {
+    case 16: decode::launch<16>(p, step, stream, &rope); break;
+    case 32: decode::launch<32>(p, step, stream, &rope); break;
+    case 48: decode::launch<48>(p, step, stream, &rope); break;
+    case 64: decode::launch<64>(p, step, stream, &rope); break;
+    case 80: decode::launch<80>(p, step, stream, &rope); break;
+    case 96: decode::launch<96>(p, step, stream, &rope); break;
+    case 128: decode::launch<128>(p, step, stream, &rope); break;
+    default: return;  // attention_supports_head_dim() is checked by the caller
+  }
+}
+
 void launch_attention(const AttentionParams& params, const StepArrays& step, cudaStream_t stream) {
   if (step.num_tokens == 0) return;
   AttentionParams p = params;

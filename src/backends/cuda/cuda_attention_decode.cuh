@@ -77,9 +77,11 @@ constexpr int warps_per_sm(int dim, int stages) {
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
 // kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which). kEarly: the
-// first tiles of keys stored by earlier steps are requested before the wait for the kernel ahead.
-template <int kDim, int kStages, int kSub, bool kEarly>
-__global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
+// first tiles of keys stored by earlier steps are requested before the wait for the kernel ahead. kRope:
+// RoPE and the KV store fused in (AttentionRope, cuda_kernels.h; one new token per sequence).
+// (The kernels below pass their parameters by value: a reference changed the plain kernel's code.)
+template <int kDim, int kStages, int kSub, bool kEarly, bool kRope>
+__device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays step, AttentionRope rope) {
   static_assert(kSub == 1 || (kSub == 2 && kStages >= 4), "the ring holds the step being read and the next");
   using S = Smem<kDim, kStages>;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
@@ -108,6 +110,20 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   const int32_t* pages = step.page_table + step.page_table_start[seq];
   if (q_begin >= q_end) return;  // this query tile is past the sequence's new tokens
   const int rows = (q_end - q_begin) * group;
+  // kRope: the token's cos/sin table, as rope_and_store_kv's (the angle rounded to f32 as HF computes it,
+  // sin/cos in full precision): from the step's positions and inv_freq, no kernel's output, so before the
+  // wait. The new token's key (kv_len - 1) is in this block's split or in no other's.
+  __shared__ float rope_cos[kRope ? kDim / 2 : 1], rope_sin[kRope ? kDim / 2 : 1];
+  if constexpr (kRope) {
+    const float position = static_cast<float>(step.positions[q_begin]);
+    for (int i = lane; i < kDim / 2; i += 32) {
+      float sin_value, cos_value;
+      sincosf(position * rope.inv_freq[i], &sin_value, &cos_value);
+      rope_cos[i] = cos_value * rope.attention_scaling;
+      rope_sin[i] = sin_value * rope.attention_scaling;
+    }
+    __syncwarp();
+  }
 
   // Split boundaries in whole tiles, from the sequence's length, so every block of the sequence agrees. Keys
   // up to kv_len are loaded; the causal mask per row (last0/1) hides the ones a row may not see.
@@ -199,6 +215,25 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       }
     }
 
+    // kRope, in the block whose split holds the new key: lane l's piece of the token's k and v row. Neox:
+    // lanes [0, kChunks / 2) hold k chunk l and its partner l + kChunks / 2 (dims i and i + kDim / 2);
+    // interleaved: lanes [0, kChunks) k chunk l (four pairs). The next kChunks lanes hold v chunks.
+    // Loaded here so the loads run beside the Q loads; rotated and stored to the cache after them.
+    const int new_key = kv_len - 1;
+    const bool holds_new_key = kRope && new_key >= key_begin && new_key < key_end;
+    const int k_pieces = rope.interleaved ? kChunks : kChunks / 2;
+    const int piece = lane < k_pieces ? lane : lane - k_pieces;  // k chunk, or v chunk
+    const bool piece_is_k = lane < k_pieces, has_piece = lane < k_pieces + kChunks;
+    uint4 new_first = make_uint4(0u, 0u, 0u, 0u), new_second = make_uint4(0u, 0u, 0u, 0u);
+    if constexpr (kRope) {
+      if (holds_new_key && has_piece) {
+        const auto* row = reinterpret_cast<const uint4*>(
+            piece_is_k ? rope.k + q_begin * rope.k_stride + kv_head * kDim : rope.v + q_begin * rope.v_stride + kv_head * kDim);
+        new_first = row[piece];
+        if (piece_is_k && !rope.interleaved) new_second = row[piece + kChunks / 2];
+      }
+    }
+
     // Q fragments (m16n8k16 A layout) straight from global memory while the first tiles are in flight;
     // rows past `rows` are zeros.
     const uint32_t* q0 = nullptr;
@@ -225,6 +260,45 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       q_frag[kk][2] = q0 != nullptr ? __ldg(q0 + kk * 8 + 4 + quad_col) : 0u;
       q_frag[kk][3] = q1 != nullptr ? __ldg(q1 + kk * 8 + 4 + quad_col) : 0u;
     }
+    if constexpr (kRope) {
+      // Q word (kk, w) holds dims 16 kk + 8 (w / 2) + 2 quad_col + {0, 1} of row0 (w even) or row1 (w odd).
+      if (rope.interleaved) {
+#pragma unroll
+        for (int kk = 0; kk < kDim / 16; ++kk) {
+#pragma unroll
+          for (int w = 0; w < 4; ++w) {
+            const int pair = (16 * kk + 8 * (w / 2) + 2 * quad_col) / 2;
+            rope_rotate_word_interleaved(q_frag[kk][w], rope_cos[pair], rope_sin[pair]);
+          }
+        }
+      } else {
+        constexpr int kHalfWords = kDim / 16;  // 8-dim groups in the first half (kDim / 2 is a multiple of 8)
+#pragma unroll
+        for (int g = 0; g < kHalfWords; ++g) {
+          const int partner = g + kHalfWords, dim = 8 * g + 2 * quad_col;
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            rope_rotate_words(q_frag[g / 2][2 * (g % 2) + r], q_frag[partner / 2][2 * (partner % 2) + r],
+                              rope_cos + dim, rope_sin + dim);
+          }
+        }
+      }
+      if (holds_new_key && has_piece) {
+        const int64_t cache_row = (step.kv_slots[q_begin] * p.kv_heads + kv_head) * kDim;
+        if (piece_is_k) {
+          auto* out = reinterpret_cast<uint4*>(rope.k_cache + cache_row);
+          if (rope.interleaved) {
+            rope_rotate_chunk_interleaved(new_first, rope_cos + 4 * piece, rope_sin + 4 * piece);
+          } else {
+            rope_rotate_chunks(new_first, new_second, rope_cos + 8 * piece, rope_sin + 8 * piece);
+            out[piece + kChunks / 2] = new_second;
+          }
+          out[piece] = new_first;
+        } else {
+          reinterpret_cast<uint4*>(rope.v_cache + cache_row)[piece] = new_first;
+        }
+      }
+    }
     const float scale_log2 = p.scale * kLog2e;
     const int j8 = lane / 8, r8 = lane % 8;  // ldmatrix: this lane addresses row r8 of matrix j8
 
@@ -237,6 +311,22 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
       cp_async_wait<kStages - kSub>();  // this step's groups have landed (this lane's copies)
       __syncwarp();                     // ... and every other lane's
       const int k0 = key_begin + tile * kKeys;
+      if constexpr (kRope) {
+        // The tile holding the new key copied its cache row before (or while) this block stored it: the
+        // rotated k and the v overwrite it here, after the copy landed.
+        const int new_tile = (new_key - key_begin) / kKeys;
+        if (holds_new_key && new_tile >= tile && new_tile < tile + kSub) {  // warp-uniform
+          const int stage = new_tile % kStages, row = (new_key - key_begin) % kKeys;
+          if (has_piece) {
+            __nv_bfloat16* tile_rows = piece_is_k ? s.k[stage] : s.v[stage];
+            *reinterpret_cast<uint4*>(&tile_rows[S::at(row, piece)]) = new_first;
+            if (piece_is_k && !rope.interleaved) {
+              *reinterpret_cast<uint4*>(&tile_rows[S::at(row, piece + kChunks / 2)]) = new_second;
+            }
+          }
+          __syncwarp();
+        }
+      }
 
       // Scores: n-tile 2 * sub + h = keys 16 * sub + 8 * h .. + 7 of the step. With one tile per step the
       // even and odd k16 steps accumulate apart (sc and sc_odd), so each mma waits on the one two steps
@@ -357,6 +447,15 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   }
 }
 
+template <int kDim, int kStages, int kSub, bool kEarly>
+__global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
+  decode_attention<kDim, kStages, kSub, kEarly, false>(p, step, AttentionRope{});
+}
+template <int kDim, int kStages, int kSub, bool kEarly>
+__global__ void __launch_bounds__(32) attention_decode_rope_kernel(AttentionParams p, StepArrays step, AttentionRope rope) {
+  decode_attention<kDim, kStages, kSub, kEarly, true>(p, step, rope);
+}
+
 // One block per (token, query head): merge the splits' partial outputs ([token, head, split, head_dim + 2],
 // the max in natural log and the sum after the values). Every load goes out before the first is used, one
 // memory round trip in all: each thread's value of every split, and warp 0's max and sum of two splits per
@@ -449,33 +548,45 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
 // those requests may only slow rope, the short kernel ahead that is on it.
 template <int kDim, int kStages>
-void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream) {
-  const auto early = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1, true>;
-  const auto late = attention_decode_kernel<kDim, kStages, kStages == kDeepRing ? 2 : 1, false>;
+void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream,
+                 const AttentionRope* rope) {
+  constexpr int kSub = kStages == kDeepRing ? 2 : 1;
+  const auto early = attention_decode_kernel<kDim, kStages, kSub, true>;
+  const auto late = attention_decode_kernel<kDim, kStages, kSub, false>;
+  const auto rope_early = attention_decode_rope_kernel<kDim, kStages, kSub, true>;
+  const auto rope_late = attention_decode_rope_kernel<kDim, kStages, kSub, false>;
   const size_t smem = sizeof(Smem<kDim, kStages>);
   static_assert(sizeof(Smem<kDim, kStages>) == ring_bytes(kDim, kStages), "warps_per_sm counts this ring");
   static bool configured = false;
   if (!configured) {  // the whole carveout as shared memory, so the ring's warps per SM fit
-    for (auto kernel : {early, late}) {
+    const void* kernels[] = {reinterpret_cast<const void*>(early), reinterpret_cast<const void*>(late),
+                             reinterpret_cast<const void*>(rope_early), reinterpret_cast<const void*>(rope_late)};
+    for (const void* kernel : kernels) {
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
     }
     configured = true;
   }
-  launch_programmatic(step.num_seqs > 1 ? early : late, grid, dim3(32), smem, stream, p, step);
+  if (rope != nullptr) {
+    launch_programmatic(step.num_seqs > 1 ? rope_early : rope_late, grid, dim3(32), smem, stream, p, step, *rope);
+  } else {
+    launch_programmatic(step.num_seqs > 1 ? early : late, grid, dim3(32), smem, stream, p, step);
+  }
 }
 
+// rope: RoPE and the KV store fused in (cuda_kernels.h's AttentionRope), or null.
 template <int kDim>
-void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream) {
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream,
+            const AttentionRope* rope = nullptr) {
   const int group = p.q_heads / p.kv_heads;
   const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
   if (blocks <= static_cast<int64_t>(p.num_sms) * warps_per_sm(kDim, kDeepRing)) {
-    launch_ring<kDim, kDeepRing>(p, step, grid, stream);
+    launch_ring<kDim, kDeepRing>(p, step, grid, stream, rope);
   } else {
-    launch_ring<kDim, kRing>(p, step, grid, stream);
+    launch_ring<kDim, kRing>(p, step, grid, stream, rope);
   }
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail

@@ -111,6 +111,8 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
         alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmMaxTokens});
     decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
+  const char* fuse_rope = std::getenv("RADIXLM_CUDA_FUSE_ROPE");
+  fuse_rope_ = fuse_rope == nullptr || std::strcmp(fuse_rope, "0") != 0;
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -552,9 +554,9 @@ const float* CudaBackend::rope_inv_freq(const RopeTable& rope) {
   return rope_tables_.back().second.as<float>();
 }
 
-void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
-                                    const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
-  RADIXLM_OP_TIMER("rope_and_store_kv");
+cuda::RopeStoreParams CudaBackend::rope_store_params(const TensorView& q, const TensorView& k, const TensorView& v,
+                                                     const RopeTable& rope, int32_t head_dim,
+                                                     const LayerKvCache& cache) {
   check_device_strided_rows(q, "rope q");
   check_device_strided_rows(k, "rope k");
   check_device_strided_rows(v, "rope v");
@@ -591,7 +593,13 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   p.interleaved = rope.interleaved;
   p.attention_scaling = rope.attention_scaling;
   p.table_before_wait = dependents_start_early_;
-  cuda::launch_rope_and_store_kv(p, *step_, as_stream(stream_));
+  return p;
+}
+
+void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, const TensorView& v,
+                                    const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache) {
+  RADIXLM_OP_TIMER("rope_and_store_kv");
+  cuda::launch_rope_and_store_kv(rope_store_params(q, k, v, rope, head_dim, cache), *step_, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -605,9 +613,9 @@ float* CudaBackend::attention_workspace(int64_t floats) {
   return attention_partial_.as<float>();
 }
 
-void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
-                            int32_t head_dim, float scale, const TensorView& out) {
-  RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "attention_prefill" : "attention");
+cuda::AttentionParams CudaBackend::attention_params(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads,
+                                                    int32_t num_kv_heads, int32_t head_dim, float scale,
+                                                    const TensorView& out) {
   check_device_strided_rows(q, "attention q");
   check_device_rows(out, DType::kBF16, "attention out");
   const int64_t tokens = step_->num_tokens;
@@ -654,7 +662,46 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
     float* workspace = attention_workspace(std::max(partial, most));
     if (partial > 0) p.partial = workspace;
   }
-  cuda::launch_attention(p, *step_, as_stream(stream_));
+  return p;
+}
+
+void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
+                            int32_t head_dim, float scale, const TensorView& out) {
+  RADIXLM_OP_TIMER(step_->max_query_len > 1 ? "attention_prefill" : "attention");
+  cuda::launch_attention(attention_params(q, cache, num_q_heads, num_kv_heads, head_dim, scale, out), *step_,
+                         as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
+// Decode steps of one new token per sequence with full-width rotation take the decode attention's fused
+// form (cuda::AttentionRope): no RoPE kernel between the q/k/v matmul and the attention.
+void CudaBackend::rope_store_and_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                                           const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache,
+                                           int32_t num_q_heads, int32_t num_kv_heads, float scale,
+                                           const TensorView& out) {
+  const bool aligned = k.row_stride() % 8 == 0 && v.row_stride() % 8 == 0 &&
+                       (reinterpret_cast<uintptr_t>(k.data) | reinterpret_cast<uintptr_t>(v.data)) % 16 == 0;
+  if (!fuse_rope_ || rope.rotary_dim != head_dim || !aligned || num_kv_heads <= 0 ||
+      num_q_heads % num_kv_heads != 0 || !cuda::attention_fuses_rope(*step_, num_q_heads, num_kv_heads)) {
+    Backend::rope_store_and_attention(q, k, v, rope, head_dim, cache, num_q_heads, num_kv_heads, scale, out);
+    return;
+  }
+  RADIXLM_OP_TIMER("rope_store_and_attention");
+  const cuda::RopeStoreParams r = rope_store_params(q, k, v, rope, head_dim, cache);
+  RADIXLM_CHECK(r.q_heads == num_q_heads && r.kv_heads == num_kv_heads, "rope_store_and_attention: q {} k {}",
+                q.shape.to_string(), k.shape.to_string());
+  const cuda::AttentionParams p = attention_params(q, cache, num_q_heads, num_kv_heads, head_dim, scale, out);
+  cuda::AttentionRope fused;
+  fused.k = r.k;
+  fused.v = r.v;
+  fused.k_stride = r.k_stride;
+  fused.v_stride = r.v_stride;
+  fused.k_cache = r.k_cache;
+  fused.v_cache = r.v_cache;
+  fused.inv_freq = r.inv_freq;
+  fused.attention_scaling = r.attention_scaling;
+  fused.interleaved = r.interleaved;
+  cuda::launch_rope_store_attention(p, fused, *step_, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 

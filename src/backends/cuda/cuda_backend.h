@@ -27,6 +27,8 @@ namespace cuda {
 class DeviceAllocator;
 class CublasLtGemm;
 struct StepArrays;
+struct RopeStoreParams;
+struct AttentionParams;
 }  // namespace cuda
 
 struct CudaDeviceInfo {
@@ -72,6 +74,9 @@ class CudaBackend final : public Backend {
                          int32_t head_dim, const LayerKvCache& cache) override;
   void attention(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
                  int32_t head_dim, float scale, const TensorView& out) override;
+  void rope_store_and_attention(const TensorView& q, const TensorView& k, const TensorView& v, const RopeTable& rope,
+                                int32_t head_dim, const LayerKvCache& cache, int32_t num_q_heads, int32_t num_kv_heads,
+                                float scale, const TensorView& out) override;
   void gather_logit_rows(const TensorView& x, const TensorView& out) override;
 
   // Greedy tokens of f32 logits [rows, vocab], computed on the device; waits for the step (the one host
@@ -92,6 +97,9 @@ class CudaBackend final : public Backend {
   // lists total ms and calls per op since the backend was made.
   bool op_timing() const { return op_timing_; }
   std::string op_time_report();
+  // RoPE and the KV store as their own kernel even where the decode attention would do them (tests compare
+  // both; RADIXLM_CUDA_FUSE_ROPE=0 sets it for A/B runs).
+  void set_fuse_rope(bool fuse) { fuse_rope_ = fuse; }
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
 
@@ -141,6 +149,11 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(CudaDeviceInfo info);
   const float* rope_inv_freq(const RopeTable& rope);
   float* attention_workspace(int64_t floats);
+  // The checks and launch parameters rope_and_store_kv / attention and their fused form share.
+  cuda::RopeStoreParams rope_store_params(const TensorView& q, const TensorView& k, const TensorView& v,
+                                          const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache);
+  cuda::AttentionParams attention_params(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads,
+                                         int32_t num_kv_heads, int32_t head_dim, float scale, const TensorView& out);
   // linear (out =) and linear_add (out +=): the GEMV for decode shapes it wins, cuBLASLt otherwise.
   void matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
               bool accumulate);
@@ -186,6 +199,7 @@ class CudaBackend final : public Backend {
   // it finishes: rope_and_store_kv then computes its cos/sin table before its wait (RopeStoreParams).
   bool dependents_start_early_ = false;
   int32_t gemv_warps_per_row_ = 0;
+  bool fuse_rope_ = true;
   // The Hopper decode GEMM's split-K workspace (cuda_kernels.h); empty where the kernel does not run.
   Tensor decode_gemm_partials_;
   Tensor decode_gemm_counters_;

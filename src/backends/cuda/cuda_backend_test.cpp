@@ -355,6 +355,21 @@ struct AttentionCase {
   bool static_steps = false;
 };
 
+// begin_step, with static steps (the layout and split count CUDA graphs use) when asked; set_static_steps(false)
+// after the op undoes it.
+void begin_gpu_step(CudaBackend& gpu, const ForwardBatch& batch, bool static_steps) {
+  if (static_steps) {
+    CudaBackend::StaticStepCapacity capacity = gpu.static_step_capacity();
+    capacity.tokens = std::max<int32_t>(capacity.tokens, batch.num_tokens());
+    capacity.seqs = std::max<int32_t>(capacity.seqs, static_cast<int32_t>(batch.kv_length.size()));
+    capacity.rows = std::max<int32_t>(capacity.rows, static_cast<int32_t>(batch.logit_rows.size()));
+    capacity.pages = std::max<int64_t>(capacity.pages, static_cast<int64_t>(batch.page_table.size()));
+    gpu.reserve_static_steps(capacity);
+    gpu.set_static_steps(true);
+  }
+  gpu.begin_step(batch);
+}
+
 void run_attention_case(CudaBackend& gpu, CpuBackend& cpu, const AttentionCase& c, std::mt19937& rng) {
   int32_t pages = 0;
   const ForwardBatch batch = make_batch(c.seqs, c.page_size, rng, &pages);
@@ -373,16 +388,7 @@ void run_attention_case(CudaBackend& gpu, CpuBackend& cpu, const AttentionCase& 
   LayerKvCache cache_g{gpu.upload(cache_c.k), gpu.upload(cache_c.v)};
   Tensor q_g = gpu.upload(host_f32(q, {tokens, qw}));
   Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
-  if (c.static_steps) {
-    CudaBackend::StaticStepCapacity capacity = gpu.static_step_capacity();
-    capacity.tokens = std::max<int32_t>(capacity.tokens, static_cast<int32_t>(tokens));
-    capacity.seqs = std::max<int32_t>(capacity.seqs, static_cast<int32_t>(c.seqs.size()));
-    capacity.rows = std::max<int32_t>(capacity.rows, static_cast<int32_t>(batch.logit_rows.size()));
-    capacity.pages = std::max<int64_t>(capacity.pages, static_cast<int64_t>(batch.page_table.size()));
-    gpu.reserve_static_steps(capacity);
-    gpu.set_static_steps(true);
-  }
-  gpu.begin_step(batch);
+  begin_gpu_step(gpu, batch, c.static_steps);
   gpu.attention(q_g, cache_g, c.q_heads, c.kv_heads, c.head_dim, scale, out);
   gpu.set_static_steps(false);
   std::string what = "attention seqs=" + std::to_string(c.seqs.size()) + " tokens=" + std::to_string(tokens) +
@@ -459,6 +465,92 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
                            rng);
         run_attention_case(gpu, cpu, {{{40, std::min(fresh, 2)}, {900, 1}}, page_size, head_dim, h.q, h.kv, true},
                            rng);
+      }
+    }
+  }
+}
+
+// RoPE and the KV store fused into the decode attention (rope_store_and_attention on decode steps of one
+// new token per sequence) against the CPU backend (rope_and_store_kv, then attention), and bit for bit
+// against the two CUDA ops apart (set_fuse_rope(false)): a sequence's decode steps take one path or the
+// other depending on what they are batched with (a step with a prefill in it does not fuse), so both must
+// store the same keys and give the same output. q, k and v are column blocks of one qkv buffer, as the
+// model passes them; the cache, the new tokens' slots included, starts random.
+TEST(CudaBackendTest, RopeStoreAndAttentionMatchesCpuAndTheOpsApart) {
+  RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
+  CpuBackend cpu(4);
+  std::mt19937 rng(12);
+  struct Heads {
+    int32_t q, kv;
+  };
+  int cases = 0;
+  for (int32_t head_dim : {64, 128}) {
+    for (bool interleaved : {false, true}) {
+      for (Heads h : {Heads{4, 4}, Heads{32, 8}, Heads{16, 2}}) {  // GQA 1, 4, 8
+        for (int32_t page_size : {1, 16}) {
+          for (int32_t batch_size : {1, 5, 64}) {
+            std::vector<std::pair<int32_t, int32_t>> seqs;
+            for (int32_t s = 0; s < batch_size; ++s) {
+              seqs.push_back({s == 0 ? 1500 : s == 1 ? 0 : (s * 131 + 17) % 700, 1});
+            }
+            const bool static_steps = ++cases % 2 == 0;
+            int32_t pages = 0;
+            const ForwardBatch batch = make_batch(seqs, page_size, rng, &pages);
+            const int64_t tokens = batch.num_tokens(), slots = int64_t{pages} * page_size;
+            const int64_t qw = int64_t{h.q} * head_dim, kw = int64_t{h.kv} * head_dim, width = qw + 2 * kw;
+            RopeTable rope;
+            rope.rotary_dim = head_dim;
+            rope.interleaved = interleaved;
+            rope.attention_scaling = interleaved ? 1.1f : 1.0f;
+            for (int32_t i = 0; i < head_dim / 2; ++i) {
+              rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / head_dim)));
+            }
+            const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+            const std::vector<float> qkv = random_bf16_values(static_cast<size_t>(tokens * width), rng, 2.0f);
+            const std::vector<float> k = random_bf16_values(static_cast<size_t>(slots * kw), rng, 2.0f);
+            const std::vector<float> v = random_bf16_values(k.size(), rng);
+            const Shape kv_shape{slots, h.kv, head_dim};
+
+            Tensor qkv_c = host_f32(qkv, {tokens, width});
+            LayerKvCache cache_c{host_f32(k, kv_shape), host_f32(v, kv_shape)};
+            Tensor ref = cpu.alloc(DType::kF32, {tokens, qw});
+            cpu.begin_step(batch);
+            cpu.rope_store_and_attention(qkv_c.view.columns(0, qw), qkv_c.view.columns(qw, kw),
+                                         qkv_c.view.columns(qw + kw, kw), rope, head_dim, cache_c, h.q, h.kv, scale,
+                                         ref);
+
+            struct Result {
+              std::vector<float> out, k_cache, v_cache;
+            };
+            const auto run = [&](bool fuse) {
+              Tensor qkv_g = gpu.upload(host_f32(qkv, {tokens, width}));
+              LayerKvCache cache_g{gpu.upload(host_f32(k, kv_shape)), gpu.upload(host_f32(v, kv_shape))};
+              Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
+              gpu.set_fuse_rope(fuse);
+              begin_gpu_step(gpu, batch, static_steps);
+              gpu.rope_store_and_attention(qkv_g.view.columns(0, qw), qkv_g.view.columns(qw, kw),
+                                           qkv_g.view.columns(qw + kw, kw), rope, head_dim, cache_g, h.q, h.kv,
+                                           scale, out);
+              gpu.set_static_steps(false);
+              gpu.set_fuse_rope(true);
+              return Result{to_host(gpu, out), to_host(gpu, cache_g.k), to_host(gpu, cache_g.v)};
+            };
+            const Result fused = run(true), apart = run(false);
+            const std::string what = "rope+attention d=" + std::to_string(head_dim) +
+                                     (interleaved ? " interleaved" : " neox") + " heads=" + std::to_string(h.q) +
+                                     "/" + std::to_string(h.kv) + " page=" + std::to_string(page_size) +
+                                     " batch=" + std::to_string(batch_size) + (static_steps ? " static" : "");
+            const auto host_of = [](const Tensor& t) {
+              return std::vector<float>(t.as<float>(), t.as<float>() + t.view.numel());
+            };
+            expect_close(fused.out, host_of(ref), kRel, kAbs, what + " out");
+            expect_close(fused.k_cache, host_of(cache_c.k), kRel, kAbs, what + " k cache");
+            EXPECT_EQ(fused.v_cache, host_of(cache_c.v)) << what << ": v cache is an exact copy";
+            EXPECT_EQ(fused.out, apart.out) << what << ": fused and apart differ";
+            EXPECT_EQ(fused.k_cache, apart.k_cache) << what << ": fused and apart store different keys";
+            EXPECT_EQ(fused.v_cache, apart.v_cache) << what;
+          }
+        }
       }
     }
   }

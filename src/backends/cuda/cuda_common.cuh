@@ -115,6 +115,45 @@ __device__ __forceinline__ uint16_t f32_to_bf16_bits(float value) {
 __device__ __forceinline__ float bf16_lo(uint32_t word) { return __uint_as_float(word << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t word) { return __uint_as_float(word & 0xffff0000u); }
 
+// RoPE's rotation of the pair (x1, x2) by the angle whose (cos, sin) is (c, s), each product and sum rounded
+// as written (no contraction into FMAs), so every kernel that rotates (rope_and_store_kv's and the decode
+// attention's fused form) stores the same bits.
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float c, float s, float& y1, float& y2) {
+  y1 = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
+  y2 = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+}
+// The same on bf16 words: (x1, x2) = (first's element e, second's element e) for e = 0, 1 (the pairs of
+// neox RoPE, dims i and i + rotary_dim / 2), angles cos[e], sin[e]; rounded back to bf16.
+__device__ __forceinline__ void rope_rotate_words(uint32_t& first, uint32_t& second, const float* cos,
+                                                  const float* sin) {
+  float a0, a1, b0, b1;
+  rope_rotate(bf16_lo(first), bf16_lo(second), cos[0], sin[0], a0, b0);
+  rope_rotate(bf16_hi(first), bf16_hi(second), cos[1], sin[1], a1, b1);
+  first = static_cast<uint32_t>(f32_to_bf16_bits(a0)) | (static_cast<uint32_t>(f32_to_bf16_bits(a1)) << 16);
+  second = static_cast<uint32_t>(f32_to_bf16_bits(b0)) | (static_cast<uint32_t>(f32_to_bf16_bits(b1)) << 16);
+}
+// Interleaved RoPE on one bf16 word: its two elements are one pair (dims 2i, 2i + 1), angle (c, s).
+__device__ __forceinline__ void rope_rotate_word_interleaved(uint32_t& word, float c, float s) {
+  float y1, y2;
+  rope_rotate(bf16_lo(word), bf16_hi(word), c, s, y1, y2);
+  word = static_cast<uint32_t>(f32_to_bf16_bits(y1)) | (static_cast<uint32_t>(f32_to_bf16_bits(y2)) << 16);
+}
+// Neox RoPE on 16-byte chunks: first holds dims f..f+7 of the first half, second the matching dims of the
+// second half; cos / sin point at frequency f.
+__device__ __forceinline__ void rope_rotate_chunks(uint4& first, uint4& second, const float* cos, const float* sin) {
+  rope_rotate_words(first.x, second.x, cos, sin);
+  rope_rotate_words(first.y, second.y, cos + 2, sin + 2);
+  rope_rotate_words(first.z, second.z, cos + 4, sin + 4);
+  rope_rotate_words(first.w, second.w, cos + 6, sin + 6);
+}
+// Interleaved RoPE on a 16-byte chunk: four pairs, frequencies f..f+3 (cos / sin point at f).
+__device__ __forceinline__ void rope_rotate_chunk_interleaved(uint4& chunk, const float* cos, const float* sin) {
+  rope_rotate_word_interleaved(chunk.x, cos[0], sin[0]);
+  rope_rotate_word_interleaved(chunk.y, cos[1], sin[1]);
+  rope_rotate_word_interleaved(chunk.z, cos[2], sin[2]);
+  rope_rotate_word_interleaved(chunk.w, cos[3], sin[3]);
+}
+
 __device__ __forceinline__ float warp_sum(float value) {
   for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;

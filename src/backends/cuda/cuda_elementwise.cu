@@ -197,8 +197,10 @@ __global__ void rope_store_kernel(RopeStoreParams p, const int32_t* positions, c
     const int first = p.interleaved ? 2 * i : i;
     const int second = p.interleaved ? 2 * i + 1 : i + half;
     const float x1 = bf16_bits_to_f32(base[first]), x2 = bf16_bits_to_f32(base[second]);
-    base[first] = f32_to_bf16_bits(x1 * cos_table[i] - x2 * sin_table[i]);
-    base[second] = f32_to_bf16_bits(x2 * cos_table[i] + x1 * sin_table[i]);
+    float y1, y2;
+    rope_rotate(x1, x2, cos_table[i], sin_table[i], y1, y2);
+    base[first] = f32_to_bf16_bits(y1);
+    base[second] = f32_to_bf16_bits(y2);
   }
   const int k_begin = max(head_begin, p.q_heads) - p.q_heads, k_end = head_end - p.q_heads;
   if (k_end <= k_begin) return;
@@ -385,25 +387,8 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
     if (it.kind == 2) {
       *reinterpret_cast<uint4*>(it.cache) = first[j];
     } else if (it.kind == 0) {
-      float x1[8], x2[8];
-      unpack8(first[j], x1);
-      unpack8(second[j], x2);
-      float o1[8], o2[8];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float c = cos_table[it.freq + e], s = sin_table[it.freq + e];
-        o1[e] = x1[e] * c - x2[e] * s;
-        o2[e] = x2[e] * c + x1[e] * s;
-      }
-      uint4 a, b;
-      a.x = pack2(o1[0], o1[1]);
-      a.y = pack2(o1[2], o1[3]);
-      a.z = pack2(o1[4], o1[5]);
-      a.w = pack2(o1[6], o1[7]);
-      b.x = pack2(o2[0], o2[1]);
-      b.y = pack2(o2[2], o2[3]);
-      b.z = pack2(o2[4], o2[5]);
-      b.w = pack2(o2[6], o2[7]);
+      uint4 a = first[j], b = second[j];
+      rope_rotate_chunks(a, b, cos_table + it.freq, sin_table + it.freq);
       *reinterpret_cast<uint4*>(it.src) = a;
       *reinterpret_cast<uint4*>(it.src + half) = b;
       if (it.cache) {
@@ -411,20 +396,8 @@ __global__ void __launch_bounds__(1024) rope_store_items_kernel(RopeStoreParams 
         *reinterpret_cast<uint4*>(it.cache + half) = b;
       }
     } else if (it.kind == 1) {
-      float x[8];
-      unpack8(first[j], x);
-      float o[8];
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        const float c = cos_table[it.freq + m], s = sin_table[it.freq + m];
-        o[2 * m] = x[2 * m] * c - x[2 * m + 1] * s;
-        o[2 * m + 1] = x[2 * m + 1] * c + x[2 * m] * s;
-      }
-      uint4 a;
-      a.x = pack2(o[0], o[1]);
-      a.y = pack2(o[2], o[3]);
-      a.z = pack2(o[4], o[5]);
-      a.w = pack2(o[6], o[7]);
+      uint4 a = first[j];
+      rope_rotate_chunk_interleaved(a, cos_table + it.freq, sin_table + it.freq);
       *reinterpret_cast<uint4*>(it.src) = a;
       if (it.cache) *reinterpret_cast<uint4*>(it.cache) = a;
     }
