@@ -110,20 +110,7 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
   const int32_t* pages = step.page_table + step.page_table_start[seq];
   if (q_begin >= q_end) return;  // this query tile is past the sequence's new tokens
   const int rows = (q_end - q_begin) * group;
-  // kRope: the token's cos/sin table, as rope_and_store_kv's (the angle rounded to f32 as HF computes it,
-  // sin/cos in full precision): from the step's positions and inv_freq, no kernel's output, so before the
-  // wait. The new token's key (kv_len - 1) is in this block's split or in no other's.
-  __shared__ float rope_cos[kRope ? kDim / 2 : 1], rope_sin[kRope ? kDim / 2 : 1];
-  if constexpr (kRope) {
-    const float position = static_cast<float>(step.positions[q_begin]);
-    for (int i = lane; i < kDim / 2; i += 32) {
-      float sin_value, cos_value;
-      sincosf(position * rope.inv_freq[i], &sin_value, &cos_value);
-      rope_cos[i] = cos_value * rope.attention_scaling;
-      rope_sin[i] = sin_value * rope.attention_scaling;
-    }
-    __syncwarp();
-  }
+  __shared__ float rope_cos[kRope ? kDim / 2 : 1], rope_sin[kRope ? kDim / 2 : 1];  // kRope: the token's table
 
   // Split boundaries in whole tiles, from the sequence's length, so every block of the sequence agrees. Keys
   // up to kv_len are loaded; the causal mask per row (last0/1) hides the ones a row may not see.
@@ -261,6 +248,18 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
       q_frag[kk][3] = q1 != nullptr ? __ldg(q1 + kk * 8 + 4 + quad_col) : 0u;
     }
     if constexpr (kRope) {
+      // The token's cos/sin table, as rope_and_store_kv's (the angle rounded to f32 as HF computes it,
+      // sin/cos in full precision). Here, past the wait, it is computed while the first tiles and Q are in
+      // flight: before the wait it sat in front of everything whenever the kernel ahead (cuBLASLt) lets no
+      // dependent start early. The new token's key (kv_len - 1) is in this block's split or in no other's.
+      const float position = static_cast<float>(step.positions[q_begin]);
+      for (int i = lane; i < kDim / 2; i += 32) {
+        float sin_value, cos_value;
+        sincosf(position * rope.inv_freq[i], &sin_value, &cos_value);
+        rope_cos[i] = cos_value * rope.attention_scaling;
+        rope_sin[i] = sin_value * rope.attention_scaling;
+      }
+      __syncwarp();
       // Q word (kk, w) holds dims 16 kk + 8 (w / 2) + 2 quad_col + {0, 1} of row0 (w even) or row1 (w odd).
       if (rope.interleaved) {
 #pragma unroll

@@ -112,7 +112,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
     decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
   const char* fuse_rope = std::getenv("RADIXLM_CUDA_FUSE_ROPE");
-  fuse_rope_ = fuse_rope == nullptr || std::strcmp(fuse_rope, "0") != 0;
+  fuse_rope_mode_ = fuse_rope == nullptr ? 1 : std::atoi(fuse_rope);
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -681,7 +681,9 @@ void CudaBackend::rope_store_and_attention(const TensorView& q, const TensorView
                                            const TensorView& out) {
   const bool aligned = k.row_stride() % 8 == 0 && v.row_stride() % 8 == 0 &&
                        (reinterpret_cast<uintptr_t>(k.data) | reinterpret_cast<uintptr_t>(v.data)) % 16 == 0;
-  if (!fuse_rope_ || rope.rotary_dim != head_dim || !aligned || num_kv_heads <= 0 ||
+  // PROBE: RADIXLM_CUDA_FUSE_ROPE=2 fuses after any matmul; default only after one that lets the attention
+  // start early.
+  if (fuse_rope_mode_ == 0 || (fuse_rope_mode_ == 1 && !dependents_start_early_) || rope.rotary_dim != head_dim || !aligned || num_kv_heads <= 0 ||
       num_q_heads % num_kv_heads != 0 || !cuda::attention_fuses_rope(*step_, num_q_heads, num_kv_heads)) {
     Backend::rope_store_and_attention(q, k, v, rope, head_dim, cache, num_q_heads, num_kv_heads, scale, out);
     return;

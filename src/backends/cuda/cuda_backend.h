@@ -99,7 +99,7 @@ class CudaBackend final : public Backend {
   std::string op_time_report();
   // RoPE and the KV store as their own kernel even where the decode attention would do them (tests compare
   // both; RADIXLM_CUDA_FUSE_ROPE=0 sets it for A/B runs).
-  void set_fuse_rope(bool fuse) { fuse_rope_ = fuse; }
+  void set_fuse_rope(bool fuse) { fuse_rope_mode_ = fuse ? 2 : 0; }
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
 
@@ -199,7 +199,7 @@ class CudaBackend final : public Backend {
   // it finishes: rope_and_store_kv then computes its cos/sin table before its wait (RopeStoreParams).
   bool dependents_start_early_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  bool fuse_rope_ = true;
+  int fuse_rope_mode_ = 1;
   // The Hopper decode GEMM's split-K workspace (cuda_kernels.h); empty where the kernel does not run.
   Tensor decode_gemm_partials_;
   Tensor decode_gemm_counters_;
