@@ -567,7 +567,8 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
     configured = true;
   }
   if (rope != nullptr) {
-    launch_programmatic(step.num_seqs > 1 ? rope_early : rope_late, grid, dim3(32), smem, stream, p, step, *rope);
+    static const bool probe_early = std::getenv("RADIXLM_PROBE_ROPE_EARLY") != nullptr;  // PROBE
+    launch_programmatic(step.num_seqs > 1 || probe_early ? rope_early : rope_late, grid, dim3(32), smem, stream, p, step, *rope);
   } else {
     launch_programmatic(step.num_seqs > 1 ? early : late, grid, dim3(32), smem, stream, p, step);
   }

@@ -111,8 +111,10 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
         alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmMaxTokens});
     decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
-  const char* fuse_rope = std::getenv("RADIXLM_CUDA_FUSE_ROPE");
-  fuse_rope_mode_ = fuse_rope == nullptr ? 1 : std::atoi(fuse_rope);
+  if (const char* fusion = std::getenv("RADIXLM_CUDA_FUSE_ROPE"); fusion != nullptr) {
+    if (std::strcmp(fusion, "0") == 0) rope_fusion_ = RopeFusion::kNever;
+    if (std::strcmp(fusion, "2") == 0) rope_fusion_ = RopeFusion::kAlways;
+  }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -674,17 +676,18 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
 }
 
 // Decode steps of one new token per sequence with full-width rotation take the decode attention's fused
-// form (cuda::AttentionRope): no RoPE kernel between the q/k/v matmul and the attention.
+// form (cuda::AttentionRope) where rope_fusion_ says: no RoPE kernel between the q/k/v matmul and the
+// attention.
 void CudaBackend::rope_store_and_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                            const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache,
                                            int32_t num_q_heads, int32_t num_kv_heads, float scale,
                                            const TensorView& out) {
   const bool aligned = k.row_stride() % 8 == 0 && v.row_stride() % 8 == 0 &&
                        (reinterpret_cast<uintptr_t>(k.data) | reinterpret_cast<uintptr_t>(v.data)) % 16 == 0;
-  // PROBE: RADIXLM_CUDA_FUSE_ROPE=2 fuses after any matmul; default only after one that lets the attention
-  // start early.
-  if (fuse_rope_mode_ == 0 || (fuse_rope_mode_ == 1 && !dependents_start_early_) || rope.rotary_dim != head_dim || !aligned || num_kv_heads <= 0 ||
-      num_q_heads % num_kv_heads != 0 || !cuda::attention_fuses_rope(*step_, num_q_heads, num_kv_heads)) {
+  const bool fuse = rope_fusion_ == RopeFusion::kAlways ||
+                    (rope_fusion_ == RopeFusion::kAfterEarlyMatmul && dependents_start_early_);
+  if (!fuse || rope.rotary_dim != head_dim || !aligned || num_kv_heads <= 0 || num_q_heads % num_kv_heads != 0 ||
+      !cuda::attention_fuses_rope(*step_, num_q_heads, num_kv_heads)) {
     Backend::rope_store_and_attention(q, k, v, rope, head_dim, cache, num_q_heads, num_kv_heads, scale, out);
     return;
   }

@@ -97,9 +97,13 @@ class CudaBackend final : public Backend {
   // lists total ms and calls per op since the backend was made.
   bool op_timing() const { return op_timing_; }
   std::string op_time_report();
-  // RoPE and the KV store as their own kernel even where the decode attention would do them (tests compare
-  // both; RADIXLM_CUDA_FUSE_ROPE=0 sets it for A/B runs).
-  void set_fuse_rope(bool fuse) { fuse_rope_mode_ = fuse ? 2 : 0; }
+  // When rope_store_and_attention runs RoPE and the KV store inside the decode attention (cuda::AttentionRope)
+  // on a decode step of one new token per sequence: by default only after a matmul that lets the attention
+  // start early (the GEMV, the decode GEMM). After cuBLASLt's it was slower on an H200 (batch 64: 5.25
+  // against 5.06 ms; docs/performance.md). Tests force both ways; RADIXLM_CUDA_FUSE_ROPE=0 / 1 / 2 (never /
+  // the default / always) sets it for A/B runs.
+  enum class RopeFusion { kNever, kAfterEarlyMatmul, kAlways };
+  void set_rope_fusion(RopeFusion fusion) { rope_fusion_ = fusion; }
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.
   void set_gemv_warps_per_row(int32_t warps) { gemv_warps_per_row_ = warps; }
 
@@ -199,7 +203,7 @@ class CudaBackend final : public Backend {
   // it finishes: rope_and_store_kv then computes its cos/sin table before its wait (RopeStoreParams).
   bool dependents_start_early_ = false;
   int32_t gemv_warps_per_row_ = 0;
-  int fuse_rope_mode_ = 1;
+  RopeFusion rope_fusion_ = RopeFusion::kAfterEarlyMatmul;
   // The Hopper decode GEMM's split-K workspace (cuda_kernels.h); empty where the kernel does not run.
   Tensor decode_gemm_partials_;
   Tensor decode_gemm_counters_;

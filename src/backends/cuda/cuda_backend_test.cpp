@@ -472,7 +472,7 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
 
 // RoPE and the KV store fused into the decode attention (rope_store_and_attention on decode steps of one
 // new token per sequence) against the CPU backend (rope_and_store_kv, then attention), and bit for bit
-// against the two CUDA ops apart (set_fuse_rope(false)): a sequence's decode steps take one path or the
+// against the two CUDA ops apart (RopeFusion::kNever): a sequence's decode steps take one path or the
 // other depending on what they are batched with (a step with a prefill in it does not fuse), so both must
 // store the same keys and give the same output. q, k and v are column blocks of one qkv buffer, as the
 // model passes them; the cache, the new tokens' slots included, starts random.
@@ -522,20 +522,20 @@ TEST(CudaBackendTest, RopeStoreAndAttentionMatchesCpuAndTheOpsApart) {
             struct Result {
               std::vector<float> out, k_cache, v_cache;
             };
-            const auto run = [&](bool fuse) {
+            const auto run = [&](CudaBackend::RopeFusion fusion) {
               Tensor qkv_g = gpu.upload(host_f32(qkv, {tokens, width}));
               LayerKvCache cache_g{gpu.upload(host_f32(k, kv_shape)), gpu.upload(host_f32(v, kv_shape))};
               Tensor out = poisoned(gpu, DType::kBF16, {tokens, qw});
-              gpu.set_fuse_rope(fuse);
+              gpu.set_rope_fusion(fusion);
               begin_gpu_step(gpu, batch, static_steps);
               gpu.rope_store_and_attention(qkv_g.view.columns(0, qw), qkv_g.view.columns(qw, kw),
                                            qkv_g.view.columns(qw + kw, kw), rope, head_dim, cache_g, h.q, h.kv,
                                            scale, out);
               gpu.set_static_steps(false);
-              gpu.set_fuse_rope(true);
+              gpu.set_rope_fusion(CudaBackend::RopeFusion::kAfterEarlyMatmul);
               return Result{to_host(gpu, out), to_host(gpu, cache_g.k), to_host(gpu, cache_g.v)};
             };
-            const Result fused = run(true), apart = run(false);
+            const Result fused = run(CudaBackend::RopeFusion::kAlways), apart = run(CudaBackend::RopeFusion::kNever);
             const std::string what = "rope+attention d=" + std::to_string(head_dim) +
                                      (interleaved ? " interleaved" : " neox") + " heads=" + std::to_string(h.q) +
                                      "/" + std::to_string(h.kv) + " page=" + std::to_string(page_size) +
