@@ -545,7 +545,8 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // (two instantiations in one binary, three alternating rounds) the batch-1 step ran 3.868-3.869 ms with
 // them against 3.848-3.852 without (and 3.847-3.852 for the build before them). Why is not measured: at
 // batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
-// those requests may only slow rope, the short kernel ahead that is on it.
+// those requests may only slow rope, the short kernel ahead that is on it. With RoPE fused in (no rope kernel
+// ahead) the early tiles still lost at batch 1: 3.860-3.879 ms against 3.837-3.855 (08:47 call).
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream,
                  const AttentionRope* rope) {
@@ -567,8 +568,7 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
     configured = true;
   }
   if (rope != nullptr) {
-    static const bool probe_early = std::getenv("RADIXLM_PROBE_ROPE_EARLY") != nullptr;  // PROBE
-    launch_programmatic(step.num_seqs > 1 || probe_early ? rope_early : rope_late, grid, dim3(32), smem, stream, p, step, *rope);
+    launch_programmatic(step.num_seqs > 1 ? rope_early : rope_late, grid, dim3(32), smem, stream, p, step, *rope);
   } else {
     launch_programmatic(step.num_seqs > 1 ? early : late, grid, dim3(32), smem, stream, p, step);
   }
