@@ -154,7 +154,8 @@ int64_t attention_partial_floats(int32_t num_tokens, int32_t q_heads, int32_t he
 }
 
 bool attention_fuses_rope(const StepArrays& step, int32_t q_heads, int32_t kv_heads) {
-  return step.max_query_len == 1 && step.num_seqs == step.num_tokens && rows_per_tile(step, q_heads / kv_heads) == decode::kRows;
+  return step.max_query_len == 1 && step.num_seqs == step.num_tokens &&
+         rows_per_tile(step, q_heads / kv_heads) == decode::kRows;
 }
 
 void launch_rope_store_attention(const AttentionParams& params, const AttentionRope& rope, const StepArrays& step,

@@ -214,8 +214,8 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
     uint4 new_first = make_uint4(0u, 0u, 0u, 0u), new_second = make_uint4(0u, 0u, 0u, 0u);
     if constexpr (kRope) {
       if (holds_new_key && has_piece) {
-        const auto* row = reinterpret_cast<const uint4*>(
-            piece_is_k ? rope.k + q_begin * rope.k_stride + kv_head * kDim : rope.v + q_begin * rope.v_stride + kv_head * kDim);
+        const auto* row = reinterpret_cast<const uint4*>(piece_is_k ? rope.k + q_begin * rope.k_stride + kv_head * kDim
+                                                                    : rope.v + q_begin * rope.v_stride + kv_head * kDim);
         new_first = row[piece];
         if (piece_is_k && !rope.interleaved) new_second = row[piece + kChunks / 2];
       }
@@ -251,7 +251,8 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
       // The token's cos/sin table, as rope_and_store_kv's (the angle rounded to f32 as HF computes it,
       // sin/cos in full precision). Here, past the wait, it is computed while the first tiles and Q are in
       // flight: before the wait it sat in front of everything whenever the kernel ahead (cuBLASLt) lets no
-      // dependent start early. The new token's key (kv_len - 1) is in this block's split or in no other's.
+      // dependent start early. Of a sequence's blocks (KV head, split), those whose split holds the new key
+      // (kv_len - 1) rotate and store it.
       const float position = static_cast<float>(step.positions[q_begin]);
       for (int i = lane; i < kDim / 2; i += 32) {
         float sin_value, cos_value;
@@ -451,7 +452,8 @@ __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p,
   decode_attention<kDim, kStages, kSub, kEarly, false>(p, step, AttentionRope{});
 }
 template <int kDim, int kStages, int kSub, bool kEarly>
-__global__ void __launch_bounds__(32) attention_decode_rope_kernel(AttentionParams p, StepArrays step, AttentionRope rope) {
+__global__ void __launch_bounds__(32)
+    attention_decode_rope_kernel(AttentionParams p, StepArrays step, AttentionRope rope) {
   decode_attention<kDim, kStages, kSub, kEarly, true>(p, step, rope);
 }
 
@@ -546,7 +548,7 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // them against 3.848-3.852 without (and 3.847-3.852 for the build before them). Why is not measured: at
 // batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
 // those requests may only slow rope, the short kernel ahead that is on it. With RoPE fused in (no rope kernel
-// ahead) the early tiles still lost at batch 1: 3.860-3.879 ms against 3.837-3.855 (08:47 call).
+// ahead) the early tiles still lost at batch 1: 3.860-3.879 ms against 3.837-3.855 (2026-11-25 08:46 call).
 template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream,
                  const AttentionRope* rope) {
