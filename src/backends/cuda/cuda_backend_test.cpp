@@ -63,6 +63,19 @@ ForwardBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs, in
   return b;
 }
 
+// RoPE over `rotary` dims with HF's default frequencies for `base`; the interleaved form also scaled
+// (attention_scaling 1.1), so both sides of the scaling are exercised.
+RopeTable make_rope(int32_t rotary, bool interleaved, double base) {
+  RopeTable rope;
+  rope.rotary_dim = rotary;
+  rope.interleaved = interleaved;
+  rope.attention_scaling = interleaved ? 1.1f : 1.0f;
+  for (int32_t i = 0; i < rotary / 2; ++i) {
+    rope.inv_freq.push_back(static_cast<float>(std::pow(base, -2.0 * i / rotary)));
+  }
+  return rope;
+}
+
 TEST(CudaBackendTest, NoGpuIsAClearErrorNotACrash) {
   auto made = CudaBackend::create();
   if (made.ok()) {
@@ -278,13 +291,7 @@ TEST(CudaBackendTest, RopeAndKvStoreMatchCpuForEveryPairingAndPartialRotary) {
         const int32_t q_heads = 8, kv_heads = 2;
         int32_t pages = 0;
         const ForwardBatch batch = make_batch({{0, 37}, {900, 3}, {5, 1}, {4000, 1}}, 16, rng, &pages);
-        RopeTable rope;
-        rope.rotary_dim = rotary;
-        rope.interleaved = interleaved;
-        rope.attention_scaling = interleaved ? 1.1f : 1.0f;
-        for (int32_t i = 0; i < rotary / 2; ++i) {
-          rope.inv_freq.push_back(static_cast<float>(std::pow(10000.0, -2.0 * i / rotary)));
-        }
+        const RopeTable rope = make_rope(rotary, interleaved, 10000.0);
         const int64_t tokens = batch.num_tokens(), slots = int64_t{pages} * 16;
         const int64_t qw = q_heads * head_dim, kw = kv_heads * head_dim;
         std::vector<float> q = random_bf16_values(static_cast<size_t>(tokens * qw), rng);
@@ -498,13 +505,7 @@ TEST(CudaBackendTest, RopeStoreAndAttentionMatchesCpuAndTheOpsApart) {
             const ForwardBatch batch = make_batch(seqs, page_size, rng, &pages);
             const int64_t tokens = batch.num_tokens(), slots = int64_t{pages} * page_size;
             const int64_t qw = int64_t{h.q} * head_dim, kw = int64_t{h.kv} * head_dim, width = qw + 2 * kw;
-            RopeTable rope;
-            rope.rotary_dim = head_dim;
-            rope.interleaved = interleaved;
-            rope.attention_scaling = interleaved ? 1.1f : 1.0f;
-            for (int32_t i = 0; i < head_dim / 2; ++i) {
-              rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / head_dim)));
-            }
+            const RopeTable rope = make_rope(head_dim, interleaved, 500000.0);
             const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
             const std::vector<float> qkv = random_bf16_values(static_cast<size_t>(tokens * width), rng, 2.0f);
             const std::vector<float> k = random_bf16_values(static_cast<size_t>(slots * kw), rng, 2.0f);
