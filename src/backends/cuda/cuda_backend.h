@@ -200,7 +200,8 @@ class CudaBackend final : public Backend {
   std::map<std::string, std::pair<double, int64_t>> op_times_;  // name -> (ms, calls)
   bool force_cublaslt_ = false;
   // Whether the last kernel launched (by matmul or head_rms_norm) lets a programmatic dependent start before
-  // it finishes: rope_and_store_kv then computes its cos/sin table before its wait (RopeStoreParams).
+  // it finishes: rope_and_store_kv then computes its cos/sin table before its wait (RopeStoreParams), and
+  // rope_store_and_attention fuses RoPE into the decode attention (rope_fusion_).
   bool dependents_start_early_ = false;
   int32_t gemv_warps_per_row_ = 0;
   RopeFusion rope_fusion_ = RopeFusion::kAfterEarlyMatmul;
