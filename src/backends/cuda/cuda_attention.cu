@@ -158,9 +158,19 @@ bool attention_fuses_rope(const StepArrays& step, int32_t q_heads, int32_t kv_he
          rows_per_tile(step, q_heads / kv_heads) == decode::kRows;
 }
 
-void launch_rope_store_attention(const AttentionParams& params, const AttentionRope& rope, const StepArrays& step,
+void launch_rope_store_attention(const AttentionParams& params, const RopeStoreParams& r, const StepArrays& step,
                                  cudaStream_t stream) {
   if (step.num_tokens == 0) return;
+  AttentionRope rope;
+  rope.k = r.k;
+  rope.v = r.v;
+  rope.k_stride = r.k_stride;
+  rope.v_stride = r.v_stride;
+  rope.k_cache = r.k_cache;
+  rope.v_cache = r.v_cache;
+  rope.inv_freq = r.inv_freq;
+  rope.attention_scaling = r.attention_scaling;
+  rope.interleaved = r.interleaved;
   AttentionParams p = params;
   if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.q_heads) * p.head_dim;  // contiguous q
   switch (p.head_dim) {

@@ -29,6 +29,21 @@
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
+namespace radixlm::cuda {
+// What the decode kernel's fused RoPE form reads (launch_rope_store_attention's RopeStoreParams, cut to the
+// fields it needs, so the plain kernel's parameters stay as they were).
+struct AttentionRope {
+  const uint16_t* k = nullptr;  // the new tokens' k and v rows, [T, kv_heads * head_dim] at these strides
+  const uint16_t* v = nullptr;
+  int64_t k_stride = 0, v_stride = 0;
+  uint16_t* k_cache = nullptr;  // the cache AttentionParams reads, written at step.kv_slots
+  uint16_t* v_cache = nullptr;
+  const float* inv_freq = nullptr;  // [head_dim / 2], device
+  float attention_scaling = 1.0f;
+  bool interleaved = false;
+};
+}  // namespace radixlm::cuda
+
 namespace radixlm::cuda::decode {
 
 constexpr int kRows = 16;        // mma m16: query rows per block
@@ -78,7 +93,7 @@ constexpr int warps_per_sm(int dim, int stages) {
 // all heads is one 2 KB row at the 8B shape), not scattered ones.
 // kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which). kEarly: the
 // first tiles of keys stored by earlier steps are requested before the wait for the kernel ahead. kRope:
-// RoPE and the KV store fused in (AttentionRope, cuda_kernels.h; one new token per sequence).
+// RoPE and the KV store fused in (AttentionRope above; one new token per sequence).
 // (The kernels below pass their parameters by value: a reference changed the plain kernel's code.)
 template <int kDim, int kStages, int kSub, bool kEarly, bool kRope>
 __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays step, AttentionRope rope) {
@@ -576,7 +591,7 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
   }
 }
 
-// rope: RoPE and the KV store fused in (cuda_kernels.h's AttentionRope), or null.
+// rope: RoPE and the KV store fused in (AttentionRope, above), or null.
 template <int kDim>
 void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream,
             const AttentionRope* rope = nullptr) {

@@ -676,8 +676,8 @@ void CudaBackend::attention(const TensorView& q, const LayerKvCache& cache, int3
 }
 
 // Decode steps of one new token per sequence with full-width rotation take the decode attention's fused
-// form (cuda::AttentionRope) where rope_fusion_ says: no RoPE kernel between the q/k/v matmul and the
-// attention.
+// form (cuda::launch_rope_store_attention) where rope_fusion_ says: no RoPE kernel between the q/k/v matmul
+// and the attention.
 void CudaBackend::rope_store_and_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                            const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache,
                                            int32_t num_q_heads, int32_t num_kv_heads, float scale,
@@ -696,17 +696,7 @@ void CudaBackend::rope_store_and_attention(const TensorView& q, const TensorView
   RADIXLM_CHECK(r.q_heads == num_q_heads && r.kv_heads == num_kv_heads, "rope_store_and_attention: q {} k {}",
                 q.shape.to_string(), k.shape.to_string());
   const cuda::AttentionParams p = attention_params(q, cache, num_q_heads, num_kv_heads, head_dim, scale, out);
-  cuda::AttentionRope fused;
-  fused.k = r.k;
-  fused.v = r.v;
-  fused.k_stride = r.k_stride;
-  fused.v_stride = r.v_stride;
-  fused.k_cache = r.k_cache;
-  fused.v_cache = r.v_cache;
-  fused.inv_freq = r.inv_freq;
-  fused.attention_scaling = r.attention_scaling;
-  fused.interleaved = r.interleaved;
-  cuda::launch_rope_store_attention(p, fused, *step_, as_stream(stream_));
+  cuda::launch_rope_store_attention(p, r, *step_, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -97,11 +97,11 @@ class CudaBackend final : public Backend {
   // lists total ms and calls per op since the backend was made.
   bool op_timing() const { return op_timing_; }
   std::string op_time_report();
-  // When rope_store_and_attention runs RoPE and the KV store inside the decode attention (cuda::AttentionRope)
-  // on a decode step of one new token per sequence: by default only after a matmul that lets the attention
-  // start early (the GEMV, the decode GEMM). After cuBLASLt's it was slower on an H200 (batch 64: 5.25
-  // against 5.06 ms; docs/performance.md). Tests force both ways; RADIXLM_CUDA_FUSE_ROPE=0 / 1 / 2 (never /
-  // the default / always) sets it for A/B runs.
+  // When rope_store_and_attention runs RoPE and the KV store inside the decode attention
+  // (cuda::launch_rope_store_attention) on a decode step of one new token per sequence: by default only
+  // after a matmul that lets the attention start early (the GEMV, the decode GEMM). After cuBLASLt's it was
+  // slower on an H200 (batch 64: 5.25 against 5.06 ms; docs/performance.md). Tests force both ways;
+  // RADIXLM_CUDA_FUSE_ROPE=0 / 1 / 2 (never / the default / always) sets it for A/B runs.
   enum class RopeFusion { kNever, kAfterEarlyMatmul, kAlways };
   void set_rope_fusion(RopeFusion fusion) { rope_fusion_ = fusion; }
   // Warps per output row of the GEMV kernel (0: chosen by shape); benchmarks sweep it.

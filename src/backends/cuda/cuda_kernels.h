@@ -163,24 +163,15 @@ struct AttentionParams {
 inline constexpr int32_t kPrefillKernelAuto = 0, kPrefillKernelLegacy = 1, kPrefillKernelPipelined8x1 = 2,
                          kPrefillKernelPipelined8x2 = 3, kPrefillKernelPipelined4x2 = 4, kPrefillKernelWgmma = 5,
                          kPrefillKernelWgmmaCpAsync = 6;
-// RoPE and the KV store done by the decode attention itself (launch_rope_store_attention), for decode steps
-// of one new token per sequence (attention_fuses_rope) with rotary_dim == head_dim: each block rotates its
-// query rows as it loads them, and the block whose split holds the new key rotates it, stores it and its
-// value in the token's cache slot, and writes both into the tile it reads them from; so no RoPE kernel
-// runs. The same bits as rope_and_store_kv, then launch_attention (the rotation is cuda_common.cuh's).
-// AttentionParams::q is the unrotated q, and is left so.
-struct AttentionRope {
-  const uint16_t* k = nullptr;  // the new tokens' k and v rows, [T, kv_heads * head_dim] at these strides
-  const uint16_t* v = nullptr;
-  int64_t k_stride = 0, v_stride = 0;
-  uint16_t* k_cache = nullptr;  // the cache AttentionParams reads, written at step.kv_slots
-  uint16_t* v_cache = nullptr;
-  const float* inv_freq = nullptr;  // [head_dim / 2], device
-  float attention_scaling = 1.0f;
-  bool interleaved = false;
-};
+// RoPE and the KV store done by the decode attention itself, for decode steps of one new token per sequence
+// (attention_fuses_rope) with rope.rotary_dim == head_dim: each block rotates its query rows as it loads
+// them, and the block whose split holds the new key rotates it, stores it and its value in the token's cache
+// slot, and writes both into the tile it reads them from; so no RoPE kernel runs. The same bits as
+// launch_rope_and_store_kv(rope), then launch_attention(p) (the rotation is cuda_common.cuh's). Of `rope` it
+// uses k, v, their strides, the cache, inv_freq, interleaved and attention_scaling; p.q is the unrotated q,
+// and is left so.
 bool attention_fuses_rope(const StepArrays& step, int32_t q_heads, int32_t kv_heads);
-void launch_rope_store_attention(const AttentionParams& p, const AttentionRope& rope, const StepArrays& step,
+void launch_rope_store_attention(const AttentionParams& p, const RopeStoreParams& rope, const StepArrays& step,
                                  cudaStream_t stream);
 // Splits and workspace the launch wants for this step (so the backend can size its workspace up front).
 int32_t attention_num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_heads, int32_t head_dim,
