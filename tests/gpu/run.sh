@@ -49,7 +49,7 @@ fi
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
-  cuda_prefill_attention_test cuda_elementwise_bench_test
+  cuda_prefill_attention_test cuda_elementwise_bench_test cuda_programmatic_edges_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 
 TESTS=$OUT/tests.log
@@ -60,6 +60,7 @@ if part tests; then
   stage test-golden 180 "$TESTS" "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
   stage test-sampling 240 "$TESTS" "$BUILD/src/backends/cuda/cuda_sampling_test" --gtest_brief=1
+  stage test-programmatic 120 "$TESTS" "$BUILD/src/backends/cuda/cuda_programmatic_edges_test" --gtest_brief=1
   # The same golden and engine checks with programmatic launch off (RADIXLM_CUDA_PDL=0: every kernel
   # launched plainly), the path a driver that refuses it, or a debugging session, takes.
   stage test-golden-no-pdl 180 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
@@ -177,16 +178,16 @@ if part bench; then
     --output-file "$OUT/bench_prefill.json"
 fi
 # A/B (not in the default parts): the three decode shapes again with one setting changed, for each setting
-# in RADIXLM_GPU_AB_ENV (space-separated NAME=VALUE; default cuBLASLt's decode-shape tuning off), in the same
-# call as the figures above.
+# in RADIXLM_GPU_AB_ENV (space-separated settings, each NAME=VALUE or several joined by commas; default
+# cuBLASLt's decode-shape tuning off), in the same call as the figures above.
 if part ab; then
-  for AB in ${RADIXLM_GPU_AB_ENV:-RADIXLM_CUBLASLT_TUNE=0}; do
+  for AB in ${RADIXLM_GPU_AB_ENV:-RADIXLM_CUBLASLT_TUNE=0}; do  # ${AB//,/ }: one word per setting
     echo "--- $AB" >> "$OUT/ab_kernels.log"
-    stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env "$AB" "$BUILD/src/backends/cuda/backend_cuda_test" \
+    stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env ${AB//,/ } "$BUILD/src/backends/cuda/backend_cuda_test" \
       --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
-    stage "bench-b1 $AB" 120 "$BENCH" env "$AB" "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
-    stage "bench-b64 $AB" 120 "$BENCH" env "$AB" "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
-    stage "bench-b256 $AB" 150 "$BENCH" env "$AB" "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
+    stage "bench-b1 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
+    stage "bench-b64 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
+    stage "bench-b256 $AB" 150 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
   done
 fi
 # The baseline commit prepare.sh archived (RADIXLM_GPU_BASELINE), built beside this one and run on the same
@@ -267,7 +268,7 @@ fi
   [ -f "$OUT/kerneltimes.txt" ] && { echo "--- one eager decode step, kernels timed alone (ncu)"; cat "$OUT/kerneltimes.txt"; }
   [ -f "$OUT/stalls.txt" ] && { echo "--- where the warps wait (ncu stall sampling)"; cat "$OUT/stalls.txt"; }
   echo "--- kernels alone"
-  grep -E "^(prefill|decode) attention " "$TESTS" || true
+  grep -E "^(prefill|decode) attention |^cuBLASLt " "$TESTS" || true
   [ -f "$OUT/ab_kernels.log" ] && grep -E "^--- |^decode attention " "$OUT/ab_kernels.log"
   grep -E "^elementwise " "$TESTS" || true
   echo
