@@ -207,21 +207,6 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
         cp_async_commit();  // one group per tile, empty or not, so the wait count below stays exact
       }
     }
-    // kRope: the token's position, cache slot and inverse frequencies (no kernel's output) are requested
-    // before the wait and used only once the first tile has landed (in the loop below), so none of their
-    // memory round trips sits on the block's path.
-    constexpr int kFreqsPerLane = (kDim / 2 + 31) / 32;
-    [[maybe_unused]] int32_t rope_position = 0;
-    [[maybe_unused]] int64_t rope_slot = 0;
-    [[maybe_unused]] float rope_freq[kFreqsPerLane] = {};
-    if constexpr (kRope) {
-      rope_position = step.positions[q_begin];
-      rope_slot = step.kv_slots[q_begin];
-#pragma unroll
-      for (int j = 0; j < kFreqsPerLane; ++j) {
-        if (lane + 32 * j < kDim / 2) rope_freq[j] = rope.inv_freq[lane + 32 * j];
-      }
-    }
     pdl_wait();
     pdl_launch_dependents();
 #pragma unroll
@@ -277,6 +262,58 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
       q_frag[kk][2] = q0 != nullptr ? __ldg(q0 + kk * 8 + 4 + quad_col) : 0u;
       q_frag[kk][3] = q1 != nullptr ? __ldg(q1 + kk * 8 + 4 + quad_col) : 0u;
     }
+    if constexpr (kRope) {
+      // The token's cos/sin table, as rope_and_store_kv's (the angle rounded to f32 as HF computes it,
+      // sin/cos in full precision). Here, past the wait, it is computed while the first tiles and Q are in
+      // flight: before the wait it sat in front of everything whenever the kernel ahead (cuBLASLt) lets no
+      // dependent start early. Of a sequence's blocks (KV head, split), those whose split holds the new key
+      // (kv_len - 1) rotate and store it.
+      const float position = static_cast<float>(step.positions[q_begin]);
+      for (int i = lane; i < kDim / 2; i += 32) {
+        float sin_value, cos_value;
+        sincosf(position * rope.inv_freq[i], &sin_value, &cos_value);
+        rope_cos[i] = cos_value * rope.attention_scaling;
+        rope_sin[i] = sin_value * rope.attention_scaling;
+      }
+      __syncwarp();
+      // Q word (kk, w) holds dims 16 kk + 8 (w / 2) + 2 quad_col + {0, 1} of row0 (w even) or row1 (w odd).
+      if (rope.interleaved) {
+#pragma unroll
+        for (int kk = 0; kk < kDim / 16; ++kk) {
+#pragma unroll
+          for (int w = 0; w < 4; ++w) {
+            const int pair = (16 * kk + 8 * (w / 2) + 2 * quad_col) / 2;
+            rope_rotate_word_interleaved(q_frag[kk][w], rope_cos[pair], rope_sin[pair]);
+          }
+        }
+      } else {
+        constexpr int kHalfWords = kDim / 16;  // 8-dim groups in the first half (kDim / 2 is a multiple of 8)
+#pragma unroll
+        for (int g = 0; g < kHalfWords; ++g) {
+          const int partner = g + kHalfWords, dim = 8 * g + 2 * quad_col;
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            rope_rotate_words(q_frag[g / 2][2 * (g % 2) + r], q_frag[partner / 2][2 * (partner % 2) + r],
+                              rope_cos + dim, rope_sin + dim);
+          }
+        }
+      }
+      if (holds_new_key && has_piece) {
+        const int64_t cache_row = (step.kv_slots[q_begin] * p.kv_heads + kv_head) * kDim;
+        if (piece_is_k) {
+          auto* out = reinterpret_cast<uint4*>(rope.k_cache + cache_row);
+          if (rope.interleaved) {
+            rope_rotate_chunk_interleaved(new_first, rope_cos + 4 * piece, rope_sin + 4 * piece);
+          } else {
+            rope_rotate_chunks(new_first, new_second, rope_cos + 8 * piece, rope_sin + 8 * piece);
+            out[piece + kChunks / 2] = new_second;
+          }
+          out[piece] = new_first;
+        } else {
+          reinterpret_cast<uint4*>(rope.v_cache + cache_row)[piece] = new_first;
+        }
+      }
+    }
     const float scale_log2 = p.scale * kLog2e;
     const int j8 = lane / 8, r8 = lane % 8;  // ldmatrix: this lane addresses row r8 of matrix j8
 
@@ -290,61 +327,6 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
       __syncwarp();                     // ... and every other lane's
       const int k0 = key_begin + tile * kKeys;
       if constexpr (kRope) {
-        if (tile == 0) {
-          // The first tile has landed, and with it everything RoPE reads (requested before it). The token's
-          // cos/sin table, as rope_and_store_kv's (the angle rounded to f32 as HF computes it, sin/cos in full
-          // precision); then Q and, in the blocks whose split holds the new key (kv_len - 1), the key rotated
-          // and k and v stored.
-#pragma unroll
-          for (int j = 0; j < kFreqsPerLane; ++j) {
-            const int i = lane + 32 * j;
-            if (i < kDim / 2) {
-              float sin_value, cos_value;
-              sincosf(static_cast<float>(rope_position) * rope_freq[j], &sin_value, &cos_value);
-              rope_cos[i] = cos_value * rope.attention_scaling;
-              rope_sin[i] = sin_value * rope.attention_scaling;
-            }
-          }
-          __syncwarp();
-          // Q word (kk, w) holds dims 16 kk + 8 (w / 2) + 2 quad_col + {0, 1} of row0 (w even) or row1 (w odd).
-          if (rope.interleaved) {
-#pragma unroll
-            for (int kk = 0; kk < kDim / 16; ++kk) {
-#pragma unroll
-              for (int w = 0; w < 4; ++w) {
-                const int pair = (16 * kk + 8 * (w / 2) + 2 * quad_col) / 2;
-                rope_rotate_word_interleaved(q_frag[kk][w], rope_cos[pair], rope_sin[pair]);
-              }
-            }
-          } else {
-            constexpr int kHalfWords = kDim / 16;  // 8-dim groups in the first half (kDim / 2 is a multiple of 8)
-#pragma unroll
-            for (int g = 0; g < kHalfWords; ++g) {
-              const int partner = g + kHalfWords, dim = 8 * g + 2 * quad_col;
-#pragma unroll
-              for (int r = 0; r < 2; ++r) {
-                rope_rotate_words(q_frag[g / 2][2 * (g % 2) + r], q_frag[partner / 2][2 * (partner % 2) + r],
-                                  rope_cos + dim, rope_sin + dim);
-              }
-            }
-          }
-          if (holds_new_key && has_piece) {
-            const int64_t cache_row = (rope_slot * p.kv_heads + kv_head) * kDim;
-            if (piece_is_k) {
-              auto* out = reinterpret_cast<uint4*>(rope.k_cache + cache_row);
-              if (rope.interleaved) {
-                rope_rotate_chunk_interleaved(new_first, rope_cos + 4 * piece, rope_sin + 4 * piece);
-              } else {
-                rope_rotate_chunks(new_first, new_second, rope_cos + 8 * piece, rope_sin + 8 * piece);
-                out[piece + kChunks / 2] = new_second;
-              }
-              out[piece] = new_first;
-            } else {
-              reinterpret_cast<uint4*>(rope.v_cache + cache_row)[piece] = new_first;
-            }
-          }
-        }
-
         // The tile holding the new key copied its cache row before (or while) this block stored it: the
         // rotated k and the v overwrite it here, after the copy landed.
         const int new_tile = (new_key - key_begin) / kKeys;
