@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_programmatic_edges.h"
 
 namespace radixlm::cuda {
 
@@ -72,19 +71,6 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
 bool CublasLtGemm::tuning_enabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
-  return enabled;
-}
-
-bool CublasLtGemm::starts_early(int64_t tokens, int64_t n, int64_t k) const {
-  const auto it = plans_.find({tokens, n, k, false, false});
-  return it != plans_.end() && it->second.starts_early;
-}
-
-bool CublasLtGemm::early_start_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RADIXLM_CUBLASLT_EARLY_START");
     return env == nullptr || std::strcmp(env, "0") != 0;
   }();
   return enabled;
@@ -205,21 +191,6 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   }
 }
 
-// Runs the plan's algorithm once behind a kernel that writes its input late, joined by a programmatic edge,
-// on scratch operands of the shape (the weights are the real ones: the output must depend on the input).
-void CublasLtGemm::check_early_start(Plan& plan, const uint16_t* w, int64_t tokens, int64_t n, int64_t k,
-                                     bool out_f32, cudaStream_t stream) {
-  const int64_t out_bytes = tokens * n * (out_f32 ? 4 : 2);
-  void* scratch = nullptr;  // once per decode shape, outside any graph
-  RADIXLM_CUDA_CHECK(cudaMallocAsync(&scratch, static_cast<size_t>(tokens * k * 2 + out_bytes), stream));
-  auto* input = static_cast<uint16_t*>(scratch);
-  void* out = input + tokens * k;
-  plan.starts_early = waits_for_programmatic_predecessor(
-      [&](const uint16_t* x) { (void)launch(plan, plan.algo, x, w, out, 0.0f, stream); }, input, tokens * k, out,
-      out_bytes, stream);
-  RADIXLM_CUDA_CHECK(cudaFreeAsync(scratch, stream));
-}
-
 bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32,
                        bool accumulate, int64_t tokens, int64_t n, int64_t k, bool tune_shape, cudaStream_t stream) {
   Plan& plan = plan_for({tokens, n, k, out_f32, bias != nullptr});
@@ -232,12 +203,9 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture == cudaStreamCaptureStatusNone) {
       tune(plan, x, w, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), stream);
-      if (plan.ok && early_start_enabled()) check_early_start(plan, w, tokens, n, k, out_f32, stream);
     }
   }
   if (!plan.ok) return false;
-  // Only tuned (decode) shapes are ever captured; outside a capture this changes nothing.
-  if (plan.starts_early) (void)make_next_capture_edges_programmatic(stream);
   RADIXLM_CUBLAS_CHECK(launch(plan, plan.algo, x, w, out, accumulate ? 1.0f : 0.0f, stream));
   return true;
 }

@@ -5,9 +5,7 @@
 // every step) are tuned: the heuristic's top candidates and split-K versions of its first few are timed on
 // the first call and the fastest kept, since at small M its first pick often leaves SMs idle (no split-K)
 // and streams the weights well below the bandwidth roofline. Other shapes take the heuristic's first pick
-// (timing them too measured no gain on the 4096-token prefill's GEMMs). A tuned shape whose kernel waits
-// for a programmatic predecessor is captured behind a programmatic edge, so in a CUDA graph it is launched
-// while the kernel ahead drains instead of after (cuda_programmatic_edges.h).
+// (timing them too measured no gain on the 4096-token prefill's GEMMs).
 
 #include <cstdint>
 #include <map>
@@ -32,14 +30,8 @@ class CublasLtGemm {
   bool run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32, bool accumulate,
            int64_t tokens, int64_t n, int64_t k, bool tune, cudaStream_t stream);
 
-  // Whether a graph launches this shape's matmul (bf16 out, no bias) while the kernel ahead drains: set when
-  // run() tuned the shape and its kernel was seen to wait for a programmatic predecessor.
-  bool starts_early(int64_t tokens, int64_t n, int64_t k) const;
-
   // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
-  // RADIXLM_CUBLASLT_EARLY_START=0 keeps every captured matmul behind a full edge (for comparison).
-  static bool early_start_enabled();
 
  private:
   struct Plan {
@@ -48,17 +40,12 @@ class CublasLtGemm {
     cublasLtMatmulAlgo_t algo{};
     bool ok = false;
     bool tuned = false;
-    // The tuned algorithm's kernel was seen to wait for a programmatic predecessor, so a graph may launch
-    // it while the kernel ahead drains (cuda_programmatic_edges.h).
-    bool starts_early = false;
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool>;  // tokens, n, k, out_f32, bias
   Plan& plan_for(const Key& key);
   cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
                         void* out, float beta, cudaStream_t stream);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
-  void check_early_start(Plan& plan, const uint16_t* w, int64_t tokens, int64_t n, int64_t k, bool out_f32,
-                         cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
   cublasLtHandle_t handle_ = nullptr;

@@ -309,8 +309,7 @@ TEST(CudaDecodeGraphsTest, ReplayMatchesEagerOnRandomBatches) {
     const Shape kv{slots, shape.num_kv_heads, shape.head_dim};
     cache.push_back({backend.alloc(DType::kBF16, kv), backend.alloc(DType::kBF16, kv)});
   }
-  // Up to 16 sequences the matmuls run our decode kernels; the bucket of 24 runs cuBLASLt, captured behind
-  // programmatic edges where its kernels wait for their predecessor (cuda_programmatic_edges.h).
+  // Up to 16 sequences the matmuls run our decode kernels; the bucket of 24 runs cuBLASLt's.
   CudaDecodeGraphs graphs(backend, {1, 2, 4, 8, 12, 16, 24}, num_pages, slots);
   const auto forward = [&](const ForwardBatch& b) { return model.forward(b, cache); };
   std::mt19937 rng(11);
