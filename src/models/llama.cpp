@@ -168,19 +168,24 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   Tensor mlp = backend_.alloc_uninitialized(act, {tokens, inter});
 
   backend_.embedding(embed_tokens, residual);
+  if (!layers_.empty()) backend_.rms_norm(residual, layers_.front().input_norm, eps, hidden);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
-    backend_.rms_norm(residual, layer.input_norm, eps, hidden);
+    // hidden = this layer's input norm of the residual (before the loop, or the last layer's down projection).
     backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);
       backend_.head_rms_norm(k, layer.k_norm, head_dim, eps);
     }
     backend_.rope_store_and_attention(q, k, v, rope_, head_dim, kv_cache[i], q_heads, kv_heads, scale, attn);
-    backend_.linear_add(attn, layer.o_proj, layer.o_bias, residual);
-    backend_.rms_norm(residual, layer.post_attention_norm, eps, hidden);
+    backend_.linear_add_rms_norm(attn, layer.o_proj, layer.o_bias, residual, layer.post_attention_norm, eps, hidden);
     backend_.linear_silu_and_mul(hidden, layer.gate_up_proj, layer.gate_up_bias, mlp);
-    backend_.linear_add(mlp, layer.down_proj, layer.down_bias, residual);
+    if (i + 1 < layers_.size()) {
+      backend_.linear_add_rms_norm(mlp, layer.down_proj, layer.down_bias, residual, layers_[i + 1].input_norm, eps,
+                                   hidden);
+    } else {  // the final norm runs on the logit rows alone (below)
+      backend_.linear_add(mlp, layer.down_proj, layer.down_bias, residual);
+    }
   }
   // The norm is per row, so the logit rows are picked first and only they are normalised (one row per
   // sequence instead of every prompt token in a prefill).

@@ -56,6 +56,15 @@ class Backend {
   // x [T, in], weight [out, in], bias [out] or empty, residual [T, out]
   virtual void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
                           const TensorView& residual) = 0;
+  // linear_add(x, weight, bias, residual), then rms_norm(residual, norm_weight, eps, out): a sublayer's output
+  // projection added into the residual stream and the next sublayer's input norm as one op, so a backend may
+  // add the matmul's split-K partial sums and normalise in one pass (the CUDA decode steps past 16 tokens do).
+  virtual void linear_add_rms_norm(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                                   const TensorView& residual, const TensorView& norm_weight, float eps,
+                                   const TensorView& out) {
+    linear_add(x, weight, bias, residual);
+    rms_norm(residual, norm_weight, eps, out);
+  }
   // out = silu(x[:, :I]) * x[:, I:]         x [T, 2I], out [T, I]
   virtual void silu_and_mul(const TensorView& x, const TensorView& out) = 0;
   // out = silu_and_mul(x @ weight^T (+ bias)): the MLP's stacked gate/up matmul [2I, in] and its activation as

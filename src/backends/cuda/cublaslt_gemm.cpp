@@ -30,7 +30,7 @@ CublasLtGemm::~CublasLtGemm() {
 CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
-  const auto [tokens, n, k, out_f32, bias] = key;
+  const auto [tokens, n, k, out_f32, bias, slices] = key;
   Plan plan;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
@@ -46,12 +46,25 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
     RADIXLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
                                                         &bias_type, sizeof(bias_type)));
   }
-  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(k),
+  // With K in slices, batch s reads columns [s * K / slices, (s + 1) * K / slices) of w and x (same leading
+  // dimension K, offset by the slice) and writes its own [T, N] block of the output.
+  const int64_t slice = k / slices;
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(slice),
                                                   static_cast<uint64_t>(n), k));
-  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(k),
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(slice),
                                                   static_cast<uint64_t>(tokens), k));
   RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.d, out_f32 ? CUDA_R_32F : CUDA_R_16BF,
                                                   static_cast<uint64_t>(n), static_cast<uint64_t>(tokens), n));
+  if (slices > 1) {
+    const int32_t count = slices;
+    const int64_t d_offset = n * tokens;
+    for (auto [layout, offset] : {std::pair{plan.a, &slice}, std::pair{plan.b, &slice}, std::pair{plan.d, &d_offset}}) {
+      RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                            sizeof(count)));
+      RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                            offset, sizeof(*offset)));
+    }
+  }
   cublasLtMatmulPreference_t preference = nullptr;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -126,8 +139,27 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
   return versions;
 }
 
-// Times the heuristic's first kCandidates picks and split-K versions of its first kSplitBases (each run once
-// to warm up, then kReps times between two events) and keeps the fastest. Only deterministic reductions
+float CublasLtGemm::time_launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x,
+                                const uint16_t* w, void* out, cudaStream_t stream) {
+  constexpr int kTimingReps = 5;
+  // An algorithm that will not launch on these operands is skipped, not fatal.
+  if (launch(plan, algo, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) return -1.0f;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
+  RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int r = 0; r < kTimingReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, algo, x, w, out, 0.0f, stream));
+  RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
+  RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / kTimingReps;
+}
+
+// Times (time_launch) the heuristic's first kCandidates picks and split-K versions of its first kSplitBases
+// and keeps the fastest. Only deterministic reductions
 // are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
 // on every call, graphs or eager. The candidates write a scratch output (beta 0; the epilogue's read of
 // out under accumulate is the same for every candidate), so out, which may be a residual added into, is
@@ -135,7 +167,6 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::split_k_versions(const Plan& pla
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
   constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;
-  constexpr int kReps = 5;
   plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -163,27 +194,15 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
 
   void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
   RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
-  cudaEvent_t start = nullptr, stop = nullptr;
-  RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
-  RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
   float best_ms = 0.0f;
   const cublasLtMatmulAlgo_t* best = nullptr;
   for (const cublasLtMatmulAlgo_t& candidate : candidates) {
-    // A candidate that will not launch on these operands is skipped, not fatal.
-    if (launch(plan, candidate, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) continue;
-    RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int r = 0; r < kReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, candidate, x, w, out, 0.0f, stream));
-    RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
-    RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (best == nullptr || ms < best_ms) {
+    const float ms = time_launch(plan, candidate, x, w, out, stream);
+    if (ms >= 0.0f && (best == nullptr || ms < best_ms)) {
       best_ms = ms;
       best = &candidate;
     }
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
   if (best != nullptr) {
     plan.algo = *best;
@@ -191,9 +210,53 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   }
 }
 
+// Each count's plan is tuned, then timed on the caller's workspace; the count's cost adds the time to read
+// its partials back (kPartialReadBytesPerMs, about what the summing kernel sustains from L2), since more
+// slices mean more blocks for the matmul but more f32 to sum.
+int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
+                                int64_t k, cudaStream_t stream) {
+  constexpr double kPartialReadBytesPerMs = 3e9;
+  int best = 0;
+  double best_ms = 0.0;
+  for (int splits = 1; splits <= kMaxSplits; splits *= 2) {
+    if (k % (8 * splits) != 0) continue;
+    Plan& plan = plan_for({tokens, n, k, true, false, splits});
+    const size_t out_bytes = static_cast<size_t>(splits * tokens * n) * 4;
+    if (tuning_enabled() && !plan.tuned) tune(plan, x, w, out_bytes, stream);
+    if (!plan.ok) continue;
+    const float ms = time_launch(plan, plan.algo, x, w, partials, stream);
+    if (ms < 0.0f) continue;
+    const double cost = ms + static_cast<double>(out_bytes) / kPartialReadBytesPerMs;
+    if (best == 0 || cost < best_ms) {
+      best = splits;
+      best_ms = cost;
+    }
+  }
+  return best;
+}
+
+int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
+                                     int64_t k, cudaStream_t stream) {
+  const std::tuple shape{tokens, n, k};
+  auto it = split_counts_.find(shape);
+  if (it == split_counts_.end()) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    // Met first inside a capture (no timing there): the heuristic's pick for K whole.
+    const int splits = capture == cudaStreamCaptureStatusNone ? choose_splits(x, w, partials, tokens, n, k, stream)
+                                                              : (plan_for({tokens, n, k, true, false, 1}).ok ? 1 : 0);
+    it = split_counts_.emplace(shape, splits).first;
+  }
+  const int splits = it->second;
+  if (splits == 0) return 0;
+  const Plan& plan = plan_for({tokens, n, k, true, false, splits});
+  RADIXLM_CUBLAS_CHECK(launch(plan, plan.algo, x, w, partials, 0.0f, stream));
+  return splits;
+}
+
 bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, void* out, bool out_f32,
                        bool accumulate, int64_t tokens, int64_t n, int64_t k, bool tune_shape, cudaStream_t stream) {
-  Plan& plan = plan_for({tokens, n, k, out_f32, bias != nullptr});
+  Plan& plan = plan_for({tokens, n, k, out_f32, bias != nullptr, 1});
   if (bias) {
     RADIXLM_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));

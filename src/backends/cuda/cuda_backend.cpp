@@ -115,6 +115,9 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
     if (std::strcmp(fusion, "0") == 0) rope_fusion_ = RopeFusion::kNever;
     if (std::strcmp(fusion, "2") == 0) rope_fusion_ = RopeFusion::kAlways;
   }
+  if (const char* split_norm = std::getenv("RADIXLM_CUDA_SPLIT_NORM"); split_norm != nullptr) {
+    split_norm_ = std::strcmp(split_norm, "0") != 0;
+  }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -171,6 +174,7 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(as_stream(stream_));
   rope_tables_.clear();
   attention_partial_ = Tensor();
+  split_partials_ = Tensor();
   argmax_out_ = Tensor();
   argmax_slices_ = Tensor();
   decode_gemm_partials_ = Tensor();
@@ -433,6 +437,46 @@ void CudaBackend::linear_add(const TensorView& x, const TensorView& weight, cons
   matmul(x, weight, bias, residual, /*accumulate=*/true);
 }
 
+void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                                      const TensorView& residual, const TensorView& norm_weight, float eps,
+                                      const TensorView& out) {
+  const int64_t tokens = x.size(0), k = x.ndim() == 2 ? x.size(1) : 0, n = weight.size(0);
+  const auto aligned = [](const TensorView& t) { return reinterpret_cast<uintptr_t>(t.data) % 16 == 0; };
+  // The shapes whose linear_add would run cuBLASLt in a decode step (matmul's choice past the decode GEMM).
+  const bool fused = split_norm_ && !force_cublaslt_ && step_->max_query_len <= 1 &&
+                     tokens > cuda::kDecodeGemmMaxTokens && x.device == Device::kCuda && x.dtype == DType::kBF16 &&
+                     x.is_contiguous() && weight.dtype == DType::kBF16 && weight.ndim() == 2 &&
+                     weight.size(1) == k && weight.is_contiguous() && k % 8 == 0 &&
+                     cuda::add_partials_rms_norm_supported(n) && residual.dtype == DType::kBF16 &&
+                     residual.is_contiguous() && residual.shape == Shape{tokens, n} && out.shape == residual.shape &&
+                     out.dtype == DType::kBF16 && out.is_contiguous() && aligned(x) && aligned(weight) &&
+                     aligned(residual) && aligned(out);
+  if (!fused) {
+    linear_add(x, weight, bias, residual);
+    rms_norm(residual, norm_weight, eps, out);
+    return;
+  }
+  RADIXLM_OP_TIMER("linear_add_rms_norm");
+  check_vector(norm_weight, n, "linear_add_rms_norm norm weight");
+  if (bias.data != nullptr) check_vector(bias, n, "linear_add_rms_norm bias");
+  float* partials = grown_workspace(split_partials_, cuda::CublasLtGemm::kMaxSplits * tokens * n);
+  const int splits = gemm_->run_split_partials(bf16_ptr(x), bf16_ptr(weight), partials, tokens, n, k,
+                                               as_stream(stream_));
+  RADIXLM_CHECK(splits > 0, "cuBLASLt has no algorithm for linear [{}, {}] x [{}, {}]^T", tokens, k, n, k);
+  cuda::AddPartialsRmsNormParams p;
+  p.partials = partials;
+  p.splits = splits;
+  p.bias = bias.data != nullptr ? bf16_ptr(bias) : nullptr;
+  p.residual = bf16_ptr(residual);
+  p.weight = bf16_ptr(norm_weight);
+  p.out = bf16_ptr(out);
+  p.rows = tokens;
+  p.width = n;
+  p.eps = eps;
+  cuda::launch_add_partials_rms_norm(p, as_stream(stream_));
+  RADIXLM_CUDA_CHECK(cudaGetLastError());
+}
+
 void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
                          bool accumulate) {
   check_device_rows(x, DType::kBF16, "linear x");
@@ -605,14 +649,12 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   RADIXLM_CUDA_CHECK(cudaGetLastError());
 }
 
-float* CudaBackend::attention_workspace(int64_t floats) {
-  if (floats > attention_partial_floats_) {
-    // Grows to the largest decode batch seen; sized generously so it settles after the first steps.
-    attention_partial_floats_ = std::max<int64_t>(floats * 2, int64_t{1} << 20);
-    if (attention_partial_.view.data) retired_workspaces_.push_back(attention_partial_);
-    attention_partial_ = alloc_uninitialized(DType::kF32, {attention_partial_floats_});
+float* CudaBackend::grown_workspace(Tensor& workspace, int64_t floats) {
+  if (workspace.view.data == nullptr || floats > workspace.view.numel()) {
+    if (workspace.view.data) retired_workspaces_.push_back(workspace);
+    workspace = alloc_uninitialized(DType::kF32, {std::max<int64_t>(floats * 2, int64_t{1} << 20)});
   }
-  return attention_partial_.as<float>();
+  return workspace.as<float>();
 }
 
 cuda::AttentionParams CudaBackend::attention_params(const TensorView& q, const LayerKvCache& cache, int32_t num_q_heads,
@@ -661,7 +703,7 @@ cuda::AttentionParams CudaBackend::attention_params(const TensorView& q, const L
   const int32_t most_splits = cuda::attention_num_splits(longest, num_q_heads, num_kv_heads, head_dim, info_.num_sms);
   const int64_t most = cuda::attention_partial_floats(step_->num_tokens, num_q_heads, head_dim, most_splits);
   if (std::max(partial, most) > 0) {
-    float* workspace = attention_workspace(std::max(partial, most));
+    float* workspace = grown_workspace(attention_partial_, std::max(partial, most));
     if (partial > 0) p.partial = workspace;
   }
   return p;

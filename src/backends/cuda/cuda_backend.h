@@ -67,6 +67,13 @@ class CudaBackend final : public Backend {
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
                   const TensorView& residual) override;
+  // Decode steps whose matmul runs on cuBLASLt (past 16 tokens): the matmul writes f32 partial products over
+  // slices of K, and one kernel adds them (with the bias) into the residual and normalises the result, in
+  // place of cuBLASLt's own split-K sum and the separate norm. Elsewhere the two ops. RADIXLM_CUDA_SPLIT_NORM=0
+  // turns the fused path off (for comparison).
+  void linear_add_rms_norm(const TensorView& x, const TensorView& weight, const TensorView& bias,
+                           const TensorView& residual, const TensorView& norm_weight, float eps,
+                           const TensorView& out) override;
   void silu_and_mul(const TensorView& x, const TensorView& out) override;
   void linear_silu_and_mul(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& out) override;
@@ -152,7 +159,9 @@ class CudaBackend final : public Backend {
  private:
   explicit CudaBackend(CudaDeviceInfo info);
   const float* rope_inv_freq(const RopeTable& rope);
-  float* attention_workspace(int64_t floats);
+  // A float workspace of at least `floats`: grown (generously, so it settles after a few steps) by a new
+  // allocation, the old one retired (a captured graph may still point at it).
+  float* grown_workspace(Tensor& workspace, int64_t floats);
   // The checks and launch parameters rope_and_store_kv / attention and their fused form share.
   cuda::RopeStoreParams rope_store_params(const TensorView& q, const TensorView& k, const TensorView& v,
                                           const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache);
@@ -179,7 +188,8 @@ class CudaBackend final : public Backend {
   int64_t previous_step_rows_ = 0;
   std::vector<std::pair<std::vector<float>, Tensor>> rope_tables_;  // device copies of inv_freq, by content
   Tensor attention_partial_;
-  int64_t attention_partial_floats_ = 0;
+  Tensor split_partials_;  // linear_add_rms_norm's f32 partial products
+  bool split_norm_ = true;
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void ensure_argmax_workspace(int64_t rows);

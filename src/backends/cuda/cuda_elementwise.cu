@@ -521,6 +521,89 @@ void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, cons
   embedding_kernel<<<step.num_tokens, 128, 0, stream>>>(table, vocab, hidden, step.token_ids, out);
 }
 
+namespace {
+
+// launch_add_partials_rms_norm's kernel. The norm weight and bias are no kernel's output, so they are
+// loaded before the wait; every split's partials and the residual are requested together after it.
+__global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const int chunk = static_cast<int>(threadIdx.x);
+  const bool active = chunk < static_cast<int>(p.width / 8);
+  uint4 w_raw{}, b_raw{};
+  if (active) {
+    w_raw = __ldg(reinterpret_cast<const uint4*>(p.weight) + chunk);
+    if (p.bias != nullptr) b_raw = __ldg(reinterpret_cast<const uint4*>(p.bias) + chunk);
+  }
+  pdl_wait();
+  pdl_launch_dependents();
+  auto* residual = reinterpret_cast<uint4*>(p.residual + row * p.width) + chunk;
+  float values[8] = {};
+  float sum_squares = 0.0f;
+  if (active) {
+    const uint4 r_raw = *residual;
+    const int64_t split_stride = p.rows * p.width / 4;  // in float4
+    const auto* partial = reinterpret_cast<const float4*>(p.partials + row * p.width) + 2 * chunk;
+    float4 parts[kMaxPartialSplits][2];
+#pragma unroll
+    for (int s = 0; s < kMaxPartialSplits; ++s) {
+      if (s < p.splits) {
+        parts[s][0] = partial[s * split_stride];
+        parts[s][1] = partial[s * split_stride + 1];
+      }
+    }
+    float sums[8] = {};
+#pragma unroll
+    for (int s = 0; s < kMaxPartialSplits; ++s) {
+      if (s < p.splits) {
+        sums[0] += parts[s][0].x, sums[1] += parts[s][0].y, sums[2] += parts[s][0].z, sums[3] += parts[s][0].w;
+        sums[4] += parts[s][1].x, sums[5] += parts[s][1].y, sums[6] += parts[s][1].z, sums[7] += parts[s][1].w;
+      }
+    }
+    float r[8], b[8];
+    unpack8(r_raw, r);
+    unpack8(b_raw, b);  // zeros without a bias
+#pragma unroll
+    for (int e = 0; e < 8; ++e) values[e] = bf16_bits_to_f32(f32_to_bf16_bits(r[e] + (sums[e] + b[e])));
+    uint4 stored;
+    stored.x = pack2(values[0], values[1]);
+    stored.y = pack2(values[2], values[3]);
+    stored.z = pack2(values[4], values[5]);
+    stored.w = pack2(values[6], values[7]);
+    *residual = stored;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) sum_squares += values[e] * values[e];
+  }
+  sum_squares = warp_sum(sum_squares);
+  const int warp = chunk / 32, lane = chunk % 32;
+  if (lane == 0) scratch[warp] = sum_squares;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += scratch[w];
+  const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
+  if (active) {
+    float w[8];
+    unpack8(w_raw, w);
+    uint4 result;
+    result.x = pack2(w[0] * (values[0] * inverse_rms), w[1] * (values[1] * inverse_rms));
+    result.y = pack2(w[2] * (values[2] * inverse_rms), w[3] * (values[3] * inverse_rms));
+    result.z = pack2(w[4] * (values[4] * inverse_rms), w[5] * (values[5] * inverse_rms));
+    result.w = pack2(w[6] * (values[6] * inverse_rms), w[7] * (values[7] * inverse_rms));
+    reinterpret_cast<uint4*>(p.out + row * p.width)[chunk] = result;
+  }
+}
+
+}  // namespace
+
+bool add_partials_rms_norm_supported(int64_t width) { return width > 0 && width % 8 == 0 && width <= 8 * 1024; }
+
+void launch_add_partials_rms_norm(const AddPartialsRmsNormParams& p, cudaStream_t stream) {
+  if (p.rows == 0) return;
+  const auto threads = static_cast<unsigned int>((p.width / 8 + 31) / 32 * 32);
+  launch_programmatic(add_partials_rms_norm_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream,
+                      p);
+}
+
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   const int64_t chunks = p.width / 8;

@@ -47,6 +47,24 @@ struct RmsNormParams {
 };
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
 
+// residual += the sum of `splits` f32 partial products [splits][rows][width] (added in split order) + bias,
+// rounded to bf16; then out = rms_norm(residual) * weight from the rounded values, as launch_rms_norm. One
+// block per row, one 8-wide chunk per thread: width % 8 == 0, width <= 8192, 16-byte aligned rows.
+constexpr int kMaxPartialSplits = 8;
+struct AddPartialsRmsNormParams {
+  const float* partials = nullptr;
+  int32_t splits = 0;  // 1..kMaxPartialSplits
+  const uint16_t* bias = nullptr;  // [width] or null
+  uint16_t* residual = nullptr;
+  const uint16_t* weight = nullptr;
+  uint16_t* out = nullptr;
+  int64_t rows = 0;
+  int64_t width = 0;
+  float eps = 1e-6f;
+};
+bool add_partials_rms_norm_supported(int64_t width);
+void launch_add_partials_rms_norm(const AddPartialsRmsNormParams& p, cudaStream_t stream);
+
 // In place: each `head_dim` slice of x [rows, width] normalized with weight [head_dim].
 void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int64_t width, int64_t row_stride,
                           int32_t head_dim, float eps, cudaStream_t stream);
