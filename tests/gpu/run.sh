@@ -35,7 +35,8 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # Not in the default: "serving-plain" repeats the serving run with --disable-overlap-schedule, "ab" the decode
 # shapes with one setting changed, "baseline" the benchmarks built from another commit, "memcheck" the kernel
 # tests under compute-sanitizer, "sanitize-prefill" three compute-sanitizer tools over the prefill attention
-# kernels, "profile" Nsight Compute over the attention kernels, "kerneltimes" every kernel of a decode step,
+# kernels, "profile" Nsight Compute over the attention kernels, "kerneltimes" every kernel of a decode step
+# (batches RADIXLM_GPU_KERNELTIMES_BATCHES, default "1 64 256"),
 # "stalls" where the decode attention's and the one-token GEMVs' warps wait, per instruction.
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
@@ -130,7 +131,7 @@ fi
 # Firecracker runtime): the step's GPU time without launch gaps, by kernel, at batch 1, 64 and 256 (128 in,
 # the last of 3 steps). Compare the total with the graph-replayed step time of "bench".
 if part kerneltimes; then
-  for b in 1 64 256; do
+  for b in ${RADIXLM_GPU_KERNELTIMES_BATCHES:-1 64 256}; do
     stage ncu-step-b$b 240 "$OUT/ncu_step_b$b.csv" ncu --csv --print-units base --cache-control none \
       --clock-control none --metrics gpu__time_duration.sum "$BUILD/src/apps/radixlm" bench one-batch \
       --model-path "$MODEL8B" --load-format dummy --device cuda --disable-cuda-graph --batch-size $b \

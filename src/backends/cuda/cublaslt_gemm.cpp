@@ -214,11 +214,12 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
 // its partials back (kPartialReadBytesPerMs, about what the summing kernel sustains from L2), since more
 // slices mean more blocks for the matmul but more f32 to sum.
 int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
-                                int64_t k, cudaStream_t stream) {
+                                int64_t k, int min_splits, int max_splits, cudaStream_t stream) {
   constexpr double kPartialReadBytesPerMs = 3e9;
   int best = 0;
   double best_ms = 0.0;
-  for (int splits = 1; splits <= kMaxSplits; splits *= 2) {
+  for (int splits = 1; splits <= max_splits; splits *= 2) {
+    if (splits < min_splits) continue;
     if (k % (8 * splits) != 0) continue;
     Plan& plan = plan_for({tokens, n, k, true, false, splits});
     const size_t out_bytes = static_cast<size_t>(splits * tokens * n) * 4;
@@ -236,15 +237,18 @@ int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* par
 }
 
 int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
-                                     int64_t k, cudaStream_t stream) {
-  const std::tuple shape{tokens, n, k};
+                                     int64_t k, int min_splits, int max_splits, cudaStream_t stream) {
+  const std::tuple shape{tokens, n, k, min_splits, max_splits};
   auto it = split_counts_.find(shape);
   if (it == split_counts_.end()) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-    // Met first inside a capture (no timing there): the heuristic's pick for K whole.
-    const int splits = capture == cudaStreamCaptureStatusNone ? choose_splits(x, w, partials, tokens, n, k, stream)
-                                                              : (plan_for({tokens, n, k, true, false, 1}).ok ? 1 : 0);
+    int splits = 0;
+    if (capture == cudaStreamCaptureStatusNone) {
+      splits = choose_splits(x, w, partials, tokens, n, k, min_splits, max_splits, stream);
+    } else if (k % (8 * min_splits) == 0 && plan_for({tokens, n, k, true, false, min_splits}).ok) {
+      splits = min_splits;  // met first inside a capture (no timing there): the heuristic's pick for the fewest
+    }
     it = split_counts_.emplace(shape, splits).first;
   }
   const int splits = it->second;

@@ -207,9 +207,10 @@ TEST(CudaBackendTest, LinearAddRmsNormMatchesCpu) {
   }
 }
 
-// The MLP's gate/up matmul with silu_and_mul fused (the GEMV's paired-row epilogue at one token, matmul
-// then activation otherwise): close to the CPU backend, and bit-identical to the two ops apart on the GPU
-// (the fused epilogue rounds gate and up to bf16 before the same activation math).
+// The MLP's gate/up matmul with silu_and_mul fused (the GEMV's paired-row epilogue at one token; past 16
+// tokens in a decode step, cuBLASLt's f32 partials over 2+ slices of K summed in the activation's kernel;
+// matmul then activation otherwise): close to the CPU backend, and at one token bit-identical to the two ops
+// apart on the GPU (the fused epilogue rounds gate and up to bf16 before the same activation math).
 TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(2);
@@ -218,9 +219,13 @@ TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
     int64_t inter, k;
   };
   // K = 4096 at 4 warps per row (forced, or the default) and 1024 at 1: the one-token GEMV's exact shares.
-  for (Case c : {Case{64, 64}, Case{1000, 512}, Case{3000, 1024}, Case{7, 40}, Case{600, 4200}, Case{300, 4096}}) {
+  // Past 16 tokens, inter 7 (not a multiple of 8) and K 4200 (no two slices of a multiple of 8) take the ops
+  // apart; the others sum partials.
+  for (Case c : {Case{64, 64}, Case{1000, 512}, Case{3000, 1024}, Case{7, 40}, Case{600, 4200}, Case{300, 4096},
+                 Case{1792, 4096}}) {
     for (int64_t tokens : {1, 3, 20, 64}) {
-      if (c.k == 4096 && tokens > 3) continue;  // test time
+      if (c.k == 4096 && tokens > 3 && c.inter != 1792) continue;  // test time
+      if (c.inter == 1792 && tokens != 64) continue;
       for (bool with_bias : {false, true}) {
         for (int32_t warps_per_row : {0, 1, 2, 4, 8}) {
           if (tokens != 1 && warps_per_row != 0) continue;  // only the one-token GEMV has the knob
@@ -251,7 +256,9 @@ TEST(CudaBackendTest, LinearSiluAndMulMatchesCpuAndTheOpsApart) {
           const std::vector<float> got = to_host(gpu, fused);
           expect_close(got, std::vector<float>(ref.as<float>(), ref.as<float>() + ref.view.numel()), kRel, kAbs,
                        what);
-          EXPECT_EQ(got, to_host(gpu, apart)) << what << ": fused and apart differ";
+          if (tokens == 1) {
+            EXPECT_EQ(got, to_host(gpu, apart)) << what << ": fused and apart differ";
+          }
         }
       }
     }

@@ -523,6 +523,68 @@ void launch_embedding(const uint16_t* table, int64_t vocab, int64_t hidden, cons
 
 namespace {
 
+// sum[e] = the sum over `splits` (in split order) of the f32 partials first[s * split_stride] (8 floats from
+// there, 16-byte aligned). Every split's loads are issued before the first add.
+__device__ __forceinline__ void sum_split_chunk(const float4* first, int64_t split_stride, int32_t splits,
+                                                float (&sum)[8]) {
+  float4 parts[kMaxPartialSplits][2];
+#pragma unroll
+  for (int s = 0; s < kMaxPartialSplits; ++s) {
+    if (s < splits) {
+      parts[s][0] = first[s * split_stride];
+      parts[s][1] = first[s * split_stride + 1];
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < 8; ++e) sum[e] = 0.0f;
+#pragma unroll
+  for (int s = 0; s < kMaxPartialSplits; ++s) {
+    if (s < splits) {
+      sum[0] += parts[s][0].x, sum[1] += parts[s][0].y, sum[2] += parts[s][0].z, sum[3] += parts[s][0].w;
+      sum[4] += parts[s][1].x, sum[5] += parts[s][1].y, sum[6] += parts[s][1].z, sum[7] += parts[s][1].w;
+    }
+  }
+}
+
+__device__ __forceinline__ float round_bf16(float value) { return bf16_bits_to_f32(f32_to_bf16_bits(value)); }
+
+// launch_silu_and_mul_partials' kernel: grid (column blocks, rows) as silu_and_mul_rows_kernel.
+__global__ void silu_and_mul_partials_kernel(const float* partials, int32_t splits, const uint16_t* bias,
+                                             uint16_t* out, int64_t rows, int32_t chunks_per_row) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  uint4 gate_bias{}, up_bias{};
+  if (i < chunks_per_row && bias != nullptr) {
+    gate_bias = __ldg(reinterpret_cast<const uint4*>(bias) + i);
+    up_bias = __ldg(reinterpret_cast<const uint4*>(bias) + chunks_per_row + i);
+  }
+  pdl_wait();
+  pdl_launch_dependents();
+  if (i >= chunks_per_row) return;
+  const int64_t inter = static_cast<int64_t>(chunks_per_row) * 8;
+  const int64_t split_stride = rows * 2 * inter / 4;  // in float4
+  float gb[8], ub[8];
+  unpack8(gate_bias, gb);
+  unpack8(up_bias, ub);
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const auto* row = reinterpret_cast<const float4*>(partials + r * 2 * inter);
+    float gate[8], up[8];
+    sum_split_chunk(row + 2 * i, split_stride, splits, gate);
+    sum_split_chunk(row + 2 * (chunks_per_row + i), split_stride, splits, up);
+    float y[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const float g = round_bf16(gate[e] + gb[e]), u = round_bf16(up[e] + ub[e]);
+      y[e] = g / (1.0f + expf(-g)) * u;
+    }
+    uint4 result;
+    result.x = pack2(y[0], y[1]);
+    result.y = pack2(y[2], y[3]);
+    result.z = pack2(y[4], y[5]);
+    result.w = pack2(y[6], y[7]);
+    reinterpret_cast<uint4*>(out + r * inter)[i] = result;
+  }
+}
+
 // launch_add_partials_rms_norm's kernel. The norm weight and bias are no kernel's output, so they are
 // loaded before the wait; every split's partials and the residual are requested together after it.
 __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
@@ -542,29 +604,13 @@ __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
   float sum_squares = 0.0f;
   if (active) {
     const uint4 r_raw = *residual;
-    const int64_t split_stride = p.rows * p.width / 4;  // in float4
-    const auto* partial = reinterpret_cast<const float4*>(p.partials + row * p.width) + 2 * chunk;
-    float4 parts[kMaxPartialSplits][2];
-#pragma unroll
-    for (int s = 0; s < kMaxPartialSplits; ++s) {
-      if (s < p.splits) {
-        parts[s][0] = partial[s * split_stride];
-        parts[s][1] = partial[s * split_stride + 1];
-      }
-    }
-    float sums[8] = {};
-#pragma unroll
-    for (int s = 0; s < kMaxPartialSplits; ++s) {
-      if (s < p.splits) {
-        sums[0] += parts[s][0].x, sums[1] += parts[s][0].y, sums[2] += parts[s][0].z, sums[3] += parts[s][0].w;
-        sums[4] += parts[s][1].x, sums[5] += parts[s][1].y, sums[6] += parts[s][1].z, sums[7] += parts[s][1].w;
-      }
-    }
-    float r[8], b[8];
+    float sums[8], r[8], b[8];
+    sum_split_chunk(reinterpret_cast<const float4*>(p.partials + row * p.width) + 2 * chunk,
+                    p.rows * p.width / 4, p.splits, sums);
     unpack8(r_raw, r);
     unpack8(b_raw, b);  // zeros without a bias
 #pragma unroll
-    for (int e = 0; e < 8; ++e) values[e] = bf16_bits_to_f32(f32_to_bf16_bits(r[e] + (sums[e] + b[e])));
+    for (int e = 0; e < 8; ++e) values[e] = round_bf16(r[e] + (sums[e] + b[e]));
     uint4 stored;
     stored.x = pack2(values[0], values[1]);
     stored.y = pack2(values[2], values[3]);
@@ -594,6 +640,16 @@ __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
 }
 
 }  // namespace
+
+void launch_silu_and_mul_partials(const float* partials, int32_t splits, const uint16_t* bias, uint16_t* out,
+                                  int64_t rows, int64_t inter, cudaStream_t stream) {
+  if (rows == 0 || inter == 0) return;
+  const auto chunks_per_row = static_cast<int32_t>(inter / 8);
+  constexpr int kThreads = 128;
+  const dim3 grid(ceil_div_u(chunks_per_row, kThreads), static_cast<unsigned int>(std::min<int64_t>(rows, 65535)));
+  launch_programmatic(silu_and_mul_partials_kernel, grid, dim3(kThreads), 0, stream, partials, splits, bias, out, rows,
+                      chunks_per_row);
+}
 
 bool add_partials_rms_norm_supported(int64_t width) { return width > 0 && width % 8 == 0 && width <= 8 * 1024; }
 
