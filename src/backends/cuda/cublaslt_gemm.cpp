@@ -210,16 +210,22 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   }
 }
 
-// Each count's plan is tuned, then timed on the caller's workspace; the count's cost adds the time to read
-// its partials back (kPartialReadBytesPerMs, about what the summing kernel sustains from L2), since more
-// slices mean more blocks for the matmul but more f32 to sum.
+// Each count's plan is tuned, then timed on the caller's workspace; a count's cost adds the time to read its
+// partials back (kPartialReadBytesPerMs, about what the summing kernel sustains from L2), since more slices
+// mean more blocks for the matmul but more f32 to sum. The plain matmul (tuned as run() tunes it) is the
+// count 0 to beat; it pays no reading, as the norm the caller would run after it reads as much as the
+// summing kernel does besides the partials.
 int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
-                                int64_t k, int min_splits, int max_splits, cudaStream_t stream) {
+                                int64_t k, int max_splits, bool against_plain, cudaStream_t stream) {
   constexpr double kPartialReadBytesPerMs = 3e9;
   int best = 0;
-  double best_ms = 0.0;
+  double best_ms = -1.0;
+  if (against_plain) {
+    Plan& plain = plan_for({tokens, n, k, false, false, 1});
+    if (tuning_enabled() && !plain.tuned) tune(plain, x, w, static_cast<size_t>(tokens * n) * 2, stream);
+    if (plain.ok) best_ms = time_launch(plain, plain.algo, x, w, partials, stream);
+  }
   for (int splits = 1; splits <= max_splits; splits *= 2) {
-    if (splits < min_splits) continue;
     if (k % (8 * splits) != 0) continue;
     Plan& plan = plan_for({tokens, n, k, true, false, splits});
     const size_t out_bytes = static_cast<size_t>(splits * tokens * n) * 4;
@@ -228,7 +234,7 @@ int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* par
     const float ms = time_launch(plan, plan.algo, x, w, partials, stream);
     if (ms < 0.0f) continue;
     const double cost = ms + static_cast<double>(out_bytes) / kPartialReadBytesPerMs;
-    if (best == 0 || cost < best_ms) {
+    if (best_ms < 0.0 || cost < best_ms) {
       best = splits;
       best_ms = cost;
     }
@@ -237,19 +243,14 @@ int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* par
 }
 
 int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
-                                     int64_t k, int min_splits, int max_splits, cudaStream_t stream) {
-  const std::tuple shape{tokens, n, k, min_splits, max_splits};
+                                     int64_t k, int max_splits, bool against_plain, cudaStream_t stream) {
+  const std::tuple shape{tokens, n, k, max_splits, against_plain};
   auto it = split_counts_.find(shape);
   if (it == split_counts_.end()) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-    int splits = 0;
-    if (capture == cudaStreamCaptureStatusNone) {
-      splits = choose_splits(x, w, partials, tokens, n, k, min_splits, max_splits, stream);
-    } else if (k % (8 * min_splits) == 0 && plan_for({tokens, n, k, true, false, min_splits}).ok) {
-      splits = min_splits;  // met first inside a capture (no timing there): the heuristic's pick for the fewest
-    }
-    it = split_counts_.emplace(shape, splits).first;
+    if (capture != cudaStreamCaptureStatusNone) return 0;  // no timing inside a capture: the plain matmul
+    it = split_counts_.emplace(shape, choose_splits(x, w, partials, tokens, n, k, max_splits, against_plain, stream)).first;
   }
   const int splits = it->second;
   if (splits == 0) return 0;

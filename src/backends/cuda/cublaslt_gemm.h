@@ -32,11 +32,13 @@ class CublasLtGemm {
 
   // partials [splits][tokens][n] (f32) = x[:, slice s] @ w[:, slice s]^T over `splits` equal slices of K: one
   // strided-batched matmul whose sum is left to the caller (who can fuse it with what comes next). The count
-  // (a power of two in [min_splits, max_splits], each slice a multiple of 8 columns) is chosen on the shape's
-  // first call outside stream capture, by timing each count's tuned matmul plus the partials' reading, and
-  // returned (0: no count fits, or cuBLASLt has no algorithm). partials must hold max_splits * tokens * n floats.
+  // (a power of two up to max_splits, each slice a multiple of 8 columns) is chosen on the shape's first call
+  // outside stream capture, by timing each count's tuned matmul plus the partials' reading against the
+  // plain bf16 matmul (run(), its split-K sum included; unless !against_plain), and returned. 0, running
+  // nothing: the plain matmul was faster, or the shape was first met inside a capture. partials must hold
+  // max_splits * tokens * n floats.
   int run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n, int64_t k,
-                         int min_splits, int max_splits, cudaStream_t stream);
+                         int max_splits, bool against_plain, cudaStream_t stream);
 
   // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
@@ -57,7 +59,7 @@ class CublasLtGemm {
   float time_launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
                     void* out, cudaStream_t stream);
   int choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n, int64_t k,
-                    int min_splits, int max_splits, cudaStream_t stream);
+                    int max_splits, bool against_plain, cudaStream_t stream);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
@@ -65,8 +67,8 @@ class CublasLtGemm {
   void* workspace_ = nullptr;
   size_t workspace_bytes_;
   std::map<Key, Plan> plans_;
-  // run_split_partials' choice per (tokens, n, k, min_splits, max_splits)
-  std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, int> split_counts_;
+  // run_split_partials' choice per (tokens, n, k, max_splits, against_plain)
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, bool>, int> split_counts_;
 };
 
 }  // namespace radixlm::cuda

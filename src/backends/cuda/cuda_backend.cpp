@@ -116,8 +116,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
     if (std::strcmp(fusion, "2") == 0) rope_fusion_ = RopeFusion::kAlways;
   }
   if (const char* split = std::getenv("RADIXLM_CUDA_SPLIT_PARTIALS"); split != nullptr) {
-    split_partials_norm_ = std::strcmp(split, "norm") == 0;
-    split_partials_silu_ = std::strcmp(split, "silu") == 0;
+    split_partials_ = std::strcmp(split, "0") != 0;
   }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
@@ -175,7 +174,7 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(as_stream(stream_));
   rope_tables_.clear();
   attention_partial_ = Tensor();
-  split_partials_ = Tensor();
+  split_partials_workspace_ = Tensor();
   argmax_out_ = Tensor();
   argmax_slices_ = Tensor();
   decode_gemm_partials_ = Tensor();
@@ -438,40 +437,35 @@ void CudaBackend::linear_add(const TensorView& x, const TensorView& weight, cons
   matmul(x, weight, bias, residual, /*accumulate=*/true);
 }
 
-bool CudaBackend::split_partials_shape(const TensorView& x, const TensorView& weight) const {
-  const auto aligned = [](const TensorView& t) { return reinterpret_cast<uintptr_t>(t.data) % 16 == 0; };
-  return !force_cublaslt_ && step_->max_query_len <= 1 && x.device == Device::kCuda && x.dtype == DType::kBF16 &&
-         x.ndim() == 2 && x.is_contiguous() && x.size(0) > cuda::kDecodeGemmMaxTokens && weight.dtype == DType::kBF16 &&
-         weight.ndim() == 2 && weight.is_contiguous() && weight.size(1) == x.size(1) && x.size(1) % 8 == 0 &&
-         aligned(x) && aligned(weight);
-}
-
-std::pair<const float*, int> CudaBackend::split_partials(const TensorView& x, const TensorView& weight,
-                                                         int min_splits) {
-  // The f32 partials of a 64-token gate/up matmul are 7.3 MB a slice: the count is capped so that the
-  // workspace stays small beside the KV pool.
-  constexpr int64_t kSplitPartialsBudget = int64_t{8} << 20;  // floats (32 MB)
-  const int64_t tokens = x.size(0), n = weight.size(0), k = x.size(1);
-  int max_splits = 1;
-  while (max_splits < cuda::kMaxPartialSplits && 2 * max_splits * tokens * n <= kSplitPartialsBudget) max_splits *= 2;
-  if (max_splits < min_splits) return {nullptr, 0};
-  float* partials = grown_workspace(split_partials_, max_splits * tokens * n);
-  const int splits = gemm_->run_split_partials(bf16_ptr(x), bf16_ptr(weight), partials, tokens, n, k, min_splits,
-                                               max_splits, as_stream(stream_));
-  return {partials, splits};
-}
-
 void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& weight, const TensorView& bias,
                                       const TensorView& residual, const TensorView& norm_weight, float eps,
                                       const TensorView& out) {
   const auto aligned = [](const TensorView& t) { return reinterpret_cast<uintptr_t>(t.data) % 16 == 0; };
+  const int64_t tokens = x.ndim() == 2 ? x.size(0) : 0, k = x.ndim() == 2 ? x.size(1) : 0;
   const int64_t n = weight.ndim() == 2 ? weight.size(0) : 0;
-  const bool fused = split_partials_norm_ && split_partials_shape(x, weight) &&
-                     cuda::add_partials_rms_norm_supported(n) && residual.dtype == DType::kBF16 &&
-                     residual.is_contiguous() && residual.shape == Shape{x.size(0), n} && out.shape == residual.shape &&
-                     out.dtype == DType::kBF16 && out.is_contiguous() && aligned(residual) && aligned(out);
-  const auto [partials, splits] = fused ? split_partials(x, weight, 1) : std::pair<const float*, int>{nullptr, 0};
-  if (splits == 0) {
+  // A decode step's matmul that would run on cuBLASLt (past the decode GEMM's 16 tokens), with operands
+  // cuBLASLt's strided batches can slice and rows the summing kernel takes.
+  const bool candidate = split_partials_ && !force_cublaslt_ && step_->max_query_len <= 1 &&
+                         tokens > cuda::kDecodeGemmMaxTokens && x.device == Device::kCuda &&
+                         x.dtype == DType::kBF16 && x.is_contiguous() && weight.dtype == DType::kBF16 &&
+                         weight.is_contiguous() && weight.size(1) == k && k % 8 == 0 &&
+                         cuda::add_partials_rms_norm_supported(n) && residual.dtype == DType::kBF16 &&
+                         residual.is_contiguous() && residual.shape == Shape{tokens, n} &&
+                         out.shape == residual.shape && out.dtype == DType::kBF16 && out.is_contiguous() &&
+                         aligned(x) && aligned(weight) && aligned(residual) && aligned(out);
+  int splits = 0;
+  float* partials = nullptr;
+  if (candidate) {
+    // The partials of every count fit a 32 MB workspace beside the KV pool (8 slices up to 256 tokens at a
+    // hidden size of 4096).
+    constexpr int64_t kPartialsBudget = int64_t{8} << 20;  // floats
+    int max_splits = 1;
+    while (max_splits < cuda::kMaxPartialSplits && 2 * max_splits * tokens * n <= kPartialsBudget) max_splits *= 2;
+    partials = grown_workspace(split_partials_workspace_, max_splits * tokens * n);
+    splits = gemm_->run_split_partials(bf16_ptr(x), bf16_ptr(weight), partials, tokens, n, k, max_splits,
+                                       /*against_plain=*/!force_split_partials_, as_stream(stream_));
+  }
+  if (splits == 0) {  // not a candidate, or the plain matmul (and its own split-K sum, if any) is faster
     linear_add(x, weight, bias, residual);
     rms_norm(residual, norm_weight, eps, out);
     return;
@@ -486,7 +480,7 @@ void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& wei
   p.residual = bf16_ptr(residual);
   p.weight = bf16_ptr(norm_weight);
   p.out = bf16_ptr(out);
-  p.rows = x.size(0);
+  p.rows = tokens;
   p.width = n;
   p.eps = eps;
   cuda::launch_add_partials_rms_norm(p, as_stream(stream_));
@@ -587,20 +581,6 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
     cuda::launch_gemv(p, as_stream(stream_));
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
-  }
-  if (split_partials_silu_ && split_partials_shape(x, weight) && inter % 8 == 0 &&
-      reinterpret_cast<uintptr_t>(out.data) % 16 == 0) {
-    // Past 16 tokens in a decode step: gate/up as f32 partials over 2+ slices of K (cuBLASLt's matmul then has
-    // more blocks to stream with), summed with the bias in the activation's kernel; elsewhere the two ops.
-    const auto [partials, splits] = split_partials(x, weight, 2);
-    if (splits > 0) {
-      RADIXLM_OP_TIMER("linear_silu_and_mul_split");
-      if (bias.data != nullptr) check_vector(bias, 2 * inter, "linear_silu_and_mul bias");
-      cuda::launch_silu_and_mul_partials(partials, splits, bias.data != nullptr ? bf16_ptr(bias) : nullptr,
-                                         bf16_ptr(out), tokens, inter, as_stream(stream_));
-      RADIXLM_CUDA_CHECK(cudaGetLastError());
-      return;
-    }
   }
   Tensor gate_up = alloc_uninitialized(DType::kBF16, {tokens, 2 * inter});
   linear(x, weight, bias, gate_up);

@@ -67,9 +67,10 @@ class CudaBackend final : public Backend {
   void linear(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out) override;
   void linear_add(const TensorView& x, const TensorView& weight, const TensorView& bias,
                   const TensorView& residual) override;
-  // Decode steps whose matmul runs on cuBLASLt (past 16 tokens): the matmul writes f32 partial products over
-  // slices of K (split_partials), and one kernel adds them (with the bias) into the residual and normalises
-  // the result, in place of cuBLASLt's own split-K sum and the separate norm. Elsewhere the two ops.
+  // Decode steps whose matmul runs on cuBLASLt (past 16 tokens): where it times faster than the plain matmul
+  // (CublasLtGemm::run_split_partials), the matmul writes f32 partial products over slices of K and one
+  // kernel adds them (with the bias) into the residual and normalises the result, in place of cuBLASLt's own
+  // split-K sum and the separate norm. Elsewhere the two ops. RADIXLM_CUDA_SPLIT_PARTIALS=0 turns it off.
   void linear_add_rms_norm(const TensorView& x, const TensorView& weight, const TensorView& bias,
                            const TensorView& residual, const TensorView& norm_weight, float eps,
                            const TensorView& out) override;
@@ -98,6 +99,8 @@ class CudaBackend final : public Backend {
   size_t device_malloc_calls() const;
   // Linear through cuBLASLt even for decode shapes (benchmarks and tests compare both paths).
   void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
+  // Tests: linear_add_rms_norm sums split partials wherever it can, without timing the plain matmul against them.
+  void set_force_split_partials(bool force) { force_split_partials_ = force; }
   // With RADIXLM_CUDA_OP_TIMES=1 in the environment, every op is bracketed by CUDA events and its GPU time
   // summed by op name (a kernel profile without a profiler; it adds a little launch overhead). The report
   // lists total ms and calls per op since the backend was made.
@@ -161,12 +164,6 @@ class CudaBackend final : public Backend {
   // A float workspace of at least `floats`: grown (generously, so it settles after a few steps) by a new
   // allocation, the old one retired (a captured graph may still point at it).
   float* grown_workspace(Tensor& workspace, int64_t floats);
-  // Whether a decode step's matmul of x by weight would run on cuBLASLt (past the decode GEMM's 16 tokens)
-  // with operands cuBLASLt's strided batches can slice.
-  bool split_partials_shape(const TensorView& x, const TensorView& weight) const;
-  // Runs that matmul as f32 partial products over 2^i slices of K (at least min_splits, at most what fits
-  // kSplitPartialsBudget) into split_partials_: the partials and the count, 0 where none fits.
-  std::pair<const float*, int> split_partials(const TensorView& x, const TensorView& weight, int min_splits);
   // The checks and launch parameters rope_and_store_kv / attention and their fused form share.
   cuda::RopeStoreParams rope_store_params(const TensorView& q, const TensorView& k, const TensorView& v,
                                           const RopeTable& rope, int32_t head_dim, const LayerKvCache& cache);
@@ -193,10 +190,9 @@ class CudaBackend final : public Backend {
   int64_t previous_step_rows_ = 0;
   std::vector<std::pair<std::vector<float>, Tensor>> rope_tables_;  // device copies of inv_freq, by content
   Tensor attention_partial_;
-  Tensor split_partials_;  // split_partials' workspace
-  // Which ops sum split partials (RADIXLM_CUDA_SPLIT_PARTIALS=0, norm or silu: none, or only that one).
-  bool split_partials_norm_ = true;
-  bool split_partials_silu_ = true;
+  Tensor split_partials_workspace_;  // linear_add_rms_norm's f32 partial products
+  bool split_partials_ = true;
+  bool force_split_partials_ = false;
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void ensure_argmax_workspace(int64_t rows);

@@ -548,43 +548,6 @@ __device__ __forceinline__ void sum_split_chunk(const float4* first, int64_t spl
 
 __device__ __forceinline__ float round_bf16(float value) { return bf16_bits_to_f32(f32_to_bf16_bits(value)); }
 
-// launch_silu_and_mul_partials' kernel: grid (column blocks, rows) as silu_and_mul_rows_kernel.
-__global__ void silu_and_mul_partials_kernel(const float* partials, int32_t splits, const uint16_t* bias,
-                                             uint16_t* out, int64_t rows, int32_t chunks_per_row) {
-  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
-  uint4 gate_bias{}, up_bias{};
-  if (i < chunks_per_row && bias != nullptr) {
-    gate_bias = __ldg(reinterpret_cast<const uint4*>(bias) + i);
-    up_bias = __ldg(reinterpret_cast<const uint4*>(bias) + chunks_per_row + i);
-  }
-  pdl_wait();
-  pdl_launch_dependents();
-  if (i >= chunks_per_row) return;
-  const int64_t inter = static_cast<int64_t>(chunks_per_row) * 8;
-  const int64_t split_stride = rows * 2 * inter / 4;  // in float4
-  float gb[8], ub[8];
-  unpack8(gate_bias, gb);
-  unpack8(up_bias, ub);
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const auto* row = reinterpret_cast<const float4*>(partials + r * 2 * inter);
-    float gate[8], up[8];
-    sum_split_chunk(row + 2 * i, split_stride, splits, gate);
-    sum_split_chunk(row + 2 * (chunks_per_row + i), split_stride, splits, up);
-    float y[8];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const float g = round_bf16(gate[e] + gb[e]), u = round_bf16(up[e] + ub[e]);
-      y[e] = g / (1.0f + expf(-g)) * u;
-    }
-    uint4 result;
-    result.x = pack2(y[0], y[1]);
-    result.y = pack2(y[2], y[3]);
-    result.z = pack2(y[4], y[5]);
-    result.w = pack2(y[6], y[7]);
-    reinterpret_cast<uint4*>(out + r * inter)[i] = result;
-  }
-}
-
 // launch_add_partials_rms_norm's kernel. The norm weight and bias are no kernel's output, so they are
 // loaded before the wait; every split's partials and the residual are requested together after it.
 __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
@@ -640,16 +603,6 @@ __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
 }
 
 }  // namespace
-
-void launch_silu_and_mul_partials(const float* partials, int32_t splits, const uint16_t* bias, uint16_t* out,
-                                  int64_t rows, int64_t inter, cudaStream_t stream) {
-  if (rows == 0 || inter == 0) return;
-  const auto chunks_per_row = static_cast<int32_t>(inter / 8);
-  constexpr int kThreads = 128;
-  const dim3 grid(ceil_div_u(chunks_per_row, kThreads), static_cast<unsigned int>(std::min<int64_t>(rows, 65535)));
-  launch_programmatic(silu_and_mul_partials_kernel, grid, dim3(kThreads), 0, stream, partials, splits, bias, out, rows,
-                      chunks_per_row);
-}
 
 bool add_partials_rms_norm_supported(int64_t width) { return width > 0 && width % 8 == 0 && width <= 8 * 1024; }
 

@@ -71,10 +71,6 @@ void launch_head_rms_norm(uint16_t* x, const uint16_t* weight, int64_t rows, int
 
 // out[r, i] = silu(x[r, i]) * x[r, I + i]
 void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t inter, cudaStream_t stream);
-// The same of x = the sum of `splits` f32 partial products [splits][rows][2I] (in split order) + bias, rounded
-// to bf16 first (as a bf16 matmul output). inter % 8 == 0, 16-byte aligned.
-void launch_silu_and_mul_partials(const float* partials, int32_t splits, const uint16_t* bias, uint16_t* out,
-                                  int64_t rows, int64_t inter, cudaStream_t stream);
 
 struct RopeStoreParams {
   uint16_t* q = nullptr;  // [T, q_heads * head_dim], rotated in place
