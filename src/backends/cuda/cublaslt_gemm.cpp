@@ -159,11 +159,10 @@ float CublasLtGemm::time_launch(const Plan& plan, const cublasLtMatmulAlgo_t& al
 }
 
 // Times (time_launch) the heuristic's first kCandidates picks and split-K versions of its first kSplitBases
-// and keeps the fastest. Only deterministic reductions
-// are considered (no in-place split-K accumulation into the output), so a tuned shape gives the same bits
-// on every call, graphs or eager. The candidates write a scratch output (beta 0; the epilogue's read of
-// out under accumulate is the same for every candidate), so out, which may be a residual added into, is
-// untouched.
+// and keeps the fastest. Only deterministic reductions are considered (no in-place split-K accumulation
+// into the output), so a tuned shape gives the same bits on every call, graphs or eager. The candidates
+// write a scratch output (beta 0; the epilogue's read of out under accumulate is the same for every
+// candidate), so out, which may be a residual added into, is untouched.
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
   constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;
@@ -250,7 +249,8 @@ int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture != cudaStreamCaptureStatusNone) return 0;  // no timing inside a capture: the plain matmul
-    it = split_counts_.emplace(shape, choose_splits(x, w, partials, tokens, n, k, max_splits, against_plain, stream)).first;
+    const int chosen = choose_splits(x, w, partials, tokens, n, k, max_splits, against_plain, stream);
+    it = split_counts_.emplace(shape, chosen).first;
   }
   const int splits = it->second;
   if (splits == 0) return 0;
