@@ -171,7 +171,8 @@ Tensor LlamaFamilyModel::forward(const ForwardBatch& batch, const std::vector<La
   if (!layers_.empty()) backend_.rms_norm(residual, layers_.front().input_norm, eps, hidden);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& layer = layers_[i];
-    // hidden = this layer's input norm of the residual (before the loop, or the last layer's down projection).
+    // hidden holds this layer's input norm of the residual (from before the loop, or the previous layer's
+    // linear_add_rms_norm after its down projection).
     backend_.linear(hidden, layer.qkv_proj, layer.qkv_bias, qkv);
     if (flags_.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, head_dim, eps);

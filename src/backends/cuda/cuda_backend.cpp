@@ -456,6 +456,8 @@ void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& wei
   int splits = 0;
   float* partials = nullptr;
   if (candidate) {
+    check_vector(norm_weight, n, "linear_add_rms_norm norm weight");
+    if (bias.data != nullptr) check_vector(bias, n, "linear_add_rms_norm bias");
     // The partials of every count fit a 32 MB workspace beside the KV pool (8 slices up to 256 tokens at a
     // hidden size of 4096).
     constexpr int64_t kPartialsBudget = int64_t{8} << 20;  // floats
@@ -471,8 +473,6 @@ void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& wei
     return;
   }
   RADIXLM_OP_TIMER("linear_add_rms_norm");
-  check_vector(norm_weight, n, "linear_add_rms_norm norm weight");
-  if (bias.data != nullptr) check_vector(bias, n, "linear_add_rms_norm bias");
   cuda::AddPartialsRmsNormParams p;
   p.partials = partials;
   p.splits = splits;
