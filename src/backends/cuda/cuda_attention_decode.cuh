@@ -270,10 +270,7 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
       // (kv_len - 1) rotate and store it.
       const float position = static_cast<float>(step.positions[q_begin]);
       for (int i = lane; i < kDim / 2; i += 32) {
-        float sin_value, cos_value;
-        sincosf(position * rope.inv_freq[i], &sin_value, &cos_value);
-        rope_cos[i] = cos_value * rope.attention_scaling;
-        rope_sin[i] = sin_value * rope.attention_scaling;
+        rope_cos_sin(position, rope.inv_freq[i], rope.attention_scaling, rope_cos[i], rope_sin[i]);
       }
       __syncwarp();
       // Q word (kk, w) holds dims 16 kk + 8 (w / 2) + 2 quad_col + {0, 1} of row0 (w even) or row1 (w odd).

@@ -115,6 +115,17 @@ __device__ __forceinline__ uint16_t f32_to_bf16_bits(float value) {
 __device__ __forceinline__ float bf16_lo(uint32_t word) { return __uint_as_float(word << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t word) { return __uint_as_float(word & 0xffff0000u); }
 
+// One entry of a token's RoPE table: the angle rounded to f32 as HF computes it, sin and cos in full
+// precision, both scaled. The RoPE kernels and the decode attention's fused RoPE both take it from here,
+// so either path stores the same bits.
+__device__ __forceinline__ void rope_cos_sin(float position, float inv_freq, float scaling, float& cos_out,
+                                             float& sin_out) {
+  float sin_value, cos_value;
+  sincosf(position * inv_freq, &sin_value, &cos_value);
+  cos_out = cos_value * scaling;
+  sin_out = sin_value * scaling;
+}
+
 // RoPE's rotation of the pair (x1, x2) by the angle whose (cos, sin) is (c, s), each product and sum rounded
 // as written (no contraction into FMAs), so every kernel that rotates (rope_and_store_kv's and the decode
 // attention's fused form) stores the same bits.

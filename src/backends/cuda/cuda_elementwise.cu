@@ -68,6 +68,27 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return static_cast<uint32_t>(f32_to_bf16_bits(lo)) | (static_cast<uint32_t>(f32_to_bf16_bits(hi)) << 16);
 }
 
+// The RMSNorm kernels' shared steps. 1 / rms of a row from each thread's sum of squares, summed over the
+// block's blockDim.x / 32 warps (scratch: 32 floats), in one fixed order.
+__device__ __forceinline__ float row_inverse_rms(float sum_squares, float* scratch, int64_t width, float eps) {
+  sum_squares = warp_sum(sum_squares);
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  if (lane == 0) scratch[warp] = sum_squares;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += scratch[w];
+  return rsqrtf(total / static_cast<float>(width) + eps);
+}
+// Eight outputs weight * (value * inverse_rms), packed to bf16.
+__device__ __forceinline__ uint4 pack_normed8(const float (&values)[8], const float (&w)[8], float inverse_rms) {
+  uint4 result;
+  result.x = pack2(w[0] * (values[0] * inverse_rms), w[1] * (values[1] * inverse_rms));
+  result.y = pack2(w[2] * (values[2] * inverse_rms), w[3] * (values[3] * inverse_rms));
+  result.z = pack2(w[4] * (values[4] * inverse_rms), w[5] * (values[5] * inverse_rms));
+  result.w = pack2(w[6] * (values[6] * inverse_rms), w[7] * (values[7] * inverse_rms));
+  return result;
+}
+
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
   pdl_wait();  // launched early (cuda_common.cuh): the kernel ahead has finished past here
   pdl_launch_dependents();  // the matmul after the norm may start streaming its weights
@@ -88,26 +109,14 @@ __global__ void rms_norm_vec_kernel(RmsNormParams p) {
       for (int e = 0; e < 8; ++e) sum_squares += values[c][e] * values[c][e];
     }
   }
-  // Block sum over blockDim.x / 32 warps.
-  sum_squares = warp_sum(sum_squares);
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  if (lane == 0) scratch[warp] = sum_squares;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += scratch[w];
-  const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
+  const float inverse_rms = row_inverse_rms(sum_squares, scratch, p.width, p.eps);
 #pragma unroll
   for (int c = 0; c < kNormChunks; ++c) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(c) * blockDim.x;
     if (i < chunks) {
       float w[8];
       unpack8(weight[i], w);
-      uint4 result;
-      result.x = pack2(w[0] * (values[c][0] * inverse_rms), w[1] * (values[c][1] * inverse_rms));
-      result.y = pack2(w[2] * (values[c][2] * inverse_rms), w[3] * (values[c][3] * inverse_rms));
-      result.z = pack2(w[4] * (values[c][4] * inverse_rms), w[5] * (values[c][5] * inverse_rms));
-      result.w = pack2(w[6] * (values[c][6] * inverse_rms), w[7] * (values[c][7] * inverse_rms));
-      out[i] = result;
+      out[i] = pack_normed8(values[c], w, inverse_rms);
     }
   }
 }
@@ -174,10 +183,7 @@ constexpr int kRopeMaxHalf = 256;  // rotary_dim / 2 <= 256 (head_dim <= 512)
 __device__ __forceinline__ void fill_rope_table(const RopeStoreParams& p, int32_t position, float* cos_table,
                                                 float* sin_table) {
   for (int i = static_cast<int>(threadIdx.x); i < p.rotary_dim / 2; i += static_cast<int>(blockDim.x)) {
-    float sin_value, cos_value;
-    sincosf(static_cast<float>(position) * p.inv_freq[i], &sin_value, &cos_value);
-    cos_table[i] = cos_value * p.attention_scaling;
-    sin_table[i] = sin_value * p.attention_scaling;
+    rope_cos_sin(static_cast<float>(position), p.inv_freq[i], p.attention_scaling, cos_table[i], sin_table[i]);
   }
 }
 
@@ -256,25 +262,14 @@ __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
       for (int e = 0; e < 8; ++e) sum_squares += values[c][e] * values[c][e];
     }
   }
-  sum_squares = warp_sum(sum_squares);
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  if (lane == 0) scratch[warp] = sum_squares;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += scratch[w];
-  const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
+  const float inverse_rms = row_inverse_rms(sum_squares, scratch, p.width, p.eps);
 #pragma unroll
   for (int c = 0; c < kNormChunks; ++c) {
     const int i = static_cast<int>(threadIdx.x) + c * static_cast<int>(blockDim.x);
     if (i < chunks) {
       float w[8];
       unpack8(w_raw[c], w);
-      uint4 result;
-      result.x = pack2(w[0] * (values[c][0] * inverse_rms), w[1] * (values[c][1] * inverse_rms));
-      result.y = pack2(w[2] * (values[c][2] * inverse_rms), w[3] * (values[c][3] * inverse_rms));
-      result.z = pack2(w[4] * (values[c][4] * inverse_rms), w[5] * (values[c][5] * inverse_rms));
-      result.w = pack2(w[6] * (values[c][6] * inverse_rms), w[7] * (values[c][7] * inverse_rms));
-      out[i] = result;
+      out[i] = pack_normed8(values[c], w, inverse_rms);
     }
   }
 }
@@ -583,22 +578,11 @@ __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) sum_squares += values[e] * values[e];
   }
-  sum_squares = warp_sum(sum_squares);
-  const int warp = chunk / 32, lane = chunk % 32;
-  if (lane == 0) scratch[warp] = sum_squares;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += scratch[w];
-  const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
+  const float inverse_rms = row_inverse_rms(sum_squares, scratch, p.width, p.eps);
   if (active) {
     float w[8];
     unpack8(w_raw, w);
-    uint4 result;
-    result.x = pack2(w[0] * (values[0] * inverse_rms), w[1] * (values[1] * inverse_rms));
-    result.y = pack2(w[2] * (values[2] * inverse_rms), w[3] * (values[3] * inverse_rms));
-    result.z = pack2(w[4] * (values[4] * inverse_rms), w[5] * (values[5] * inverse_rms));
-    result.w = pack2(w[6] * (values[6] * inverse_rms), w[7] * (values[7] * inverse_rms));
-    reinterpret_cast<uint4*>(p.out + row * p.width)[chunk] = result;
+    reinterpret_cast<uint4*>(p.out + row * p.width)[chunk] = pack_normed8(values, w, inverse_rms);
   }
 }
 
