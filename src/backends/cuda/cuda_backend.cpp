@@ -107,10 +107,9 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   argmax_out_ = alloc(DType::kI32, {4096});
   argmax_slices_ = alloc(DType::kI32, {4096 * 2 * cuda::kArgmaxSlices});
   if (cuda::decode_gemm_supported()) {
-    decode_gemm_max_tokens_ = cuda::kDecodeGemmMaxTokens;
-    if (const char* tokens = std::getenv("RADIXLM_CUDA_DECODE_GEMM_TOKENS"); tokens != nullptr) {
-      decode_gemm_max_tokens_ = std::clamp<int64_t>(std::atoll(tokens), 0, cuda::kDecodeGemmMaxTokens);
-    }
+    decode_gemm_partials_ =
+        alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmMaxTokens});
+    decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
   if (const char* fusion = std::getenv("RADIXLM_CUDA_FUSE_ROPE"); fusion != nullptr) {
     if (std::strcmp(fusion, "0") == 0) rope_fusion_ = RopeFusion::kNever;
@@ -178,6 +177,8 @@ CudaBackend::~CudaBackend() {
   split_partials_workspace_ = Tensor();
   argmax_out_ = Tensor();
   argmax_slices_ = Tensor();
+  decode_gemm_partials_ = Tensor();
+  decode_gemm_counters_ = Tensor();
   gemm_.reset();
   retired_workspaces_.clear();
   if (staging_) cudaFreeHost(staging_);
@@ -442,10 +443,10 @@ void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& wei
   const auto aligned = [](const TensorView& t) { return reinterpret_cast<uintptr_t>(t.data) % 16 == 0; };
   const int64_t tokens = x.ndim() == 2 ? x.size(0) : 0, k = x.ndim() == 2 ? x.size(1) : 0;
   const int64_t n = weight.ndim() == 2 ? weight.size(0) : 0;
-  // A decode step's matmul that would run on cuBLASLt (past the decode GEMM's tokens, unless forced), with
-  // operands cuBLASLt's strided batches can slice and rows the summing kernel takes.
+  // A decode step's matmul that would run on cuBLASLt (past the decode GEMM's 16 tokens), with operands
+  // cuBLASLt's strided batches can slice and rows the summing kernel takes.
   const bool candidate = split_partials_ && !force_cublaslt_ && step_->max_query_len <= 1 &&
-                         (tokens > decode_gemm_max_tokens_ || force_split_partials_) && x.device == Device::kCuda &&
+                         tokens > cuda::kDecodeGemmMaxTokens && x.device == Device::kCuda &&
                          x.dtype == DType::kBF16 && x.is_contiguous() && weight.dtype == DType::kBF16 &&
                          weight.is_contiguous() && weight.size(1) == k && k % 8 == 0 &&
                          cuda::add_partials_rms_norm_supported(n) && residual.dtype == DType::kBF16 &&
@@ -504,7 +505,7 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   const bool aligned = reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
   // The GEMV kernel streams the weights once for all tokens, but re-reads the activations per weight row:
   // it beats cuBLASLt for one token, and for up to 8 tokens only on narrow matrices (bench linear). Other
-  // shapes of up to 64 tokens run the decode GEMM on Hopper (TMA + wgmma), the rest cuBLASLt.
+  // shapes of up to 16 tokens run the decode GEMM on Hopper (TMA + wgmma), the rest cuBLASLt.
   const bool gemv_shape = tokens == 1 || (tokens <= cuda::kGemvMaxTokens && n < 2048);
   // The operands both decode matmul kernels take (GemvParams and DecodeGemmParams name them alike).
   const auto with_operands = [&](auto p) {
@@ -528,10 +529,13 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
     dependents_start_early_ = true;
     return;
   }
-  if (!force_cublaslt_ && tokens <= decode_gemm_max_tokens_ && k % 8 == 0 && aligned) {
+  if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
+      k % 8 == 0 && aligned) {
     RADIXLM_OP_TIMER("linear_decode_gemm");
     cuda::DecodeGemmParams p = with_operands(cuda::DecodeGemmParams{});
     p.splits = cuda::decode_gemm_splits(n, k, info_.num_sms);
+    p.partials = decode_gemm_partials_.as<float>();
+    p.counters = decode_gemm_counters_.as<int32_t>();
     if (cuda::launch_decode_gemm(p, as_stream(stream_))) {
       RADIXLM_CUDA_CHECK(cudaGetLastError());
       dependents_start_early_ = true;

@@ -218,9 +218,9 @@ class CudaBackend final : public Backend {
   bool dependents_start_early_ = false;
   int32_t gemv_warps_per_row_ = 0;
   RopeFusion rope_fusion_ = RopeFusion::kAfterEarlyMatmul;
-  // Up to how many tokens a matmul takes the Hopper decode GEMM (cuda_kernels.h); 0 where it does not run.
-  // RADIXLM_CUDA_DECODE_GEMM_TOKENS lowers it (A/B runs against cuBLASLt).
-  int64_t decode_gemm_max_tokens_ = 0;
+  // The Hopper decode GEMM's split-K workspace (cuda_kernels.h); empty where the kernel does not run.
+  Tensor decode_gemm_partials_;
+  Tensor decode_gemm_counters_;
 };
 
 }  // namespace radixlm

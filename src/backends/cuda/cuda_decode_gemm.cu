@@ -1,10 +1,13 @@
-// The decode GEMM for Hopper (sm_90a): out [T, N] (+)= x [T, K] w [N, K]^T (+ bias) for the 2-64 tokens of
-// a decode batch, where cuBLASLt leaves the narrow matrices at 2.3-3.0 TB/s on an H200 and the GEMV, which
-// re-reads x for every weight row, loses beyond a few tokens.
+// The decode GEMM for Hopper (sm_90a): out [T, N] (+)= x [T, K] w [N, K]^T (+ bias) for the 2-16 tokens of
+// a small decode batch, where cuBLASLt leaves the narrow matrices at 2.3-2.9 TB/s on an H200 and the GEMV,
+// which re-reads x for every weight row, loses beyond a few tokens. Against cuBLASLt on an H200 the decode
+// steps of batch 4 / 8 / 16 run 5.6% / 3.5% / 2.5% faster with it (docs/performance.md). At 32 tokens it
+// only matched cuBLASLt and at 64 it lost 16%: the split-K partials grow with the tokens (o_proj at 64
+// tokens: 22 against 14 us), so cuBLASLt keeps those.
 //
-// The weights are the wgmma's A operand (64 rows per instruction) and the tokens its N side (8, 16, 32 or
-// 64, the batch rounded up; the tensor map zero-fills the missing token rows), so a block reads each weight
-// once for every token, straight from the TMA copy into shared memory, with no register staging:
+// The weights are the wgmma's A operand (64 rows per instruction) and the tokens its N side (8 or 16, the
+// batch rounded up; the tensor map zero-fills the missing token rows), so a block reads each weight once
+// for every token, straight from the TMA copy into shared memory, with no register staging:
 //  - a block owns 128 weight rows (two m64 tiles) and a range of K: one producer warp copies, per 64-column
 //    step, the weight tile (16 KB) and the x tile (128-byte rows of every token) by TMA into a ring of
 //    stages (as many as let two blocks share an SM), 128-byte swizzled as the descriptors read them; one
@@ -15,12 +18,10 @@
 //  - the consumers wait for each stage's products at once (~250 cycles against ~1,000 for its bytes to
 //    stream in), so every other stage stays in flight;
 //  - too few row tiles for the GPU (qkv_proj has 48, o_proj and down_proj 32, against 132 SMs x 2 blocks)
-//    are split along K, the splits of a tile forming one thread-block cluster. Each split leaves its f32
-//    partial tile in its own shared memory; past a cluster barrier, split r adds slice r of the tile over
-//    every split's shared memory (distributed shared memory, in split order: the same bits whatever the
-//    order the splits finish in) and stores it. An earlier form met in global memory, the last split to
-//    finish adding every partial: its reads grew with the tokens (o_proj at 64 tokens: 22 us against
-//    cuBLASLt's 14), so it stopped at 16.
+//    are split along K. Each split stores its f32 partial tile in the accumulator layout (every thread its
+//    own registers, coalesced), and the split that finishes last (a per-tile counter, reset by it for the
+//    next launch) adds all partials in split order and writes the output: the same bits whatever the order
+//    in which the splits finish, and no second kernel.
 
 #include <algorithm>
 
@@ -37,7 +38,7 @@ constexpr int kThreads = kConsumerThreads + 32;  // one consumer warpgroup, then
 constexpr int kWeightBytes = kRows * 128;
 
 // As many stages as let two blocks share an SM (113 KB each, with the barriers' and the alignment's 2 KB):
-// 6 at 8 and at 16 tokens, 5 at 32, 4 at 64. (One block per SM with twice the stages ran slower: 7.43 against 7.20 ms for a
+// 6 at 8 and at 16 tokens. (One block per SM with twice the stages ran slower: 7.43 against 7.20 ms for a
 // batch-64 step, when this kernel still took 64 tokens.)
 constexpr int kBlocksPerSm = 2;
 template <int kN>
@@ -49,9 +50,8 @@ struct alignas(1024) Smem {  // every tile 1024-byte aligned (the swizzle patter
   uint8_t x[kStages<kN>][kN * 128];  // kN >= 8: whole 1024-byte swizzle atoms
   uint64_t full[kStages<kN>];   // one arrival with the stage's byte count; complete when the copies landed
   uint64_t empty[kStages<kN>];  // lane 0 of each consumer warp, once its products that read the stage are done
+  int sums_splits;          // whether this block is the tile's last split
 };
-// A split's partial tile, float4 i of consumer thread t at [i][t], fits in the weight ring it leaves behind.
-static_assert(sizeof(float) * kRows * 64 <= kStages<64> * kWeightBytes);
 template <int kN>
 constexpr size_t smem_bytes() {
   return sizeof(Smem<kN>) + 1024;  // dynamic shared memory is only 16-byte aligned: the kernel rounds up
@@ -81,46 +81,6 @@ __device__ __forceinline__ void wgmma_tile<16>(float (&d)[8], uint64_t desc_a, u
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
       : "l"(desc_a), "l"(desc_b), "r"(1));
 }
-template <>
-__device__ __forceinline__ void wgmma_tile<32>(float (&d)[16], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_tile<64>(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-
-// The cluster barrier (every thread of every block of the cluster), with release / acquire semantics for
-// shared memory: what a block stored before it is visible to the others' distributed reads after it.
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-// The float4 at `local` (this block's shared memory) in block `rank` of the cluster.
-__device__ __forceinline__ float4 load_cluster_float4(const float4* local, int rank) {
-  uint32_t remote = 0;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_address(local)), "r"(rank));
-  float4 v;
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(remote)
-               : "memory");
-  return v;
-}
 
 template <int kN>
 __device__ __forceinline__ void pin(float (&d)[2][kN / 2]) {
@@ -143,8 +103,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw_address = smem_address(smem_raw);
   Smem<kN>& s = *reinterpret_cast<Smem<kN>*>(smem_raw + ((1024 - raw_address % 1024) % 1024));
-  // A tile's splits are consecutive blocks: one cluster, split r its block of rank r.
-  const int tile = static_cast<int>(blockIdx.x) / p.splits, split = static_cast<int>(blockIdx.x) % p.splits;
+  const int tiles = static_cast<int>((p.n + kRows - 1) / kRows);
+  const int tile = static_cast<int>(blockIdx.x) % tiles, split = static_cast<int>(blockIdx.x) / tiles;
   const int k_steps = static_cast<int>((p.k + kKStep - 1) / kKStep);
   const int step_begin = static_cast<int>(int64_t{split} * k_steps / p.splits);
   const int steps = static_cast<int>(int64_t{split + 1} * k_steps / p.splits) - step_begin;
@@ -177,36 +137,18 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
         tma_load_2d(s.x[stage], &x_map, (step_begin + g) * kKStep, 0, &s.full[stage]);
       }
     }
-    __syncwarp();
-    if (p.splits > 1) {  // the cluster barriers count every thread: the consumers' two below
-      cluster_sync();
-      cluster_sync();
-    }
     return;
   }
 
-  pdl_wait();  // before the output is read or written
+  pdl_wait();  // before the epilogue touches the output, the partials or the counters
   pdl_launch_dependents();
-  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   // acc[h][4t + j]: weight row tile * 128 + 64h + 16 warp + lane / 4 (+ 8 for j % 4 >= 2), token
   // 8t + 2 (lane % 4) + (j & 1).
-  // (The same for another thread's registers, in the sums of the split tiles.)
-  const auto row_of = [&](int thread, int h, int j) {
-    return static_cast<int64_t>(tile) * kRows + 64 * h + 16 * (thread / 32) + (thread % 32) / 4 +
-           (j % 4 >= 2 ? 8 : 0);
+  const auto row = [&](int h, int j) {
+    return static_cast<int64_t>(tile) * kRows + 64 * h + 16 * warp + lane / 4 + (j % 4 >= 2 ? 8 : 0);
   };
-  const auto token_of = [](int thread, int j) { return 8 * (j / 4) + 2 * (thread % 4) + (j & 1); };
-  const auto row = [&](int h, int j) { return row_of(static_cast<int>(threadIdx.x), h, j); };
-  const auto token = [&](int j) { return token_of(static_cast<int>(threadIdx.x), j); };
-  const auto store = [&](int64_t n, int t, float value) {
-    if (n >= p.n || t >= p.tokens) return;
-    const int64_t at = t * p.n + n;
-    if (p.out_f32) {
-      static_cast<float*>(p.out)[at] = value;
-    } else {
-      static_cast<uint16_t*>(p.out)[at] = f32_to_bf16_bits(value);
-    }
-  };
+  const auto token = [&](int j) { return 8 * (j / 4) + 2 * (lane % 4) + (j & 1); };
   // Split 0 starts from the values added to and the bias, loaded now, while the first stages stream in (in
   // the epilogue each would be a round trip at the tail of the kernel); the other splits start from zero.
   // An element outside the output reads the nearest inside one (dropped at the store): with no branch per
@@ -261,53 +203,67 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   }
 
   if (p.splits > 1) {
-    // This split's partial tile into its weight ring (every copy has landed and every product that read the
-    // ring is done), float4 i of thread t at [i][t]; past the barrier, split r sums slice r of the tile's
-    // float4s over every split in split order and stores them.
+    // This split's partial tile, float4 i of thread t at [i][t] (each thread writes its own registers).
     constexpr int kVectors = kN / 4;
-    float4* mine = reinterpret_cast<float4*>(s.w[0]);
-    // Every consumer warp is past its last products (another warp's may still read the ring's first stages).
-    asm volatile("bar.sync 1, %0;" ::"n"(kConsumerThreads) : "memory");
+    auto* slots = reinterpret_cast<float4*>(p.partials);
+    float4* mine = slots + static_cast<int64_t>(tile * p.splits + split) * kVectors * kConsumerThreads;
 #pragma unroll
     for (int i = 0; i < kVectors; ++i) {
       const float* v = &acc[i / (kN / 8)][(i % (kN / 8)) * 4];
       mine[i * kConsumerThreads + threadIdx.x] = make_float4(v[0], v[1], v[2], v[3]);
     }
-    cluster_sync();
-    constexpr int kSlots = kVectors * kConsumerThreads;
-    const int end = (split + 1) * kSlots / p.splits;
-    for (int slot = split * kSlots / p.splits + static_cast<int>(threadIdx.x); slot < end; slot += kConsumerThreads) {
-      float4 part[kDecodeGemmMaxSplits];
-#pragma unroll
-      for (int sp = 0; sp < kDecodeGemmMaxSplits; ++sp) {
-        if (sp < p.splits) part[sp] = load_cluster_float4(mine + slot, sp);
-      }
-      float4 sum = part[0];
-#pragma unroll
-      for (int sp = 1; sp < kDecodeGemmMaxSplits; ++sp) {
-        if (sp < p.splits) {
-          sum.x += part[sp].x;
-          sum.y += part[sp].y;
-          sum.z += part[sp].z;
-          sum.w += part[sp].w;
-        }
-      }
-      // Slot (i, t) holds thread t's acc[h][j0 .. j0 + 3].
-      const int i = slot / kConsumerThreads, thread = slot % kConsumerThreads;
-      const int h = i / (kN / 8), j0 = (i % (kN / 8)) * 4;
-      store(row_of(thread, h, j0), token_of(thread, j0), sum.x);
-      store(row_of(thread, h, j0 + 1), token_of(thread, j0 + 1), sum.y);
-      store(row_of(thread, h, j0 + 2), token_of(thread, j0 + 2), sum.z);
-      store(row_of(thread, h, j0 + 3), token_of(thread, j0 + 3), sum.w);
+    __threadfence();  // the partial is visible before the counter says so
+    asm volatile("bar.sync 1, %0;" ::"n"(kConsumerThreads) : "memory");
+    if (threadIdx.x == 0) {
+      const int done = atomicAdd(&p.counters[tile], 1);
+      s.sums_splits = done == p.splits - 1;
+      if (s.sums_splits) p.counters[tile] = 0;  // ready for the next launch (which waits for this grid)
     }
-    cluster_sync();  // no block leaves while another may still read its shared memory
-    return;
+    asm volatile("bar.sync 1, %0;" ::"n"(kConsumerThreads) : "memory");
+    if (!s.sums_splits) return;
+    __threadfence();
+    const float4* first = slots + static_cast<int64_t>(tile * p.splits) * kVectors * kConsumerThreads;
+    float4 sum[kVectors];
+#pragma unroll
+    for (int i = 0; i < kVectors; ++i) sum[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    // In split order (the same sum whichever split is last); a split's loads all go out together.
+    for (int sp = 0; sp < p.splits; ++sp) {
+      float4 part[kVectors];
+#pragma unroll
+      for (int i = 0; i < kVectors; ++i) {
+        part[i] = __ldcg(first + (static_cast<int64_t>(sp) * kVectors + i) * kConsumerThreads + threadIdx.x);
+      }
+#pragma unroll
+      for (int i = 0; i < kVectors; ++i) {
+        sum[i].x += part[i].x;
+        sum[i].y += part[i].y;
+        sum[i].z += part[i].z;
+        sum[i].w += part[i].w;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kVectors; ++i) {
+      float* v = &acc[i / (kN / 8)][(i % (kN / 8)) * 4];
+      v[0] = sum[i].x;
+      v[1] = sum[i].y;
+      v[2] = sum[i].z;
+      v[3] = sum[i].w;
+    }
   }
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
 #pragma unroll
-    for (int j = 0; j < kN / 2; ++j) store(row(h, j), token(j), acc[h][j]);
+    for (int j = 0; j < kN / 2; ++j) {
+      const int64_t n = row(h, j);
+      if (n >= p.n || token(j) >= p.tokens) continue;
+      const int64_t at = token(j) * p.n + n;
+      if (p.out_f32) {
+        static_cast<float*>(p.out)[at] = acc[h][j];
+      } else {
+        static_cast<uint16_t*>(p.out)[at] = f32_to_bf16_bits(acc[h][j]);
+      }
+    }
   }
 #endif  // RADIXLM_WGMMA
 }
@@ -341,31 +297,14 @@ bool allow_shared_memory() {
 
 template <int kN>
 bool launch_tokens(DecodeGemmParams p, cudaStream_t stream) {
+  static_assert(kN <= kDecodeGemmMaxTokens, "the partials are sized for kDecodeGemmMaxTokens");
   if (!allow_shared_memory<kN>()) return false;
   CUtensorMap w_map{}, x_map{};
   if (!encode_rows_map(w_map, p.w, p.n, p.k, kRows) || !encode_rows_map(x_map, p.x, p.tokens, p.k, kN)) return false;
-  const auto grid = dim3(static_cast<unsigned int>((p.n + kRows - 1) / kRows * p.splits));
-  if (p.splits == 1) {
-    launch_programmatic(decode_gemm_kernel<kN>, grid, dim3(kThreads), smem_bytes<kN>(), stream, p, w_map, x_map);
-    return true;
-  }
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smem_bytes<kN>();
-  config.stream = stream;
-  cudaLaunchAttribute attributes[2] = {};
-  attributes[0].id = cudaLaunchAttributeClusterDimension;
-  attributes[0].val.clusterDim.x = static_cast<unsigned int>(p.splits);
-  attributes[0].val.clusterDim.y = 1;
-  attributes[0].val.clusterDim.z = 1;
-  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attributes[1].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
-  config.attrs = attributes;
-  config.numAttrs = 2;
-  if (cudaLaunchKernelEx(&config, decode_gemm_kernel<kN>, p, w_map, x_map) == cudaSuccess) return true;
-  (void)cudaGetLastError();  // no cluster launch here: the caller falls back to cuBLASLt
-  return false;
+  const int64_t tiles = (p.n + kRows - 1) / kRows;
+  launch_programmatic(decode_gemm_kernel<kN>, dim3(static_cast<unsigned int>(tiles * p.splits)),
+                      dim3(kThreads), smem_bytes<kN>(), stream, p, w_map, x_map);
+  return true;
 }
 
 }  // namespace
@@ -374,20 +313,17 @@ bool decode_gemm_supported() { return hopper_device(); }
 
 int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms) {
   const int64_t tiles = (n + kRows - 1) / kRows, k_steps = (k + kKStep - 1) / kKStep;
-  // At least kMinStepsPerSplit steps per split: each split's partial tile costs a round of sums.
+  int64_t splits = (kBlocksPerSm * int64_t{num_sms}) / tiles;
+  // At least kMinStepsPerSplit steps per split: each split's partial tile costs its last block a read.
   constexpr int64_t kMinStepsPerSplit = 8;
-  const int64_t most = std::min({(kBlocksPerSm * int64_t{num_sms}) / tiles, k_steps / kMinStepsPerSplit,
-                                 int64_t{kDecodeGemmMaxSplits}});
-  int32_t splits = 1;  // a power of two: clusters of 2, 4 or 8 blocks pack the GPCs' SMs evenly
-  while (2 * splits <= most) splits *= 2;
-  return splits;
+  splits = std::min({splits, k_steps / kMinStepsPerSplit, int64_t{kDecodeGemmMaxSplits},
+                     kDecodeGemmMaxSlots / std::max<int64_t>(tiles, 1)});
+  return static_cast<int32_t>(std::max<int64_t>(splits, 1));
 }
 
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream) {
   if (p.tokens <= 8) return launch_tokens<8>(p, stream);
   if (p.tokens <= 16) return launch_tokens<16>(p, stream);
-  if (p.tokens <= 32) return launch_tokens<32>(p, stream);
-  if (p.tokens <= 64) return launch_tokens<64>(p, stream);
   return false;
 }
 

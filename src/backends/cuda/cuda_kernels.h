@@ -129,9 +129,12 @@ void launch_gemv(const GemvParams& p, cudaStream_t stream);
 
 // out [T, N] (+)= x [T, K] @ w [N, K]^T (+ bias) for 2..kDecodeGemmMaxTokens tokens on Hopper (TMA + wgmma,
 // cuda_decode_gemm.cu). Needs decode_gemm_supported(), K % 8 == 0, 16-byte aligned x and w (contiguous rows).
-// With splits > 1 the blocks of each 128-row tile split K, as one thread-block cluster.
-inline constexpr int kDecodeGemmMaxTokens = 64;
-inline constexpr int kDecodeGemmMaxSplits = 8;  // the portable cluster size
+// With splits > 1 the blocks of each 128-row tile split K and meet in `partials` (f32, kDecodeGemmMaxSlots x
+// 128 x kDecodeGemmMaxTokens floats) and `counters` (int32 per tile, zero before the first launch; each launch
+// leaves them zero).
+inline constexpr int kDecodeGemmMaxTokens = 16;
+inline constexpr int kDecodeGemmMaxSplits = 16;
+inline constexpr int64_t kDecodeGemmMaxSlots = 512;  // tiles x splits of one launch, when split
 struct DecodeGemmParams {
   const uint16_t* x = nullptr;
   const uint16_t* w = nullptr;
@@ -143,10 +146,12 @@ struct DecodeGemmParams {
   int64_t n = 0;
   int64_t k = 0;
   int32_t splits = 1;  // decode_gemm_splits()
+  float* partials = nullptr;
+  int32_t* counters = nullptr;
 };
 bool decode_gemm_supported();
-// K splits for an N x K matrix (1, 2, 4 or 8): up to enough 128-row tiles x splits for two blocks per SM,
-// at least 8 steps of 64 columns per split.
+// K splits for an N x K matrix: enough 128-row tiles x splits for two blocks per SM, at least 8 steps of
+// 64 columns per split.
 int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms);
 // False (nothing launched) if the shape is not one it takes or the driver refused the tensor maps.
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream);
