@@ -318,11 +318,7 @@ int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms) {
   constexpr int64_t kMinStepsPerSplit = 8;
   splits = std::min({splits, k_steps / kMinStepsPerSplit, int64_t{kDecodeGemmMaxSplits},
                      kDecodeGemmMaxSlots / std::max<int64_t>(tiles, 1)});
-  // Rounded down to a power of two, which divides K's steps evenly for the usual hidden sizes: q/k/v's 48
-  // tiles would take 5 splits of 12 or 13 of its 64 steps, where the blocks with 13 set the pace.
-  int32_t rounded = 1;
-  while (2 * rounded <= splits) rounded *= 2;
-  return rounded;
+  return static_cast<int32_t>(std::max<int64_t>(splits, 1));
 }
 
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream) {

@@ -150,8 +150,8 @@ struct DecodeGemmParams {
   int32_t* counters = nullptr;
 };
 bool decode_gemm_supported();
-// K splits for an N x K matrix (a power of two): up to enough 128-row tiles x splits for two blocks per SM,
-// at least 8 steps of 64 columns per split.
+// K splits for an N x K matrix: enough 128-row tiles x splits for two blocks per SM, at least 8 steps of
+// 64 columns per split.
 int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms);
 // False (nothing launched) if the shape is not one it takes or the driver refused the tensor maps.
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream);
