@@ -163,6 +163,11 @@ float CublasLtGemm::time_launch(const Plan& plan, const cublasLtMatmulAlgo_t& al
 // into the output), so a tuned shape gives the same bits on every call, graphs or eager. The candidates
 // write a scratch output (beta 0; the epilogue's read of out under accumulate is the same for every
 // candidate), so out, which may be a residual added into, is untouched.
+void CublasLtGemm::tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes,
+                             cudaStream_t stream) {
+  if (tuning_enabled() && !plan.tuned) tune(plan, x, w, out_bytes, stream);
+}
+
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
   constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;
@@ -221,14 +226,14 @@ int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* par
   double best_ms = -1.0;
   if (against_plain) {
     Plan& plain = plan_for({tokens, n, k, false, false, 1});
-    if (tuning_enabled() && !plain.tuned) tune(plain, x, w, static_cast<size_t>(tokens * n) * 2, stream);
+    tune_once(plain, x, w, static_cast<size_t>(tokens * n) * 2, stream);
     if (plain.ok) best_ms = time_launch(plain, plain.algo, x, w, partials, stream);
   }
   for (int splits = 1; splits <= max_splits; splits *= 2) {
     if (k % (8 * splits) != 0) continue;
     Plan& plan = plan_for({tokens, n, k, true, false, splits});
     const size_t out_bytes = static_cast<size_t>(splits * tokens * n) * 4;
-    if (tuning_enabled() && !plan.tuned) tune(plan, x, w, out_bytes, stream);
+    tune_once(plan, x, w, out_bytes, stream);
     if (!plan.ok) continue;
     const float ms = time_launch(plan, plan.algo, x, w, partials, stream);
     if (ms < 0.0f) continue;

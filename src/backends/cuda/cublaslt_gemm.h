@@ -61,6 +61,8 @@ class CublasLtGemm {
   int choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n, int64_t k,
                     int max_splits, bool against_plain, cudaStream_t stream);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
+  // tune() where tuning is on and the plan is not tuned yet (callers are outside stream capture).
+  void tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
   cublasLtHandle_t handle_ = nullptr;

@@ -67,6 +67,10 @@ __device__ __forceinline__ void unpack8(const uint4& v, float (&out)[8]) {
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return static_cast<uint32_t>(f32_to_bf16_bits(lo)) | (static_cast<uint32_t>(f32_to_bf16_bits(hi)) << 16);
 }
+// Eight floats as eight bf16 (round to nearest even), in order: unpack8's inverse.
+__device__ __forceinline__ uint4 pack8(const float (&v)[8]) {
+  return make_uint4(pack2(v[0], v[1]), pack2(v[2], v[3]), pack2(v[4], v[5]), pack2(v[6], v[7]));
+}
 
 // The RMSNorm kernels' shared steps. 1 / rms of a row from each thread's sum of squares, summed over the
 // block's blockDim.x / 32 warps (scratch: 32 floats), in one fixed order.
@@ -81,12 +85,10 @@ __device__ __forceinline__ float row_inverse_rms(float sum_squares, float* scrat
 }
 // Eight outputs weight * (value * inverse_rms), packed to bf16.
 __device__ __forceinline__ uint4 pack_normed8(const float (&values)[8], const float (&w)[8], float inverse_rms) {
-  uint4 result;
-  result.x = pack2(w[0] * (values[0] * inverse_rms), w[1] * (values[1] * inverse_rms));
-  result.y = pack2(w[2] * (values[2] * inverse_rms), w[3] * (values[3] * inverse_rms));
-  result.z = pack2(w[4] * (values[4] * inverse_rms), w[5] * (values[5] * inverse_rms));
-  result.w = pack2(w[6] * (values[6] * inverse_rms), w[7] * (values[7] * inverse_rms));
-  return result;
+  float normed[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) normed[e] = w[e] * (values[e] * inverse_rms);
+  return pack8(normed);
 }
 
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
@@ -163,12 +165,7 @@ __global__ void silu_and_mul_vec_kernel(const uint16_t* x, uint16_t* out, int64_
     float y[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) y[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
-    uint4 result;
-    result.x = pack2(y[0], y[1]);
-    result.y = pack2(y[2], y[3]);
-    result.z = pack2(y[4], y[5]);
-    result.w = pack2(y[6], y[7]);
-    reinterpret_cast<uint4*>(out + r * inter)[i] = result;
+    reinterpret_cast<uint4*>(out + r * inter)[i] = pack8(y);
   }
 }
 
@@ -289,12 +286,7 @@ __global__ void silu_and_mul_rows_kernel(const uint16_t* x, uint16_t* out, int64
     float y[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) y[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
-    uint4 result;
-    result.x = pack2(y[0], y[1]);
-    result.y = pack2(y[2], y[3]);
-    result.z = pack2(y[4], y[5]);
-    result.w = pack2(y[6], y[7]);
-    reinterpret_cast<uint4*>(out + r * inter)[i] = result;
+    reinterpret_cast<uint4*>(out + r * inter)[i] = pack8(y);
   }
 }
 
@@ -569,12 +561,7 @@ __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
     unpack8(b_raw, b);  // zeros without a bias
 #pragma unroll
     for (int e = 0; e < 8; ++e) values[e] = round_bf16(r[e] + (sums[e] + b[e]));
-    uint4 stored;
-    stored.x = pack2(values[0], values[1]);
-    stored.y = pack2(values[2], values[3]);
-    stored.z = pack2(values[4], values[5]);
-    stored.w = pack2(values[6], values[7]);
-    *residual = stored;
+    *residual = pack8(values);
 #pragma unroll
     for (int e = 0; e < 8; ++e) sum_squares += values[e] * values[e];
   }
