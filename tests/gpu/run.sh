@@ -38,6 +38,7 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: runs with a time limit, appends 
 # kernels, "profile" Nsight Compute over the attention kernels, "kerneltimes" every kernel of a decode step
 # (batches RADIXLM_GPU_KERNELTIMES_BATCHES, default "1 64 256"),
 # "stalls" where the decode attention's and the one-token GEMVs' warps wait, per instruction.
+# "probe" how fast the decode matmuls' weights stream by access pattern (tests/gpu/stream_probe.cu).
 PARTS=" ${RADIXLM_GPU_PARTS:-tests bench optimes serving} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 
@@ -148,6 +149,12 @@ BW=${BW:-4.26}; TF=${TF:-700}
 
 BENCH=$OUT/bench.log
 RADIXLM=$BUILD/src/apps/radixlm
+# How fast the decode matmuls' weights can stream in by each access pattern (tests/gpu/stream_probe.cu).
+if part probe; then
+  stage build-probe 120 "$OUT/probe.log" nvcc -O3 -std=c++20 -I "$SRC/src" -gencode=arch=compute_90a,code=sm_90a \
+    "$SRC/tests/gpu/stream_probe.cu" -o "$BUILD/stream_probe"
+  stage probe 120 "$OUT/probe.log" "$BUILD/stream_probe"
+fi
 part bench && stage bench-linear 90 "$BENCH" "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size 1 8 16 32 64 256
 # Where a decode step's GPU time goes, op by op (CUDA events around each op: RADIXLM_CUDA_OP_TIMES=1; eager,
 # since a graph replay is one op).
@@ -252,6 +259,7 @@ fi
     echo "--- bench linear, baseline $(cat .gpu/BASELINE_COMMIT)"
     grep -E "^(matrix|qkv_proj|q_proj|k_proj|o_proj|gate_up|down|lm_head) " "$OUT/baseline_linear.log" || true
   fi
+  [ -f "$OUT/probe.log" ] && { echo "--- weight streaming probe (tests/gpu/stream_probe.cu)"; grep "^probe " "$OUT/probe.log"; }
   echo "--- serving (tests/gpu/serving.sh; targets: start-to-ready <= 20 s, ITL p50 / one-batch step <= 1.2)"
   cat "$OUT/serving_summary.txt" 2>/dev/null || echo "(not run)"
   [ -f "$OUT/plain/serving_summary.txt" ] && cat "$OUT/plain/serving_summary.txt"
