@@ -48,11 +48,14 @@ if [ -f .gpu/source.tar ]; then
   SRC=$ROOT/build/gpu-src
   rm -rf "$SRC" && mkdir -p "$SRC" && tar -xf .gpu/source.tar -C "$SRC"
 fi
+if [[ $PARTS != " probe " ]]; then  # the probe alone needs no build of the project
 stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
 stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
   cuda_prefill_attention_test cuda_elementwise_bench_test
 stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
+fi
+mkdir -p "$BUILD"
 
 TESTS=$OUT/tests.log
 if part tests; then
