@@ -39,10 +39,12 @@ using namespace radixlm::cuda;
 namespace {
 
 constexpr int kMaxStages = 32;
-constexpr int kThreads = 160;  // a consumer warpgroup, then the producer warp
+constexpr int kMaxThreads = 288;  // one or two consumer warpgroups, then the producer warp
 
 struct Probe {
   int tiles, splits, k_steps, box_rows, x_rows, stages, math;
+  int consumers;    // warpgroups sharing the block's m64 tiles
+  int boxes;        // 64-column steps per stage
   float* partials;  // null: none written
 };
 
@@ -62,52 +64,68 @@ __device__ __forceinline__ void wgmma_m64n64(float (&d)[32], uint64_t desc_a, ui
 __device__ __forceinline__ uint64_t k_step(uint32_t rows, int kk) { return descriptor(rows + kk * 32, 16, 1024); }
 #endif
 
-__global__ void __launch_bounds__(kThreads)
+// kTiles: m64 tiles per consumer warpgroup (1 or 2); kBoxes: 64-column steps per stage (compile-time, so that
+// the wgmma chain has no branch for the compiler to fence around).
+template <int kTiles, int kBoxes>
+__global__ void __launch_bounds__(kMaxThreads)
     tma_stream(Probe p, const __grid_constant__ CUtensorMap w_map, const __grid_constant__ CUtensorMap x_map) {
 #if RADIXLM_WGMMA
   extern __shared__ uint8_t smem_raw[];
   __shared__ uint64_t full[kMaxStages], empty[kMaxStages];
   uint8_t* base = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
-  const uint32_t w_bytes = p.box_rows * 128, x_bytes = p.x_rows * 128;
+  const uint32_t w_box = p.box_rows * 128, x_box = p.x_rows * 128;
+  const uint32_t w_bytes = kBoxes * w_box, x_bytes = kBoxes * x_box;
   const uint32_t stage_bytes = (w_bytes + x_bytes + 1023) / 1024 * 1024;
   const int tile = blockIdx.x % p.tiles, split = blockIdx.x / p.tiles;
-  const int begin = split * p.k_steps / p.splits, steps = (split + 1) * p.k_steps / p.splits - begin;
+  const int stage_steps = p.k_steps / kBoxes;  // a stage holds `boxes` 64-column steps
+  const int begin = split * stage_steps / p.splits, steps = (split + 1) * stage_steps / p.splits - begin;
   if (threadIdx.x == 0) {
     for (int i = 0; i < p.stages; ++i) {
       mbarrier_init(&full[i], 1);
-      mbarrier_init(&empty[i], 4);
+      mbarrier_init(&empty[i], 4 * p.consumers);
     }
     fence_async_shared();
   }
   __syncthreads();
-  if (threadIdx.x >= 128) {
-    if (threadIdx.x != 128) return;
+  if (threadIdx.x >= 128 * p.consumers) {
+    if (threadIdx.x != 128 * p.consumers) return;
+    const auto load_w = [&](int g, int stage) {
+      for (int b = 0; b < kBoxes; ++b) {
+        tma_load_2d(base + stage * stage_bytes + b * w_box, &w_map, ((begin + g) * kBoxes + b) * 64, tile * p.box_rows,
+                    &full[stage]);
+      }
+    };
+    const auto load_x = [&](int g, int stage) {
+      for (int b = 0; b < kBoxes; ++b) {
+        tma_load_2d(base + stage * stage_bytes + w_bytes + b * x_box, &x_map, ((begin + g) * kBoxes + b) * 64, 0,
+                    &full[stage]);
+      }
+    };
     // As the decode GEMM: the first stages' weights go out before the wait for the kernel ahead, x after.
     const int first = min(steps, p.stages);
     for (int g = 0; g < first; ++g) {
       mbarrier_arrive_expect_tx(&full[g], w_bytes + x_bytes);
-      tma_load_2d(base + g * stage_bytes, &w_map, (begin + g) * 64, tile * p.box_rows, &full[g]);
+      load_w(g, g);
     }
     pdl_wait();
-    for (int g = 0; g < first; ++g)
-      tma_load_2d(base + g * stage_bytes + w_bytes, &x_map, (begin + g) * 64, 0, &full[g]);
+    for (int g = 0; g < first; ++g) load_x(g, g);
     for (int g = first; g < steps; ++g) {
       const int stage = g % p.stages;
       mbarrier_wait(&empty[stage], (g / p.stages - 1) & 1);
       mbarrier_arrive_expect_tx(&full[stage], w_bytes + x_bytes);
-      uint8_t* dst = base + stage * stage_bytes;
-      tma_load_2d(dst, &w_map, (begin + g) * 64, tile * p.box_rows, &full[stage]);
-      tma_load_2d(dst + w_bytes, &x_map, (begin + g) * 64, 0, &full[stage]);
+      load_w(g, stage);
+      load_x(g, stage);
     }
     return;
   }
   pdl_wait();
   pdl_launch_dependents();
-  const int lane = threadIdx.x % 32;
+  const int lane = threadIdx.x % 32, group = threadIdx.x / 128;
   const auto release = [&](int stage) {
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&empty[stage]);
   };
+  // Warpgroup `group` owns the block's m64 tiles group and group + consumers.
   float acc[2][32] = {};
   for (int g = 0; g < steps; ++g) {
     const int stage = g % p.stages;
@@ -119,9 +137,15 @@ __global__ void __launch_bounds__(kThreads)
     const uint32_t w_rows = smem_address(base + stage * stage_bytes), x_rows = w_rows + w_bytes;
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      wgmma_m64n64(acc[0], k_step(w_rows, kk), k_step(x_rows, kk));
-      wgmma_m64n64(acc[1], k_step(w_rows + 64 * 128, kk), k_step(x_rows, kk));
+    for (int b = 0; b < kBoxes; ++b) {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint64_t x_desc = k_step(x_rows + b * x_box, kk);
+        wgmma_m64n64(acc[0], k_step(w_rows + b * w_box + group * 64 * 128, kk), x_desc);
+        if (kTiles > 1) {
+          wgmma_m64n64(acc[1], k_step(w_rows + b * w_box + (group + p.consumers) * 64 * 128, kk), x_desc);
+        }
+      }
     }
     wgmma_commit();
     if (p.math == 1) {
@@ -138,7 +162,9 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = 0; i < 32; ++i) sum += acc[0][i] + acc[1][i];
   if (p.partials != nullptr) {
     float4* tile_out = reinterpret_cast<float4*>(p.partials) + static_cast<int64_t>(blockIdx.x) * p.box_rows * 16;
-    for (int i = threadIdx.x; i < p.box_rows * 16; i += 128) tile_out[i] = make_float4(sum, 2.0f, 3.0f, 4.0f);
+    for (int i = threadIdx.x; i < p.box_rows * 16; i += 128 * p.consumers) {
+      tile_out[i] = make_float4(sum, 2.0f, 3.0f, 4.0f);
+    }
   } else if (sum == 1234.5f) {
     *reinterpret_cast<float*>(smem_raw) = sum;  // keeps the math
   }
@@ -177,6 +203,7 @@ struct Config {
   int box_rows, x_rows, blocks_per_sm;
   int math = 0;
   bool partials = false, pdl = false;
+  int consumers = 1, boxes = 1;
 };
 
 }  // namespace
@@ -184,7 +211,13 @@ struct Config {
 int main() {
   int sms = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  CHECK(cudaFuncSetAttribute(tma_stream, cudaFuncAttributeMaxDynamicSharedMemorySize, 226 * 1024));
+  using Kernel = void (*)(Probe, CUtensorMap, CUtensorMap);
+  const Kernel kernels[2][2] = {{tma_stream<1, 1>, tma_stream<1, 2>}, {tma_stream<2, 1>, tma_stream<2, 2>}};
+  for (const auto& row : kernels) {
+    for (Kernel kernel : row) {
+      CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 226 * 1024));
+    }
+  }
   constexpr size_t kPool = size_t{640} << 20;  // bytes: rotating copies of each matrix
   uint8_t* pool = nullptr;
   CHECK(cudaMalloc(&pool, kPool));
@@ -203,18 +236,19 @@ int main() {
 
   const Shape shapes[] = {{"gate_up", 28672, 4096}, {"down", 4096, 14336}, {"qkv", 6144, 4096}, {"o_proj", 4096, 4096}};
   const Config configs[] = {
-      {.box_rows = 128, .x_rows = 8, .blocks_per_sm = 2},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2},
-      {.box_rows = 256, .x_rows = 64, .blocks_per_sm = 1},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 2},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .partials = true},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 2, .partials = true},
-      {.box_rows = 128, .x_rows = 8, .blocks_per_sm = 2, .pdl = true},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .pdl = true},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .consumers = 2},
+      {.box_rows = 256, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .consumers = 2},
+      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 4, .math = 1},
+      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 3, .math = 1},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .boxes = 2},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 2, .pdl = true},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 2, .partials = true, .pdl = true},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true, .consumers = 2},
+      {.box_rows = 256, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .pdl = true, .consumers = 2},
+      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 4, .math = 1, .pdl = true},
+      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 3, .math = 1, .pdl = true},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .partials = true, .pdl = true, .consumers = 2},
   };
   for (const Shape& s : shapes) {
     const size_t bytes = static_cast<size_t>(s.n * s.k * 2);
@@ -234,15 +268,20 @@ int main() {
     const double ldg_us = timed([&](int c) {
       ldg_stream<<<sms * 4, 512>>>(reinterpret_cast<const uint4*>(pool + c * bytes), bytes / 16, sink);
     });
-    std::printf("probe %-7s ldg %56s: %7.1f us %5.2f TB/s\n", s.name, "", ldg_us, bytes / ldg_us / 1e6);
+    std::printf("probe %-7s ldg %66s: %7.1f us %5.2f TB/s\n", s.name, "", ldg_us, bytes / ldg_us / 1e6);
     for (const Config& c : configs) {
       Probe p{};
       p.box_rows = c.box_rows;
       p.x_rows = c.x_rows;
-      p.math = c.box_rows == 128 && c.x_rows == 64 ? c.math : 0;  // the products are written for that tile
+      p.consumers = c.consumers;
+      p.boxes = c.boxes;
+      // The products are written for 64 tokens and at most two m64 tiles per warpgroup.
+      p.math = c.x_rows == 64 && c.box_rows / 64 <= 2 * c.consumers ? c.math : 0;
+      const int threads = 128 * c.consumers + 32;
+      const Kernel kernel = kernels[c.box_rows / 64 / c.consumers >= 2][c.boxes == 2];
       p.tiles = static_cast<int>(s.n / c.box_rows);
       p.k_steps = static_cast<int>(s.k / 64);
-      const int stage_bytes = (c.box_rows * 128 + c.x_rows * 128 + 1023) / 1024 * 1024;
+      const int stage_bytes = (c.boxes * (c.box_rows + c.x_rows) * 128 + 1023) / 1024 * 1024;
       p.stages = std::min(kMaxStages, (227 * 1024 / c.blocks_per_sm - 2048) / stage_bytes);
       const int smem = p.stages * stage_bytes + 1024;
       p.splits = std::max(1, std::min(c.blocks_per_sm * sms / p.tiles, p.k_steps / 8));
@@ -255,21 +294,22 @@ int main() {
       }
       if (!encode(x_map, x, 64, s.k, c.x_rows)) std::exit(3);
       int resident = 0;
-      CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, tma_stream, kThreads, smem));
+      CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, smem));
       cudaLaunchConfig_t config = {};
       config.gridDim = dim3(p.tiles * p.splits);
-      config.blockDim = dim3(kThreads);
+      config.blockDim = dim3(threads);
       config.dynamicSmemBytes = smem;
       cudaLaunchAttribute attribute = {};
       attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
       attribute.val.programmaticStreamSerializationAllowed = 1;
       config.attrs = &attribute;
       config.numAttrs = c.pdl ? 1 : 0;
-      const double us = timed([&](int i) { CHECK(cudaLaunchKernelEx(&config, tma_stream, p, w_maps[i], x_map)); });
+      const double us = timed([&](int i) { CHECK(cudaLaunchKernelEx(&config, kernel, p, w_maps[i], x_map)); });
       std::printf(
-          "probe %-7s tma rows=%3d x=%2d math=%d part=%d pdl=%d bps=%d(%d) st=%2d grid=%4d: %7.1f us %5.2f TB/s\n",
-          s.name, c.box_rows, c.x_rows, p.math, p.partials != nullptr, c.pdl, c.blocks_per_sm, resident, p.stages,
-          p.tiles * p.splits, us, bytes / us / 1e6);
+          "probe %-7s tma rows=%3d x=%2d math=%d wg=%d box=%d part=%d pdl=%d bps=%d(%d) st=%2d grid=%4d: %7.1f us "
+          "%5.2f TB/s\n",
+          s.name, c.box_rows, c.x_rows, p.math, c.consumers, c.boxes, p.partials != nullptr, c.pdl, c.blocks_per_sm,
+          resident, p.stages, p.tiles * p.splits, us, bytes / us / 1e6);
     }
   }
   return 0;
