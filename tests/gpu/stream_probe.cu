@@ -61,11 +61,21 @@ __device__ __forceinline__ void wgmma_m64n64(float (&d)[32], uint64_t desc_a, ui
         "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
       : "l"(desc_a), "l"(desc_b));
 }
+// The same with N = 32: the swapped form, 64 tokens as A and 32 weight rows as B.
+__device__ __forceinline__ void wgmma_m64n32(float (&d)[16], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, "
+      "%13, %14, %15}, %16, %17, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "l"(desc_a), "l"(desc_b));
+}
 __device__ __forceinline__ uint64_t k_step(uint32_t rows, int kk) { return descriptor(rows + kk * 32, 16, 1024); }
 #endif
 
-// kTiles: m64 tiles per consumer warpgroup (1 or 2); kBoxes: 64-column steps per stage (compile-time, so that
-// the wgmma chain has no branch for the compiler to fence around).
+// kTiles: m64 tiles per consumer warpgroup (1 or 2), or 0 for the swapped form (the 64 tokens as wgmma's M,
+// 32 weight rows per block as its N: no K split needed for narrow matrices, x re-read per 32 rows); kBoxes: 64-column
+// steps per stage (compile-time, so that the wgmma chain has no branch for the compiler to fence around).
 template <int kTiles, int kBoxes>
 __global__ void __launch_bounds__(kMaxThreads)
     tma_stream(Probe p, const __grid_constant__ CUtensorMap w_map, const __grid_constant__ CUtensorMap x_map) {
@@ -127,6 +137,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   };
   // Warpgroup `group` owns the block's m64 tiles group and group + consumers.
   float acc[2][32] = {};
+  float swapped[16] = {};
   for (int g = 0; g < steps; ++g) {
     const int stage = g % p.stages;
     mbarrier_wait(&full[stage], (g / p.stages) & 1);
@@ -136,14 +147,19 @@ __global__ void __launch_bounds__(kMaxThreads)
     }
     const uint32_t w_rows = smem_address(base + stage * stage_bytes), x_rows = w_rows + w_bytes;
     wgmma_fence();
+    if constexpr (kTiles == 0) {
 #pragma unroll
-    for (int b = 0; b < kBoxes; ++b) {
+      for (int kk = 0; kk < 4; ++kk) wgmma_m64n32(swapped, k_step(x_rows, kk), k_step(w_rows, kk));
+    } else {
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const uint64_t x_desc = k_step(x_rows + b * x_box, kk);
-        wgmma_m64n64(acc[0], k_step(w_rows + b * w_box + group * 64 * 128, kk), x_desc);
-        if (kTiles > 1) {
-          wgmma_m64n64(acc[1], k_step(w_rows + b * w_box + (group + p.consumers) * 64 * 128, kk), x_desc);
+      for (int b = 0; b < kBoxes; ++b) {
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          const uint64_t x_desc = k_step(x_rows + b * x_box, kk);
+          wgmma_m64n64(acc[0], k_step(w_rows + b * w_box + group * 64 * 128, kk), x_desc);
+          if (kTiles > 1) {
+            wgmma_m64n64(acc[1], k_step(w_rows + b * w_box + (group + p.consumers) * 64 * 128, kk), x_desc);
+          }
         }
       }
     }
@@ -160,6 +176,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   float sum = 0.0f;
 #pragma unroll
   for (int i = 0; i < 32; ++i) sum += acc[0][i] + acc[1][i];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) sum += swapped[i];
   if (p.partials != nullptr) {
     float4* tile_out = reinterpret_cast<float4*>(p.partials) + static_cast<int64_t>(blockIdx.x) * p.box_rows * 16;
     for (int i = threadIdx.x; i < p.box_rows * 16; i += 128 * p.consumers) {
@@ -204,6 +222,8 @@ struct Config {
   int math = 0;
   bool partials = false, pdl = false;
   int consumers = 1, boxes = 1;
+  bool swapped = false;  // the m64n32 form with x as A (box_rows 32)
+  int max_splits = 16;
 };
 
 }  // namespace
@@ -218,6 +238,8 @@ int main() {
       CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 226 * 1024));
     }
   }
+  const Kernel swapped_kernel = tma_stream<0, 1>;
+  CHECK(cudaFuncSetAttribute(swapped_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 226 * 1024));
   constexpr size_t kPool = size_t{640} << 20;  // bytes: rotating copies of each matrix
   uint8_t* pool = nullptr;
   CHECK(cudaMalloc(&pool, kPool));
@@ -236,19 +258,23 @@ int main() {
 
   const Shape shapes[] = {{"gate_up", 28672, 4096}, {"down", 4096, 14336}, {"qkv", 6144, 4096}, {"o_proj", 4096, 4096}};
   const Config configs[] = {
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .consumers = 2},
-      {.box_rows = 256, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .consumers = 2},
-      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 4, .math = 1},
-      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 3, .math = 1},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .boxes = 2},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true, .consumers = 2},
-      {.box_rows = 256, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .pdl = true, .consumers = 2},
-      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 4, .math = 1, .pdl = true},
-      {.box_rows = 64, .x_rows = 64, .blocks_per_sm = 3, .math = 1, .pdl = true},
-      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .partials = true, .pdl = true, .consumers = 2},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 1, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .math = 2, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .swapped = true, .max_splits = 1},
+      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 3, .math = 1, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 32,
+       .x_rows = 64,
+       .blocks_per_sm = 2,
+       .math = 1,
+       .partials = true,
+       .pdl = true,
+       .swapped = true,
+       .max_splits = 2},
   };
   for (const Shape& s : shapes) {
     const size_t bytes = static_cast<size_t>(s.n * s.k * 2);
@@ -276,15 +302,18 @@ int main() {
       p.consumers = c.consumers;
       p.boxes = c.boxes;
       // The products are written for 64 tokens and at most two m64 tiles per warpgroup.
-      p.math = c.x_rows == 64 && c.box_rows / 64 <= 2 * c.consumers ? c.math : 0;
+      p.math = c.x_rows == 64 && (c.swapped ? c.box_rows == 32 && c.consumers == 1 && c.boxes == 1
+                                            : c.box_rows / 64 <= 2 * c.consumers)
+                   ? c.math
+                   : 0;
       const int threads = 128 * c.consumers + 32;
-      const Kernel kernel = kernels[c.box_rows / 64 / c.consumers >= 2][c.boxes == 2];
+      const Kernel kernel = c.swapped ? swapped_kernel : kernels[c.box_rows / 64 / c.consumers >= 2][c.boxes == 2];
       p.tiles = static_cast<int>(s.n / c.box_rows);
       p.k_steps = static_cast<int>(s.k / 64);
       const int stage_bytes = (c.boxes * (c.box_rows + c.x_rows) * 128 + 1023) / 1024 * 1024;
       p.stages = std::min(kMaxStages, (227 * 1024 / c.blocks_per_sm - 2048) / stage_bytes);
       const int smem = p.stages * stage_bytes + 1024;
-      p.splits = std::max(1, std::min(c.blocks_per_sm * sms / p.tiles, p.k_steps / 8));
+      p.splits = std::max(1, std::min({c.blocks_per_sm * sms / p.tiles, p.k_steps / 8, c.max_splits}));
       const bool fits = int64_t{p.tiles} * p.splits * c.box_rows * 64 * 4 <= static_cast<int64_t>(kPartialsBytes);
       p.partials = c.partials && p.splits > 1 && fits ? partials : nullptr;
       std::vector<CUtensorMap> w_maps(copies);
@@ -306,10 +335,10 @@ int main() {
       config.numAttrs = c.pdl ? 1 : 0;
       const double us = timed([&](int i) { CHECK(cudaLaunchKernelEx(&config, kernel, p, w_maps[i], x_map)); });
       std::printf(
-          "probe %-7s tma rows=%3d x=%2d math=%d wg=%d box=%d part=%d pdl=%d bps=%d(%d) st=%2d grid=%4d: %7.1f us "
+          "probe %-7s tma rows=%3d x=%2d %s math=%d wg=%d box=%d part=%d pdl=%d bps=%d(%d) st=%2d grid=%4d: %7.1f us "
           "%5.2f TB/s\n",
-          s.name, c.box_rows, c.x_rows, p.math, c.consumers, c.boxes, p.partials != nullptr, c.pdl, c.blocks_per_sm,
-          resident, p.stages, p.tiles * p.splits, us, bytes / us / 1e6);
+          s.name, c.box_rows, c.x_rows, c.swapped ? "swap" : "    ", p.math, c.consumers, c.boxes,
+          p.partials != nullptr, c.pdl, c.blocks_per_sm, resident, p.stages, p.tiles * p.splits, us, bytes / us / 1e6);
     }
   }
   return 0;
