@@ -118,9 +118,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   if (const char* split = std::getenv("RADIXLM_CUDA_SPLIT_PARTIALS"); split != nullptr) {
     split_partials_ = std::strcmp(split, "0") != 0;
   }
-  if (const char* own = std::getenv("RADIXLM_CUDA_OWN_PARTIALS"); own != nullptr) {
-    own_partials_blocks_per_sm_ = std::clamp(std::atoi(own), 0, 2);
-  }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -467,25 +464,8 @@ void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& wei
     int max_splits = 1;
     while (max_splits < cuda::kMaxPartialSplits && 2 * max_splits * tokens * n <= kPartialsBudget) max_splits *= 2;
     partials = grown_workspace(split_partials_workspace_, max_splits * tokens * n);
-    if (own_partials_blocks_per_sm_ > 0 && decode_gemm_counters_.view.data != nullptr &&
-        tokens <= cuda::kPartialsGemmMaxTokens) {
-      // The decode GEMM writes the partials: launched as a programmatic dependent, its weight stream starts
-      // while the kernel ahead drains, which cuBLASLt's cannot.
-      cuda::DecodeGemmParams p;
-      p.x = bf16_ptr(x);
-      p.w = bf16_ptr(weight);
-      p.tokens = static_cast<int32_t>(tokens);
-      p.n = n;
-      p.k = k;
-      p.partials = partials;
-      p.partials_only = true;
-      p.splits = cuda::decode_gemm_partial_splits(n, k, own_partials_blocks_per_sm_ * info_.num_sms, max_splits);
-      if (cuda::launch_decode_gemm(p, as_stream(stream_))) splits = p.splits;
-    }
-    if (splits == 0) {
-      splits = gemm_->run_split_partials(bf16_ptr(x), bf16_ptr(weight), partials, tokens, n, k, max_splits,
-                                         /*against_plain=*/!force_split_partials_, as_stream(stream_));
-    }
+    splits = gemm_->run_split_partials(bf16_ptr(x), bf16_ptr(weight), partials, tokens, n, k, max_splits,
+                                       /*against_plain=*/!force_split_partials_, as_stream(stream_));
   }
   if (splits == 0) {  // not a candidate, or the plain matmul (and its own split-K sum, if any) is faster
     linear_add(x, weight, bias, residual);

@@ -101,7 +101,6 @@ class CudaBackend final : public Backend {
   void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
   // Tests: linear_add_rms_norm sums split partials wherever it can, without timing the plain matmul against them.
   void set_force_split_partials(bool force) { force_split_partials_ = force; }
-  void set_own_partials(int blocks_per_sm) { own_partials_blocks_per_sm_ = blocks_per_sm; }
   // With RADIXLM_CUDA_OP_TIMES=1 in the environment, every op is bracketed by CUDA events and its GPU time
   // summed by op name (a kernel profile without a profiler; it adds a little launch overhead). The report
   // lists total ms and calls per op since the backend was made.
@@ -194,10 +193,6 @@ class CudaBackend final : public Backend {
   Tensor split_partials_workspace_;  // linear_add_rms_norm's f32 partial products
   bool split_partials_ = true;
   bool force_split_partials_ = false;
-  // Past kDecodeGemmMaxTokens up to kPartialsGemmMaxTokens tokens, linear_add_rms_norm's partials come from
-  // the decode GEMM (partials_only) with K split for up to this many blocks per SM, not from cuBLASLt; 0: from
-  // cuBLASLt (RADIXLM_CUDA_OWN_PARTIALS=0/1/2, set_own_partials).
-  int own_partials_blocks_per_sm_ = 1;
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void ensure_argmax_workspace(int64_t rows);

@@ -82,30 +82,6 @@ __device__ __forceinline__ void wgmma_tile<16>(float (&d)[8], uint64_t desc_a, u
       : "l"(desc_a), "l"(desc_b), "r"(1));
 }
 
-template <>
-__device__ __forceinline__ void wgmma_tile<32>(float (&d)[16], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_tile<64>(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-
 template <int kN>
 __device__ __forceinline__ void pin(float (&d)[2][kN / 2]) {
 #pragma unroll
@@ -226,17 +202,6 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     release(stage);
   }
 
-  if (p.partials_only) {  // this split's products, f32, at partials[split][token][row]: the caller sums them
-    float* slice = p.partials + static_cast<int64_t>(split) * p.tokens * p.n;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int j = 0; j < kN / 2; ++j) {
-        if (row(h, j) < p.n && token(j) < p.tokens) slice[token(j) * p.n + row(h, j)] = acc[h][j];
-      }
-    }
-    return;
-  }
   if (p.splits > 1) {
     // This split's partial tile, float4 i of thread t at [i][t] (each thread writes its own registers).
     constexpr int kVectors = kN / 4;
@@ -332,8 +297,7 @@ bool allow_shared_memory() {
 
 template <int kN>
 bool launch_tokens(DecodeGemmParams p, cudaStream_t stream) {
-  // The summing splits' slots are sized for kDecodeGemmMaxTokens; past it only the caller sums.
-  if (kN > kDecodeGemmMaxTokens && !p.partials_only) return false;
+  static_assert(kN <= kDecodeGemmMaxTokens, "the partials are sized for kDecodeGemmMaxTokens");
   if (!allow_shared_memory<kN>()) return false;
   CUtensorMap w_map{}, x_map{};
   if (!encode_rows_map(w_map, p.w, p.n, p.k, kRows) || !encode_rows_map(x_map, p.x, p.tokens, p.k, kN)) return false;
@@ -357,19 +321,9 @@ int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms) {
   return static_cast<int32_t>(std::max<int64_t>(splits, 1));
 }
 
-int32_t decode_gemm_partial_splits(int64_t n, int64_t k, int32_t blocks, int32_t max_splits) {
-  const int64_t tiles = (n + kRows - 1) / kRows, k_steps = (k + kKStep - 1) / kKStep;
-  constexpr int64_t kMinStepsPerSplit = 8;
-  const int64_t splits = std::min({int64_t{blocks} / tiles, k_steps / kMinStepsPerSplit, int64_t{max_splits}});
-  return static_cast<int32_t>(std::max<int64_t>(splits, 1));
-}
-
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream) {
-  if (p.partials_only && (p.bias != nullptr || p.accumulate || p.partials == nullptr)) return false;
   if (p.tokens <= 8) return launch_tokens<8>(p, stream);
   if (p.tokens <= 16) return launch_tokens<16>(p, stream);
-  if (p.tokens <= 32) return launch_tokens<32>(p, stream);
-  if (p.tokens <= kPartialsGemmMaxTokens) return launch_tokens<64>(p, stream);
   return false;
 }
 

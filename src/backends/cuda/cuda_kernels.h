@@ -145,21 +145,14 @@ struct DecodeGemmParams {
   int32_t tokens = 0;
   int64_t n = 0;
   int64_t k = 0;
-  int32_t splits = 1;  // decode_gemm_splits(), or decode_gemm_partial_splits() with partials_only
+  int32_t splits = 1;  // decode_gemm_splits()
   float* partials = nullptr;
   int32_t* counters = nullptr;
-  // Up to kPartialsGemmMaxTokens tokens: each split only writes its f32 products to
-  // partials[split][token][n] (no bias, no accumulate, no counters), for the caller to sum
-  // (launch_add_partials_rms_norm).
-  bool partials_only = false;
 };
 bool decode_gemm_supported();
 // K splits for an N x K matrix: enough 128-row tiles x splits for two blocks per SM, at least 8 steps of
 // 64 columns per split.
 int32_t decode_gemm_splits(int64_t n, int64_t k, int32_t num_sms);
-inline constexpr int kPartialsGemmMaxTokens = 64;
-// K splits for partials_only: up to `blocks` 128-row tiles x splits, at least 8 steps of 64 columns each.
-int32_t decode_gemm_partial_splits(int64_t n, int64_t k, int32_t blocks, int32_t max_splits);
 // False (nothing launched) if the shape is not one it takes or the driver refused the tensor maps.
 bool launch_decode_gemm(const DecodeGemmParams& p, cudaStream_t stream);
 
