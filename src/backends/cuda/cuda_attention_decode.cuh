@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -59,6 +60,13 @@ constexpr int kRing = 4;
 // H200 at batch 64 the kernel alone took 19.5 against 20.3-20.4 us and the step 5.026-5.028 against
 // 5.057-5.059 ms (two alternating rounds, one call); batch 1 within noise.
 constexpr int kDeepRing = 6;
+// The shallower ring of a launch of more than kShallowWaves waves of kRing blocks (batch 256 at 128-640 keys:
+// 2.6 waves): the SM's share of DRAM bandwidth sets the pace there, and 3 tiles per warp let 9 warps share an
+// SM instead of 6 (more requests in flight per SM, fewer waves). On an H200 with swizzled rows, batch-256
+// steps ran 10.77-10.84 ms with 3 against 10.85-10.91 with 4, where batch 64 (one wave) lost with 3 (5.19
+// against 5.08-5.10). RADIXLM_DECODE_SHALLOW_RING=0 keeps kRing (A/B runs).
+constexpr int kShallowRing = 3;
+constexpr int kShallowWaves = 2;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -597,8 +605,14 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
+  static const bool shallow_enabled = [] {
+    const char* env = std::getenv("RADIXLM_DECODE_SHALLOW_RING");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
   if (blocks <= static_cast<int64_t>(p.num_sms) * warps_per_sm(kDim, kDeepRing)) {
     launch_ring<kDim, kDeepRing>(p, step, grid, stream, rope);
+  } else if (shallow_enabled && blocks > int64_t{kShallowWaves} * p.num_sms * warps_per_sm(kDim, kRing)) {
+    launch_ring<kDim, kShallowRing>(p, step, grid, stream, rope);
   } else {
     launch_ring<kDim, kRing>(p, step, grid, stream, rope);
   }
