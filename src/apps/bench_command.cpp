@@ -344,18 +344,15 @@ Status run_linear(const BenchArgs& args) {
                                         {"gate_up", 2 * c.intermediate_size, h}, {"down", h, c.intermediate_size},
                                         {"lm_head", c.vocab_size, h}};
   std::printf("bench linear: %s on %s (weight TB/s; 8 copies rotated)\n", c.architecture.c_str(), gpu->info().name.c_str());
-  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N; 2-16 tokens on
-  // Hopper the decode GEMM or cuBLASLt, whichever timed faster), the GEMV kernel with 1/2/4/8 warps per row
-  // forced, the decode GEMM forced (2-16 tokens on Hopper) and cuBLASLt.
+  // Columns: the default routing (GEMV kernel for 1 token, its warps per row picked by N), the GEMV kernel
+  // with 1/2/4/8 warps per row forced, and cuBLASLt.
   struct Variant {
     const char* name;
     int32_t warps_per_row;
     bool cublaslt;
-    bool decode_gemm = false;
   };
-  const std::vector<Variant> variants = {{"default", 0, false},  {"gemv_w1", 1, false}, {"gemv_w2", 2, false},
-                                         {"gemv_w4", 4, false},  {"gemv_w8", 8, false}, {"dec_gemm", 0, false, true},
-                                         {"cublaslt", 0, true}};
+  const std::vector<Variant> variants = {{"default", 0, false}, {"gemv_w1", 1, false}, {"gemv_w2", 2, false},
+                                         {"gemv_w4", 4, false}, {"gemv_w8", 8, false}, {"cublaslt", 0, true}};
   std::printf("%-8s %7s %7s %4s", "matrix", "N", "K", "T");
   for (const Variant& v : variants) std::printf(" %9s", v.name);
   std::printf("\n");
@@ -369,7 +366,6 @@ Status run_linear(const BenchArgs& args) {
                   static_cast<long long>(tokens));
       for (const Variant& v : variants) {
         gpu->set_force_cublaslt(v.cublaslt);
-        gpu->set_force_decode_gemm(v.decode_gemm);
         gpu->set_gemv_warps_per_row(v.warps_per_row);
         for (const Tensor& w : weights) gpu->linear(x, w, TensorView(), out);
         gpu->synchronize();
@@ -384,7 +380,6 @@ Status run_linear(const BenchArgs& args) {
       }
       std::printf("\n");
       gpu->set_force_cublaslt(false);
-      gpu->set_force_decode_gemm(false);
       gpu->set_gemv_warps_per_row(0);
     }
   }

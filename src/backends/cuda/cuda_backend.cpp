@@ -118,9 +118,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   if (const char* split = std::getenv("RADIXLM_CUDA_SPLIT_PARTIALS"); split != nullptr) {
     split_partials_ = std::strcmp(split, "0") != 0;
   }
-  if (const char* timed = std::getenv("RADIXLM_CUDA_TIME_DECODE_GEMM"); timed != nullptr) {
-    decode_gemm_timing_ = std::strcmp(timed, "0") != 0;
-  }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -534,17 +531,15 @@ void CudaBackend::matmul(const TensorView& x, const TensorView& weight, const Te
   }
   if (!force_cublaslt_ && decode_gemm_counters_.view.data != nullptr && tokens <= cuda::kDecodeGemmMaxTokens &&
       k % 8 == 0 && aligned) {
+    RADIXLM_OP_TIMER("linear_decode_gemm");
     cuda::DecodeGemmParams p = with_operands(cuda::DecodeGemmParams{});
     p.splits = cuda::decode_gemm_splits(n, k, info_.num_sms);
     p.partials = decode_gemm_partials_.as<float>();
     p.counters = decode_gemm_counters_.as<int32_t>();
-    if (force_decode_gemm_ || decode_gemm_faster(p)) {
-      RADIXLM_OP_TIMER("linear_decode_gemm");
-      if (cuda::launch_decode_gemm(p, as_stream(stream_))) {
-        RADIXLM_CUDA_CHECK(cudaGetLastError());
-        dependents_start_early_ = true;
-        return;
-      }
+    if (cuda::launch_decode_gemm(p, as_stream(stream_))) {
+      RADIXLM_CUDA_CHECK(cudaGetLastError());
+      dependents_start_early_ = true;
+      return;
     }
   }
   const bool decode = step_->max_query_len <= 1;
@@ -662,52 +657,6 @@ void CudaBackend::rope_and_store_kv(const TensorView& q, const TensorView& k, co
   RADIXLM_OP_TIMER("rope_and_store_kv");
   cuda::launch_rope_and_store_kv(rope_store_params(q, k, v, rope, head_dim, cache), *step_, as_stream(stream_));
   RADIXLM_CUDA_CHECK(cudaGetLastError());
-}
-
-// Both paths write a scratch output (the real one may be a residual added into), each launched once (which
-// tunes cuBLASLt's plan), then timed over 5 launches back to back: the decode GEMM's launches overlap as it
-// overlaps the kernel ahead of it in a step (a programmatic dependent), cuBLASLt's wait for the drain.
-bool CudaBackend::decode_gemm_faster(const cuda::DecodeGemmParams& p) {
-  const std::tuple key{p.tokens, p.n, p.k, p.accumulate, p.out_f32, p.bias != nullptr};
-  if (auto it = decode_gemm_faster_.find(key); it != decode_gemm_faster_.end()) return it->second;
-  auto stream = as_stream(stream_);
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture != cudaStreamCaptureStatusNone || !decode_gemm_timing_) return true;  // untimed: the decode GEMM
-  cuda::DecodeGemmParams trial = p;
-  trial.out = grown_workspace(matmul_timing_scratch_, int64_t{p.tokens} * p.n);
-  const bool fuse_bias = p.bias != nullptr && !p.out_f32;
-  const auto cublaslt = [&] {
-    const bool ran = gemm_->run(p.x, p.w, fuse_bias ? p.bias : nullptr, trial.out, p.out_f32, p.accumulate,
-                                p.tokens, p.n, p.k, /*tune=*/true, stream);
-    if (ran && p.bias != nullptr && !fuse_bias) {
-      cuda::launch_add_bias(trial.out, p.out_f32, p.bias, p.tokens, p.n, stream);
-    }
-    return ran;
-  };
-  const auto decode_gemm = [&] { return cuda::launch_decode_gemm(trial, stream); };
-  // Milliseconds per launch, or a negative value if the path does not take the shape.
-  const auto time = [&](const auto& launch) {
-    constexpr int kReps = 5;
-    if (!launch()) return -1.0f;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
-    RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
-    RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int r = 0; r < kReps; ++r) launch();
-    RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
-    RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return ms / kReps;
-  };
-  const float decode_ms = time(decode_gemm), cublaslt_ms = time(cublaslt);
-  RADIXLM_CUDA_CHECK(cudaGetLastError());
-  const bool faster = decode_ms >= 0.0f && (cublaslt_ms < 0.0f || decode_ms <= cublaslt_ms);
-  decode_gemm_faster_.emplace(key, faster);
-  return faster;
 }
 
 float* CudaBackend::grown_workspace(Tensor& workspace, int64_t floats) {

@@ -29,7 +29,6 @@ class CublasLtGemm;
 struct StepArrays;
 struct RopeStoreParams;
 struct AttentionParams;
-struct DecodeGemmParams;
 }  // namespace cuda
 
 struct CudaDeviceInfo {
@@ -102,8 +101,6 @@ class CudaBackend final : public Backend {
   void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
   // Tests: linear_add_rms_norm sums split partials wherever it can, without timing the plain matmul against them.
   void set_force_split_partials(bool force) { force_split_partials_ = force; }
-  // Tests: matmuls of 2-16 tokens take the decode GEMM on Hopper without timing it against cuBLASLt.
-  void set_force_decode_gemm(bool force) { force_decode_gemm_ = force; }
   // With RADIXLM_CUDA_OP_TIMES=1 in the environment, every op is bracketed by CUDA events and its GPU time
   // summed by op name (a kernel profile without a profiler; it adds a little launch overhead). The report
   // lists total ms and calls per op since the backend was made.
@@ -175,11 +172,6 @@ class CudaBackend final : public Backend {
   // linear (out =) and linear_add (out +=): the GEMV for decode shapes it wins, cuBLASLt otherwise.
   void matmul(const TensorView& x, const TensorView& weight, const TensorView& bias, const TensorView& out,
               bool accumulate);
-  // Whether the decode GEMM runs p's shape at least as fast as cuBLASLt: timed once per shape, outside a
-  // capture (inside one, or with RADIXLM_CUDA_TIME_DECODE_GEMM=0, the decode GEMM untimed). On an H200
-  // cuBLASLt streams gate/up at 8 and 16 tokens at 4.00 / 3.90 TB/s against the decode GEMM's 3.85 / 3.81,
-  // where the narrow matrices go the other way (docs/performance.md).
-  bool decode_gemm_faster(const cuda::DecodeGemmParams& p);
 
   CudaDeviceInfo info_;
   void* stream_ = nullptr;  // cudaStream_t
@@ -201,10 +193,6 @@ class CudaBackend final : public Backend {
   Tensor split_partials_workspace_;  // linear_add_rms_norm's f32 partial products
   bool split_partials_ = true;
   bool force_split_partials_ = false;
-  std::map<std::tuple<int32_t, int64_t, int64_t, bool, bool, bool>, bool> decode_gemm_faster_;
-  Tensor matmul_timing_scratch_;  // decode_gemm_faster's output
-  bool decode_gemm_timing_ = true;
-  bool force_decode_gemm_ = false;
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void ensure_argmax_workspace(int64_t rows);

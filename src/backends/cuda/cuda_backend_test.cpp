@@ -96,9 +96,7 @@ TEST(CudaBackendTest, UploadConvertsToBf16AndCopiesBack) {
 }
 
 // linear, and linear_add (residual += x @ w^T: the add in the GEMV's, the decode GEMM's or cuBLASLt's
-// epilogue) on a random bf16 residual; each shape as the backend picks its path (2-16 tokens on Hopper: the
-// decode GEMM or cuBLASLt, whichever its timing found faster), then through cuBLASLt, then (2-16 tokens)
-// through the decode GEMM.
+// epilogue) on a random bf16 residual.
 TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(2);
@@ -121,13 +119,11 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
         for (DType out_dtype : {DType::kBF16, DType::kF32}) {
           for (bool add : {false, true}) {
             if (add && out_dtype == DType::kF32) continue;  // the residual stream is bf16
-            for (const char* path : {"picked", "cublaslt", "decode_gemm"}) {
-              const bool force_lt = path == std::string("cublaslt"), force_dg = path == std::string("decode_gemm");
-              if (force_dg && (tokens < 2 || tokens > 16)) continue;  // the decode GEMM's range
+            for (bool force_lt : {false, true}) {
               const std::string what = std::string(add ? "linear_add" : "linear") + " n=" + std::to_string(c.n) +
                                        " k=" + std::to_string(c.k) + " T=" + std::to_string(tokens) +
                                        (with_bias ? " bias" : "") + (out_dtype == DType::kF32 ? " f32" : " bf16") +
-                                       " " + path;
+                                       (force_lt ? " cublaslt" : "");
               const float w_scale = 1.0f / std::sqrt(static_cast<float>(c.k));
               Tensor x_h = host_f32(random_bf16_values(static_cast<size_t>(tokens * c.k), rng), {tokens, c.k});
               Tensor w_h = host_f32(random_bf16_values(static_cast<size_t>(c.n * c.k), rng, w_scale), {c.n, c.k});
@@ -140,7 +136,6 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
                 cpu.linear(x_h, w_h, with_bias ? b_h.view : TensorView(), ref);
               }
               gpu.set_force_cublaslt(force_lt);
-              gpu.set_force_decode_gemm(force_dg);
               Tensor x = gpu.upload(x_h), w = gpu.upload(w_h), b = gpu.upload(b_h);
               const auto run = [&] {
                 Tensor out = add ? gpu.upload(host_f32(residual, {tokens, c.n})) : poisoned(gpu, out_dtype, {tokens, c.n});
@@ -165,7 +160,6 @@ TEST(CudaBackendTest, LinearAndLinearAddMatchCpuAcrossShapesAndPaths) {
     }
   }
   gpu.set_force_cublaslt(false);
-  gpu.set_force_decode_gemm(false);
 }
 
 // A sublayer's output projection added into the residual, then the next input norm. Past 16 tokens in a decode
