@@ -190,14 +190,18 @@ fi
 # A/B (not in the default parts): the three decode shapes again with one setting changed, for each setting
 # in RADIXLM_GPU_AB_ENV (space-separated settings, each NAME=VALUE or several joined by commas; default
 # cuBLASLt's decode-shape tuning off), in the same call as the figures above.
+# RADIXLM_GPU_AB_BATCHES picks the batches (default "1 64 256"; 128 in, 256 / 512 / 128 out for batch 1 / 256 /
+# the rest; the decode attention's kernel test runs only with the default).
 if part ab; then
   for AB in ${RADIXLM_GPU_AB_ENV:-RADIXLM_CUBLASLT_TUNE=0}; do  # ${AB//,/ }: one word per setting
     echo "--- $AB" >> "$OUT/ab_kernels.log"
-    stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env ${AB//,/ } "$BUILD/src/backends/cuda/backend_cuda_test" \
-      --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
-    stage "bench-b1 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 1 --input-len 128 --output-len 256 "${ROOF[@]}"
-    stage "bench-b64 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 64 --input-len 128 --output-len 128 "${ROOF[@]}"
-    stage "bench-b256 $AB" 150 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 256 --input-len 128 --output-len 512 "${ROOF[@]}"
+    [ -z "${RADIXLM_GPU_AB_BATCHES:-}" ] && stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env ${AB//,/ } \
+      "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
+    for B in ${RADIXLM_GPU_AB_BATCHES:-1 64 256}; do
+      OUT_LEN=128; [ "$B" = 1 ] && OUT_LEN=256; [ "$B" = 256 ] && OUT_LEN=512
+      stage "bench-b$B $AB" 150 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size "$B" --input-len 128 \
+        --output-len "$OUT_LEN" "${ROOF[@]}"
+    done
   done
 fi
 # The baseline commit prepare.sh archived (RADIXLM_GPU_BASELINE), built beside this one and run on the same
