@@ -8,12 +8,16 @@
 //  - math: 0 none; 1 the 128 x 64 x 64 wgmma products of each stage, waited for before the stage goes
 //          back to the producer (the decode GEMM's order); 2 a stage released once the next one's
 //          products are issued;
+//  - wg:   consumer warpgroups sharing a block's m64 tiles; box: 64-column steps per stage;
+//  - swap: 64 tokens as wgmma's M and 32 weight rows per block as its N (no K split for narrow matrices,
+//          x read twice per weight byte);
 //  - part: each block writes an f32 tile of its rows x 64 tokens at its end (a K split's partial);
 //  - pdl:  launched as a programmatic dependent: the first stages' weights are requested before the wait
 //          for the launch ahead, so one launch's start overlaps the previous one's tail.
 // Blocks own a row tile and walk its K range in order, split along K to fill the SMs as the decode GEMM
 // splits narrow matrices. Prints one line per configuration: the weight bytes over the mean time of 20
-// back-to-back launches that rotate over enough copies of the matrix to miss the 50 MB L2.
+// back-to-back launches that rotate over enough copies of the matrix to miss the 50 MB L2. What it found
+// on an H200 (2026-11-25) is in docs/performance.md.
 //
 // Build and run (tests/gpu/run.sh, part "probe"):
 //   nvcc -O3 -std=c++20 -I src -gencode=arch=compute_90a,code=sm_90a tests/gpu/stream_probe.cu -o probe
@@ -258,23 +262,15 @@ int main() {
 
   const Shape shapes[] = {{"gate_up", 28672, 4096}, {"down", 4096, 14336}, {"qkv", 6144, 4096}, {"o_proj", 4096, 4096}};
   const Config configs[] = {
+      {.box_rows = 128, .x_rows = 8, .blocks_per_sm = 2},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2},
+      {.box_rows = 256, .x_rows = 64, .blocks_per_sm = 1},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1},
       {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true},
-      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 1, .pdl = true, .swapped = true, .max_splits = 1},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .partials = true, .pdl = true},
+      {.box_rows = 128, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true, .consumers = 2},
       {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .pdl = true, .swapped = true, .max_splits = 1},
-      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 1, .math = 1, .pdl = true, .swapped = true, .max_splits = 1},
       {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .pdl = true, .swapped = true, .max_splits = 1},
-      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .math = 2, .pdl = true, .swapped = true, .max_splits = 1},
-      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 2, .math = 1, .swapped = true, .max_splits = 1},
-      {.box_rows = 32, .x_rows = 64, .blocks_per_sm = 3, .math = 1, .pdl = true, .swapped = true, .max_splits = 1},
-      {.box_rows = 32,
-       .x_rows = 64,
-       .blocks_per_sm = 2,
-       .math = 1,
-       .partials = true,
-       .pdl = true,
-       .swapped = true,
-       .max_splits = 2},
   };
   for (const Shape& s : shapes) {
     const size_t bytes = static_cast<size_t>(s.n * s.k * 2);

@@ -62,9 +62,10 @@ constexpr int kRing = 4;
 constexpr int kDeepRing = 6;
 // The shallower ring of a launch of more than kShallowWaves waves of kRing blocks (batch 256 at 128-640 keys:
 // 2.6 waves): the SM's share of DRAM bandwidth sets the pace there, and 3 tiles per warp let 9 warps share an
-// SM instead of 6 (more requests in flight per SM, fewer waves). On an H200 with swizzled rows, batch-256
-// steps ran 10.77-10.84 ms with 3 against 10.85-10.91 with 4, where batch 64 (one wave) lost with 3 (5.19
-// against 5.08-5.10). RADIXLM_DECODE_SHALLOW_RING=0 keeps kRing (A/B runs).
+// SM instead of 6 (more requests in flight per SM, fewer waves). On an H200 (two alternating rounds, one
+// call, 2026-11-25) batch-256 steps ran 10.482 / 10.472 ms with it against 10.572 / 10.647 with kRing; batch
+// 64 (one wave, 512 blocks) lost with 3 tiles per warp in an earlier call (5.19 against 5.08-5.10), so it
+// keeps kRing. RADIXLM_DECODE_SHALLOW_RING=0 keeps kRing everywhere (A/B runs).
 constexpr int kShallowRing = 3;
 constexpr int kShallowWaves = 2;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
