@@ -49,11 +49,11 @@ if [ -f .gpu/source.tar ]; then
   rm -rf "$SRC" && mkdir -p "$SRC" && tar -xf .gpu/source.tar -C "$SRC"
 fi
 if [[ $PARTS != " probe " ]]; then  # the probe alone needs no build of the project
-stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADIXLM_TEXT=OFF \
-  -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
-stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test cuda_engine_test cuda_sampling_test \
-  cuda_prefill_attention_test cuda_elementwise_bench_test
-stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
+  stage configure 120 "$OUT/build.log" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DRADIXLM_TEXT=OFF -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc
+  stage build-tests 300 "$OUT/build.log" cmake --build "$BUILD" -j16 --target backend_cuda_test cuda_golden_test \
+    cuda_engine_test cuda_sampling_test cuda_prefill_attention_test cuda_elementwise_bench_test
+  stage build-radixlm 200 "$OUT/build.log" cmake --build "$BUILD" -j16 --target radixlm
 fi
 mkdir -p "$BUILD"
 
@@ -187,7 +187,7 @@ if part bench; then
   stage bench-prefill-4096 120 "$BENCH" "${ONE[@]}" --batch-size 1 --input-len 4096 --output-len 2 "${ROOF[@]}" \
     --output-file "$OUT/bench_prefill.json"
 fi
-# A/B (not in the default parts): the three decode shapes again with one setting changed, for each setting
+# A/B (not in the default parts): decode shapes again with one setting changed, for each setting
 # in RADIXLM_GPU_AB_ENV (space-separated settings, each NAME=VALUE or several joined by commas; default
 # cuBLASLt's decode-shape tuning off), in the same call as the figures above.
 # RADIXLM_GPU_AB_BATCHES picks the batches (default "1 64 256"; 128 in, 256 / 512 / 128 out for batch 1 / 256 /
