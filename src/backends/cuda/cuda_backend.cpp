@@ -118,9 +118,6 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
   if (const char* split = std::getenv("RADIXLM_CUDA_SPLIT_PARTIALS"); split != nullptr) {
     split_partials_ = std::strcmp(split, "0") != 0;
   }
-  if (const char* chunk = std::getenv("RADIXLM_CUDA_SILU_CHUNK"); chunk != nullptr) {
-    silu_chunk_rows_ = std::max(0, std::atoi(chunk));
-  }
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }
@@ -585,16 +582,9 @@ void CudaBackend::linear_silu_and_mul(const TensorView& x, const TensorView& wei
     RADIXLM_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  // Past silu_chunk_rows_ tokens (a long prefill) the matmul and the activation take that many rows at a
-  // time, so the activation reads gate/up rows the matmul has just left in L2 instead of DRAM.
-  const int64_t chunk = silu_chunk_rows_ > 0 ? std::min(silu_chunk_rows_, tokens) : tokens;
-  Tensor gate_up = alloc_uninitialized(DType::kBF16, {chunk, 2 * inter});
-  for (int64_t begin = 0; begin < tokens; begin += chunk) {
-    const int64_t end = std::min(tokens, begin + chunk);
-    const TensorView rows = gate_up.view.slice_rows(0, end - begin);
-    linear(x.slice_rows(begin, end), weight, bias, rows);
-    silu_and_mul(rows, out.slice_rows(begin, end));
-  }
+  Tensor gate_up = alloc_uninitialized(DType::kBF16, {tokens, 2 * inter});
+  linear(x, weight, bias, gate_up);
+  silu_and_mul(gate_up, out);
 }
 
 void CudaBackend::silu_and_mul(const TensorView& x, const TensorView& out) {
