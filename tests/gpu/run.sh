@@ -191,13 +191,18 @@ fi
 # in RADIXLM_GPU_AB_ENV (space-separated settings, each NAME=VALUE or several joined by commas; default
 # cuBLASLt's decode-shape tuning off), in the same call as the figures above.
 # RADIXLM_GPU_AB_BATCHES picks the batches (default "1 64 256"; 128 in, 256 / 512 / 128 out for batch 1 / 256 /
-# the rest; the decode attention's kernel test runs only with the default).
+# the rest; "prefill": the 4096-token prefill; the decode attention's kernel test runs only with the default).
 if part ab; then
   for AB in ${RADIXLM_GPU_AB_ENV:-RADIXLM_CUBLASLT_TUNE=0}; do  # ${AB//,/ }: one word per setting
     echo "--- $AB" >> "$OUT/ab_kernels.log"
     [ -z "${RADIXLM_GPU_AB_BATCHES:-}" ] && stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env ${AB//,/ } \
       "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
     for B in ${RADIXLM_GPU_AB_BATCHES:-1 64 256}; do
+      if [ "$B" = prefill ]; then  # the 4096-token prefill
+        stage "bench-prefill-4096 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 1 --input-len 4096 \
+          --output-len 2 "${ROOF[@]}"
+        continue
+      fi
       OUT_LEN=128; [ "$B" = 1 ] && OUT_LEN=256; [ "$B" = 256 ] && OUT_LEN=512
       stage "bench-b$B $AB" 150 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size "$B" --input-len 128 \
         --output-len "$OUT_LEN" "${ROOF[@]}"
