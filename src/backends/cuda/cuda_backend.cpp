@@ -473,6 +473,7 @@ void CudaBackend::linear_add_rms_norm(const TensorView& x, const TensorView& wei
     return;
   }
   RADIXLM_OP_TIMER("linear_add_rms_norm");
+  ++split_partials_calls_;
   cuda::AddPartialsRmsNormParams p;
   p.partials = partials;
   p.splits = splits;

@@ -101,6 +101,8 @@ class CudaBackend final : public Backend {
   void set_force_cublaslt(bool force) { force_cublaslt_ = force; }
   // Tests: linear_add_rms_norm sums split partials wherever it can, without timing the plain matmul against them.
   void set_force_split_partials(bool force) { force_split_partials_ = force; }
+  // How many linear_add_rms_norm calls have summed split partials (tests check which path ran).
+  int64_t split_partials_calls() const { return split_partials_calls_; }
   // With RADIXLM_CUDA_OP_TIMES=1 in the environment, every op is bracketed by CUDA events and its GPU time
   // summed by op name (a kernel profile without a profiler; it adds a little launch overhead). The report
   // lists total ms and calls per op since the backend was made.
@@ -193,6 +195,7 @@ class CudaBackend final : public Backend {
   Tensor split_partials_workspace_;  // linear_add_rms_norm's f32 partial products
   bool split_partials_ = true;
   bool force_split_partials_ = false;
+  int64_t split_partials_calls_ = 0;
   Tensor argmax_out_;
   Tensor argmax_slices_;  // argmax workspace: per-slice best values, then indices
   void ensure_argmax_workspace(int64_t rows);

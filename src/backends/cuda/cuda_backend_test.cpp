@@ -210,7 +210,15 @@ TEST(CudaBackendTest, LinearAddRmsNormMatchesCpu) {
       gpu.linear_add_rms_norm(x, w, c.with_bias ? b.view : TensorView(), r, g, 1e-5f, out);
       return std::pair{to_host(gpu, r), to_host(gpu, out)};
     };
+    const int64_t partial_calls = gpu.split_partials_calls();
     const auto [got_residual, got_out] = run();
+    // Forced, every decode shape past 16 tokens sums partials; 5 tokens never do.
+    if (c.force && c.tokens > 16) {
+      EXPECT_EQ(gpu.split_partials_calls(), partial_calls + 1) << what;
+    }
+    if (c.tokens <= 16) {
+      EXPECT_EQ(gpu.split_partials_calls(), partial_calls) << what;
+    }
     expect_close(got_residual, host(ref_residual), kRel, kAbs, what + " residual");
     expect_close(got_out, host(ref_out), kRel, kAbs, what + " out");
     // The first call timed the split counts; later calls run the one kept and give the same bits.
