@@ -74,7 +74,6 @@ __device__ __forceinline__ void wgmma_m64n32(float (&d)[16], uint64_t desc_a, ui
         "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
       : "l"(desc_a), "l"(desc_b));
 }
-__device__ __forceinline__ uint64_t k_step(uint32_t rows, int kk) { return descriptor(rows + kk * 32, 16, 1024); }
 #endif
 
 // kTiles: m64 tiles per consumer warpgroup (1 or 2), or 0 for the swapped form (the 64 tokens as wgmma's M,
@@ -153,16 +152,17 @@ __global__ void __launch_bounds__(kMaxThreads)
     wgmma_fence();
     if constexpr (kTiles == 0) {
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wgmma_m64n32(swapped, k_step(x_rows, kk), k_step(w_rows, kk));
+      for (int kk = 0; kk < 4; ++kk)
+        wgmma_m64n32(swapped, k_step_descriptor(x_rows, kk), k_step_descriptor(w_rows, kk));
     } else {
 #pragma unroll
       for (int b = 0; b < kBoxes; ++b) {
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
-          const uint64_t x_desc = k_step(x_rows + b * x_box, kk);
-          wgmma_m64n64(acc[0], k_step(w_rows + b * w_box + group * 64 * 128, kk), x_desc);
+          const uint64_t x_desc = k_step_descriptor(x_rows + b * x_box, kk);
+          wgmma_m64n64(acc[0], k_step_descriptor(w_rows + b * w_box + group * 64 * 128, kk), x_desc);
           if (kTiles > 1) {
-            wgmma_m64n64(acc[1], k_step(w_rows + b * w_box + (group + p.consumers) * 64 * 128, kk), x_desc);
+            wgmma_m64n64(acc[1], k_step_descriptor(w_rows + b * w_box + (group + p.consumers) * 64 * 128, kk), x_desc);
           }
         }
       }

@@ -158,16 +158,16 @@ float CublasLtGemm::time_launch(const Plan& plan, const cublasLtMatmulAlgo_t& al
   return ms / kTimingReps;
 }
 
-// Times (time_launch) the heuristic's first kCandidates picks and split-K versions of its first kSplitBases
-// and keeps the fastest. Only deterministic reductions are considered (no in-place split-K accumulation
-// into the output), so a tuned shape gives the same bits on every call, graphs or eager. The candidates
-// write a scratch output (beta 0; the epilogue's read of out under accumulate is the same for every
-// candidate), so out, which may be a residual added into, is untouched.
 void CublasLtGemm::tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes,
                              cudaStream_t stream) {
   if (tuning_enabled() && !plan.tuned) tune(plan, x, w, out_bytes, stream);
 }
 
+// Times (time_launch) the heuristic's first kCandidates picks and split-K versions of its first kSplitBases
+// and keeps the fastest. Only deterministic reductions are considered (no in-place split-K accumulation
+// into the output), so a tuned shape gives the same bits on every call, graphs or eager. The candidates
+// write a scratch output (beta 0; the epilogue's read of out under accumulate is the same for every
+// candidate), so out, which may be a residual added into, is untouched.
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
   constexpr int kCandidates = 16;
   constexpr int kSplitBases = 4;

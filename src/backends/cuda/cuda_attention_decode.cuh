@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -606,10 +605,7 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
-  static const bool shallow_enabled = [] {
-    const char* env = std::getenv("RADIXLM_DECODE_SHALLOW_RING");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
+  static const bool shallow_enabled = env_switch_on("RADIXLM_DECODE_SHALLOW_RING");
   if (blocks <= static_cast<int64_t>(p.num_sms) * warps_per_sm(kDim, kDeepRing)) {
     launch_ring<kDim, kDeepRing>(p, step, grid, stream, rope);
   } else if (shallow_enabled && blocks > int64_t{kShallowWaves} * p.num_sms * warps_per_sm(kDim, kRing)) {

@@ -32,12 +32,14 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+// An A/B switch: on unless the environment sets `name` to 0.
+inline bool env_switch_on(const char* name) {
+  const char* env = std::getenv(name);
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
 // RADIXLM_CUDA_PDL=0 launches every kernel plainly (a switch for debugging and A/B runs).
 inline bool pdl_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RADIXLM_CUDA_PDL");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
+  static const bool enabled = env_switch_on("RADIXLM_CUDA_PDL");
   return enabled;
 }
 // Asks, once per kernel and device, for the most L1 in the unified cache. The decode attention asks for

@@ -90,9 +90,6 @@ __device__ __forceinline__ void pin(float (&d)[2][kN / 2]) {
     for (int i = 0; i < kN / 2; ++i) asm volatile("" : "+f"(d[h][i])::"memory");
   }
 }
-// Step kk (columns 16kk..16kk+15) of a tile of 128-byte rows starting at `rows`: 32 bytes further into
-// each row; 8-row groups 1024 bytes apart (the leading offset is unused with swizzling).
-__device__ __forceinline__ uint64_t k_step(uint32_t rows, int kk) { return descriptor(rows + kk * 32, 16, 1024); }
 #endif  // RADIXLM_WGMMA
 
 template <int kN>
@@ -193,8 +190,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kKStep / 16; ++kk) {
-      wgmma_tile<kN>(acc[0], k_step(w_rows, kk), k_step(x_rows, kk));
-      wgmma_tile<kN>(acc[1], k_step(w_rows + 64 * 128, kk), k_step(x_rows, kk));
+      wgmma_tile<kN>(acc[0], k_step_descriptor(w_rows, kk), k_step_descriptor(x_rows, kk));
+      wgmma_tile<kN>(acc[1], k_step_descriptor(w_rows + 64 * 128, kk), k_step_descriptor(x_rows, kk));
     }
     wgmma_commit();
     wgmma_wait<0>();  // the stage goes straight back to the producer

@@ -26,6 +26,11 @@ __device__ __forceinline__ uint64_t descriptor(uint32_t address, uint32_t leadin
   return static_cast<uint64_t>((address & 0x3FFFF) >> 4) | static_cast<uint64_t>((leading & 0x3FFFF) >> 4) << 16 |
          static_cast<uint64_t>((stride & 0x3FFFF) >> 4) << 32 | uint64_t{1} << 62;
 }
+// Step kk (columns 16kk..16kk+15) of a K-major tile of 128-byte swizzled rows starting at `rows`: 32 bytes
+// further into each row, 8-row groups 1024 bytes apart (the leading offset is unused with swizzling).
+__device__ __forceinline__ uint64_t k_step_descriptor(uint32_t rows, int kk) {
+  return descriptor(rows + kk * 32, 16, 1024);
+}
 
 #if RADIXLM_WGMMA
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
