@@ -197,6 +197,9 @@ if part ab; then
     echo "--- $AB" >> "$OUT/ab_kernels.log"
     [ -z "${RADIXLM_GPU_AB_BATCHES:-}" ] && stage "decode-attention $AB" 60 "$OUT/ab_kernels.log" env ${AB//,/ } \
       "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter='*ReportsKvBandwidth*'
+    # RADIXLM_GPU_AB_LINEAR: token counts for `bench linear` under each setting too.
+    [ -n "${RADIXLM_GPU_AB_LINEAR:-}" ] && stage "bench-linear $AB" 120 "$OUT/ab_kernels.log" env ${AB//,/ } \
+      "$RADIXLM" bench linear --model-path "$MODEL8B" --batch-size $RADIXLM_GPU_AB_LINEAR
     for B in ${RADIXLM_GPU_AB_BATCHES:-1 64 256}; do
       if [ "$B" = prefill ]; then  # the 4096-token prefill
         stage "bench-prefill-4096 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 1 --input-len 4096 \
@@ -289,7 +292,8 @@ fi
   [ -f "$OUT/stalls.txt" ] && { echo "--- where the warps wait (ncu stall sampling)"; cat "$OUT/stalls.txt"; }
   echo "--- kernels alone"
   grep -E "^(prefill|decode) attention " "$TESTS" || true
-  [ -f "$OUT/ab_kernels.log" ] && grep -E "^--- |^decode attention " "$OUT/ab_kernels.log"
+  [ -f "$OUT/ab_kernels.log" ] && grep -E "^--- |^decode attention |^(qkv_proj|o_proj|gate_up|down|lm_head) " \
+    "$OUT/ab_kernels.log"
   grep -E "^elementwise " "$TESTS" || true
   echo
   echo "================ radixlm GPU summary ($(date -u +%FT%TZ), commit $(cat .gpu/COMMIT 2>/dev/null || git rev-parse --short HEAD)) ================"
