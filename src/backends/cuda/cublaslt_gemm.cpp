@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_kernels.h"
 
 namespace radixlm::cuda {
 
@@ -22,7 +21,6 @@ CublasLtGemm::~CublasLtGemm() {
     if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
     if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
   }
-  if (cold_scratch_) cudaFree(cold_scratch_);
   if (workspace_) cudaFree(workspace_);
   if (handle_) cublasLtDestroy(handle_);
 }
@@ -91,32 +89,6 @@ bool CublasLtGemm::tuning_enabled() {
   return enabled;
 }
 
-bool CublasLtGemm::tuning_cold() {
-  static const bool cold = [] {
-    const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
-    return env != nullptr && std::strcmp(env, "cold") == 0;
-  }();
-  return cold;
-}
-
-void* CublasLtGemm::cold_scratch(cudaStream_t stream) {
-  if (cold_scratch_ == nullptr) {
-    int device = 0, l2_bytes = 0;
-    RADIXLM_CUDA_CHECK(cudaGetDevice(&device));
-    RADIXLM_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
-    cold_scratch_bytes_ = std::max<int64_t>(2 * static_cast<int64_t>(l2_bytes), int64_t{16} << 20);
-    RADIXLM_CUDA_CHECK(cudaMallocAsync(&cold_scratch_, static_cast<size_t>(cold_scratch_bytes_), stream));
-    RADIXLM_CUDA_CHECK(cudaMemsetAsync(cold_scratch_, 0, static_cast<size_t>(cold_scratch_bytes_), stream));
-  }
-  return cold_scratch_;
-}
-
-void CublasLtGemm::release_cold_scratch(cudaStream_t stream) {
-  if (cold_scratch_ == nullptr) return;
-  RADIXLM_CUDA_CHECK(cudaFreeAsync(cold_scratch_, stream));
-  cold_scratch_ = nullptr;
-}
-
 cublasStatus_t CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x,
                                     const uint16_t* w, void* out, float beta, cudaStream_t stream) {
   const float alpha = 1.0f;
@@ -172,27 +144,18 @@ float CublasLtGemm::time_launch(const Plan& plan, const cublasLtMatmulAlgo_t& al
   constexpr int kTimingReps = 5;
   // An algorithm that will not launch on these operands is skipped, not fatal.
   if (launch(plan, algo, x, w, out, 0.0f, stream) != CUBLAS_STATUS_SUCCESS) return -1.0f;
-  // Warm: the launches back to back (a weight that fits in L2 stays there). Cold: each launch after a read
-  // through twice the L2, timed alone, as a decode step meets the weight after the 15 GB of the others.
-  const bool cold = tuning_cold();
-  void* scratch = cold ? cold_scratch(stream) : nullptr;
-  std::vector<cudaEvent_t> events(cold ? 2 * kTimingReps : 2);
-  for (cudaEvent_t& event : events) RADIXLM_CUDA_CHECK(cudaEventCreate(&event));
-  for (int r = 0; r < kTimingReps; ++r) {
-    if (cold) launch_read_through(scratch, cold_scratch_bytes_, stream);
-    if (cold || r == 0) RADIXLM_CUDA_CHECK(cudaEventRecord(events[cold ? 2 * r : 0], stream));
-    RADIXLM_CUBLAS_CHECK(launch(plan, algo, x, w, out, 0.0f, stream));
-    if (cold || r == kTimingReps - 1) RADIXLM_CUDA_CHECK(cudaEventRecord(events[cold ? 2 * r + 1 : 1], stream));
-  }
-  RADIXLM_CUDA_CHECK(cudaEventSynchronize(events.back()));
-  float total_ms = 0.0f;
-  for (size_t i = 0; i < events.size(); i += 2) {
-    float ms = 0.0f;
-    RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, events[i], events[i + 1]));
-    total_ms += ms;
-  }
-  for (cudaEvent_t event : events) cudaEventDestroy(event);
-  return total_ms / kTimingReps;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&start));
+  RADIXLM_CUDA_CHECK(cudaEventCreate(&stop));
+  RADIXLM_CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int r = 0; r < kTimingReps; ++r) RADIXLM_CUBLAS_CHECK(launch(plan, algo, x, w, out, 0.0f, stream));
+  RADIXLM_CUDA_CHECK(cudaEventRecord(stop, stream));
+  RADIXLM_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  RADIXLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / kTimingReps;
 }
 
 void CublasLtGemm::tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes,
@@ -292,7 +255,6 @@ int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture != cudaStreamCaptureStatusNone) return 0;  // no timing inside a capture: the plain matmul
     const int chosen = choose_splits(x, w, partials, tokens, n, k, max_splits, against_plain, stream);
-    release_cold_scratch(stream);
     it = split_counts_.emplace(shape, chosen).first;
   }
   const int splits = it->second;
@@ -314,7 +276,6 @@ bool CublasLtGemm::run(const uint16_t* x, const uint16_t* w, const uint16_t* bia
     RADIXLM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (capture == cudaStreamCaptureStatusNone) {
       tune(plan, x, w, static_cast<size_t>(tokens * n) * (out_f32 ? 4 : 2), stream);
-      release_cold_scratch(stream);
     }
   }
   if (!plan.ok) return false;

@@ -40,10 +40,8 @@ class CublasLtGemm {
   int run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n, int64_t k,
                          int max_splits, bool against_plain, cudaStream_t stream);
 
-  // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison); =cold times each candidate after reading
-  // through twice the L2 (launch_read_through), so weights that fit in L2 are not timed from it.
+  // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
-  static bool tuning_cold();
 
  private:
   struct Plan {
@@ -67,13 +65,7 @@ class CublasLtGemm {
   void tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   std::vector<cublasLtMatmulAlgo_t> split_k_versions(const Plan& plan, const cublasLtMatmulAlgo_t& algo);
 
-  // Cold timing's scratch, allocated by the first cold timing of a public call and freed at its end.
-  void* cold_scratch(cudaStream_t stream);
-  void release_cold_scratch(cudaStream_t stream);
-
   cublasLtHandle_t handle_ = nullptr;
-  void* cold_scratch_ = nullptr;
-  int64_t cold_scratch_bytes_ = 0;
   void* workspace_ = nullptr;
   size_t workspace_bytes_;
   std::map<Key, Plan> plans_;

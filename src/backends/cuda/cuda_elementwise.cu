@@ -462,18 +462,6 @@ __global__ void bf16_to_f32_kernel(const uint16_t* in, float* out, int64_t n) {
   }
 }
 
-// Reads every 16-byte word of data once (the sum only keeps the loads): what it leaves in L2 is its own,
-// so a matmul launched after it reads its weights from DRAM as it does inside a decode step.
-__global__ void read_through_kernel(const uint4* data, int64_t words, int* sink) {
-  uint32_t acc = 0;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < words;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint4 v = __ldcg(data + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if (acc == 0x9e3779b9u) *sink = 1;
-}
-
 __global__ void add_bias_kernel(void* out, bool out_f32, const uint16_t* bias, int64_t rows, int64_t cols) {
   const int64_t total = rows * cols;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
@@ -689,14 +677,6 @@ void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   bf16_to_f32_kernel<<<grid_for(n, 256), 256, 0, stream>>>(in, out, n);
-}
-
-void launch_read_through(void* scratch, int64_t bytes, cudaStream_t stream) {
-  const int64_t words = bytes / 16;
-  if (words == 0) return;
-  // The sink is the scratch's own first word, written only if the XOR of every word hits one constant.
-  read_through_kernel<<<grid_for(words, 512), 512, 0, stream>>>(static_cast<const uint4*>(scratch), words,
-                                                                  static_cast<int*>(scratch));
 }
 
 void launch_add_bias(void* out, bool out_f32, const uint16_t* bias, int64_t rows, int64_t cols, cudaStream_t stream) {

@@ -105,11 +105,6 @@ void launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_
 // Converts n floats to bf16 / bf16 to f32 on the device.
 void launch_bf16_to_f32(const uint16_t* in, float* out, int64_t n, cudaStream_t stream);
 // out[r, c] += bias[c] (out bf16 or f32 by `out_f32`), bias bf16.
-// Reads `bytes` of a scratch buffer (16-byte aligned; its first word may be overwritten): run over twice
-// the L2's size, it leaves the L2 holding nothing a kernel after it will read (cuBLASLt's tuner times its
-// candidates on cold weights with it, as a decode step streams them).
-void launch_read_through(void* scratch, int64_t bytes, cudaStream_t stream);
-
 void launch_add_bias(void* out, bool out_f32, const uint16_t* bias, int64_t rows, int64_t cols, cudaStream_t stream);
 
 // out [T, N] = x [T, K] @ w [N, K]^T (+ bias): the small-T path that streams each weight row once for every
