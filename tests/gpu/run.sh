@@ -69,6 +69,10 @@ if part tests; then
   # launched plainly), the path a driver that refuses it, or a debugging session, takes.
   stage test-golden-no-pdl 180 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine-no-pdl 240 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
+  # The decode attention's splits merged by combine_kernel from global partials (as on GPUs without thread
+  # block clusters) instead of inside their cluster.
+  stage test-attention-no-cluster 240 "$TESTS" env RADIXLM_DECODE_CLUSTER_MERGE=0 \
+    "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter='*Attention*'
 fi
 
 # compute-sanitizer memcheck over the kernel tests (not in the default parts: slow; it needs the Firecracker
@@ -191,7 +195,8 @@ fi
 # in RADIXLM_GPU_AB_ENV (space-separated settings, each NAME=VALUE or several joined by commas; default
 # cuBLASLt's decode-shape tuning off), in the same call as the figures above.
 # RADIXLM_GPU_AB_BATCHES picks the batches (default "1 64 256"; 128 in, 256 / 512 / 128 out for batch 1 / 256 /
-# the rest; "prefill": the 4096-token prefill; the decode attention's kernel test runs only with the default).
+# the rest; "prefill": the 4096-token prefill; "long": batch 1 at 4096 in / 64 out; the decode attention's
+# kernel test runs only with the default).
 if part ab; then
   for AB in ${RADIXLM_GPU_AB_ENV:-RADIXLM_CUBLASLT_TUNE=0}; do  # ${AB//,/ }: one word per setting
     echo "--- $AB" >> "$OUT/ab_kernels.log"
@@ -204,6 +209,11 @@ if part ab; then
       if [ "$B" = prefill ]; then  # the 4096-token prefill
         stage "bench-prefill-4096 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 1 --input-len 4096 \
           --output-len 2 "${ROOF[@]}"
+        continue
+      fi
+      if [ "$B" = long ]; then  # batch 1 at a 4k context (4096 in / 64 out)
+        stage "bench-long-4096 $AB" 120 "$BENCH" env ${AB//,/ } "${ONE[@]}" --batch-size 1 --input-len 4096 \
+          --output-len 64 "${ROOF[@]}"
         continue
       fi
       OUT_LEN=128; [ "$B" = 1 ] && OUT_LEN=256; [ "$B" = 256 ] && OUT_LEN=512
