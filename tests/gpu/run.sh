@@ -69,10 +69,6 @@ if part tests; then
   # launched plainly), the path a driver that refuses it, or a debugging session, takes.
   stage test-golden-no-pdl 180 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_golden_test" --gtest_brief=1
   stage test-engine-no-pdl 240 "$TESTS" env RADIXLM_CUDA_PDL=0 "$BUILD/src/backends/cuda/cuda_engine_test" --gtest_brief=1
-  # The decode attention's splits merged by combine_kernel from global partials (as on GPUs without thread
-  # block clusters) instead of inside their cluster.
-  stage test-attention-no-cluster 240 "$TESTS" env RADIXLM_DECODE_CLUSTER_MERGE=0 \
-    "$BUILD/src/backends/cuda/backend_cuda_test" --gtest_brief=1 --gtest_filter='*Attention*'
 fi
 
 # compute-sanitizer memcheck over the kernel tests (not in the default parts: slow; it needs the Firecracker

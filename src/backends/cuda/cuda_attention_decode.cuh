@@ -9,11 +9,9 @@
 // tiles the rest of the ring is on its way; a lane looks up one key's cache slot per 32 keys, one window
 // ahead, so no page-table read sits between two tiles. One warp per block needs no block barrier and no cross-warp
 // merge; the ring (32 KB at head_dim 128) lets six blocks share an SM. The split count is chosen from
-// the batch so that about one warp per resident slot exists (num_splits). On Hopper the splits of a query
-// tile (up to kMaxClusterSplits) run as one thread-block cluster and merge their unnormalised partials
-// (output, max, sum) through distributed shared memory at the end (merge_in_cluster), so no second kernel
-// runs; elsewhere, or with more splits, each split writes its partial to global memory and combine_kernel
-// merges them, launched as a programmatic dependent so its launch overlaps this kernel's tail.
+// the batch so that about one warp per resident slot exists (num_splits); several splits write
+// unnormalised partials (output, max, sum) that combine_kernel merges, launched as a programmatic dependent
+// so its launch overlaps this kernel's tail.
 //
 // Knob for GPU tuning runs: RADIXLM_DECODE_SPLIT_WAVES=1..16 (warps per resident slot the split count aims
 // at; default 1). On an H200 it moves 1.9-3.2 TB/s of K/V at batch 64-256 in a decode step, about twice the
@@ -26,8 +24,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-
-#include <cooperative_groups.h>
 
 #include "backends/cuda/cuda_attention_mma.cuh"
 #include "backends/cuda/cuda_common.cuh"
@@ -72,11 +68,6 @@ constexpr int kDeepRing = 6;
 constexpr int kShallowRing = 3;
 constexpr int kShallowWaves = 2;
 constexpr int kMaxSplits = 64;   // combine_kernel's weight table
-// Splits merged inside a thread-block cluster (sm_90: 16 blocks, the non-portable cluster size). Fewer
-// splits than the 64 of the combine kernel: at batch 1 under CUDA graphs (split count from the batch alone)
-// a cap of 16 ran the 128-in / 256-out step 1.6% faster with the combine kernel, and a 4k context 1.7%
-// slower (H200, 2026-11-24 23:26 call, docs/performance.md).
-constexpr int kMaxClusterSplits = 16;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // A tile row's 16-byte chunks are XOR-swizzled with the row (mod 8) where head_dim is a multiple of 64, so
@@ -104,71 +95,6 @@ constexpr int ring_bytes(int dim, int stages) { return 2 * stages * kKeys * tile
 constexpr int warps_per_sm(int dim, int stages) {
   return std::min(32, 228 * 1024 / (ring_bytes(dim, stages) + 1024));
 }
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-// The end of a split launched with its query tile's other splits as one cluster (launch_ring): each block
-// leaves its unnormalised output rows and each row's max (log2 units) and sum in its own shared memory (the
-// ring, whose copies have all landed), and after a cluster barrier block r merges every r-th run of 32
-// output values (row-major over rows x kDim) from all the splits' memories, as combine_kernel would from
-// global memory, and writes them. A second barrier keeps every block's memory alive until all have read it.
-template <int kDim>
-__device__ __forceinline__ void merge_in_cluster(const AttentionParams& p, const float (&o)[kDim / 8][4], float max0,
-                                                 float max1, float sum0, float sum1, int rows, int q_begin,
-                                                 int kv_head, int split, unsigned char* smem_raw) {
-  namespace cg = cooperative_groups;
-  static_assert(kRows * (kDim + 2) * 4 <= 2 * 3 * kKeys * kDim * 2, "the smallest ring holds a split's rows");
-  cg::cluster_group cluster = cg::this_cluster();
-  const int lane = static_cast<int>(threadIdx.x);
-  const int quad_row = lane / 4, quad_col = lane % 4;
-  cp_async_wait<0>();
-  __syncwarp();
-  float* values = reinterpret_cast<float*>(smem_raw);  // [kRows][kDim]
-  float* stats = values + kRows * kDim;                // [kRows][2]: max, sum
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int row = quad_row + 8 * half;
-#pragma unroll
-    for (int t = 0; t < kDim / 8; ++t) {
-      *reinterpret_cast<float2*>(values + row * kDim + t * 8 + quad_col * 2) = make_float2(o[t][2 * half], o[t][2 * half + 1]);
-    }
-    if (quad_col == 0) {
-      stats[2 * row] = half == 0 ? max0 : max1;
-      stats[2 * row + 1] = half == 0 ? sum0 : sum1;
-    }
-  }
-  cluster.sync();
-  const int splits = p.num_splits, group = p.q_heads / p.kv_heads;
-  for (int e = split * 32 + lane; e < rows * kDim; e += 32 * splits) {
-    const int row = e / kDim, d = e % kDim;
-    float m[kMaxClusterSplits], l[kMaxClusterSplits], v[kMaxClusterSplits];
-#pragma unroll
-    for (int r = 0; r < kMaxClusterSplits; ++r) {  // every load out before the first is used
-      if (r < splits) {
-        const float* remote_values = cluster.map_shared_rank(values, r);
-        const float* remote_stats = cluster.map_shared_rank(stats, r);
-        m[r] = remote_stats[2 * row];
-        l[r] = remote_stats[2 * row + 1];
-        v[r] = remote_values[row * kDim + d];
-      }
-    }
-    float global_max = -INFINITY;
-#pragma unroll
-    for (int r = 0; r < kMaxClusterSplits; ++r) global_max = r < splits ? fmaxf(global_max, m[r]) : global_max;
-    float total = 0.0f, value = 0.0f;
-#pragma unroll
-    for (int r = 0; r < kMaxClusterSplits; ++r) {
-      // A split that saw no visible key (max -inf) has sum 0 and output 0, and gets weight 0.
-      const float w = r < splits && m[r] != -INFINITY ? exp2f(m[r] - global_max) : 0.0f;
-      total += w > 0.0f ? w * l[r] : 0.0f;
-      value += w > 0.0f ? w * v[r] : 0.0f;
-    }
-    const int token = q_begin + row / group, head = kv_head * group + row % group;
-    p.out[(static_cast<int64_t>(token) * p.q_heads + head) * kDim + d] =
-        f32_to_bf16_bits(total > 0.0f ? value / total : 0.0f);
-  }
-  cluster.sync();
-}
-#endif
 
 // Grid: x = kv head, y = query tile * num_splits + split, z = sequence; 32 threads. KV heads vary fastest so
 // the blocks that run together read neighbouring 256-byte pieces of the same cache rows (a token's K for
@@ -512,12 +438,6 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
   // A row's sum is spread over its quad (each lane summed its own columns).
   sum0 = quad_sum(sum0);
   sum1 = quad_sum(sum1);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (p.num_splits > 1 && cooperative_groups::this_cluster().num_blocks() == static_cast<unsigned>(p.num_splits)) {
-    merge_in_cluster<kDim>(p, o, max0, max1, sum0, sum1, rows, q_begin, kv_head, split, smem_raw);
-    return;
-  }
-#endif
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int row = half == 0 ? row0 : row1;
@@ -621,22 +541,6 @@ inline int split_waves_from_env() {
   return waves;
 }
 
-// Whether splits merge inside their cluster (merge_in_cluster): on compute capability 9 (the sm_90a code,
-// which has the merge) unless RADIXLM_DECODE_CLUSTER_MERGE=0 (A/B runs: every split count then writes
-// global partials for combine_kernel, up to kMaxSplits).
-inline bool merge_in_clusters() {
-  static const bool enabled = [] {
-    int device = 0, major = 0;
-    if (!env_switch_on("RADIXLM_DECODE_CLUSTER_MERGE") || cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
-    return major == 9;
-  }();
-  return enabled;
-}
-
 // Splits for a decode step (max_query_len * group <= kRows): as many one-warp blocks as fit in
 // split_waves_from_env() waves of resident slots on every SM (rounded down: rounding up left a second,
 // half-empty wave at batch 64, 512 (sequence, KV head) items on 1056 slots), at least one split, and every
@@ -650,8 +554,7 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
   const int64_t slots = static_cast<int64_t>(split_waves_from_env()) * warps_per_sm(head_dim, kRing) * num_sms;
   const int64_t want = slots / items;
   const int64_t most = std::max<int64_t>(1, (static_cast<int64_t>(step.max_kv_len) + kKeys - 1) / kKeys);
-  const int cap = merge_in_clusters() ? kMaxClusterSplits : kMaxSplits;
-  return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, cap));
+  return static_cast<int32_t>(std::clamp<int64_t>(std::min(want, most), 1, kMaxSplits));
 }
 
 // The deep ring computes two tiles per step: its warps (one per scheduler) are latency-bound, so the two
@@ -666,9 +569,8 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
 // those requests may only slow rope, the short kernel ahead that is on it. With RoPE fused in (no rope kernel
 // ahead) the early tiles still lost at batch 1: 3.860-3.879 ms against 3.837-3.855 (2026-11-25 08:46 call).
-// Returns whether the splits merged in their clusters (so no combine_kernel is needed).
 template <int kDim, int kStages>
-bool launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream,
+void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream,
                  const AttentionRope* rope) {
   constexpr int kSub = kStages == kDeepRing ? 2 : 1;
   const auto early = attention_decode_kernel<kDim, kStages, kSub, true>;
@@ -684,24 +586,14 @@ bool launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
     for (const void* kernel : kernels) {
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-      if (merge_in_clusters()) cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
     }
-    (void)cudaGetLastError();  // a refused attribute only leaves the default
     configured = true;
   }
-  // The splits of a query tile (grid.y's consecutive blocks) as one cluster, where they merge themselves; a
-  // refused cluster launch falls back to global partials.
-  const bool in_clusters = p.num_splits > 1 && p.num_splits <= kMaxClusterSplits && merge_in_clusters();
-  const dim3 cluster(1, static_cast<unsigned int>(p.num_splits), 1);
-  const auto launch_kernel = [&](auto kernel, auto... args) {
-    if (in_clusters && launch_programmatic_clusters(kernel, grid, cluster, dim3(32), smem, stream, args...)) {
-      return true;
-    }
-    launch_programmatic(kernel, grid, dim3(32), smem, stream, args...);
-    return false;
-  };
-  if (rope != nullptr) return launch_kernel(step.num_seqs > 1 ? rope_early : rope_late, p, step, *rope);
-  return launch_kernel(step.num_seqs > 1 ? early : late, p, step);
+  if (rope != nullptr) {
+    launch_programmatic(step.num_seqs > 1 ? rope_early : rope_late, grid, dim3(32), smem, stream, p, step, *rope);
+  } else {
+    launch_programmatic(step.num_seqs > 1 ? early : late, grid, dim3(32), smem, stream, p, step);
+  }
 }
 
 // rope: RoPE and the KV store fused in (AttentionRope, above), or null.
@@ -714,15 +606,14 @@ void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t strea
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
   static const bool shallow_enabled = env_switch_on("RADIXLM_DECODE_SHALLOW_RING");
-  bool merged = false;
   if (blocks <= static_cast<int64_t>(p.num_sms) * warps_per_sm(kDim, kDeepRing)) {
-    merged = launch_ring<kDim, kDeepRing>(p, step, grid, stream, rope);
+    launch_ring<kDim, kDeepRing>(p, step, grid, stream, rope);
   } else if (shallow_enabled && blocks > int64_t{kShallowWaves} * p.num_sms * warps_per_sm(kDim, kRing)) {
-    merged = launch_ring<kDim, kShallowRing>(p, step, grid, stream, rope);
+    launch_ring<kDim, kShallowRing>(p, step, grid, stream, rope);
   } else {
-    merged = launch_ring<kDim, kRing>(p, step, grid, stream, rope);
+    launch_ring<kDim, kRing>(p, step, grid, stream, rope);
   }
-  if (p.num_splits > 1 && !merged) {
+  if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail
     // (batch 1 is latency-bound).
     launch_programmatic(combine_kernel, dim3(static_cast<unsigned int>(step.num_tokens * p.q_heads)), dim3(128), 0,

@@ -66,30 +66,6 @@ inline void prefer_l1(const void* kernel) {
   }
 }
 
-// launch_programmatic (below) with the grid in thread-block clusters of `cluster` blocks (sm_90). False,
-// with nothing launched, where the driver refuses the clusters.
-template <typename... Params, typename... Args>
-bool launch_programmatic_clusters(void (*kernel)(Params...), dim3 grid, dim3 cluster, dim3 block, size_t smem,
-                                  cudaStream_t stream, Args... args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  cudaLaunchAttribute attributes[2] = {};
-  attributes[0].id = cudaLaunchAttributeClusterDimension;
-  attributes[0].val.clusterDim.x = cluster.x;
-  attributes[0].val.clusterDim.y = cluster.y;
-  attributes[0].val.clusterDim.z = cluster.z;
-  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attributes[1].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attributes;
-  config.numAttrs = pdl_enabled() ? 2 : 1;
-  if (cudaLaunchKernelEx(&config, kernel, args...) == cudaSuccess) return true;
-  (void)cudaGetLastError();
-  return false;
-}
-
 // kernel<<<grid, block, smem, stream>>>(args...) as a programmatic dependent of the kernel ahead of it on the
 // stream (a plain launch where that is refused or turned off). Stream capture records the programmatic
 // edge into the CUDA graph. A kernel with no dynamic shared memory prefers L1 (prefer_l1).
