@@ -8,6 +8,7 @@
 // (timing them too measured no gain on the 4096-token prefill's GEMMs).
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -42,6 +43,8 @@ class CublasLtGemm {
 
   // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
+  // Rounds of timing per tuned shape (RADIXLM_CUBLASLT_TUNE_ROUNDS=1..8, default 3).
+  static int tuning_rounds();
 
  private:
   struct Plan {
@@ -60,6 +63,9 @@ class CublasLtGemm {
                     void* out, cudaStream_t stream);
   int choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n, int64_t k,
                     int max_splits, bool against_plain, cudaStream_t stream);
+  // Times choices 0..count-1 (time_ms: milliseconds, negative when one will not run) over
+  // tuning_rounds(); returns each one's fastest (negative: never ran).
+  std::vector<double> fastest_over_rounds(size_t count, const std::function<double(size_t)>& time_ms);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   // tune() where tuning is on and the plan is not tuned yet (callers are outside stream capture).
   void tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
