@@ -176,15 +176,10 @@ void CublasLtGemm::tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, s
 // Times (time_launch, over fastest_over_rounds' rounds) the heuristic's first kCandidates picks and split-K
 // versions of its first kSplitBases and keeps the fastest. Only deterministic reductions are considered (no
 // in-place split-K accumulation into the output), so a tuned shape gives the same bits on every call, graphs
-// or eager. The candidates
-// write a scratch output (beta 0; the epilogue's read of out under accumulate is the same for every
-// candidate), so out, which may be a residual added into, is untouched.
+// or eager. The candidates write a scratch output (beta 0; the epilogue's read of out under accumulate is the
+// same for every candidate), so out, which may be a residual added into, is untouched.
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
-  static const int kCandidates = [] {  // PROBE: RADIXLM_CUBLASLT_CANDIDATES for an A/B of the count
-    const char* env = std::getenv("RADIXLM_CUBLASLT_CANDIDATES");
-    const int value = env != nullptr ? std::atoi(env) : 0;
-    return value >= 1 && value <= 64 ? value : 16;
-  }();
+  constexpr int kCandidates = 16;  // 48 were no better (2026-11-25 18:58 call, docs/performance.md)
   constexpr int kSplitBases = 4;
   plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
