@@ -2,10 +2,10 @@
 // out [T, N] = x [T, K] @ w [N, K]^T (+ bias [N]) through cuBLASLt: bf16 inputs, f32 accumulation, bf16 or
 // f32 output, the bias fused as an epilogue when the output is bf16. The algorithm is chosen once per shape
 // and cached; the workspace is allocated once. Decode shapes (few, fixed by the CUDA graph buckets, and run
-// every step) are tuned: the heuristic's top candidates and split-K versions of its first few are timed on
-// the first call and the fastest kept, since at small M its first pick often leaves SMs idle (no split-K)
-// and streams the weights well below the bandwidth roofline. Other shapes take the heuristic's first pick
-// (timing them too measured no gain on the 4096-token prefill's GEMMs).
+// every step) are tuned: the heuristic's top candidates and split-K versions of its first few are timed (in
+// rounds) on the first call and the fastest kept, since at small M its first pick often leaves SMs idle (no
+// split-K) and streams the weights well below the bandwidth roofline. Other shapes take the heuristic's first
+// pick (timing them too measured no gain on the 4096-token prefill's GEMMs).
 
 #include <cstdint>
 #include <functional>
