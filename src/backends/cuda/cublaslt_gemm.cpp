@@ -179,7 +179,7 @@ void CublasLtGemm::tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, s
 // or eager. The candidates write a scratch output (beta 0; the epilogue's read of out under accumulate is the
 // same for every candidate), so out, which may be a residual added into, is untouched.
 void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
-  constexpr int kCandidates = 16;  // 48 were no better (2026-11-25 18:58 call, docs/performance.md)
+  constexpr int kCandidates = 16;  // 48 were no better (2026-11-25 18:53 call, docs/performance.md)
   constexpr int kSplitBases = 4;
   plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
