@@ -9,6 +9,18 @@
 #include "backends/cuda/cuda_check.h"
 
 namespace radixlm::cuda {
+namespace {
+
+// The index of the smallest non-negative time (negative: the choice did not run), or -1 if none ran.
+int index_of_fastest(const std::vector<double>& ms) {
+  int best = -1;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (ms[i] >= 0.0 && (best < 0 || ms[i] < ms[static_cast<size_t>(best)])) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+}  // namespace
 
 CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
   RADIXLM_CUBLAS_CHECK(cublasLtCreate(&handle_));
@@ -212,11 +224,9 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
     return time_launch(plan, candidates[i], x, w, out, stream);
   });
   RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
-  const auto best = std::min_element(fastest.begin(), fastest.end(), [](double a, double b) {
-    return a >= 0.0 && (b < 0.0 || a < b);
-  });
-  if (best != fastest.end() && *best >= 0.0) {
-    plan.algo = candidates[static_cast<size_t>(best - fastest.begin())];
+  const int best = index_of_fastest(fastest);
+  if (best >= 0) {
+    plan.algo = candidates[static_cast<size_t>(best)];
     plan.ok = true;
   }
 }
@@ -229,10 +239,9 @@ std::vector<double> CublasLtGemm::fastest_over_rounds(size_t count, const std::f
   constexpr double kContender = 1.15;
   std::vector<double> fastest(count, -1.0);
   for (int round = 0; round < tuning_rounds(); ++round) {
-    double best = -1.0;
-    for (double ms : fastest) best = ms >= 0.0 && (best < 0.0 || ms < best) ? ms : best;
+    const int best = index_of_fastest(fastest);
     for (size_t i = 0; i < count; ++i) {
-      if (round > 0 && (fastest[i] < 0.0 || fastest[i] > kContender * best)) continue;
+      if (round > 0 && (fastest[i] < 0.0 || fastest[i] > kContender * fastest[static_cast<size_t>(best)])) continue;
       const double ms = time_ms(i);
       if (ms >= 0.0 && (fastest[i] < 0.0 || ms < fastest[i])) fastest[i] = ms;
     }
@@ -272,15 +281,8 @@ int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* par
     const float ms = time_launch(*choices[i].second, choices[i].second->algo, x, w, partials, stream);
     return ms >= 0.0f ? ms + extra_ms[i] : -1.0;
   });
-  int best = 0;
-  double best_cost = -1.0;
-  for (size_t i = 0; i < choices.size(); ++i) {
-    if (cost[i] >= 0.0 && (best_cost < 0.0 || cost[i] < best_cost)) {
-      best = choices[i].first;
-      best_cost = cost[i];
-    }
-  }
-  return best;
+  const int best = index_of_fastest(cost);
+  return best >= 0 ? choices[static_cast<size_t>(best)].first : 0;
 }
 
 int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
