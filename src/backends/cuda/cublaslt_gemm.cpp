@@ -1,12 +1,11 @@
 #include "backends/cuda/cublaslt_gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/env_switch.h"
 
 namespace radixlm::cuda {
 namespace {
@@ -95,19 +94,12 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
 }
 
 bool CublasLtGemm::tuning_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
+  static const bool enabled = env_switch_on("RADIXLM_CUBLASLT_TUNE");
   return enabled;
 }
 
 int CublasLtGemm::tuning_rounds() {
-  static const int rounds = [] {
-    const char* env = std::getenv("RADIXLM_CUBLASLT_TUNE_ROUNDS");
-    const int value = env != nullptr ? std::atoi(env) : 0;
-    return value >= 1 && value <= 8 ? value : 3;
-  }();
+  static const int rounds = env_int("RADIXLM_CUBLASLT_TUNE_ROUNDS", 1, 8, 3);
   return rounds;
 }
 

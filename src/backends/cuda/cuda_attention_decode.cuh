@@ -533,11 +533,7 @@ __global__ void __launch_bounds__(128) combine_kernel(AttentionParams p) {
 // 1.69 / 3.24 (more splits cost partial traffic and combine work). RADIXLM_DECODE_SPLIT_WAVES=1..16
 // overrides it, for tuning runs on the GPU.
 inline int split_waves_from_env() {
-  static const int waves = [] {
-    const char* env = std::getenv("RADIXLM_DECODE_SPLIT_WAVES");
-    const int value = env != nullptr ? std::atoi(env) : 0;
-    return value >= 1 && value <= 16 ? value : 1;
-  }();
+  static const int waves = env_int("RADIXLM_DECODE_SPLIT_WAVES", 1, 16, 1);
   return waves;
 }
 

@@ -9,6 +9,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device_allocator.h"
+#include "backends/cuda/env_switch.h"
 
 namespace radixlm {
 namespace {
@@ -115,9 +116,7 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
     if (std::strcmp(fusion, "0") == 0) rope_fusion_ = RopeFusion::kNever;
     if (std::strcmp(fusion, "2") == 0) rope_fusion_ = RopeFusion::kAlways;
   }
-  if (const char* split = std::getenv("RADIXLM_CUDA_SPLIT_PARTIALS"); split != nullptr) {
-    split_partials_ = std::strcmp(split, "0") != 0;
-  }
+  split_partials_ = cuda::env_switch_on("RADIXLM_CUDA_SPLIT_PARTIALS");
   const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
   op_timing_ = timing != nullptr && std::string(timing) == "1";
 }

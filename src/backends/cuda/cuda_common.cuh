@@ -12,6 +12,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "backends/cuda/env_switch.h"
+
 namespace radixlm::cuda {
 
 // Programmatic dependent launch (sm_90) between a decode step's kernels, so that neither the weight stream
@@ -31,11 +33,6 @@ __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-}
-// An A/B switch: on unless the environment sets `name` to 0.
-inline bool env_switch_on(const char* name) {
-  const char* env = std::getenv(name);
-  return env == nullptr || std::strcmp(env, "0") != 0;
 }
 // RADIXLM_CUDA_PDL=0 launches every kernel plainly (a switch for debugging and A/B runs).
 inline bool pdl_enabled() {
