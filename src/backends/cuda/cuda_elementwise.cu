@@ -274,9 +274,6 @@ __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
 // Grid (column blocks, rows): thread x of a block owns one 16-byte chunk of gate and of up in each of its
 // rows; rows beyond gridDim.y (65535) are taken in a stride.
 __global__ void silu_and_mul_rows_kernel(const uint16_t* x, uint16_t* out, int64_t rows, int32_t chunks_per_row) {
-  // A programmatic dependent of the matmul ahead (launch_silu_and_mul): its rows are read past the wait.
-  pdl_wait();
-  pdl_launch_dependents();
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= chunks_per_row) return;
   const int64_t inter = static_cast<int64_t>(chunks_per_row) * 8;
@@ -626,12 +623,7 @@ void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t
       const int32_t chunks_per_row = static_cast<int32_t>(inter / 8);
       constexpr int kThreads = 128;  // 14 blocks per row at 14336: enough SMs busy even for one row
       const dim3 grid(ceil_div_u(chunks_per_row, kThreads), static_cast<unsigned int>(std::min<int64_t>(rows, 65535)));
-      static const bool programmatic = env_switch_on("RADIXLM_CUDA_SILU_PDL");  // PROBE: A/B switch
-      if (programmatic) {
-        launch_programmatic(silu_and_mul_rows_kernel, grid, dim3(kThreads), 0, stream, x, out, rows, chunks_per_row);
-      } else {
-        silu_and_mul_rows_kernel<<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
-      }
+      silu_and_mul_rows_kernel<<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
       return;
     }
     silu_and_mul_vec_kernel<<<grid_for(rows * inter / 8, 256), 256, 0, stream>>>(x, out, rows, inter);
