@@ -1,7 +1,6 @@
 #include "backends/cuda/cublaslt_gemm.h"
 
 #include <algorithm>
-#include <functional>
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
@@ -17,6 +16,26 @@ int index_of_fastest(const std::vector<double>& ms) {
     if (ms[i] >= 0.0 && (best < 0 || ms[i] < ms[static_cast<size_t>(best)])) best = static_cast<int>(i);
   }
   return best;
+}
+
+// Times choices 0..count-1 (time_ms(i): milliseconds, negative when one will not run) over `rounds`: every
+// choice in the first, then those within kContender of the best so far again, each keeping its fastest time
+// (negative: never ran). A choice timed while the clocks were still rising after an idle spell, or beside a
+// hiccup, is not ruled out by it (single rounds picked gate_up's matmul at 64 tokens at 3.65, 3.84 and 3.90
+// TB/s in three processes of one call).
+template <typename TimeMs>
+std::vector<double> fastest_over_rounds(size_t count, int rounds, const TimeMs& time_ms) {
+  constexpr double kContender = 1.15;
+  std::vector<double> fastest(count, -1.0);
+  for (int round = 0; round < rounds; ++round) {
+    const int best = index_of_fastest(fastest);
+    for (size_t i = 0; i < count; ++i) {
+      if (round > 0 && (fastest[i] < 0.0 || fastest[i] > kContender * fastest[static_cast<size_t>(best)])) continue;
+      const double ms = time_ms(i);
+      if (ms >= 0.0 && (fastest[i] < 0.0 || ms < fastest[i])) fastest[i] = ms;
+    }
+  }
+  return fastest;
 }
 
 }  // namespace
@@ -212,8 +231,8 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
 
   void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
   RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
-  const std::vector<double> fastest = fastest_over_rounds(candidates.size(), [&](size_t i) -> double {
-    return time_launch(plan, candidates[i], x, w, out, stream);
+  const std::vector<double> fastest = fastest_over_rounds(candidates.size(), tuning_rounds(), [&](size_t i) {
+    return static_cast<double>(time_launch(plan, candidates[i], x, w, out, stream));
   });
   RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
   const int best = index_of_fastest(fastest);
@@ -223,23 +242,6 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
   }
 }
 
-// Rounds of timing: every choice in the first, then those within kContender of the best so far again, each
-// keeping its fastest time. A choice timed while the clocks were still rising after an idle spell, or beside
-// a hiccup, is not ruled out by it (single rounds picked gate_up's matmul at 64 tokens at 3.65, 3.84 and
-// 3.90 TB/s in three processes of one call).
-std::vector<double> CublasLtGemm::fastest_over_rounds(size_t count, const std::function<double(size_t)>& time_ms) {
-  constexpr double kContender = 1.15;
-  std::vector<double> fastest(count, -1.0);
-  for (int round = 0; round < tuning_rounds(); ++round) {
-    const int best = index_of_fastest(fastest);
-    for (size_t i = 0; i < count; ++i) {
-      if (round > 0 && (fastest[i] < 0.0 || fastest[i] > kContender * fastest[static_cast<size_t>(best)])) continue;
-      const double ms = time_ms(i);
-      if (ms >= 0.0 && (fastest[i] < 0.0 || ms < fastest[i])) fastest[i] = ms;
-    }
-  }
-  return fastest;
-}
 
 // Each count's plan is tuned, then timed on the caller's workspace; a count's cost adds the time to read its
 // partials back (kPartialReadBytesPerMs, about what the summing kernel sustains from L2), since more slices
@@ -249,32 +251,30 @@ std::vector<double> CublasLtGemm::fastest_over_rounds(size_t count, const std::f
 int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
                                 int64_t k, int max_splits, bool against_plain, cudaStream_t stream) {
   constexpr double kPartialReadBytesPerMs = 3e9;
-  // Counts and their costs: 0 the plain matmul (when against_plain), else the split count.
-  std::vector<std::pair<int, const Plan*>> choices;
-  std::vector<double> extra_ms;
+  struct Choice {
+    int splits;  // 0: the plain matmul
+    const Plan* plan;
+    double read_ms;  // reading the partials back
+  };
+  std::vector<Choice> choices;
   if (against_plain) {
     Plan& plain = plan_for({tokens, n, k, false, false, 1});
     tune_once(plain, x, w, static_cast<size_t>(tokens * n) * 2, stream);
-    if (plain.ok) {
-      choices.push_back({0, &plain});
-      extra_ms.push_back(0.0);
-    }
+    if (plain.ok) choices.push_back({0, &plain, 0.0});
   }
   for (int splits = 1; splits <= max_splits; splits *= 2) {
     if (k % (8 * splits) != 0) continue;
     Plan& plan = plan_for({tokens, n, k, true, false, splits});
     const size_t out_bytes = static_cast<size_t>(splits * tokens * n) * 4;
     tune_once(plan, x, w, out_bytes, stream);
-    if (!plan.ok) continue;
-    choices.push_back({splits, &plan});
-    extra_ms.push_back(static_cast<double>(out_bytes) / kPartialReadBytesPerMs);
+    if (plan.ok) choices.push_back({splits, &plan, static_cast<double>(out_bytes) / kPartialReadBytesPerMs});
   }
-  const std::vector<double> cost = fastest_over_rounds(choices.size(), [&](size_t i) -> double {
-    const float ms = time_launch(*choices[i].second, choices[i].second->algo, x, w, partials, stream);
-    return ms >= 0.0f ? ms + extra_ms[i] : -1.0;
+  const std::vector<double> cost = fastest_over_rounds(choices.size(), tuning_rounds(), [&](size_t i) {
+    const float ms = time_launch(*choices[i].plan, choices[i].plan->algo, x, w, partials, stream);
+    return ms >= 0.0f ? ms + choices[i].read_ms : -1.0;
   });
   const int best = index_of_fastest(cost);
-  return best >= 0 ? choices[static_cast<size_t>(best)].first : 0;
+  return best >= 0 ? choices[static_cast<size_t>(best)].splits : 0;
 }
 
 int CublasLtGemm::run_split_partials(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,

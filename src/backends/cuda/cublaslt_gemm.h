@@ -8,7 +8,6 @@
 // pick (timing them too measured no gain on the 4096-token prefill's GEMMs).
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -63,9 +62,6 @@ class CublasLtGemm {
                     void* out, cudaStream_t stream);
   int choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n, int64_t k,
                     int max_splits, bool against_plain, cudaStream_t stream);
-  // Times choices 0..count-1 (time_ms: milliseconds, negative when one will not run) over
-  // tuning_rounds(); returns each one's fastest (negative: never ran).
-  std::vector<double> fastest_over_rounds(size_t count, const std::function<double(size_t)>& time_ms);
   void tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);
   // tune() where tuning is on and the plan is not tuned yet (callers are outside stream capture).
   void tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream);

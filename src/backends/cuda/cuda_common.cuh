@@ -3,8 +3,6 @@
 // patterns and warp reductions.
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <unordered_set>
 #include <utility>
