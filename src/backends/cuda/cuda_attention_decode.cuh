@@ -47,8 +47,6 @@ struct AttentionRope {
 namespace radixlm::cuda::decode {
 
 constexpr int kRows = 16;        // mma m16: query rows per block
-// Query rows per block of the narrow form (kNarrow below): the mma's n8, where the keys are its m16.
-constexpr int kNarrowRows = 8;
 constexpr int kKeys = 16;        // keys per staged tile (one k16 step of O += P V)
 // Tiles in a warp's cp.async ring: 4 (3 in flight while one is read). Measured on an H200 (padded rows, one
 // call): batch-64 steps 5.10-5.17 ms against 5.18-5.20 with 3 and 5.27-5.28 with 2, batch 256 within noise;
@@ -104,23 +102,14 @@ constexpr int warps_per_sm(int dim, int stages) {
 // kSub: tiles computed per step of the loop (1 or 2; launch_ring says which ring gets which). kEarly: the
 // first tiles of keys stored by earlier steps are requested before the wait for the kernel ahead. kRope:
 // RoPE and the KV store fused in (AttentionRope above; one new token per sequence).
-// kNarrow: at most kNarrowRows query rows (a decode step's GQA group of up to 8 heads), computed transposed:
-// S^T = K Q^T and O^T += V^T P^T, so the keys and head dims fill the mma's m16 and the query rows its n8.
-// Against the 16-row form, where a group of 4 leaves 12 of the 16 rows empty, that halves the mma and the
-// exponentials per tile and the accumulators (O^T is 4 registers per 16 dims instead of per 8). The lane
-// layout: lane l holds keys (or dims) l / 4 and l / 4 + 8 of a tile, for query rows (columns) 2 (l % 4) and
-// 2 (l % 4) + 1; max, sum and causal limit (max0/1, sum0/1, last0/1) are those two columns'. P^T becomes
-// the B operand of O^T += V^T P^T through an in-register transpose (movmatrix), and O^T is transposed back
-// the same way at the end, so the stores are the 16-row form's.
 // (The kernels below pass their parameters by value: a reference changed the plain kernel's code.)
-template <int kDim, int kStages, int kSub, bool kEarly, bool kRope, bool kNarrow>
+template <int kDim, int kStages, int kSub, bool kEarly, bool kRope>
 __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays step, AttentionRope rope) {
   static_assert(kSub == 1 || (kSub == 2 && kStages >= 4), "the ring holds the step being read and the next");
   using S = Smem<kDim, kStages>;
   constexpr int kChunks = kDim / 8;                // 16-byte chunks per key row
   constexpr int kCopies = kKeys * kChunks / 32;    // cp.async per lane per tile, for K and for V each
   constexpr int kDimTiles = kDim / 8;
-  constexpr int kOutTiles = kNarrow ? kDim / 16 : kDimTiles;  // O's (or O^T's) accumulator tiles
   static_assert(kDim % 16 == 0 && (kKeys * kChunks) % 32 == 0, "head_dim must be a multiple of 16");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   S& s = *reinterpret_cast<S*>(smem_raw);
@@ -137,7 +126,7 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
   const int q_tile = static_cast<int>(blockIdx.y) / p.num_splits;
   const int split = static_cast<int>(blockIdx.y) % p.num_splits;
   const int seq = static_cast<int>(blockIdx.z);
-  const int tokens_per_tile = (kNarrow ? kNarrowRows : kRows) / group;
+  const int tokens_per_tile = kRows / group;
   const int q_begin = step.query_start[seq] + q_tile * tokens_per_tile;
   const int q_end = min(q_begin + tokens_per_tile, step.query_start[seq + 1]);
   const int kv_len = step.kv_length[seq];
@@ -161,9 +150,9 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
   const int quad_row = lane / 4, quad_col = lane % 4;
   const int row0 = quad_row, row1 = quad_row + 8;
 
-  float o[kOutTiles][4];
+  float o[kDimTiles][4];
 #pragma unroll
-  for (int t = 0; t < kOutTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+  for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
   float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
 
   if (num_tiles > 0) {
@@ -256,8 +245,7 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
     }
 
     // Q fragments (m16n8k16 A layout) straight from global memory while the first tiles are in flight;
-    // rows past `rows` are zeros. In the narrow form words 0 and 2 (row0's) are the B operand's: the
-    // lane's query row is its n, quad_row.
+    // rows past `rows` are zeros.
     const uint32_t* q0 = nullptr;
     const uint32_t* q1 = nullptr;
     // Keys [0, last + 1) are visible to the row (causal); -1 for a row past `rows`. The positions are used
@@ -267,16 +255,12 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
     if (row0 < rows) {
       const int token = q_begin + row0 / group, head = kv_head * group + row0 % group;
       q0 = reinterpret_cast<const uint32_t*>(p.q + token * p.q_stride + head * kDim);
-      if (!kNarrow) last0 = step.positions[token];
+      last0 = step.positions[token];
     }
-    if (!kNarrow && row1 < rows) {
+    if (row1 < rows) {
       const int token = q_begin + row1 / group, head = kv_head * group + row1 % group;
       q1 = reinterpret_cast<const uint32_t*>(p.q + token * p.q_stride + head * kDim);
       last1 = step.positions[token];
-    }
-    if constexpr (kNarrow) {  // the lane's columns, 2 quad_col and 2 quad_col + 1
-      if (2 * quad_col < rows) last0 = step.positions[q_begin + 2 * quad_col / group];
-      if (2 * quad_col + 1 < rows) last1 = step.positions[q_begin + (2 * quad_col + 1) / group];
     }
     uint32_t q_frag[kDim / 16][4];
 #pragma unroll
@@ -303,7 +287,6 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
         for (int kk = 0; kk < kDim / 16; ++kk) {
 #pragma unroll
           for (int w = 0; w < 4; ++w) {
-            if (kNarrow && w % 2 == 1) continue;  // row1's words: not used
             const int pair = (16 * kk + 8 * (w / 2) + 2 * quad_col) / 2;
             rope_rotate_word_interleaved(q_frag[kk][w], rope_cos[pair], rope_sin[pair]);
           }
@@ -314,7 +297,7 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
         for (int g = 0; g < kHalfWords; ++g) {
           const int partner = g + kHalfWords, dim = 8 * g + 2 * quad_col;
 #pragma unroll
-          for (int r = 0; r < (kNarrow ? 1 : 2); ++r) {
+          for (int r = 0; r < 2; ++r) {
             rope_rotate_words(q_frag[g / 2][2 * (g % 2) + r], q_frag[partner / 2][2 * (partner % 2) + r],
                               rope_cos + dim, rope_sin + dim);
           }
@@ -365,167 +348,83 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
         }
       }
 
-      if constexpr (kNarrow) {
-        // S^T = K Q^T per tile: keys 16 sub + quad_row (+ 8) x columns 2 quad_col (+ 1) in st[sub], the even
-        // and odd k16 steps in two chains as below.
-        constexpr int kChains = kSub == 1 ? 2 : 1;
-        float st[kSub][4], st_odd[kSub][4];
+      // Scores: n-tile 2 * sub + h = keys 16 * sub + 8 * h .. + 7 of the step. With one tile per step the
+      // even and odd k16 steps accumulate apart (sc and sc_odd), so each mma waits on the one two steps
+      // back, not the one before (with the rescale skip below, the kernel went from 108.3 to 107.6 us at
+      // batch 256 on an H200). With two tiles per step the two tiles' chains already interleave.
+      constexpr int kChains = kSub == 1 ? 2 : 1;
+      float sc[2 * kSub][4], sc_odd[2 * kSub][4];
 #pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          st[sub][0] = st[sub][1] = st[sub][2] = st[sub][3] = 0.0f;
-          st_odd[sub][0] = st_odd[sub][1] = st_odd[sub][2] = st_odd[sub][3] = 0.0f;
+      for (int t = 0; t < 2 * kSub; ++t) {
+        sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
+        sc_odd[t][0] = sc_odd[t][1] = sc_odd[t][2] = sc_odd[t][3] = 0.0f;
+      }
+#pragma unroll
+      for (int sub = 0; sub < kSub; ++sub) {
+        const __nv_bfloat16* sk = s.k[(tile + sub) % kStages];
+#pragma unroll
+        for (int kk = 0; kk < kDim / 16; ++kk) {
+          uint32_t b[4];
+          ldmatrix_x4(b, &sk[S::at((j8 / 2) * 8 + r8, kk * 2 + j8 % 2)]);
+          float (&acc)[2 * kSub][4] = kChains == 2 && kk % 2 == 1 ? sc_odd : sc;
+          mma_bf16(acc[2 * sub], q_frag[kk], b[0], b[1]);
+          mma_bf16(acc[2 * sub + 1], q_frag[kk], b[2], b[3]);
         }
-#pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          const __nv_bfloat16* sk = s.k[(tile + sub) % kStages];
-#pragma unroll
-          for (int kk = 0; kk < kDim / 16; ++kk) {
-            uint32_t a[4];  // keys 0-7 / 8-15 x dims 16 kk .. + 7, then the same x dims 16 kk + 8 .. + 15
-            ldmatrix_x4(a, &sk[S::at((j8 % 2) * 8 + r8, kk * 2 + j8 / 2)]);
-            float (&acc)[kSub][4] = kChains == 2 && kk % 2 == 1 ? st_odd : st;
-            mma_bf16(acc[sub], a, q_frag[kk][0], q_frag[kk][2]);
-          }
-        }
-        float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
-#pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int key = k0 + 16 * sub + quad_row + 8 * half;
-            const bool in_range = key < key_end;
-            float& s0 = st[sub][2 * half];
-            float& s1 = st[sub][2 * half + 1];
-            if constexpr (kChains == 2) {
-              s0 += st_odd[sub][2 * half];
-              s1 += st_odd[sub][2 * half + 1];
-            }
-            s0 = in_range && key <= last0 ? s0 * scale_log2 : -INFINITY;
-            s1 = in_range && key <= last1 ? s1 * scale_log2 : -INFINITY;
-            tile_max0 = fmaxf(tile_max0, s0);
-            tile_max1 = fmaxf(tile_max1, s1);
-          }
-        }
-        tile_max0 = column_max(tile_max0);
-        tile_max1 = column_max(tile_max1);
-        const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
-        const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;  // as in the 16-row form below
-        const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-        if (__any_sync(0xffffffffu, new_max0 > max0 || new_max1 > max1)) {
-          const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
-          sum0 *= alpha0;
-          sum1 *= alpha1;
-#pragma unroll
-          for (int t = 0; t < kOutTiles; ++t) {  // O^T's columns are the query rows
-            o[t][0] *= alpha0;
-            o[t][1] *= alpha1;
-            o[t][2] *= alpha0;
-            o[t][3] *= alpha1;
-          }
-        }
-        max0 = new_max0;
-        max1 = new_max1;
-#pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          st[sub][0] = exp2f(st[sub][0] - base0);
-          st[sub][1] = exp2f(st[sub][1] - base1);
-          st[sub][2] = exp2f(st[sub][2] - base0);
-          st[sub][3] = exp2f(st[sub][3] - base1);
-          sum0 += st[sub][0] + st[sub][2];
-          sum1 += st[sub][1] + st[sub][3];
-        }
-#pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          // P^T's keys 0-7 and 8-15, transposed into the B fragment (keys 2 quad_col (+ 1) (+ 8), query row
-          // quad_row).
-          const uint32_t b0 = transpose_8x8_b16(pack_bf16(st[sub][0], st[sub][1]));
-          const uint32_t b1 = transpose_8x8_b16(pack_bf16(st[sub][2], st[sub][3]));
-          const __nv_bfloat16* sv = s.v[(tile + sub) % kStages];
-#pragma unroll
-          for (int t = 0; t < kOutTiles; ++t) {
-            uint32_t a[4];  // V^T: dims 16 t .. + 7 / + 8 .. + 15 x keys 0-7, then the same x keys 8-15
-            ldmatrix_x4_trans(a, &sv[S::at((j8 / 2) * 8 + r8, 2 * t + j8 % 2)]);
-            mma_bf16(o[t], a, b0, b1);
-          }
-        }
-      } else {
-        // Scores: n-tile 2 * sub + h = keys 16 * sub + 8 * h .. + 7 of the step. With one tile per step the
-        // even and odd k16 steps accumulate apart (sc and sc_odd), so each mma waits on the one two steps
-        // back, not the one before (with the rescale skip below, the kernel went from 108.3 to 107.6 us at
-        // batch 256 on an H200). With two tiles per step the two tiles' chains already interleave.
-        constexpr int kChains = kSub == 1 ? 2 : 1;
-        float sc[2 * kSub][4], sc_odd[2 * kSub][4];
-#pragma unroll
-        for (int t = 0; t < 2 * kSub; ++t) {
-          sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
-          sc_odd[t][0] = sc_odd[t][1] = sc_odd[t][2] = sc_odd[t][3] = 0.0f;
-        }
-#pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          const __nv_bfloat16* sk = s.k[(tile + sub) % kStages];
-#pragma unroll
-          for (int kk = 0; kk < kDim / 16; ++kk) {
-            uint32_t b[4];
-            ldmatrix_x4(b, &sk[S::at((j8 / 2) * 8 + r8, kk * 2 + j8 % 2)]);
-            float (&acc)[2 * kSub][4] = kChains == 2 && kk % 2 == 1 ? sc_odd : sc;
-            mma_bf16(acc[2 * sub], q_frag[kk], b[0], b[1]);
-            mma_bf16(acc[2 * sub + 1], q_frag[kk], b[2], b[3]);
-          }
-        }
-        if constexpr (kChains == 2) {
-#pragma unroll
-          for (int t = 0; t < 2 * kSub; ++t) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) sc[t][i] += sc_odd[t][i];
-          }
-        }
-        float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
+      }
+      if constexpr (kChains == 2) {
 #pragma unroll
         for (int t = 0; t < 2 * kSub; ++t) {
 #pragma unroll
-          for (int i = 0; i < 2; ++i) {
-            const int key = k0 + t * 8 + quad_col * 2 + i;
-            const bool in_range = key < key_end;
-            sc[t][i] = in_range && key <= last0 ? sc[t][i] * scale_log2 : -INFINITY;
-            sc[t][2 + i] = in_range && key <= last1 ? sc[t][2 + i] * scale_log2 : -INFINITY;
-            tile_max0 = fmaxf(tile_max0, sc[t][i]);
-            tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
-          }
+          for (int i = 0; i < 4; ++i) sc[t][i] += sc_odd[t][i];
         }
-        tile_max0 = quad_max(tile_max0);
-        tile_max1 = quad_max(tile_max1);
-        const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
-        // A row that has seen no visible key yet keeps max -inf; exponents are then taken against 0, so every
-        // term is exp2(-inf) = 0 and nothing becomes NaN.
-        const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
-        const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-        // O and the sums are rescaled only in a step where some row's running max grew. Otherwise every alpha
-        // would be exp2(0) = 1 (or the row has seen no visible key, and O and its sum are still 0), so the
-        // skip changes no bit; past the first few steps a new maximum is rare, and the warp saves the 64
-        // multiplies of O on most steps (a warp-uniform branch: the vote is over the whole warp).
-        if (__any_sync(0xffffffffu, new_max0 > max0 || new_max1 > max1)) {
-          const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
-          sum0 *= alpha0;
-          sum1 *= alpha1;
-          rescale_output(o, alpha0, alpha1);
+      }
+      float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
+#pragma unroll
+      for (int t = 0; t < 2 * kSub; ++t) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int key = k0 + t * 8 + quad_col * 2 + i;
+          const bool in_range = key < key_end;
+          sc[t][i] = in_range && key <= last0 ? sc[t][i] * scale_log2 : -INFINITY;
+          sc[t][2 + i] = in_range && key <= last1 ? sc[t][2 + i] * scale_log2 : -INFINITY;
+          tile_max0 = fmaxf(tile_max0, sc[t][i]);
+          tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
         }
-        max0 = new_max0;
-        max1 = new_max1;
-        float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
-        exponentiate_scores(sc, base0, base1, tile_sum0, tile_sum1);
-        sum0 += tile_sum0;
-        sum1 += tile_sum1;
+      }
+      tile_max0 = quad_max(tile_max0);
+      tile_max1 = quad_max(tile_max1);
+      const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+      // A row that has seen no visible key yet keeps max -inf; exponents are then taken against 0, so every
+      // term is exp2(-inf) = 0 and nothing becomes NaN.
+      const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
+      const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
+      // O and the sums are rescaled only in a step where some row's running max grew. Otherwise every alpha
+      // would be exp2(0) = 1 (or the row has seen no visible key, and O and its sum are still 0), so the
+      // skip changes no bit; past the first few steps a new maximum is rare, and the warp saves the 64
+      // multiplies of O on most steps (a warp-uniform branch: the vote is over the whole warp).
+      if (__any_sync(0xffffffffu, new_max0 > max0 || new_max1 > max1)) {
+        const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
+        sum0 *= alpha0;
+        sum1 *= alpha1;
+        rescale_output(o, alpha0, alpha1);
+      }
+      max0 = new_max0;
+      max1 = new_max1;
+      float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
+      exponentiate_scores(sc, base0, base1, tile_sum0, tile_sum1);
+      sum0 += tile_sum0;
+      sum1 += tile_sum1;
 #pragma unroll
-        for (int sub = 0; sub < kSub; ++sub) {
-          uint32_t a[4];
-          probabilities_fragment(a, sc, sub);
-          const __nv_bfloat16* sv = s.v[(tile + sub) % kStages];
+      for (int sub = 0; sub < kSub; ++sub) {
+        uint32_t a[4];
+        probabilities_fragment(a, sc, sub);
+        const __nv_bfloat16* sv = s.v[(tile + sub) % kStages];
 #pragma unroll
-          for (int t = 0; t < kDimTiles; t += 2) {
-            uint32_t b[4];
-            ldmatrix_x4_trans(b, &sv[S::at((j8 % 2) * 8 + r8, t + j8 / 2)]);
-            mma_bf16(o[t], a, b[0], b[1]);
-            mma_bf16(o[t + 1], a, b[2], b[3]);
-          }
+        for (int t = 0; t < kDimTiles; t += 2) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, &sv[S::at((j8 % 2) * 8 + r8, t + j8 / 2)]);
+          mma_bf16(o[t], a, b[0], b[1]);
+          mma_bf16(o[t + 1], a, b[2], b[3]);
         }
       }
       __syncwarp();  // every lane is done with this step's stages before a later issue() refills them
@@ -535,55 +434,6 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
   if (num_tiles == 0) {  // an empty split: nothing was looked up
     pdl_wait();
     pdl_launch_dependents();
-  }
-  if constexpr (kNarrow) {
-    // A column's sum is spread over its eight lanes (each summed its own keys). O^T is transposed back
-    // 8 x 8 at a time (every lane takes part), so lane (quad_row, quad_col) holds query row quad_row's dims
-    // 16 t + 2 quad_col (+ 1) and 16 t + 8 + 2 quad_col (+ 1): row0's layout in the 16-row form.
-    sum0 = column_sum(sum0);
-    sum1 = column_sum(sum1);
-    const bool valid = row0 < rows;
-    const int token = q_begin + row0 / group, head = kv_head * group + row0 % group;
-    if (p.num_splits == 1) {
-      const float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-      auto* out = valid ? reinterpret_cast<uint32_t*>(p.out + token * out_row + head * kDim) : nullptr;
-#pragma unroll
-      for (int t = 0; t < kOutTiles; ++t) {
-        const uint32_t low = transpose_8x8_b16(pack_bf16(o[t][0] * inv0, o[t][1] * inv1));
-        const uint32_t high = transpose_8x8_b16(pack_bf16(o[t][2] * inv0, o[t][3] * inv1));
-        if (valid) {
-          out[8 * t + quad_col] = low;
-          out[8 * t + 4 + quad_col] = high;
-        }
-      }
-    } else {
-      // An empty split (past the sequence's end) writes max -inf and sum 0; combine_kernel skips it.
-      const auto partial_of = [&](int tok, int hd) {
-        return p.partial + ((static_cast<int64_t>(tok) * p.q_heads + hd) * p.num_splits + split) * (kDim + 2);
-      };
-      float* part = valid ? partial_of(token, head) : nullptr;
-#pragma unroll
-      for (int t = 0; t < kOutTiles; ++t) {
-        const float2 low = transpose_8x8_f32(o[t][0], o[t][1]);
-        const float2 high = transpose_8x8_f32(o[t][2], o[t][3]);
-        if (valid) {
-          *reinterpret_cast<float2*>(part + 16 * t + 2 * quad_col) = low;
-          *reinterpret_cast<float2*>(part + 16 * t + 8 + 2 * quad_col) = high;
-        }
-      }
-      if (quad_row == 0) {  // lanes 0-3: their two columns' max (the combine kernel works in natural log) and sum
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int col = 2 * quad_col + c;
-          if (col >= rows) continue;
-          const float m = c == 0 ? max0 : max1;
-          float* col_part = partial_of(q_begin + col / group, kv_head * group + col % group);
-          *reinterpret_cast<float2*>(col_part + kDim) =
-              make_float2(m == -INFINITY ? -INFINITY : m / kLog2e, c == 0 ? sum0 : sum1);
-        }
-      }
-    }
-    return;
   }
   // A row's sum is spread over its quad (each lane summed its own columns).
   sum0 = quad_sum(sum0);
@@ -617,14 +467,14 @@ __device__ __forceinline__ void decode_attention(AttentionParams p, StepArrays s
   }
 }
 
-template <int kDim, int kStages, int kSub, bool kEarly, bool kNarrow>
+template <int kDim, int kStages, int kSub, bool kEarly>
 __global__ void __launch_bounds__(32) attention_decode_kernel(AttentionParams p, StepArrays step) {
-  decode_attention<kDim, kStages, kSub, kEarly, false, kNarrow>(p, step, AttentionRope{});
+  decode_attention<kDim, kStages, kSub, kEarly, false>(p, step, AttentionRope{});
 }
-template <int kDim, int kStages, int kSub, bool kEarly, bool kNarrow>
+template <int kDim, int kStages, int kSub, bool kEarly>
 __global__ void __launch_bounds__(32)
     attention_decode_rope_kernel(AttentionParams p, StepArrays step, AttentionRope rope) {
-  decode_attention<kDim, kStages, kSub, kEarly, true, kNarrow>(p, step, rope);
+  decode_attention<kDim, kStages, kSub, kEarly, true>(p, step, rope);
 }
 
 // One block per (token, query head): merge the splits' partial outputs ([token, head, split, head_dim + 2],
@@ -715,14 +565,14 @@ inline int32_t num_splits(const StepArrays& step, int32_t q_heads, int32_t kv_he
 // batch 1 every split but the one holding the new key is a single early tile, off the critical path, and
 // those requests may only slow rope, the short kernel ahead that is on it. With RoPE fused in (no rope kernel
 // ahead) the early tiles still lost at batch 1: 3.860-3.879 ms against 3.837-3.855 (2026-11-25 08:46 call).
-template <int kDim, int kStages, bool kNarrow>
+template <int kDim, int kStages>
 void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cudaStream_t stream,
                  const AttentionRope* rope) {
   constexpr int kSub = kStages == kDeepRing ? 2 : 1;
-  const auto early = attention_decode_kernel<kDim, kStages, kSub, true, kNarrow>;
-  const auto late = attention_decode_kernel<kDim, kStages, kSub, false, kNarrow>;
-  const auto rope_early = attention_decode_rope_kernel<kDim, kStages, kSub, true, kNarrow>;
-  const auto rope_late = attention_decode_rope_kernel<kDim, kStages, kSub, false, kNarrow>;
+  const auto early = attention_decode_kernel<kDim, kStages, kSub, true>;
+  const auto late = attention_decode_kernel<kDim, kStages, kSub, false>;
+  const auto rope_early = attention_decode_rope_kernel<kDim, kStages, kSub, true>;
+  const auto rope_late = attention_decode_rope_kernel<kDim, kStages, kSub, false>;
   const size_t smem = sizeof(Smem<kDim, kStages>);
   static_assert(sizeof(Smem<kDim, kStages>) == ring_bytes(kDim, kStages), "warps_per_sm counts this ring");
   static bool configured = false;
@@ -742,34 +592,22 @@ void launch_ring(const AttentionParams& p, const StepArrays& step, dim3 grid, cu
   }
 }
 
-template <int kDim, bool kNarrow>
-void launch_form(const AttentionParams& p, const StepArrays& step, cudaStream_t stream, const AttentionRope* rope) {
+// rope: RoPE and the KV store fused in (AttentionRope, above), or null.
+template <int kDim>
+void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream,
+            const AttentionRope* rope = nullptr) {
   const int group = p.q_heads / p.kv_heads;
-  const unsigned int q_tiles = ceil_div_u(step.max_query_len, (kNarrow ? kNarrowRows : kRows) / group);
+  const unsigned int q_tiles = ceil_div_u(step.max_query_len, kRows / group);
   const dim3 grid(static_cast<unsigned int>(p.kv_heads), q_tiles * static_cast<unsigned int>(p.num_splits),
                   static_cast<unsigned int>(step.num_seqs));
   const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y * grid.z;
   static const bool shallow_enabled = env_switch_on("RADIXLM_DECODE_SHALLOW_RING");
   if (blocks <= static_cast<int64_t>(p.num_sms) * warps_per_sm(kDim, kDeepRing)) {
-    launch_ring<kDim, kDeepRing, kNarrow>(p, step, grid, stream, rope);
+    launch_ring<kDim, kDeepRing>(p, step, grid, stream, rope);
   } else if (shallow_enabled && blocks > int64_t{kShallowWaves} * p.num_sms * warps_per_sm(kDim, kRing)) {
-    launch_ring<kDim, kShallowRing, kNarrow>(p, step, grid, stream, rope);
+    launch_ring<kDim, kShallowRing>(p, step, grid, stream, rope);
   } else {
-    launch_ring<kDim, kRing, kNarrow>(p, step, grid, stream, rope);
-  }
-}
-
-// rope: RoPE and the KV store fused in (AttentionRope, above), or null. The narrow form takes every step
-// whose query rows per KV head fit its n8 (a decode step at GQA up to 8); RADIXLM_DECODE_NARROW=0 keeps the
-// 16-row form everywhere (A/B runs).
-template <int kDim>
-void launch(const AttentionParams& p, const StepArrays& step, cudaStream_t stream,
-            const AttentionRope* rope = nullptr) {
-  static const bool narrow_enabled = env_switch_on("RADIXLM_DECODE_NARROW");
-  if (narrow_enabled && step.max_query_len * (p.q_heads / p.kv_heads) <= kNarrowRows) {
-    launch_form<kDim, true>(p, step, stream, rope);
-  } else {
-    launch_form<kDim, false>(p, step, stream, rope);
+    launch_ring<kDim, kRing>(p, step, grid, stream, rope);
   }
   if (p.num_splits > 1) {
     // Programmatic dependent launch hides the combine's launch latency behind the decode kernel's tail

@@ -503,10 +503,9 @@ TEST(CudaBackendTest, AttentionMatchesCpuOverRaggedBatchesPagesHeadDimsAndGqa) {
   run_attention_case(gpu, cpu, {{{0, 1024}}, 16, 128, 32, 8}, rng);
 }
 
-// The split-KV decode kernel (decode and extends of up to 16 query rows per KV head; up to 8 take its
-// narrow form, more the 16-row one) over what serving sends it: batches 1-256 with ragged contexts from 1
-// token to several splits' worth, page sizes 1/16/64, head dims 64 and 128, GQA 1/4/8, with the split count
-// of eager steps and of static (graph) steps.
+// The split-KV decode kernel (decode and extends of up to 16 query rows per KV head) over what serving
+// sends it: batches 1-256 with ragged contexts from 1 token to several splits' worth, page sizes 1/16/64,
+// head dims 64 and 128, GQA 1/4/8, with the split count of eager steps and of static (graph) steps.
 TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsAndGqa) {
   RADIXLM_CUDA_BACKEND_OR_SKIP(gpu);
   CpuBackend cpu(4);
@@ -531,18 +530,11 @@ TEST(CudaBackendTest, DecodeAttentionMatchesCpuOverBatchesContextsPagesHeadDimsA
           run_attention_case(gpu, cpu, {decode, page_size, head_dim, h.q, h.kv, static_steps}, rng);
         }
         // Short extends (several new tokens per sequence, causal among themselves) that still fit 16 query
-        // rows per KV head, so they take the decode kernel; then ones that fit the narrow form's 8 (at GQA
-        // 1 and 4; at GQA 8 that is one token, the decode above).
+        // rows per KV head, so they take the decode kernel.
         const int32_t fresh = 16 / (h.q / h.kv);
         run_attention_case(gpu, cpu, {{{300, fresh}, {0, fresh}, {5, 1}, {77, fresh - 1}}, page_size, head_dim,
                                       h.q, h.kv},
                            rng);
-        const int32_t narrow_fresh = 8 / (h.q / h.kv);
-        if (narrow_fresh > 1) {
-          run_attention_case(gpu, cpu, {{{300, narrow_fresh}, {0, narrow_fresh}, {5, 1}, {77, narrow_fresh - 1}},
-                                        page_size, head_dim, h.q, h.kv, page_size == 16},
-                             rng);
-        }
         run_attention_case(gpu, cpu, {{{40, std::min(fresh, 2)}, {900, 1}}, page_size, head_dim, h.q, h.kv, true},
                            rng);
       }

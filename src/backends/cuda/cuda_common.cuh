@@ -182,35 +182,6 @@ __device__ __forceinline__ float quad_max(float value) {
   return fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 2));
 }
 
-// Sum and max over the eight lanes that share lane % 4 (lanes i, i+4, ..., i+28, which hold one column of an
-// mma.m16n8 accumulator tile between them); every one of them gets the result.
-__device__ __forceinline__ float column_sum(float value) {
-  value += __shfl_xor_sync(0xffffffffu, value, 4);
-  value += __shfl_xor_sync(0xffffffffu, value, 8);
-  return value + __shfl_xor_sync(0xffffffffu, value, 16);
-}
-__device__ __forceinline__ float column_max(float value) {
-  value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 4));
-  value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 8));
-  return fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 16));
-}
-
-// The transpose of an 8x8 matrix of 16-bit values held in the mma fragment layout (lane l: row l / 4,
-// columns 2 (l % 4) and 2 (l % 4) + 1, the lower column in the low half), in the same layout.
-__device__ __forceinline__ uint32_t transpose_8x8_b16(uint32_t word) {
-  uint32_t out;
-  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(out) : "r"(word));
-  return out;
-}
-// The same for an 8x8 matrix of f32 pairs (x0, x1 as above): its low and its high halves moved apart, bit
-// for bit.
-__device__ __forceinline__ float2 transpose_8x8_f32(float x0, float x1) {
-  const uint32_t a = __float_as_uint(x0), b = __float_as_uint(x1);
-  const uint32_t low = transpose_8x8_b16(__byte_perm(a, b, 0x5410));
-  const uint32_t high = transpose_8x8_b16(__byte_perm(a, b, 0x7632));
-  return make_float2(__uint_as_float(__byte_perm(low, high, 0x5410)), __uint_as_float(__byte_perm(low, high, 0x7632)));
-}
-
 // Sum over a block of `kWarps` warps; every thread gets the total. `scratch` holds kWarps floats.
 template <int kWarps>
 __device__ __forceinline__ float block_sum(float value, float* scratch) {
