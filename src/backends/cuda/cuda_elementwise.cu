@@ -7,7 +7,6 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_common.cuh"
-#include "backends/cuda/cuda_hopper.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
 namespace radixlm::cuda {
@@ -574,104 +573,12 @@ __global__ void add_partials_rms_norm_kernel(AddPartialsRmsNormParams p) {
   }
 }
 
-// The same, a row spread over a cluster of kNormClusterBlocks blocks (sm_90), so a decode step's 17-256 rows
-// keep more SMs reading partials than one block per row does: each block takes its share of the row's
-// chunks, and the blocks add their sums of squares through distributed shared memory.
-constexpr int kNormClusterBlocks = 4;
-__global__ void add_partials_rms_norm_cluster_kernel(AddPartialsRmsNormParams p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  __shared__ float scratch[32];
-  __shared__ float block_squares;
-  const int64_t row = blockIdx.x / kNormClusterBlocks;
-  uint32_t rank = 0;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-  const int chunks = static_cast<int>(p.width / 8);
-  const int per_block = (chunks + kNormClusterBlocks - 1) / kNormClusterBlocks;
-  const int chunk = static_cast<int>(rank) * per_block + static_cast<int>(threadIdx.x);
-  const bool active = static_cast<int>(threadIdx.x) < per_block && chunk < chunks;
-  uint4 w_raw{}, b_raw{};
-  if (active) {
-    w_raw = __ldg(reinterpret_cast<const uint4*>(p.weight) + chunk);
-    if (p.bias != nullptr) b_raw = __ldg(reinterpret_cast<const uint4*>(p.bias) + chunk);
-  }
-  pdl_wait();
-  pdl_launch_dependents();
-  auto* residual = reinterpret_cast<uint4*>(p.residual + row * p.width) + chunk;
-  float values[8] = {};
-  float sum_squares = 0.0f;
-  if (active) {
-    const uint4 r_raw = *residual;
-    float sums[8], r[8], b[8];
-    sum_split_chunk(reinterpret_cast<const float4*>(p.partials + row * p.width) + 2 * chunk,
-                    p.rows * p.width / 4, p.splits, sums);
-    unpack8(r_raw, r);
-    unpack8(b_raw, b);  // zeros without a bias
-#pragma unroll
-    for (int e = 0; e < 8; ++e) values[e] = round_bf16(r[e] + (sums[e] + b[e]));
-    *residual = pack8(values);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) sum_squares += values[e] * values[e];
-  }
-  sum_squares = warp_sum(sum_squares);
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  if (lane == 0) scratch[warp] = sum_squares;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float block_total = 0.0f;
-    for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) block_total += scratch[w];
-    block_squares = block_total;
-  }
-  // Every block's sum is in its shared memory past this barrier; the second keeps each block alive until
-  // the others have read it.
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-  float total = 0.0f;
-  const uint32_t local = smem_address(&block_squares);
-  for (uint32_t r = 0; r < kNormClusterBlocks; ++r) {
-    uint32_t remote = 0;
-    float value = 0.0f;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(r));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(value) : "r"(remote) : "memory");
-    total += value;
-  }
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-  const float inverse_rms = rsqrtf(total / static_cast<float>(p.width) + p.eps);
-  if (active) {
-    float w[8];
-    unpack8(w_raw, w);
-    reinterpret_cast<uint4*>(p.out + row * p.width)[chunk] = pack_normed8(values, w, inverse_rms);
-  }
-#endif
-}
-
-bool norm_cluster_enabled() {
-  static const bool enabled = hopper_device() && env_switch_on("RADIXLM_CUDA_NORM_CLUSTER");
-  return enabled;
-}
-
 }  // namespace
 
 bool add_partials_rms_norm_supported(int64_t width) { return width > 0 && width % 8 == 0 && width <= 8 * 1024; }
 
 void launch_add_partials_rms_norm(const AddPartialsRmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
-  if (norm_cluster_enabled()) {
-    const int64_t per_block = (p.width / 8 + kNormClusterBlocks - 1) / kNormClusterBlocks;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(static_cast<unsigned int>(p.rows * kNormClusterBlocks));
-    config.blockDim = dim3(static_cast<unsigned int>((per_block + 31) / 32 * 32));
-    config.stream = stream;
-    cudaLaunchAttribute attributes[2] = {};
-    attributes[0].id = cudaLaunchAttributeClusterDimension;
-    attributes[0].val.clusterDim.x = kNormClusterBlocks;
-    attributes[0].val.clusterDim.y = 1;
-    attributes[0].val.clusterDim.z = 1;
-    attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attributes[1].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
-    config.attrs = attributes;
-    config.numAttrs = 2;
-    if (cudaLaunchKernelEx(&config, add_partials_rms_norm_cluster_kernel, p) == cudaSuccess) return;
-    (void)cudaGetLastError();  // no cluster launch here: one block per row
-  }
   const auto threads = static_cast<unsigned int>((p.width / 8 + 31) / 32 * 32);
   launch_programmatic(add_partials_rms_norm_kernel, dim3(static_cast<unsigned int>(p.rows)), dim3(threads), 0, stream,
                       p);
