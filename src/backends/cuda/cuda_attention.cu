@@ -19,8 +19,6 @@
 // head_dim % 16 == 0.
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_attention_decode.cuh"
 #include "backends/cuda/cuda_attention_mma.cuh"
@@ -40,14 +38,15 @@ int rows_per_tile(const StepArrays& step, int group) {
 // RADIXLM_CUDA_PREFILL_ATTENTION picks the prefill kernel for the whole process (A/B runs on the GPU).
 int32_t prefill_kernel_from_env() {
   static const int32_t kernel = [] {
-    const char* env = std::getenv("RADIXLM_CUDA_PREFILL_ATTENTION");
-    if (env == nullptr) return kPrefillKernelAuto;
-    if (std::strcmp(env, "wgmma") == 0) return kPrefillKernelWgmma;
-    if (std::strcmp(env, "wgmma-cp-async") == 0) return kPrefillKernelWgmmaCpAsync;
-    if (std::strcmp(env, "legacy") == 0) return kPrefillKernelLegacy;
-    if (std::strcmp(env, "pipelined-8x1") == 0) return kPrefillKernelPipelined8x1;
-    if (std::strcmp(env, "pipelined-8x2") == 0) return kPrefillKernelPipelined8x2;
-    if (std::strcmp(env, "pipelined-4x2") == 0) return kPrefillKernelPipelined4x2;
+    const struct {
+      const char* name;
+      int32_t kernel;
+    } choices[] = {{"wgmma", kPrefillKernelWgmma},           {"wgmma-cp-async", kPrefillKernelWgmmaCpAsync},
+                   {"legacy", kPrefillKernelLegacy},         {"pipelined-8x1", kPrefillKernelPipelined8x1},
+                   {"pipelined-8x2", kPrefillKernelPipelined8x2}, {"pipelined-4x2", kPrefillKernelPipelined4x2}};
+    for (const auto& choice : choices) {
+      if (env_is("RADIXLM_CUDA_PREFILL_ATTENTION", choice.name)) return choice.kernel;
+    }
     return kPrefillKernelAuto;
   }();
   return kernel;

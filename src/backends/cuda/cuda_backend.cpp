@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/cublaslt_gemm.h"
@@ -112,13 +111,10 @@ CudaBackend::CudaBackend(CudaDeviceInfo info)
         alloc_uninitialized(DType::kF32, {cuda::kDecodeGemmMaxSlots * 128 * cuda::kDecodeGemmMaxTokens});
     decode_gemm_counters_ = alloc(DType::kI32, {cuda::kDecodeGemmMaxSlots});  // zeroed
   }
-  if (const char* fusion = std::getenv("RADIXLM_CUDA_FUSE_ROPE"); fusion != nullptr) {
-    if (std::strcmp(fusion, "0") == 0) rope_fusion_ = RopeFusion::kNever;
-    if (std::strcmp(fusion, "2") == 0) rope_fusion_ = RopeFusion::kAlways;
-  }
+  if (cuda::env_is("RADIXLM_CUDA_FUSE_ROPE", "0")) rope_fusion_ = RopeFusion::kNever;
+  if (cuda::env_is("RADIXLM_CUDA_FUSE_ROPE", "2")) rope_fusion_ = RopeFusion::kAlways;
   split_partials_ = cuda::env_switch_on("RADIXLM_CUDA_SPLIT_PARTIALS");
-  const char* timing = std::getenv("RADIXLM_CUDA_OP_TIMES");
-  op_timing_ = timing != nullptr && std::string(timing) == "1";
+  op_timing_ = cuda::env_is("RADIXLM_CUDA_OP_TIMES", "1");
 }
 
 void* CudaBackend::begin_op() {

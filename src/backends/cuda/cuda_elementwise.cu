@@ -3,8 +3,6 @@
 // All arithmetic is f32; values are stored as bf16, rounded to nearest even.
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/cuda_kernels.h"
@@ -478,10 +476,7 @@ __global__ void add_bias_kernel(void* out, bool out_f32, const uint16_t* bias, i
 
 // RADIXLM_CUDA_ELEMENTWISE=legacy: the kernels before the bandwidth rework (for A/B timing and as a fallback
 // until the new ones are proven on every GPU). Read per launch so a test can switch it.
-bool legacy_elementwise() {
-  const char* env = std::getenv("RADIXLM_CUDA_ELEMENTWISE");
-  return env != nullptr && std::strcmp(env, "legacy") == 0;
-}
+bool legacy_elementwise() { return env_is("RADIXLM_CUDA_ELEMENTWISE", "legacy"); }
 
 bool aligned16(const void* a) { return reinterpret_cast<uintptr_t>(a) % 16 == 0; }
 

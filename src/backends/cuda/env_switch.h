@@ -13,6 +13,12 @@ inline bool env_switch_on(const char* name) {
   return env == nullptr || std::strcmp(env, "0") != 0;
 }
 
+// Whether the environment sets `name` to exactly `value`.
+inline bool env_is(const char* name, const char* value) {
+  const char* env = std::getenv(name);
+  return env != nullptr && std::strcmp(env, value) == 0;
+}
+
 // The integer the environment sets `name` to when it is within [low, high], else `fallback`.
 inline int env_int(const char* name, int low, int high, int fallback) {
   const char* env = std::getenv(name);
