@@ -247,7 +247,8 @@ void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t
 // partials back (kPartialReadBytesPerMs, about what the summing kernel sustains from L2), since more slices
 // mean more blocks for the matmul but more f32 to sum. The plain matmul (tuned as run() tunes it) is the
 // count 0 to beat; it pays no reading, as the norm the caller would run after it reads as much as the
-// summing kernel does besides the partials.
+// summing kernel does besides the partials. Both are timed without a bias: of the supported checkpoints only
+// Llama's attention_bias / mlp_bias put one on o_proj / down_proj, where it adds one vector per row.
 int CublasLtGemm::choose_splits(const uint16_t* x, const uint16_t* w, float* partials, int64_t tokens, int64_t n,
                                 int64_t k, int max_splits, bool against_plain, cudaStream_t stream) {
   constexpr double kPartialReadBytesPerMs = 3e9;
