@@ -1,7 +1,6 @@
 #include "backends/cuda/cublaslt_gemm.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
@@ -16,28 +15,23 @@ CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_bytes_(workspace_
 }
 
 CublasLtGemm::~CublasLtGemm() {
-  for (auto& [key, plan] : plans_) destroy(plan);
+  for (auto& [key, plan] : plans_) {
+    if (plan.d) cublasLtMatrixLayoutDestroy(plan.d);
+    if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
+    if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
+    if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
+  }
   if (workspace_) cudaFree(workspace_);
   if (handle_) cublasLtDestroy(handle_);
 }
 
-void CublasLtGemm::destroy(Plan& plan) {
-  if (plan.d) cublasLtMatrixLayoutDestroy(plan.d);
-  if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
-  if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
-  if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
-  plan = Plan{};
-}
-
 // Row-major out[T, N] = x[T, K] w[N, K]^T is, read column-major, out^T[N, T] = w^T... i.e. D (N x T) =
 // op(A) B with A = w stored as a column-major K x N matrix (transposed) and B = x as column-major K x T.
-// Swapped, the same product is D (T x N, row-major) = op(A) B with A = x and B = w: the tokens become the
-// matmul's M, which offers cuBLASLt other kernels for a small token count.
-CublasLtGemm::Plan CublasLtGemm::make_plan(const Key& key, bool swapped) {
+CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second;
   const auto [tokens, n, k, out_f32, bias, slices] = key;
   Plan plan;
-  plan.key = key;
-  plan.swapped = swapped;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
   RADIXLM_CUBLAS_CHECK(
@@ -55,16 +49,12 @@ CublasLtGemm::Plan CublasLtGemm::make_plan(const Key& key, bool swapped) {
   // With K in slices, batch s reads columns [s * K / slices, (s + 1) * K / slices) of w and x (same leading
   // dimension K, offset by the slice) and writes its own [T, N] block of the output.
   const int64_t slice = k / slices;
-  const auto rows_a = static_cast<uint64_t>(swapped ? tokens : n);
-  const auto rows_b = static_cast<uint64_t>(swapped ? n : tokens);
-  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(slice), rows_a, k));
-  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(slice), rows_b, k));
-  // D is N x T column-major, or swapped T x N row-major: the same bytes either way.
-  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.d, out_f32 ? CUDA_R_32F : CUDA_R_16BF, rows_a, rows_b, n));
-  if (swapped) {
-    const cublasLtOrder_t row = CUBLASLT_ORDER_ROW;
-    RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(plan.d, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof(row)));
-  }
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(slice),
+                                                  static_cast<uint64_t>(n), k));
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(slice),
+                                                  static_cast<uint64_t>(tokens), k));
+  RADIXLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.d, out_f32 ? CUDA_R_32F : CUDA_R_16BF,
+                                                  static_cast<uint64_t>(n), static_cast<uint64_t>(tokens), n));
   if (slices > 1) {
     const int32_t count = slices;
     const int64_t d_offset = n * tokens;
@@ -75,13 +65,6 @@ CublasLtGemm::Plan CublasLtGemm::make_plan(const Key& key, bool swapped) {
                                                             offset, sizeof(*offset)));
     }
   }
-  return plan;
-}
-
-CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
-  auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second;
-  Plan plan = make_plan(key, false);
   cublasLtMatmulPreference_t preference = nullptr;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -111,9 +94,7 @@ int CublasLtGemm::tuning_rounds() {
 cublasStatus_t CublasLtGemm::launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x,
                                     const uint16_t* w, void* out, float beta, cudaStream_t stream) {
   const float alpha = 1.0f;
-  const uint16_t* a = plan.swapped ? x : w;
-  const uint16_t* b = plan.swapped ? w : x;
-  return cublasLtMatmul(handle_, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, out, plan.d, out, plan.d, &algo,
+  return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.d, out, plan.d, &algo,
                         workspace_, workspace_bytes_, stream);
 }
 
@@ -184,9 +165,15 @@ void CublasLtGemm::tune_once(Plan& plan, const uint16_t* x, const uint16_t* w, s
   if (tuning_enabled() && !plan.tuned) tune(plan, x, w, out_bytes, stream);
 }
 
-// The heuristic's first `count` picks for a plan, and split-K versions of its first `split_bases`.
-std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::candidates_for(const Plan& plan, int count, size_t split_bases) {
-  std::vector<cublasLtMatmulAlgo_t> candidates;
+// Times (time_launch, over fastest_over_rounds' rounds) the heuristic's first kCandidates picks and split-K
+// versions of its first kSplitBases and keeps the fastest. Only deterministic reductions are considered (no
+// in-place split-K accumulation into the output), so a tuned shape gives the same bits on every call, graphs
+// or eager. The candidates write a scratch output (beta 0; the epilogue's read of out under accumulate is the
+// same for every candidate), so out, which may be a residual added into, is untouched.
+void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
+  constexpr int kCandidates = 16;  // 48 were no better (2026-11-25 18:53 call, docs/performance.md)
+  constexpr int kSplitBases = 4;
+  plan.tuned = true;
   cublasLtMatmulPreference_t preference = nullptr;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -195,76 +182,33 @@ std::vector<cublasLtMatmulAlgo_t> CublasLtGemm::candidates_for(const Plan& plan,
                               CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
   RADIXLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
                                                             &reductions, sizeof(reductions)));
-  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
+  std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d,
-                                                               preference, count, results.data(), &found);
+                                                               preference, kCandidates, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(preference);
-  if (status != CUBLAS_STATUS_SUCCESS) return candidates;
+  if (status != CUBLAS_STATUS_SUCCESS) return;  // keep the first pick
+  std::vector<cublasLtMatmulAlgo_t> candidates;
   for (int i = 0; i < found; ++i) {
     if (results[i].state == CUBLAS_STATUS_SUCCESS) candidates.push_back(results[i].algo);
   }
-  const size_t bases = std::min(candidates.size(), split_bases);
+  const size_t bases = std::min<size_t>(candidates.size(), kSplitBases);
   for (size_t i = 0; i < bases; ++i) {
     for (const cublasLtMatmulAlgo_t& version : split_k_versions(plan, candidates[i])) candidates.push_back(version);
   }
-  return candidates;
-}
+  if (candidates.size() <= 1) return;  // nothing to choose between
 
-bool CublasLtGemm::swapped_enabled() {
-  static const bool enabled = env_switch_on("RADIXLM_CUBLASLT_SWAPPED");
-  return enabled;
-}
-
-// Times (time_launch, over fastest_over_rounds' rounds) the heuristic's first kCandidates picks and split-K
-// versions of its first kSplitBases, for the plan and (without a bias, whose epilogue is per row of D) its
-// swapped form, and keeps the fastest. Only deterministic reductions are considered (no in-place split-K
-// accumulation into the output), so a tuned shape gives the same bits on every call, graphs or eager. The
-// candidates write a scratch output (beta 0; the epilogue's read of out under accumulate is the same for
-// every candidate), so out, which may be a residual added into, is untouched.
-void CublasLtGemm::tune(Plan& plan, const uint16_t* x, const uint16_t* w, size_t out_bytes, cudaStream_t stream) {
-  constexpr int kCandidates = 16;  // 48 were no better (2026-11-25 18:53 call, docs/performance.md)
-  constexpr size_t kSplitBases = 4;
-  plan.tuned = true;
-  Plan swapped;
-  if (swapped_enabled() && !std::get<4>(plan.key)) swapped = make_plan(plan.key, true);
-  std::vector<std::pair<const Plan*, cublasLtMatmulAlgo_t>> candidates;
-  for (const Plan* p : {&plan, &swapped}) {
-    if (!p->desc) continue;
-    for (const cublasLtMatmulAlgo_t& algo : candidates_for(*p, kCandidates, kSplitBases)) {
-      candidates.emplace_back(p, algo);
-    }
+  void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
+  RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
+  const std::vector<double> fastest = fastest_over_rounds(candidates.size(), tuning_rounds(), [&](size_t i) {
+    return static_cast<double>(time_launch(plan, candidates[i], x, w, out, stream));
+  });
+  RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
+  const int best = index_of_fastest(fastest);
+  if (best >= 0) {
+    plan.algo = candidates[static_cast<size_t>(best)];
+    plan.ok = true;
   }
-  if (candidates.size() > 1) {  // else nothing to choose between: keep the first pick
-    void* out = nullptr;  // once per decode shape, outside any graph: not on the per-step path
-    RADIXLM_CUDA_CHECK(cudaMallocAsync(&out, out_bytes, stream));
-    const std::vector<double> fastest = fastest_over_rounds(candidates.size(), tuning_rounds(), [&](size_t i) {
-      return static_cast<double>(time_launch(*candidates[i].first, candidates[i].second, x, w, out, stream));
-    });
-    RADIXLM_CUDA_CHECK(cudaFreeAsync(out, stream));
-    const int best = index_of_fastest(fastest);
-    if (env_is("RADIXLM_CUBLASLT_TUNE_LOG", "1")) {  // TEMP probe: which orientation wins
-      double plain_ms = 1e9, swapped_ms = 1e9;
-      int swapped_count = 0;
-      for (size_t i = 0; i < candidates.size(); ++i) {
-        const bool is_swapped = candidates[i].first == &swapped;
-        swapped_count += is_swapped;
-        if (fastest[i] >= 0) (is_swapped ? swapped_ms : plain_ms) = std::min(is_swapped ? swapped_ms : plain_ms, fastest[i]);
-      }
-      const auto [tokens, n, k, out_f32, bias, slices] = plan.key;
-      std::fprintf(stderr, "tune %ld x %ld x %ld f32=%d slices=%d: plain %zu best %.4f ms, swapped %d best %.4f ms\n",
-                   static_cast<long>(tokens), static_cast<long>(n), static_cast<long>(k), int{out_f32}, slices,
-                   candidates.size() - swapped_count, plain_ms, swapped_count, swapped_ms);
-    }
-    if (best >= 0) {
-      const auto& [chosen, algo] = candidates[static_cast<size_t>(best)];
-      if (chosen == &swapped) std::swap(plan, swapped);  // the primary's handles go with `swapped` below
-      plan.algo = algo;
-      plan.tuned = true;
-      plan.ok = true;
-    }
-  }
-  destroy(swapped);
 }
 
 // Each count's plan is tuned, then timed on the caller's workspace; a count's cost adds the time to read its

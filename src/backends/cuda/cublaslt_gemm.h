@@ -42,26 +42,19 @@ class CublasLtGemm {
 
   // RADIXLM_CUBLASLT_TUNE=0 turns tuning off (for comparison).
   static bool tuning_enabled();
-  // RADIXLM_CUBLASLT_SWAPPED=0 leaves the swapped operand order out of the tuning's candidates.
-  static bool swapped_enabled();
   // Rounds of timing per tuned shape (RADIXLM_CUBLASLT_TUNE_ROUNDS=1..8, default 3).
   static int tuning_rounds();
 
  private:
-  using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int>;  // tokens, n, k, out_f32, bias, K slices
   struct Plan {
-    Key key{};
-    bool swapped = false;  // A = x and B = w, D row-major (make_plan)
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
     bool ok = false;
     bool tuned = false;
   };
+  using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int>;  // tokens, n, k, out_f32, bias, K slices
   Plan& plan_for(const Key& key);
-  Plan make_plan(const Key& key, bool swapped);
-  static void destroy(Plan& plan);
-  std::vector<cublasLtMatmulAlgo_t> candidates_for(const Plan& plan, int count, size_t split_bases);
   cublasStatus_t launch(const Plan& plan, const cublasLtMatmulAlgo_t& algo, const uint16_t* x, const uint16_t* w,
                         void* out, float beta, cudaStream_t stream);
   // Milliseconds per launch (kTimingReps after a warm-up), or a negative value when the algorithm will not run.

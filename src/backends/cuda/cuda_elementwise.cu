@@ -269,36 +269,22 @@ __global__ void rms_norm_prefetch_kernel(RmsNormParams p) {
   }
 }
 
-// Grid (column blocks, groups of kRows rows): thread x of a block owns one 16-byte chunk of gate and of up in
-// each of its group's rows, and loads them all before it computes; groups beyond gridDim.y (65535) are taken
-// in a stride.
-template <int kRows>
+// Grid (column blocks, rows): thread x of a block owns one 16-byte chunk of gate and of up in each of its
+// rows; rows beyond gridDim.y (65535) are taken in a stride.
 __global__ void silu_and_mul_rows_kernel(const uint16_t* x, uint16_t* out, int64_t rows, int32_t chunks_per_row) {
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= chunks_per_row) return;
   const int64_t inter = static_cast<int64_t>(chunks_per_row) * 8;
-  for (int64_t first = int64_t{blockIdx.y} * kRows; first < rows; first += int64_t{gridDim.y} * kRows) {
-    uint4 gate_raw[kRows], up_raw[kRows];
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const auto* row = reinterpret_cast<const uint4*>(x + r * 2 * inter);
+    const uint4 gate_raw = row[i], up_raw = row[chunks_per_row + i];
+    float gate[8], up[8];
+    unpack8(gate_raw, gate);
+    unpack8(up_raw, up);
+    float y[8];
 #pragma unroll
-    for (int j = 0; j < kRows; ++j) {
-      if (first + j < rows) {
-        const auto* row = reinterpret_cast<const uint4*>(x + (first + j) * 2 * inter);
-        gate_raw[j] = row[i];
-        up_raw[j] = row[chunks_per_row + i];
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < kRows; ++j) {
-      if (first + j < rows) {
-        float gate[8], up[8];
-        unpack8(gate_raw[j], gate);
-        unpack8(up_raw[j], up);
-        float y[8];
-#pragma unroll
-        for (int e = 0; e < 8; ++e) y[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
-        reinterpret_cast<uint4*>(out + (first + j) * inter)[i] = pack8(y);
-      }
-    }
+    for (int e = 0; e < 8; ++e) y[e] = gate[e] / (1.0f + expf(-gate[e])) * up[e];
+    reinterpret_cast<uint4*>(out + r * inter)[i] = pack8(y);
   }
 }
 
@@ -631,16 +617,8 @@ void launch_silu_and_mul(const uint16_t* x, uint16_t* out, int64_t rows, int64_t
     if (!legacy_elementwise() && inter / 8 <= INT32_MAX) {
       const int32_t chunks_per_row = static_cast<int32_t>(inter / 8);
       constexpr int kThreads = 128;  // 14 blocks per row at 14336: enough SMs busy even for one row
-      // Four rows a thread from 64 rows on: batch 256's 14 x 256 blocks of one row each took 1.7 waves.
-      static const int rows_per_thread = env_int("RADIXLM_CUDA_SILU_ROWS", 1, 4, 4);
-      const int group = rows >= 64 && rows_per_thread == 4 ? 4 : 1;
-      const dim3 grid(ceil_div_u(chunks_per_row, kThreads),
-                      static_cast<unsigned int>(std::min<int64_t>((rows + group - 1) / group, 65535)));
-      if (group == 4) {
-        silu_and_mul_rows_kernel<4><<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
-      } else {
-        silu_and_mul_rows_kernel<1><<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
-      }
+      const dim3 grid(ceil_div_u(chunks_per_row, kThreads), static_cast<unsigned int>(std::min<int64_t>(rows, 65535)));
+      silu_and_mul_rows_kernel<<<grid, kThreads, 0, stream>>>(x, out, rows, chunks_per_row);
       return;
     }
     silu_and_mul_vec_kernel<<<grid_for(rows * inter / 8, 256), 256, 0, stream>>>(x, out, rows, inter);
