@@ -41,6 +41,7 @@
 #include "sampling/sampling_params_json.h"
 #if RADIXLM_TEXT
 #include "chat/chat_template.h"
+#include "server/tokenizer_text_decoder.h"
 #include "tokenizer/tokenizer.h"
 #endif
 
@@ -205,20 +206,6 @@ std::string full_json(const EngineRequest& request, const EngineOutput& output) 
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-#if RADIXLM_TEXT
-// The engine's detokenizer: the tokenizer's streaming decode with the request's special-token options.
-class TokenizerTextDecoder final : public TextDecoder {
- public:
-  TokenizerTextDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& params)
-      : detokenizer_(tok, tokenizer::DetokenizeOptions{params.skip_special_tokens, params.spaces_between_special_tokens}) {}
-  std::string feed(int32_t token_id) override { return detokenizer_.feed(token_id); }
-  std::string finish() override { return detokenizer_.finish(); }
-
- private:
-  tokenizer::IncrementalDetokenizer detokenizer_;
-};
-#endif
-
 // The requests of every kind, in order: --input-ids, --prompt, --messages-file, --batch-file lines.
 struct RequestSources {
   std::vector<CommandRequest> requests;
@@ -292,7 +279,7 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
   if (loaded.ok()) {
     tok = std::make_shared<tokenizer::Tokenizer>(std::move(*loaded));
     encode = [tok](const std::string& text) -> Expected<std::vector<int32_t>> { return tok->encode(text, true); };
-    decoders = [tok](const SamplingParams& params) { return std::make_unique<TokenizerTextDecoder>(*tok, params); };
+    decoders = [tok](const SamplingParams& params) { return std::make_unique<server::TokenizerTextDecoder>(*tok, params); };
   } else {
     const Status why = loaded.status();
     encode = [why](const std::string&) -> Expected<std::vector<int32_t>> {

@@ -48,6 +48,7 @@
 #endif
 #if RADIXLM_TEXT
 #include "chat/chat_template.h"
+#include "server/tokenizer_text_decoder.h"
 #include "tokenizer/tokenizer.h"
 #endif
 
@@ -98,20 +99,6 @@ int64_t count_parameters(const ModelConfig& c) {
   if (!c.tie_word_embeddings) total += c.vocab_size * c.hidden_size;
   return total;
 }
-
-#if RADIXLM_TEXT
-// The engine's detokenizer: the tokenizer's streaming decode with the request's special-token options.
-class TokenizerTextDecoder final : public TextDecoder {
- public:
-  TokenizerTextDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& params)
-      : detokenizer_(tok, tokenizer::DetokenizeOptions{params.skip_special_tokens, params.spaces_between_special_tokens}) {}
-  std::string feed(int32_t token_id) override { return detokenizer_.feed(token_id); }
-  std::string finish() override { return detokenizer_.finish(); }
-
- private:
-  tokenizer::IncrementalDetokenizer detokenizer_;
-};
-#endif
 
 struct LoadedBackend {
   std::unique_ptr<Backend> backend;
@@ -263,7 +250,7 @@ Status run_serve(LaunchArgs args) {
     }
     tok = std::make_unique<tokenizer::Tokenizer>(std::move(*loaded));
     const tokenizer::Tokenizer* raw = tok.get();
-    decoders = [raw](const SamplingParams& params) { return std::make_unique<TokenizerTextDecoder>(*raw, params); };
+    decoders = [raw](const SamplingParams& params) { return std::make_unique<server::TokenizerTextDecoder>(*raw, params); };
     const std::string choice = !args.chat_template.empty() ? args.chat_template : args.hf_chat_template_name;
     auto templ = chat::ChatTemplate::load(args.tokenizer_path, choice);
     if (templ.ok()) {

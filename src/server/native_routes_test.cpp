@@ -24,6 +24,8 @@
 #include "server/request_registry.h"
 #include "server/router.h"
 #include "server/serving_context.h"
+#include "server/test_strand.h"
+#include "server/tokenizer_text_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace radixlm::server {
@@ -32,56 +34,6 @@ namespace {
 using Json = nlohmann::json;
 
 const std::filesystem::path kModel = std::filesystem::path(RADIXLM_FIXTURES_DIR) / "models" / "llama3.2-tiny-chat";
-
-class Worker {
- public:
-  Worker() : thread_([this] { run(); }) {}
-  ~Worker() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void post(std::function<void()> task) {
-    {
-      std::lock_guard lock(mutex_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_all();
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mutex_);
-    while (true) {
-      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
-class TokenizerDecoder final : public TextDecoder {
- public:
-  TokenizerDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& params)
-      : inner_(tok, tokenizer::DetokenizeOptions{params.skip_special_tokens, params.spaces_between_special_tokens}) {}
-  std::string feed(int32_t id) override { return inner_.feed(id); }
-  std::string finish() override { return inner_.finish(); }
-
- private:
-  tokenizer::IncrementalDetokenizer inner_;
-};
 
 struct Reply {
   int status = 0;
@@ -133,7 +85,7 @@ class NativeRoutesTest : public testing::Test {
     options.eos_token_ids = {128001, 128008, 128009};
     const tokenizer::Tokenizer* tok = tokenizer_.get();
     auto engine = Engine::create(*model_, backend_, options, [tok](const SamplingParams& params) {
-      return std::make_unique<TokenizerDecoder>(*tok, params);
+      return std::make_unique<TokenizerTextDecoder>(*tok, params);
     });
     EXPECT_TRUE(engine.ok());
     return engine.ok() ? std::move(*engine) : nullptr;
@@ -192,7 +144,7 @@ class NativeRoutesTest : public testing::Test {
   RequestRegistry registry_;
   ServingContext context_;
   Router router_;
-  Worker worker_;
+  TestStrand worker_;
 };
 
 const std::vector<int32_t> kPrompt = {128000, 9906, 11, 1268, 527, 499};

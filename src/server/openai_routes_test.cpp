@@ -23,6 +23,8 @@
 #include "server/recording_channel.h"
 #include "server/request_registry.h"
 #include "server/serving_context.h"
+#include "server/test_strand.h"
+#include "server/tokenizer_text_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace radixlm::server {
@@ -31,57 +33,6 @@ namespace {
 using Json = nlohmann::json;
 
 const std::filesystem::path kModel = std::filesystem::path(RADIXLM_FIXTURES_DIR) / "models" / "llama3.2-tiny-chat";
-
-// Runs posted tasks in order on one thread.
-class Strand {
- public:
-  Strand() : worker_([this] { run(); }) {}
-  ~Strand() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
-  void post(std::function<void()> task) {
-    {
-      std::lock_guard lock(mutex_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_all();
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mutex_);
-    while (true) {
-      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::thread worker_;
-};
-
-class Detokenizer final : public TextDecoder {
- public:
-  Detokenizer(const tokenizer::Tokenizer& tok, const SamplingParams& params)
-      : inner_(tok, tokenizer::DetokenizeOptions{params.skip_special_tokens, params.spaces_between_special_tokens}) {}
-  std::string feed(int32_t id) override { return inner_.feed(id); }
-  std::string finish() override { return inner_.finish(); }
-
- private:
-  tokenizer::IncrementalDetokenizer inner_;
-};
 
 struct Reply {
   int status = 0;
@@ -155,7 +106,7 @@ class OpenAIRoutesTest : public testing::Test {
     options.eos_token_ids = {128001, 128008, 128009};
     const tokenizer::Tokenizer* tok = tokenizer_.get();
     auto engine = Engine::create(*model_, backend_, options, [tok](const SamplingParams& params) {
-      return std::make_unique<Detokenizer>(*tok, params);
+      return std::make_unique<TokenizerTextDecoder>(*tok, params);
     });
     EXPECT_TRUE(engine.ok()) << engine.status().to_string();
     return engine.ok() ? std::move(*engine) : nullptr;
@@ -220,7 +171,7 @@ class OpenAIRoutesTest : public testing::Test {
   RequestRegistry registry_;
   ServingContext context_;
   Router router_;
-  Strand strand_;
+  TestStrand strand_;
 };
 
 // `count` code points of UTF-8 `text` from code point `first`.
