@@ -4,21 +4,18 @@
 // the engine, so the model and backend are checked on their own.
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
-#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "backends/cpu/cpu_backend.h"
 #include "loader/model_config.h"
 #include "loader/weight_source.h"
+#include "models/golden_test_util.h"
 #include "models/model.h"
 
 namespace radixlm {
@@ -28,41 +25,12 @@ const std::filesystem::path kModels = std::filesystem::path(RADIXLM_FIXTURES_DIR
 constexpr int kGreedySteps = 16;
 constexpr double kLogitTolerance = 1e-3;  // of max |logit|
 constexpr double kMarginFloor = 1e-3;     // past a greedy step this close to a tie, tokens may differ
-
-struct GoldenPrompt {
-  std::vector<int32_t> input_ids;
-  std::vector<std::vector<float>> logits;      // full rows, or empty when only the top-k is kept
-  std::vector<std::vector<int32_t>> topk_ids;  // per position (large-vocabulary fixtures)
-  std::vector<std::vector<float>> topk_logits;
-  std::vector<int32_t> greedy;
-  std::vector<double> greedy_margin;
-};
-
-std::vector<GoldenPrompt> load_golden(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  const nlohmann::json json = nlohmann::json::parse(in);
-  std::vector<GoldenPrompt> prompts;
-  for (const auto& p : json.at("prompts")) {
-    GoldenPrompt g;
-    g.input_ids = p.at("input_ids").get<std::vector<int32_t>>();
-    if (p.contains("logits")) g.logits = p.at("logits").get<std::vector<std::vector<float>>>();
-    if (p.contains("logits_topk")) {
-      for (const auto& row : p.at("logits_topk")) {
-        g.topk_ids.push_back(row.at("ids").get<std::vector<int32_t>>());
-        g.topk_logits.push_back(row.at("logits").get<std::vector<float>>());
-      }
-    }
-    g.greedy = p.at("greedy").get<std::vector<int32_t>>();
-    g.greedy_margin = p.at("greedy_margin").get<std::vector<double>>();
-    prompts.push_back(std::move(g));
-  }
-  return prompts;
-}
-
-struct RunResult {
-  std::vector<std::vector<float>> prompt_logits;
-  std::vector<int32_t> greedy;
-};
+using golden::GoldenCase;
+using golden::GoldenPrompt;
+using golden::RunResult;
+using golden::case_name;
+using golden::expect_matches_golden;
+using golden::load_golden;
 
 int32_t argmax(const std::vector<float>& row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());  // first of equal maxima
@@ -139,47 +107,6 @@ std::vector<RunResult> run_batch(Model& model, Backend& backend, const std::vect
   return results;
 }
 
-void expect_matches_golden(const RunResult& got, const GoldenPrompt& want, const std::string& what) {
-  ASSERT_EQ(got.prompt_logits.size(), want.input_ids.size()) << what;
-  double max_abs = 0.0, max_delta = 0.0;
-  for (size_t pos = 0; pos < want.input_ids.size(); ++pos) {
-    const std::vector<float>& row = got.prompt_logits[pos];
-    if (!want.logits.empty()) {
-      ASSERT_EQ(row.size(), want.logits[pos].size()) << what;
-      for (size_t v = 0; v < row.size(); ++v) {
-        max_abs = std::max(max_abs, std::abs(static_cast<double>(want.logits[pos][v])));
-        max_delta = std::max(max_delta, std::abs(static_cast<double>(row[v]) - want.logits[pos][v]));
-      }
-    } else {
-      for (size_t j = 0; j < want.topk_ids[pos].size(); ++j) {
-        const double golden = want.topk_logits[pos][j];
-        max_abs = std::max(max_abs, std::abs(golden));
-        max_delta = std::max(max_delta, std::abs(row.at(static_cast<size_t>(want.topk_ids[pos][j])) - golden));
-      }
-    }
-  }
-  EXPECT_LE(max_delta, kLogitTolerance * max_abs) << what << ": prompt logits off by " << max_delta;
-  for (size_t k = 0; k < want.greedy.size() && want.greedy_margin[k] >= kMarginFloor; ++k) {
-    ASSERT_LT(k, got.greedy.size());
-    EXPECT_EQ(got.greedy[k], want.greedy[k]) << what << ": greedy step " << k;
-  }
-}
-
-struct GoldenCase {
-  std::string fixture;
-  int32_t page_size;
-};
-// Readable test parameters in gtest and ctest output (the default prints the struct's bytes).
-void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << ", page size " << c.page_size; }
-
-std::string case_name(const testing::TestParamInfo<GoldenCase>& info) {
-  std::string name = info.param.fixture + "_page" + std::to_string(info.param.page_size);
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return name;
-}
-
 class DenseGoldenTest : public testing::TestWithParam<GoldenCase> {};
 
 TEST_P(DenseGoldenTest, PromptLogitsAndGreedyMatchTransformersAloneAndBatched) {
@@ -204,12 +131,13 @@ TEST_P(DenseGoldenTest, PromptLogitsAndGreedyMatchTransformersAloneAndBatched) {
   for (const GoldenPrompt& g : golden) {
     prompts.push_back(g.input_ids);
     alone.push_back(run_batch(**model, backend, {g.input_ids}, page_size, kGreedySteps).at(0));
-    expect_matches_golden(alone.back(), g, fixture + " prompt " + std::to_string(prompts.size() - 1) + " alone");
+    expect_matches_golden(alone.back(), g, fixture + " prompt " + std::to_string(prompts.size() - 1) + " alone",
+                          kLogitTolerance, kMarginFloor);
   }
   const std::vector<RunResult> batched = run_batch(**model, backend, prompts, page_size, kGreedySteps);
   for (size_t i = 0; i < golden.size(); ++i) {
     const std::string what = fixture + " prompt " + std::to_string(i) + " in a batch";
-    expect_matches_golden(batched[i], golden[i], what);
+    expect_matches_golden(batched[i], golden[i], what, kLogitTolerance, kMarginFloor);
     // Batching must not change the numbers beyond rounding: compare with the same prompt run alone.
     for (size_t pos = 0; pos < golden[i].input_ids.size(); ++pos) {
       for (size_t v = 0; v < batched[i].prompt_logits[pos].size(); ++v) {

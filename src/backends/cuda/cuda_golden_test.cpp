@@ -8,20 +8,17 @@
 // at page sizes 1, 16 and 64. The step descriptions are built here, independently of the engine.
 
 #include <algorithm>
-#include <cmath>
-#include <fstream>
 #include <numeric>
-#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "backends/cuda/cuda_test_util.h"
 #include "loader/model_config.h"
 #include "loader/weight_source.h"
+#include "models/golden_test_util.h"
 #include "models/model.h"
 
 namespace radixlm {
@@ -30,41 +27,12 @@ namespace {
 constexpr int kGreedySteps = 16;
 constexpr double kLogitTolerance = 5e-2;  // of max |golden logit|
 constexpr double kMarginFloor = 5e-2;
-
-struct GoldenPrompt {
-  std::vector<int32_t> input_ids;
-  std::vector<std::vector<float>> logits;
-  std::vector<std::vector<int32_t>> topk_ids;
-  std::vector<std::vector<float>> topk_logits;
-  std::vector<int32_t> greedy;
-  std::vector<double> greedy_margin;
-};
-
-std::vector<GoldenPrompt> load_golden(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  const nlohmann::json json = nlohmann::json::parse(in);
-  std::vector<GoldenPrompt> prompts;
-  for (const auto& p : json.at("prompts")) {
-    GoldenPrompt g;
-    g.input_ids = p.at("input_ids").get<std::vector<int32_t>>();
-    if (p.contains("logits")) g.logits = p.at("logits").get<std::vector<std::vector<float>>>();
-    if (p.contains("logits_topk")) {
-      for (const auto& row : p.at("logits_topk")) {
-        g.topk_ids.push_back(row.at("ids").get<std::vector<int32_t>>());
-        g.topk_logits.push_back(row.at("logits").get<std::vector<float>>());
-      }
-    }
-    g.greedy = p.at("greedy").get<std::vector<int32_t>>();
-    g.greedy_margin = p.at("greedy_margin").get<std::vector<double>>();
-    prompts.push_back(std::move(g));
-  }
-  return prompts;
-}
-
-struct RunResult {
-  std::vector<std::vector<float>> prompt_logits;
-  std::vector<int32_t> greedy;
-};
+using golden::GoldenCase;
+using golden::GoldenPrompt;
+using golden::RunResult;
+using golden::case_name;
+using golden::expect_matches_golden;
+using golden::load_golden;
 
 std::vector<RunResult> run_batch(Model& model, CudaBackend& backend, const std::vector<std::vector<int32_t>>& prompts,
                                  int32_t page_size, int steps, size_t* mallocs_during_late_decode) {
@@ -141,41 +109,6 @@ std::vector<RunResult> run_batch(Model& model, CudaBackend& backend, const std::
   return results;
 }
 
-void expect_matches_golden(const RunResult& got, const GoldenPrompt& want, const std::string& what) {
-  ASSERT_EQ(got.prompt_logits.size(), want.input_ids.size()) << what;
-  double max_abs = 0.0, max_delta = 0.0;
-  for (size_t pos = 0; pos < want.input_ids.size(); ++pos) {
-    const std::vector<float>& row = got.prompt_logits[pos];
-    if (!want.logits.empty()) {
-      ASSERT_EQ(row.size(), want.logits[pos].size()) << what;
-      for (size_t v = 0; v < row.size(); ++v) {
-        max_abs = std::max(max_abs, std::abs(static_cast<double>(want.logits[pos][v])));
-        max_delta = std::max(max_delta, std::abs(static_cast<double>(row[v]) - want.logits[pos][v]));
-      }
-    } else {
-      for (size_t j = 0; j < want.topk_ids[pos].size(); ++j) {
-        const double golden = want.topk_logits[pos][j];
-        max_abs = std::max(max_abs, std::abs(golden));
-        max_delta = std::max(max_delta, std::abs(row.at(static_cast<size_t>(want.topk_ids[pos][j])) - golden));
-      }
-    }
-  }
-  EXPECT_LE(max_delta, kLogitTolerance * max_abs) << what << ": prompt logits off by " << max_delta << " (max |logit| "
-                                                  << max_abs << ")";
-  std::printf("%s: max|delta| %.4g = %.4g of max|logit|\n", what.c_str(), max_delta, max_delta / std::max(max_abs, 1e-12));
-  for (size_t k = 0; k < want.greedy.size() && want.greedy_margin[k] >= kMarginFloor; ++k) {
-    ASSERT_LT(k, got.greedy.size());
-    EXPECT_EQ(got.greedy[k], want.greedy[k]) << what << ": greedy step " << k;
-  }
-}
-
-struct GoldenCase {
-  std::string fixture;
-  int32_t page_size;
-};
-// Readable test parameters in gtest and ctest output (the default prints the struct's bytes).
-void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << ", page size " << c.page_size; }
-
 class CudaDenseGoldenTest : public testing::TestWithParam<GoldenCase> {};
 
 TEST_P(CudaDenseGoldenTest, PromptLogitsAndGreedyMatchTransformersInBf16) {
@@ -197,12 +130,14 @@ TEST_P(CudaDenseGoldenTest, PromptLogitsAndGreedyMatchTransformersInBf16) {
   for (const GoldenPrompt& g : golden) {
     prompts.push_back(g.input_ids);
     const RunResult alone = run_batch(**model, backend, {g.input_ids}, page_size, kGreedySteps, &mallocs).at(0);
-    expect_matches_golden(alone, g, fixture + " prompt " + std::to_string(prompts.size() - 1) + " alone");
+    expect_matches_golden(alone, g, fixture + " prompt " + std::to_string(prompts.size() - 1) + " alone",
+                          kLogitTolerance, kMarginFloor);
     EXPECT_EQ(mallocs, 0u) << "decode steps after warm-up must not call cudaMalloc";
   }
   const std::vector<RunResult> batched = run_batch(**model, backend, prompts, page_size, kGreedySteps, &mallocs);
   for (size_t i = 0; i < golden.size(); ++i) {
-    expect_matches_golden(batched[i], golden[i], fixture + " prompt " + std::to_string(i) + " in a batch");
+    expect_matches_golden(batched[i], golden[i], fixture + " prompt " + std::to_string(i) + " in a batch",
+                          kLogitTolerance, kMarginFloor);
   }
   EXPECT_EQ(mallocs, 0u) << "decode steps after warm-up must not call cudaMalloc";
 }
@@ -214,14 +149,6 @@ std::vector<GoldenCase> golden_cases() {
     for (int32_t page_size : {1, 16, 64}) cases.push_back({fixture, page_size});
   }
   return cases;
-}
-
-std::string case_name(const testing::TestParamInfo<GoldenCase>& info) {
-  std::string name = info.param.fixture + "_page" + std::to_string(info.param.page_size);
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaDenseGoldenTest, testing::ValuesIn(golden_cases()), case_name);
