@@ -96,7 +96,7 @@ Expected<std::unique_ptr<WeightSource>> open_sharded(const std::filesystem::path
   for (const auto& [name, shard] : map_it->items()) {
     if (!shard.is_string()) {
       return make_error(StatusCode::kInvalidArgument, "{}: weight_map['{}'] must be a file name, got {}", source, name,
-                        loader_detail::json_type_name(shard));
+                        json_type_name(shard));
     }
     tensors_by_shard[shard.get<std::string>()].push_back(name);
   }

@@ -11,7 +11,7 @@ Expected<GenerationConfig> parse_generation_config(std::string_view json, std::s
   RADIXLM_ASSIGN_OR_RETURN(Json root, loader_detail::parse_json(json, source));
   if (!root.is_object()) {
     return make_error(StatusCode::kInvalidArgument, "{}: must be a JSON object, got {}", source,
-                      loader_detail::json_type_name(root));
+                      json_type_name(root));
   }
   GenerationConfig config;
   RADIXLM_ASSIGN_OR_RETURN(config.eos_token_ids, loader_detail::get_int_or_int_list(root, "eos_token_id", source));

@@ -17,20 +17,6 @@ Expected<Json> parse_json(std::string_view text, std::string_view source) {
   }
 }
 
-std::string json_type_name(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::object: return "object";
-    case Json::value_t::array: return "array";
-    case Json::value_t::string: return "string";
-    case Json::value_t::boolean: return "boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "integer";
-    case Json::value_t::number_float: return "number";
-    case Json::value_t::null: return "null";
-    default: return "value";
-  }
-}
-
 namespace {
 
 const Json* find_present(const Json& object, std::string_view key) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_type_name.h"
 #include "core/status.h"
 
 namespace radixlm::loader_detail {
@@ -20,9 +21,6 @@ using Json = nlohmann::json;
 
 // Parses `text`; a syntax error names `source` and where the parser stopped.
 Expected<Json> parse_json(std::string_view text, std::string_view source);
-
-// "object", "array", "string", "integer", "number", "boolean", "null": for messages.
-std::string json_type_name(const Json& value);
 
 // Each returns nullopt when the key is absent or null (HF treats null as "use the default"), the value
 // when it has the right type, and an error naming the key otherwise.

@@ -150,7 +150,7 @@ Expected<RopeParams> parse_rope(const Json& root, const TypeDefaults& defaults, 
     }
     if (!params->is_object()) {
       return make_error(StatusCode::kInvalidArgument, "{} must be an object, got {}", where,
-                        loader_detail::json_type_name(*params));
+                        json_type_name(*params));
     }
     RADIXLM_ASSIGN_OR_RETURN(std::optional<double> theta, get_double(*params, "rope_theta", where));
     if (theta) rope.theta = *theta;
@@ -165,7 +165,7 @@ Expected<RopeParams> parse_rope(const Json& root, const TypeDefaults& defaults, 
       const std::string where = fmt::format("{}: rope_scaling", source);
       if (!scaling_it->is_object()) {
         return make_error(StatusCode::kInvalidArgument, "{} must be an object or null, got {}", where,
-                          loader_detail::json_type_name(*scaling_it));
+                          json_type_name(*scaling_it));
       }
       RADIXLM_RETURN_IF_ERROR(read_rope_scaling(*scaling_it, where, rope));
     }
@@ -310,7 +310,7 @@ Expected<ModelConfig> parse_root(const Json& root, std::string_view source) {
       (*arch_it)[0].get_ref<const std::string&>().empty()) {
     return make_error(StatusCode::kInvalidArgument,
                       "{}: 'architectures' must be a non-empty list of names (e.g. [\"LlamaForCausalLM\"]), got {}",
-                      source, arch_it->is_array() && arch_it->empty() ? "[]" : loader_detail::json_type_name(*arch_it));
+                      source, arch_it->is_array() && arch_it->empty() ? "[]" : json_type_name(*arch_it));
   }
   config.architecture = (*arch_it)[0].get<std::string>();
   RADIXLM_ASSIGN_OR_RETURN(std::optional<std::string> model_type, get_string(root, "model_type", source));
@@ -412,13 +412,13 @@ Expected<ModelConfig> parse_model_config(std::string_view config_json, std::stri
   RADIXLM_ASSIGN_OR_RETURN(Json root, loader_detail::parse_json(config_json, source));
   if (!root.is_object()) {
     return make_error(StatusCode::kInvalidArgument, "{}: must be a JSON object, got {}", source,
-                      loader_detail::json_type_name(root));
+                      json_type_name(root));
   }
   if (!override_json.empty()) {
     RADIXLM_ASSIGN_OR_RETURN(Json overrides, loader_detail::parse_json(override_json, "--json-model-override-args"));
     if (!overrides.is_object()) {
       return make_error(StatusCode::kInvalidArgument, "--json-model-override-args must be a JSON object, got {}",
-                        loader_detail::json_type_name(overrides));
+                        json_type_name(overrides));
     }
     // Top-level keys replace the config's, as SGLang's dict update does (a nested object is replaced whole).
     for (const auto& [key, value] : overrides.items()) root[key] = value;

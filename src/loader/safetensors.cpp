@@ -18,7 +18,6 @@
 namespace radixlm {
 
 using loader_detail::Json;
-using loader_detail::json_type_name;
 
 namespace {
 

@@ -9,24 +9,12 @@
 #include <limits>
 #include <string_view>
 
+#include "core/json_type_name.h"
+
 namespace radixlm {
 namespace {
 
 using Json = nlohmann::json;
-
-const char* type_name(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::object: return "object";
-    case Json::value_t::array: return "array";
-    case Json::value_t::string: return "string";
-    case Json::value_t::boolean: return "boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "integer";
-    case Json::value_t::number_float: return "number";
-    case Json::value_t::null: return "null";
-    default: return "unknown";
-  }
-}
 
 // The field's value, or nullptr when it is absent or null.
 const Json* find_field(const Json& object, std::string_view key) {
@@ -37,7 +25,7 @@ const Json* find_field(const Json& object, std::string_view key) {
 
 Expected<double> to_double(const Json& value, std::string_view key) {
   if (!value.is_number()) {
-    return make_error(StatusCode::kInvalidArgument, "{} must be a number, got {}", key, type_name(value));
+    return make_error(StatusCode::kInvalidArgument, "{} must be a number, got {}", key, json_type_name(value));
   }
   return value.get<double>();
 }
@@ -60,7 +48,7 @@ Expected<int64_t> to_int(const Json& value, std::string_view key, int64_t lo, in
     }
     result = static_cast<int64_t>(d);
   } else {
-    return make_error(StatusCode::kInvalidArgument, "{} must be an integer, got {}", key, type_name(value));
+    return make_error(StatusCode::kInvalidArgument, "{} must be an integer, got {}", key, json_type_name(value));
   }
   if (result < lo || result > hi) {
     return make_error(StatusCode::kInvalidArgument, "{} must be in [{}, {}], got {}", key, lo, hi, result);
@@ -76,7 +64,7 @@ Expected<int32_t> to_int32(const Json& value, std::string_view key) {
 
 Expected<bool> to_bool(const Json& value, std::string_view key) {
   if (!value.is_boolean()) {
-    return make_error(StatusCode::kInvalidArgument, "{} must be a boolean, got {}", key, type_name(value));
+    return make_error(StatusCode::kInvalidArgument, "{} must be a boolean, got {}", key, json_type_name(value));
   }
   return value.get<bool>();
 }
@@ -114,13 +102,13 @@ Status read_stop(const Json& object, SamplingParams& params) {
   }
   if (!value->is_array()) {
     return make_error(StatusCode::kInvalidArgument, "stop must be a string or a list of strings, got {}",
-                      type_name(*value));
+                      json_type_name(*value));
   }
   params.stop.clear();
   for (const Json& item : *value) {
     if (!item.is_string()) {
       return make_error(StatusCode::kInvalidArgument, "stop must be a string or a list of strings, got a {} in the list",
-                        type_name(item));
+                        json_type_name(item));
     }
     params.stop.push_back(item.get<std::string>());
   }
@@ -132,7 +120,7 @@ Status read_stop_token_ids(const Json& object, SamplingParams& params) {
   if (!value) return Status::ok_status();
   if (!value->is_array()) {
     return make_error(StatusCode::kInvalidArgument, "stop_token_ids must be a list of integers, got {}",
-                      type_name(*value));
+                      json_type_name(*value));
   }
   params.stop_token_ids.clear();
   for (const Json& item : *value) {
@@ -151,7 +139,7 @@ Status read_logit_bias(const Json& object, SamplingParams& params) {
   if (!value) return Status::ok_status();
   if (!value->is_object()) {
     return make_error(StatusCode::kInvalidArgument,
-                      "logit_bias must be an object mapping token ids to numbers, got {}", type_name(*value));
+                      "logit_bias must be an object mapping token ids to numbers, got {}", json_type_name(*value));
   }
   params.logit_bias.clear();
   for (const auto& [key, bias] : value->items()) {
@@ -165,7 +153,7 @@ Status read_logit_bias(const Json& object, SamplingParams& params) {
     }
     if (!bias.is_number()) {
       return make_error(StatusCode::kInvalidArgument, "logit_bias[\"{}\"] must be a number, got {}", key,
-                        type_name(bias));
+                        json_type_name(bias));
     }
     params.logit_bias[static_cast<int32_t>(id)] = bias.get<double>();
   }
@@ -223,7 +211,7 @@ Expected<SamplingParams> parse_sampling_params(const Json& object) {
   SamplingParams params;
   if (object.is_null()) return params;
   if (!object.is_object()) {
-    return make_error(StatusCode::kInvalidArgument, "sampling_params must be an object, got {}", type_name(object));
+    return make_error(StatusCode::kInvalidArgument, "sampling_params must be an object, got {}", json_type_name(object));
   }
   RADIXLM_RETURN_IF_ERROR(check_field_names(object));
   ExplicitSamplingFields& set = params.explicitly_set;
@@ -260,7 +248,7 @@ Expected<SamplingParams> parse_sampling_params(const Json& object) {
 Status parse_logprob_fields(const Json& request, SamplingParams& params) {
   if (request.is_null()) return Status::ok_status();
   if (!request.is_object()) {
-    return make_error(StatusCode::kInvalidArgument, "the request must be an object, got {}", type_name(request));
+    return make_error(StatusCode::kInvalidArgument, "the request must be an object, got {}", json_type_name(request));
   }
   RADIXLM_RETURN_IF_ERROR(read_bool(request, "return_logprob", params.return_logprob));
   RADIXLM_RETURN_IF_ERROR(read_int32(request, "top_logprobs_num", params.top_logprobs_num));

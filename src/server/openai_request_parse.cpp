@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/json_type_name.h"
 #include "sampling/sampling_params_json.h"
 #include "server/openai_protocol.h"
 
@@ -13,21 +14,6 @@ namespace {
 
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
-
-template <typename J>
-const char* type_name(const J& value) {
-  switch (value.type()) {
-    case J::value_t::object: return "object";
-    case J::value_t::array: return "array";
-    case J::value_t::string: return "string";
-    case J::value_t::boolean: return "boolean";
-    case J::value_t::number_integer:
-    case J::value_t::number_unsigned: return "integer";
-    case J::value_t::number_float: return "number";
-    case J::value_t::null: return "null";
-    default: return "unknown";
-  }
-}
 
 // The field's value, or nullptr when absent or null (OpenAI's clients send null for "not given").
 const Json* field(const Json& object, std::string_view key) {
@@ -41,7 +27,7 @@ Status bad(std::string message) { return Status(StatusCode::kInvalidArgument, st
 Status read_bool(const Json& object, std::string_view key, bool& out) {
   const Json* value = field(object, key);
   if (!value) return Status::ok_status();
-  if (!value->is_boolean()) return make_error(StatusCode::kInvalidArgument, "{} must be a boolean, got {}", key, type_name(*value));
+  if (!value->is_boolean()) return make_error(StatusCode::kInvalidArgument, "{} must be a boolean, got {}", key, json_type_name(*value));
   out = value->get<bool>();
   return Status::ok_status();
 }
@@ -63,7 +49,7 @@ Expected<int64_t> to_int(const Json& value, std::string_view key, int64_t lo, in
     }
     result = static_cast<int64_t>(d);
   } else {
-    return make_error(StatusCode::kInvalidArgument, "{} must be an integer, got {}", key, type_name(value));
+    return make_error(StatusCode::kInvalidArgument, "{} must be an integer, got {}", key, json_type_name(value));
   }
   if (result < lo || result > hi) return make_error(StatusCode::kInvalidArgument, "{} must be in [{}, {}], got {}", key, lo, hi, result);
   return result;
@@ -79,7 +65,7 @@ Status read_int(const Json& object, std::string_view key, int64_t lo, int64_t hi
 Status read_string(const Json& object, std::string_view key, std::optional<std::string>& out) {
   const Json* value = field(object, key);
   if (!value) return Status::ok_status();
-  if (!value->is_string()) return make_error(StatusCode::kInvalidArgument, "{} must be a string, got {}", key, type_name(*value));
+  if (!value->is_string()) return make_error(StatusCode::kInvalidArgument, "{} must be a string, got {}", key, json_type_name(*value));
   out = value->get<std::string>();
   return Status::ok_status();
 }
@@ -87,7 +73,7 @@ Status read_string(const Json& object, std::string_view key, std::optional<std::
 Expected<Json> parse_body(std::string_view body) {
   Json request = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded()) return bad("the request body is not valid JSON");
-  if (!request.is_object()) return make_error(StatusCode::kInvalidArgument, "the request body must be a JSON object, got {}", type_name(request));
+  if (!request.is_object()) return make_error(StatusCode::kInvalidArgument, "the request body must be a JSON object, got {}", json_type_name(request));
   return request;
 }
 
@@ -98,7 +84,7 @@ Status refuse_unsupported(const Json& request) {
   }
   if (field(request, "lora_path")) return bad("lora_path: LoRA adapters are not supported yet");
   if (const Json* format = field(request, "response_format")) {
-    if (!format->is_object()) return make_error(StatusCode::kInvalidArgument, "response_format must be an object, got {}", type_name(*format));
+    if (!format->is_object()) return make_error(StatusCode::kInvalidArgument, "response_format must be an object, got {}", json_type_name(*format));
     const Json* type = field(*format, "type");
     if (!type || !type->is_string()) return bad("response_format.type must be a string");
     if (type->get<std::string>() != "text") {
@@ -115,7 +101,7 @@ Status parse_common(const Json& request, CommonRequest& out, int64_t default_max
   RADIXLM_RETURN_IF_ERROR(read_string(request, "model", out.model));
   RADIXLM_RETURN_IF_ERROR(read_bool(request, "stream", out.stream));
   if (const Json* options = field(request, "stream_options")) {
-    if (!options->is_object()) return make_error(StatusCode::kInvalidArgument, "stream_options must be an object, got {}", type_name(*options));
+    if (!options->is_object()) return make_error(StatusCode::kInvalidArgument, "stream_options must be an object, got {}", json_type_name(*options));
     if (!out.stream) return bad("stream_options can only be given when stream is true");
     RADIXLM_RETURN_IF_ERROR(read_bool(*options, "include_usage", out.include_usage));
   }
@@ -166,7 +152,7 @@ Expected<OrderedJson> normalise_content(const OrderedJson& content, size_t index
   if (content.is_null() || content.is_string()) return content;
   if (!content.is_array()) {
     return make_error(StatusCode::kInvalidArgument, "messages[{}].content must be a string or a list of parts, got {}",
-                      index, type_name(content));
+                      index, json_type_name(content));
   }
   std::string joined;
   bool first = true;
@@ -224,11 +210,11 @@ Status parse_messages(std::string_view body, ChatRequest& out) {
   const OrderedJson request = OrderedJson::parse(body, nullptr, false);
   auto it = request.find("messages");
   if (it == request.end() || it->is_null()) return bad("messages is required");
-  if (!it->is_array()) return make_error(StatusCode::kInvalidArgument, "messages must be a list, got {}", type_name(*it));
+  if (!it->is_array()) return make_error(StatusCode::kInvalidArgument, "messages must be a list, got {}", json_type_name(*it));
   if (it->empty()) return bad("messages must not be empty");
   for (size_t i = 0; i < it->size(); ++i) {
     OrderedJson message = (*it)[i];
-    if (!message.is_object()) return make_error(StatusCode::kInvalidArgument, "messages[{}] must be an object, got {}", i, type_name(message));
+    if (!message.is_object()) return make_error(StatusCode::kInvalidArgument, "messages[{}] must be an object, got {}", i, json_type_name(message));
     if (!message.contains("role") || !message["role"].is_string()) {
       return make_error(StatusCode::kInvalidArgument, "messages[{}].role must be a string", i);
     }
@@ -243,13 +229,13 @@ Status parse_messages(std::string_view body, ChatRequest& out) {
     out.messages.push_back(std::move(message));
   }
   if (auto tools = request.find("tools"); tools != request.end() && !tools->is_null()) {
-    if (!tools->is_array()) return make_error(StatusCode::kInvalidArgument, "tools must be a list, got {}", type_name(*tools));
+    if (!tools->is_array()) return make_error(StatusCode::kInvalidArgument, "tools must be a list, got {}", json_type_name(*tools));
     for (size_t i = 0; i < tools->size(); ++i) RADIXLM_RETURN_IF_ERROR(check_tool((*tools)[i], i));
     out.tools = *tools;
   }
   if (auto kwargs = request.find("chat_template_kwargs"); kwargs != request.end() && !kwargs->is_null()) {
     if (!kwargs->is_object()) {
-      return make_error(StatusCode::kInvalidArgument, "chat_template_kwargs must be an object, got {}", type_name(*kwargs));
+      return make_error(StatusCode::kInvalidArgument, "chat_template_kwargs must be an object, got {}", json_type_name(*kwargs));
     }
     out.chat_template_kwargs = *kwargs;
   }
@@ -270,7 +256,7 @@ Status parse_tool_choice(const Json& request, ChatRequest& out) {
     return make_error(StatusCode::kInvalidArgument, "tool_choice must be 'none', 'auto', 'required' or an object, got '{}'", value);
   }
   if (choice->is_object()) return Status(StatusCode::kUnsupported, "tool_choice naming a function is not supported yet");
-  return make_error(StatusCode::kInvalidArgument, "tool_choice must be a string or an object, got {}", type_name(*choice));
+  return make_error(StatusCode::kInvalidArgument, "tool_choice must be a string or an object, got {}", json_type_name(*choice));
 }
 
 Expected<std::vector<int32_t>> token_list(const Json& list, std::string_view what) {
@@ -279,7 +265,7 @@ Expected<std::vector<int32_t>> token_list(const Json& list, std::string_view wha
   ids.reserve(list.size());
   for (const Json& id : list) {
     if (!id.is_number_integer() && !id.is_number_unsigned()) {
-      return make_error(StatusCode::kInvalidArgument, "{} must hold token ids (integers), got {}", what, type_name(id));
+      return make_error(StatusCode::kInvalidArgument, "{} must hold token ids (integers), got {}", what, json_type_name(id));
     }
     RADIXLM_ASSIGN_OR_RETURN(int64_t value, to_int(id, what, 0, std::numeric_limits<int32_t>::max()));
     ids.push_back(static_cast<int32_t>(value));
@@ -297,7 +283,7 @@ Status parse_prompt(const Json& request, CompletionRequest& out) {
   if (!prompt->is_array()) {
     return make_error(StatusCode::kInvalidArgument,
                       "prompt must be a string, a list of strings, a list of token ids or a list of lists of token ids, got {}",
-                      type_name(*prompt));
+                      json_type_name(*prompt));
   }
   if (prompt->empty()) return bad("prompt must not be an empty list");
   const Json& first = prompt->front();
@@ -316,7 +302,7 @@ Status parse_prompt(const Json& request, CompletionRequest& out) {
     } else {
       return make_error(StatusCode::kInvalidArgument,
                         "prompt[{}]: a prompt list holds only strings or only lists of token ids, got {} after {}", i,
-                        type_name(item), type_name(first));
+                        json_type_name(item), json_type_name(first));
     }
   }
   return Status::ok_status();
