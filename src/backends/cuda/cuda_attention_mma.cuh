@@ -103,6 +103,53 @@ __device__ __forceinline__ void probabilities_fragment(uint32_t (&a)[4], const f
   a[3] = pack_bf16(sc[2 * pair + 1][2], sc[2 * pair + 1][3]);
 }
 
+// O += P V for one tile of kKeys keys: P straight from the S accumulators (two n8 tiles make one k16 A
+// fragment), V from the tile's rows in shared memory (kLd elements apart).
+template <int kKeys, int kLd, int kDimTiles, int kTiles>
+__device__ __forceinline__ void accumulate_pv(float (&o)[kDimTiles][4], const float (&sc)[kTiles][4],
+                                              const __nv_bfloat16* v, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk) {
+    uint32_t a[4];
+    probabilities_fragment(a, sc, kk);
+#pragma unroll
+    for (int t = 0; t < kDimTiles; t += 2) {
+      uint32_t b[4];
+      const int j = lane / 8, r = lane % 8;
+      ldmatrix_x4_trans(b, &v[(kk * 16 + (j % 2) * 8 + r) * kLd + t * 8 + (j / 2) * 8]);
+      mma_bf16(o[t], a, b[0], b[1]);
+      mma_bf16(o[t + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// The warp's two rows of O (row0 and row1 of the block's tile; the quad's lanes hold a row's sum in parts),
+// divided by their sums and stored as bf16. Tile row r is token q_begin + r / group and query head
+// kv_head * group + r % group; rows from `rows` on are not the block's.
+template <int kDim, int kDimTiles>
+__device__ __forceinline__ void store_output_rows(const AttentionParams& p, const float (&o)[kDimTiles][4], float sum0,
+                                                  float sum1, int row0, int row1, int rows, int64_t q_begin, int group,
+                                                  int kv_head, int quad_col) {
+  sum0 = quad_sum(sum0);
+  sum1 = quad_sum(sum1);
+  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = half == 0 ? row0 : row1;
+    if (r >= rows) continue;
+    const float inverse = half == 0 ? inverse0 : inverse1;
+    const int64_t token = q_begin + r / group;
+    const int head = kv_head * group + r % group;
+    uint16_t* out = p.out + token * out_row + head * kDim;
+#pragma unroll
+    for (int t = 0; t < kDimTiles; ++t) {
+      const int d = t * 8 + quad_col * 2;
+      *reinterpret_cast<uint32_t*>(out + d) = pack_bf16(o[t][2 * half] * inverse, o[t][2 * half + 1] * inverse);
+    }
+  }
+}
+
 // The previous (legacy) prefill kernel: 4 warps, 64 rows, K/V staged synchronously.
 template <int kDim>
 __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionParams p, StepArrays step) {
@@ -123,7 +170,6 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
   const int rows = (q_end - q_begin) * group;
   const int32_t* pages = step.page_table + step.page_table_start[seq];
   const int64_t kv_row = static_cast<int64_t>(p.kv_heads) * kDim;
-  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
   const int key_end = step.positions[q_end - 1] + 1;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;
@@ -219,38 +265,9 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
     sum1 = sum1 * alpha1 + tile_sum1;
     rescale_output(o, alpha0, alpha1);
 
-    // O += P V, P taken straight from the S accumulators (two n8 tiles make one k16 A fragment).
-#pragma unroll
-    for (int kk = 0; kk < kMmaKeys / 16; ++kk) {
-      uint32_t a[4];
-      probabilities_fragment(a, sc, kk);
-#pragma unroll
-      for (int t = 0; t < kDimTiles; t += 2) {
-        uint32_t b[4];
-        const int j = lane / 8, r = lane % 8;
-        ldmatrix_x4_trans(b, &s.v[(kk * 16 + (j % 2) * 8 + r) * kLd + t * 8 + (j / 2) * 8]);
-        mma_bf16(o[t], a, b[0], b[1]);
-        mma_bf16(o[t + 1], a, b[2], b[3]);
-      }
-    }
+    accumulate_pv<kMmaKeys, kLd>(o, sc, s.v, lane);
   }
-
-  sum0 = quad_sum(sum0);
-  sum1 = quad_sum(sum1);
-  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = half == 0 ? row0 : row1;
-    if (r >= rows) continue;
-    const float inverse = half == 0 ? inverse0 : inverse1;
-    const int token = q_begin + r / group, head = kv_head * group + r % group;
-    uint16_t* out = p.out + token * out_row + head * kDim;
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      const int d = t * 8 + quad_col * 2;
-      *reinterpret_cast<uint32_t*>(out + d) = pack_bf16(o[t][2 * half] * inverse, o[t][2 * half + 1] * inverse);
-    }
-  }
+  store_output_rows<kDim>(p, o, sum0, sum1, row0, row1, rows, q_begin, group, kv_head, quad_col);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -358,7 +375,6 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
   const int32_t* pages = step.page_table + step.page_table_start[seq];
   const int page_size = step.page_size;
   const int64_t head_offset = static_cast<int64_t>(kv_head) * kDim;
-  const int64_t out_row = static_cast<int64_t>(p.q_heads) * kDim;
   const int key_end = step.positions[q_end - 1] + 1;
   const int num_key_tiles = (key_end + kKeys - 1) / kKeys;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -480,40 +496,10 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
       sum1 = sum1 * alpha1 + tile_sum1;
       rescale_output(o, alpha0, alpha1);
 
-      // O += P V, P taken straight from the S accumulators (two n8 tiles make one k16 A fragment).
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        uint32_t a[4];
-        probabilities_fragment(a, sc, kk);
-#pragma unroll
-        for (int t = 0; t < kDimTiles; t += 2) {
-          uint32_t b[4];
-          const int j = lane / 8, r = lane % 8;
-          ldmatrix_x4_trans(b, &sv[(kk * 16 + (j % 2) * 8 + r) * kLd + t * 8 + (j / 2) * 8]);
-          mma_bf16(o[t], a, b[0], b[1]);
-          mma_bf16(o[t + 1], a, b[2], b[3]);
-        }
-      }
+      accumulate_pv<kKeys, kLd>(o, sc, sv, lane);
     }
   }
-
-  sum0 = quad_sum(sum0);
-  sum1 = quad_sum(sum1);
-  const float inverse0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inverse1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = half == 0 ? row0 : row1;
-    if (r >= rows) continue;
-    const float inverse = half == 0 ? inverse0 : inverse1;
-    const int64_t token = q_begin + r / group;
-    const int head = kv_head * group + r % group;
-    uint16_t* out = p.out + token * out_row + head * kDim;
-#pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      const int d = t * 8 + quad_col * 2;
-      *reinterpret_cast<uint32_t*>(out + d) = pack_bf16(o[t][2 * half] * inverse, o[t][2 * half + 1] * inverse);
-    }
-  }
+  store_output_rows<kDim>(p, o, sum0, sum1, row0, row1, rows, q_begin, group, kv_head, quad_col);
 }
 
 }  // namespace prefill
