@@ -103,6 +103,30 @@ __device__ __forceinline__ void probabilities_fragment(uint32_t (&a)[4], const f
   a[3] = pack_bf16(sc[2 * pair + 1][2], sc[2 * pair + 1][3]);
 }
 
+// The online softmax's step for one tile, given each row's max over the lane's scores of it: the rows' new
+// max (over the quad), the tile's scores exponentiated in place (exponentiate_scores), the running sums and O
+// rescaled to the new max. exp2f, or fast_exp2 with kFastExp2.
+template <bool kFastExp2, int kTiles, int kDimTiles>
+__device__ __forceinline__ void online_softmax_step(float (&sc)[kTiles][4], float (&o)[kDimTiles][4], float tile_max0,
+                                                    float tile_max1, float& max0, float& max1, float& sum0,
+                                                    float& sum1) {
+  tile_max0 = quad_max(tile_max0);
+  tile_max1 = quad_max(tile_max1);
+  const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
+  // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
+  const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
+  const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
+  const float alpha0 = kFastExp2 ? fast_exp2(max0 - base0) : exp2f(max0 - base0);
+  const float alpha1 = kFastExp2 ? fast_exp2(max1 - base1) : exp2f(max1 - base1);
+  max0 = new_max0;
+  max1 = new_max1;
+  float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
+  exponentiate_scores<kFastExp2>(sc, base0, base1, tile_sum0, tile_sum1);
+  sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
+  sum1 = sum1 * alpha1 + tile_sum1;
+  rescale_output(o, alpha0, alpha1);
+}
+
 // O += P V for one tile of kKeys keys: P straight from the S accumulators (two n8 tiles make one k16 A
 // fragment), V from the tile's rows in shared memory (kLd elements apart).
 template <int kKeys, int kLd, int kDimTiles, int kTiles>
@@ -250,20 +274,7 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma_kernel(AttentionPar
         tile_max1 = fmaxf(tile_max1, sc[t][2 + i]);
       }
     }
-    tile_max0 = quad_max(tile_max0);
-    tile_max1 = quad_max(tile_max1);
-    const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
-    // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
-    const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
-    const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-    const float alpha0 = exp2f(max0 - base0), alpha1 = exp2f(max1 - base1);
-    max0 = new_max0;
-    max1 = new_max1;
-    float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
-    exponentiate_scores(sc, base0, base1, tile_sum0, tile_sum1);
-    sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
-    sum1 = sum1 * alpha1 + tile_sum1;
-    rescale_output(o, alpha0, alpha1);
+    online_softmax_step<false>(sc, o, tile_max0, tile_max1, max0, max1, sum0, sum1);
 
     accumulate_pv<kMmaKeys, kLd>(o, sc, s.v, lane);
   }
@@ -481,20 +492,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
         tile_max0 = fmaxf(tile_max0, fmaxf(sc[t][0], sc[t][1]));
         tile_max1 = fmaxf(tile_max1, fmaxf(sc[t][2], sc[t][3]));
       }
-      tile_max0 = quad_max(tile_max0);
-      tile_max1 = quad_max(tile_max1);
-      const float new_max0 = fmaxf(max0, tile_max0), new_max1 = fmaxf(max1, tile_max1);
-      // A row with nothing visible yet keeps max -inf: its p are 0 and its (zero) state needs no rescale.
-      const float base0 = new_max0 == -INFINITY ? 0.0f : new_max0;
-      const float base1 = new_max1 == -INFINITY ? 0.0f : new_max1;
-      const float alpha0 = fast_exp2(max0 - base0), alpha1 = fast_exp2(max1 - base1);
-      max0 = new_max0;
-      max1 = new_max1;
-      float tile_sum0 = 0.0f, tile_sum1 = 0.0f;
-      exponentiate_scores<true>(sc, base0, base1, tile_sum0, tile_sum1);
-      sum0 = sum0 * alpha0 + tile_sum0;  // per-lane partial sums; the quad adds them up at the end
-      sum1 = sum1 * alpha1 + tile_sum1;
-      rescale_output(o, alpha0, alpha1);
+      online_softmax_step<true>(sc, o, tile_max0, tile_max1, max0, max1, sum0, sum1);
 
       accumulate_pv<kKeys, kLd>(o, sc, sv, lane);
     }
