@@ -23,45 +23,11 @@ using cuda_test::expect_close;
 using cuda_test::host_f32;
 using cuda_test::poisoned;
 using cuda_test::random_bf16_values;
+using cuda_test::make_batch;
 using cuda_test::to_host;
 
 constexpr double kRel = 1e-2;
 constexpr double kAbs = 3e-2;
-
-// A batch of sequences, each with `cached` tokens already in the cache and `fresh` new ones, over pages
-// handed out in shuffled order.
-ForwardBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs, int32_t page_size, std::mt19937& rng,
-                        int32_t* num_pages_out, int32_t vocab = 1000) {
-  ForwardBatch b;
-  b.page_size = page_size;
-  b.query_start = {0};
-  b.page_table_start = {0};
-  int32_t num_pages = 0;
-  for (auto [cached, fresh] : seqs) num_pages += (cached + fresh + page_size - 1) / page_size;
-  std::vector<int32_t> ids(static_cast<size_t>(num_pages));
-  std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), rng);
-  std::uniform_int_distribution<int32_t> token(0, vocab - 1);
-  size_t next = 0;
-  for (auto [cached, fresh] : seqs) {
-    const int32_t total = cached + fresh;
-    const int32_t pages = (total + page_size - 1) / page_size;
-    std::vector<int32_t> mine(ids.begin() + static_cast<int64_t>(next), ids.begin() + static_cast<int64_t>(next + pages));
-    next += static_cast<size_t>(pages);
-    for (int32_t pos = cached; pos < total; ++pos) {
-      b.token_ids.push_back(token(rng));
-      b.positions.push_back(pos);
-      b.kv_slots.push_back(int64_t{mine[static_cast<size_t>(pos / page_size)]} * page_size + pos % page_size);
-    }
-    b.logit_rows.push_back(b.num_tokens() - 1);
-    b.query_start.push_back(b.num_tokens());
-    b.kv_length.push_back(total);
-    b.page_table.insert(b.page_table.end(), mine.begin(), mine.end());
-    b.page_table_start.push_back(static_cast<int32_t>(b.page_table.size()));
-  }
-  *num_pages_out = num_pages;
-  return b;
-}
 
 // RoPE over `rotary` dims with HF's default frequencies for `base`; the interleaved form also scaled
 // (attention_scaling 1.1), so both sides of the scaling are exercised.

@@ -29,6 +29,7 @@ namespace {
 
 using cuda_test::expect_close;
 using cuda_test::host_f32;
+using cuda_test::make_batch;
 using cuda_test::random_bf16_values;
 
 constexpr double kRel = 1e-2;
@@ -45,41 +46,6 @@ constexpr Kernel kKernels[] = {{cuda::kPrefillKernelAuto, "auto"},
                                {cuda::kPrefillKernelPipelined8x1, "pipelined-8x1"},
                                {cuda::kPrefillKernelPipelined8x2, "pipelined-8x2"},
                                {cuda::kPrefillKernelPipelined4x2, "pipelined-4x2"}};
-
-// A batch of sequences, each with `cached` tokens already in the cache and `fresh` new ones, over pages
-// handed out in shuffled order (so a sequence's pages are not contiguous in the cache).
-ForwardBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs, int32_t page_size, std::mt19937& rng,
-                        int32_t* num_pages_out) {
-  ForwardBatch b;
-  b.page_size = page_size;
-  b.query_start = {0};
-  b.page_table_start = {0};
-  int32_t num_pages = 0;
-  for (auto [cached, fresh] : seqs) num_pages += (cached + fresh + page_size - 1) / page_size;
-  std::vector<int32_t> ids(static_cast<size_t>(num_pages));
-  std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), rng);
-  size_t next = 0;
-  for (auto [cached, fresh] : seqs) {
-    const int32_t total = cached + fresh;
-    const auto pages = static_cast<size_t>((total + page_size - 1) / page_size);
-    const std::vector<int32_t> mine(ids.begin() + static_cast<int64_t>(next),
-                                    ids.begin() + static_cast<int64_t>(next + pages));
-    next += pages;
-    for (int32_t pos = cached; pos < total; ++pos) {
-      b.token_ids.push_back(0);
-      b.positions.push_back(pos);
-      b.kv_slots.push_back(int64_t{mine[static_cast<size_t>(pos / page_size)]} * page_size + pos % page_size);
-    }
-    b.logit_rows.push_back(b.num_tokens() - 1);
-    b.query_start.push_back(b.num_tokens());
-    b.kv_length.push_back(total);
-    b.page_table.insert(b.page_table.end(), mine.begin(), mine.end());
-    b.page_table_start.push_back(static_cast<int32_t>(b.page_table.size()));
-  }
-  *num_pages_out = num_pages;
-  return b;
-}
 
 // Device memory owned by the test (the kernels are launched without the backend's step buffers).
 class DeviceBuffer {

@@ -1,18 +1,23 @@
 #pragma once
-// Helpers shared by the CUDA tests: get a backend or skip, random bf16-exact data, poisoned outputs, and the
-// error measures every comparison uses (relative L2 error and max abs error against the CPU reference).
+// Helpers shared by the CUDA tests: get a backend or skip, random bf16-exact data, ragged batches over shuffled
+// pages, poisoned outputs, and the error measures every comparison uses (relative L2 error and max abs error
+// against the CPU reference).
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
+#include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "ops/forward_batch.h"
 
 namespace radixlm::cuda_test {
 
@@ -33,6 +38,42 @@ inline std::vector<float> random_bf16_values(size_t n, std::mt19937& rng, float 
   std::vector<float> v(n);
   for (float& x : v) x = bf16_to_f32(f32_to_bf16(dist(rng)));
   return v;
+}
+
+// A batch of sequences, each with `cached` tokens already in the cache and `fresh` new ones, over pages
+// handed out in shuffled order (so a sequence's pages are not contiguous in the cache); token ids drawn from
+// [0, vocab).
+inline ForwardBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs, int32_t page_size,
+                               std::mt19937& rng, int32_t* num_pages_out, int32_t vocab = 1000) {
+  ForwardBatch b;
+  b.page_size = page_size;
+  b.query_start = {0};
+  b.page_table_start = {0};
+  int32_t num_pages = 0;
+  for (auto [cached, fresh] : seqs) num_pages += (cached + fresh + page_size - 1) / page_size;
+  std::vector<int32_t> ids(static_cast<size_t>(num_pages));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::uniform_int_distribution<int32_t> token(0, vocab - 1);
+  size_t next = 0;
+  for (auto [cached, fresh] : seqs) {
+    const int32_t total = cached + fresh;
+    const int32_t pages = (total + page_size - 1) / page_size;
+    std::vector<int32_t> mine(ids.begin() + static_cast<int64_t>(next), ids.begin() + static_cast<int64_t>(next + pages));
+    next += static_cast<size_t>(pages);
+    for (int32_t pos = cached; pos < total; ++pos) {
+      b.token_ids.push_back(token(rng));
+      b.positions.push_back(pos);
+      b.kv_slots.push_back(int64_t{mine[static_cast<size_t>(pos / page_size)]} * page_size + pos % page_size);
+    }
+    b.logit_rows.push_back(b.num_tokens() - 1);
+    b.query_start.push_back(b.num_tokens());
+    b.kv_length.push_back(total);
+    b.page_table.insert(b.page_table.end(), mine.begin(), mine.end());
+    b.page_table_start.push_back(static_cast<int32_t>(b.page_table.size()));
+  }
+  *num_pages_out = num_pages;
+  return b;
 }
 
 inline Tensor host_f32(const std::vector<float>& values, const Shape& shape) {
