@@ -367,6 +367,15 @@ void Engine::run_on_host(const BatchPlan& plan) {
 
 void Engine::deliver(std::vector<RequestUpdate> updates) {
   const double now = now_s();
+  // A client that sees its request finish must see the server's state after it (get_server_info, /metrics):
+  // finished requests are counted and the snapshot published before any stream hears of them.
+  bool any_finished = false;
+  for (const RequestUpdate& u : updates) {
+    if (!u.finished || !tracking_.contains(u.id)) continue;
+    metrics_.on_finished(u.prompt_tokens, u.completion_tokens, u.cached_tokens);
+    any_finished = true;
+  }
+  if (any_finished) publish_snapshot();
   for (RequestUpdate& u : updates) {
     const auto it = tracking_.find(u.id);
     if (it == tracking_.end()) continue;
@@ -404,10 +413,7 @@ void Engine::deliver(std::vector<RequestUpdate> updates) {
       chunk.output = std::move(out);
     }
     t.stream->push(std::move(chunk));
-    if (u.finished) {
-      metrics_.on_finished(u.prompt_tokens, u.completion_tokens, u.cached_tokens);
-      tracking_.erase(it);
-    }
+    if (u.finished) tracking_.erase(it);
   }
 }
 

@@ -79,6 +79,29 @@ TEST_F(EngineMetricsTest, SnapshotFollowsAScriptedWorkload) {
   EXPECT_EQ(out_b->cached_tokens, 20);
 }
 
+// The snapshot a client reads once its request's final chunk has reached it already counts the request as
+// finished (get_server_info after /health_generate, /metrics after a response): the listener, called on the
+// scheduler thread right after the push, reads the snapshot before the engine could publish another.
+TEST_F(EngineMetricsTest, SnapshotCountsARequestFinishedBeforeItsStreamHearsOfIt) {
+  EngineOptions o = engine_options(1, -1, true);
+  auto engine = Engine::create(*model_, backend_, o);
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  auto stream = e.submit(greedy(prompts_[1], 3));
+  ASSERT_TRUE(stream.ok());
+  RequestStream& r = **stream;
+  std::optional<EngineSnapshot> at_final;
+  r.set_listener([&] {
+    if (r.finished() && !at_final) at_final = e.snapshot();
+  });
+  while (!e.idle()) e.step();
+  ASSERT_TRUE(at_final.has_value());
+  EXPECT_EQ(at_final->num_running_reqs, 0);
+  EXPECT_EQ(at_final->num_requests_total, 1);
+  EXPECT_EQ(at_final->generation_tokens_total, 3);
+  ASSERT_TRUE(drain(r).has_value());
+}
+
 TEST(EngineMetricsUnitTest, ThroughputIsOverTheRecentDecodeSteps) {
   EngineMetrics m(/*decode_log_interval=*/3);
   EXPECT_EQ(m.gen_throughput(), 0.0);
