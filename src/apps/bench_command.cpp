@@ -218,14 +218,8 @@ Status run_one_batch(const BenchArgs& args) {
     if (b < 1) return make_error(StatusCode::kInvalidArgument, "--batch-size {} must be >= 1", b);
   }
   RADIXLM_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(args.model_path));
-  std::unique_ptr<WeightSource> weights;
-  if (args.load_format == "auto") {
-    RADIXLM_ASSIGN_OR_RETURN(weights, open_checkpoint(args.model_path));
-  } else if (args.load_format == "dummy") {
-    weights = make_dummy_weights(config.dtype);
-  } else {
-    return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto or dummy", args.load_format);
-  }
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> weights,
+                           open_weights(args.load_format, args.model_path, config.dtype));
 
   std::unique_ptr<Backend> backend;
   std::string device_name = "cpu";
@@ -396,7 +390,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
   sub.require_subcommand(1);
   CLI::App* one = sub.add_subcommand("one-batch", "latency of one static batch: prefill, then greedy decode steps");
   one->add_option("--model-path", args->model_path, "HF model folder (config.json, *.safetensors)")->required();
-  one->add_option("--load-format", args->load_format, "auto (safetensors) or dummy (random weights)")
+  one->add_option("--load-format", args->load_format, "auto or safetensors (the checkpoint), or dummy (random weights)")
       ->capture_default_str();
   one->add_option("--batch-size", args->batch_sizes, "one or more batch sizes")->capture_default_str();
   one->add_option("--input-len", args->input_len, "prompt tokens per sequence")->capture_default_str();

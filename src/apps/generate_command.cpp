@@ -324,14 +324,8 @@ Status run_generate(const GenerateArgs& args, const CLI::App& sub) {
   }
   if (!args.batch_file.empty()) RADIXLM_RETURN_IF_ERROR(add_batch_file(args, sources, encode));
 
-  std::unique_ptr<WeightSource> weights;
-  if (args.load_format == "auto") {
-    RADIXLM_ASSIGN_OR_RETURN(weights, open_checkpoint(args.model_path));
-  } else if (args.load_format == "dummy") {
-    weights = make_dummy_weights(config.dtype);
-  } else {
-    return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto or dummy", args.load_format);
-  }
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> weights,
+                           open_weights(args.load_format, args.model_path, config.dtype));
   // --device: cuda, cpu, or auto (cuda when this build has it and a GPU is found).
   std::unique_ptr<Backend> backend_owner;
   std::string device_name = fmt::format("{} CPU threads", args.cpu_threads);
@@ -435,7 +429,7 @@ std::function<int()> setup_generate(CLI::App& sub) {
   sub.add_option("--batch-file", a.batch_file, "JSONL: one request per line, input_ids or text, sampling_params");
   sub.add_flag("--return-prompt-logits", a.return_prompt_logits, "also print the logits after each prompt token");
   sub.add_flag("--json", a.json, "one JSON object per request on stdout");
-  sub.add_option("--load-format", a.load_format, "auto (safetensors) or dummy (random weights)")->capture_default_str();
+  sub.add_option("--load-format", a.load_format, "auto or safetensors (the checkpoint), or dummy (random weights)")->capture_default_str();
   sub.add_option("--json-model-override-args", a.model_override_json, "JSON object overriding config.json keys");
   sub.add_option("--cpu-threads", a.cpu_threads, "threads of the CPU backend")->capture_default_str();
   sub.add_option("--device", a.device, "cuda, cpu or auto (cuda when a GPU is found)")->capture_default_str();

@@ -271,12 +271,8 @@ Status run_serve(LaunchArgs args) {
 #endif
 
   // Weights and backend.
-  std::unique_ptr<WeightSource> weights;
-  if (args.load_format == "dummy") {
-    weights = make_dummy_weights(config.dtype);
-  } else {
-    RADIXLM_ASSIGN_OR_RETURN(weights, open_checkpoint(args.model_path));
-  }
+  RADIXLM_ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> weights,
+                           open_weights(args.load_format, args.model_path, config.dtype));
   RADIXLM_ASSIGN_OR_RETURN(LoadedBackend loaded, make_backend(args));
   if (loaded.device == "cpu") {
     for (const char* flag : {"--cuda-graph-max-bs-decode", "--cuda-graph-bs-decode", "--disable-cuda-graph",

@@ -1,4 +1,5 @@
-// What every WeightSource shares: stacking tensors into one fused weight.
+// What every WeightSource shares: stacking tensors into one fused weight, and the choice of a source by
+// --load-format.
 
 #include <cstring>
 
@@ -7,6 +8,13 @@
 #include "loader/weight_source.h"
 
 namespace radixlm {
+Expected<std::unique_ptr<WeightSource>> open_weights(std::string_view load_format, const std::filesystem::path& model_dir,
+                                                     DType dtype) {
+  if (load_format == "dummy") return make_dummy_weights(dtype);
+  if (load_format == "auto" || load_format == "safetensors") return open_checkpoint(model_dir);
+  return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto, safetensors or dummy", load_format);
+}
+
 
 Expected<Shape> stacked_shape(const std::vector<StackedPart>& parts) {
   if (parts.empty()) return make_error(StatusCode::kInvalidArgument, "no tensors to stack");

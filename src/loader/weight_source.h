@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -51,5 +52,10 @@ Expected<std::unique_ptr<WeightSource>> open_checkpoint(const std::filesystem::p
 // only on (seed, name, position): not on thread count or the order tensors are asked for. It can make any
 // tensor, so contains() is true for every name and names() is empty.
 std::unique_ptr<WeightSource> make_dummy_weights(DType dtype, uint64_t seed = 0);
+
+// The weights SGLang's --load-format names: "auto" or "safetensors" open the checkpoint in `model_dir`,
+// "dummy" makes dummy weights of `dtype`; any other format is an error naming the ones supported.
+Expected<std::unique_ptr<WeightSource>> open_weights(std::string_view load_format, const std::filesystem::path& model_dir,
+                                                     DType dtype);
 
 }  // namespace radixlm

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <cstring>
 
 #include "core/dtype.h"
@@ -157,6 +158,24 @@ std::vector<float> to_f32(const Tensor& t) {
   std::vector<float> out(static_cast<size_t>(t.view.numel()));
   convert_to_f32(t.dtype(), t.view.data, out.data(), out.size());
   return out;
+}
+
+// --load-format: auto and safetensors open the checkpoint, dummy makes weights for any name, the rest
+// (SGLang's pt, npcache, ...) are refused by name.
+TEST(OpenWeights, ByLoadFormat) {
+  const std::filesystem::path qwen2 = fixtures_dir() / "models/qwen2";
+  for (const char* format : {"auto", "safetensors"}) {
+    auto weights = open_weights(format, qwen2, DType::kBF16);
+    ASSERT_TRUE(weights.ok()) << format << ": " << weights.status().to_string();
+    EXPECT_EQ((*weights)->names().size(), 26u) << format;
+  }
+  auto dummy = open_weights("dummy", "/nonexistent", DType::kBF16);
+  ASSERT_TRUE(dummy.ok()) << dummy.status().to_string();
+  EXPECT_TRUE((*dummy)->contains("any.weight"));
+  auto pt = open_weights("pt", qwen2, DType::kBF16);
+  ASSERT_FALSE(pt.ok());
+  EXPECT_EQ(pt.status().message(), "--load-format 'pt': want auto, safetensors or dummy");
+  EXPECT_FALSE(open_weights("auto", "/nonexistent", DType::kBF16).ok());
 }
 
 TEST(DummyWeights, DeterministicAndOrderIndependent) {
