@@ -8,11 +8,17 @@
 #include "loader/weight_source.h"
 
 namespace radixlm {
+bool supported_load_format(std::string_view load_format) {
+  return load_format == "auto" || load_format == "safetensors" || load_format == "dummy";
+}
+
 Expected<std::unique_ptr<WeightSource>> open_weights(std::string_view load_format, const std::filesystem::path& model_dir,
                                                      DType dtype) {
+  if (!supported_load_format(load_format)) {
+    return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto, safetensors or dummy", load_format);
+  }
   if (load_format == "dummy") return make_dummy_weights(dtype);
-  if (load_format == "auto" || load_format == "safetensors") return open_checkpoint(model_dir);
-  return make_error(StatusCode::kInvalidArgument, "--load-format '{}': want auto, safetensors or dummy", load_format);
+  return open_checkpoint(model_dir);
 }
 
 

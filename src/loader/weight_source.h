@@ -53,6 +53,9 @@ Expected<std::unique_ptr<WeightSource>> open_checkpoint(const std::filesystem::p
 // tensor, so contains() is true for every name and names() is empty.
 std::unique_ptr<WeightSource> make_dummy_weights(DType dtype, uint64_t seed = 0);
 
+// Whether open_weights takes this --load-format: "auto", "safetensors" or "dummy" (of SGLang's many).
+bool supported_load_format(std::string_view load_format);
+
 // The weights SGLang's --load-format names: "auto" or "safetensors" open the checkpoint in `model_dir`,
 // "dummy" makes dummy weights of `dtype`; any other format is an error naming the ones supported.
 Expected<std::unique_ptr<WeightSource>> open_weights(std::string_view load_format, const std::filesystem::path& model_dir,

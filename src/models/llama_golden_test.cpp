@@ -25,12 +25,7 @@ const std::filesystem::path kModels = std::filesystem::path(RADIXLM_FIXTURES_DIR
 constexpr int kGreedySteps = 16;
 constexpr double kLogitTolerance = 1e-3;  // of max |logit|
 constexpr double kMarginFloor = 1e-3;     // past a greedy step this close to a tie, tokens may differ
-using golden::GoldenCase;
-using golden::GoldenPrompt;
-using golden::RunResult;
-using golden::case_name;
-using golden::expect_matches_golden;
-using golden::load_golden;
+using namespace golden;  // models/golden_test_util.h
 
 int32_t argmax(const std::vector<float>& row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());  // first of equal maxima

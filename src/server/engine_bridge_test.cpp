@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -19,6 +18,7 @@
 #include "loader/weight_source.h"
 #include "server/metrics.h"
 #include "server/request_registry.h"
+#include "server/test_strand.h"
 
 namespace radixlm::server {
 namespace {
@@ -30,16 +30,6 @@ const std::filesystem::path kModel =
 // what the route would have sent. disconnect() plays a client that goes away.
 class StrandChannel final : public ResponseChannel {
  public:
-  StrandChannel() : worker_([this] { run(); }) {}
-  ~StrandChannel() override {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
-
   void respond(HttpResponse response) override {
     std::lock_guard lock(mutex_);
     responses_.push_back(std::move(response));
@@ -65,12 +55,9 @@ class StrandChannel final : public ResponseChannel {
     return disconnected_;
   }
   void post(std::function<void()> task) override {
-    {
-      std::lock_guard lock(mutex_);
-      if (disconnected_) return;  // as the socket channel may: nothing runs for a client that is gone
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_all();
+    std::lock_guard lock(mutex_);
+    if (disconnected_) return;  // as the socket channel may: nothing runs for a client that is gone
+    strand_.post(std::move(task));
   }
 
   void disconnect() {
@@ -83,30 +70,14 @@ class StrandChannel final : public ResponseChannel {
     if (callback) callback();
   }
 
-  bool on_strand() const { return std::this_thread::get_id() == worker_.get_id(); }
+  bool on_strand() const { return strand_.runs_here(); }
 
  private:
-  void run() {
-    std::unique_lock lock(mutex_);
-    while (true) {
-      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;
-      std::function<void()> task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-
   mutable std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
   std::vector<HttpResponse> responses_;
   std::function<void()> disconnect_callback_;
   bool disconnected_ = false;
-  bool stopping_ = false;
-  std::thread worker_;
+  TestStrand strand_;  // last: destroyed (its queue run and joined) before what its tasks use
 };
 
 // What the callbacks saw, with a wait for on_done.

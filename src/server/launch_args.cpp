@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "loader/weight_source.h"
+
 namespace radixlm::server {
 namespace {
 
@@ -228,7 +230,7 @@ Status convert_implemented(const std::map<std::string, GivenValue, std::less<>>&
         {"auto", "pt", "safetensors", "npcache", "dummy", "sharded_state", "presharded", "gguf", "expert_pack",
          "bitsandbytes", "mistral", "layered", "flash_rl", "remote", "remote_instance", "fastsafetensors", "private",
          "runai_streamer"}));
-    if (a.load_format != "auto" && a.load_format != "safetensors" && a.load_format != "dummy") {
+    if (!supported_load_format(a.load_format)) {
       return make_error(StatusCode::kUnsupported,
                         "--load-format {}: radixlm loads safetensors checkpoints (auto, safetensors) or dummy weights",
                         a.load_format);

@@ -6,11 +6,8 @@
 #include "server/native_routes.h"
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <future>
-#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>

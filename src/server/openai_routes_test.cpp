@@ -6,11 +6,7 @@
 #include "server/openai_routes.h"
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
-#include <mutex>
-#include <thread>
 
 #include <gtest/gtest.h>
 

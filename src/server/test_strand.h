@@ -25,6 +25,9 @@ class TestStrand {
   TestStrand(const TestStrand&) = delete;
   TestStrand& operator=(const TestStrand&) = delete;
 
+  // Whether the caller is the strand's thread (a task running on it).
+  bool runs_here() const { return std::this_thread::get_id() == thread_.get_id(); }
+
   void post(std::function<void()> task) {
     {
       std::lock_guard lock(mutex_);

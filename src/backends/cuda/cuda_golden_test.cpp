@@ -27,12 +27,7 @@ namespace {
 constexpr int kGreedySteps = 16;
 constexpr double kLogitTolerance = 5e-2;  // of max |golden logit|
 constexpr double kMarginFloor = 5e-2;
-using golden::GoldenCase;
-using golden::GoldenPrompt;
-using golden::RunResult;
-using golden::case_name;
-using golden::expect_matches_golden;
-using golden::load_golden;
+using namespace golden;  // models/golden_test_util.h
 
 std::vector<RunResult> run_batch(Model& model, CudaBackend& backend, const std::vector<std::vector<int32_t>>& prompts,
                                  int32_t page_size, int steps, size_t* mallocs_during_late_decode) {
