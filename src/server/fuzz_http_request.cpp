@@ -8,6 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -61,6 +64,29 @@ HttpServer& server() {
   return *instance;
 }
 
+// libFuzzer's -timeout alarm (SIGALRM) interrupts system calls. An interrupted call is resumed, never taken
+// for a hang or a failure: misread, it once failed CI with a "hang" the server never had.
+
+// poll() for `events` on fd within `timeout`: whether they came.
+bool wait_for(int fd, short events, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const int ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+    if (ready >= 0 || errno != EINTR) return ready > 0;
+  }
+}
+
+// connect() to the server; an interrupted connect completes in the background, so wait for it.
+bool connect_to(int fd, const sockaddr_in& address) {
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0) return true;
+  if (errno != EINTR || !wait_for(fd, POLLOUT, std::chrono::seconds(5))) return false;
+  int error = 0;
+  socklen_t length = sizeof(error);
+  return ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -70,20 +96,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) std::abort();
+  if (!connect_to(fd, address)) std::abort();
   size_t sent = 0;
   while (sent < size) {
     ssize_t n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the server closed early (an error response): fine
     sent += static_cast<size_t>(n);
   }
   ::shutdown(fd, SHUT_WR);
   std::string reply;
   for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0) std::abort();  // the server neither answered nor closed: a hang
+    if (!wait_for(fd, POLLIN, std::chrono::seconds(5))) std::abort();  // neither answered nor closed: a hang
     char buffer[4096];
-    ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    ssize_t n = 0;
+    do {
+      n = ::recv(fd, buffer, sizeof(buffer), 0);
+    } while (n < 0 && errno == EINTR);
     if (n <= 0) break;
     reply.append(buffer, static_cast<size_t>(n));
   }
